@@ -1,0 +1,35 @@
+"""pytest-ws-resilience: test WebSocket services over real connections."""
+
+from pytest_ws_resilience.backoff import Backoff
+from pytest_ws_resilience.errors import (
+    Attempt,
+    WsAuthError,
+    WsConfigError,
+    WsConnectError,
+    WsConnectionClosedError,
+    WsMessageTooLargeError,
+    WsResilienceError,
+    WsTimeoutError,
+)
+from pytest_ws_resilience.settings import WsSettings
+from pytest_ws_resilience.timeouts import TimeoutValue
+from pytest_ws_resilience.tokens import RsaKeyPair, TestUser, TokenFactory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attempt",
+    "Backoff",
+    "RsaKeyPair",
+    "TestUser",
+    "TimeoutValue",
+    "TokenFactory",
+    "WsAuthError",
+    "WsConfigError",
+    "WsConnectError",
+    "WsConnectionClosedError",
+    "WsMessageTooLargeError",
+    "WsResilienceError",
+    "WsSettings",
+    "WsTimeoutError",
+]

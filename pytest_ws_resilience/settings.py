@@ -1,0 +1,97 @@
+"""Resolved settings for one run: environment, URL, timeouts (with sources), auth.
+
+`WsSettings` is plain data. It is built from the command line, ``WS_ENV``, pytest ini
+and ``[tool.ws_resilience]`` by `pytest_ws_resilience.config.load_settings`, and can be
+built directly (``WsSettings()``) when the library is used outside pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pytest_ws_resilience.backoff import Backoff
+from pytest_ws_resilience.redaction import secret_repr
+from pytest_ws_resilience.timeouts import Source, TimeoutValue
+
+__all__ = ["AUTH_METHODS", "DEFAULT_AUTH_CHAIN", "DEFAULT_MAX_MESSAGE_SIZE", "WsSettings"]
+
+#: Every auth method a client knows, in the default fallback order, plus "none".
+AUTH_METHODS = ("subprotocol", "query", "header", "cookie", "none")
+DEFAULT_AUTH_CHAIN = ("subprotocol", "query", "header", "cookie")
+DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WsSettings:
+    """Everything a client, a fixture or the reference server needs to know.
+
+    Secrets (``jwt_secret``, ``jwt_private_key``) are held here after being read from
+    the environment variables named in the config; they are redacted in ``repr``.
+    """
+
+    env: str = "local"
+    env_source: str = Source.DEFAULT
+    #: None means "the embedded reference server".
+    url: str | None = None
+    url_source: str = Source.DEFAULT
+    path: str = "/"
+    recv_timeout: TimeoutValue = TimeoutValue(10.0, "profile local")
+    close_timeout: TimeoutValue = TimeoutValue(12.0, "profile local")
+    connect_timeout: TimeoutValue = TimeoutValue(10.0, Source.DEFAULT)
+    agent_timeout: TimeoutValue = TimeoutValue(None, Source.DEFAULT)
+    connect_retries: int = 3
+    backoff: Backoff = Backoff()
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Fallback order tried by clients. Empty tuple: the default chain when auth is
+    #: configured, ("none",) otherwise (see `effective_auth_methods`).
+    auth_methods: tuple[str, ...] = ()
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_secret_env: str | None = None
+    jwt_public_key: str | None = field(default=None, repr=False)
+    jwt_public_key_env: str | None = None
+    jwt_private_key: str | None = field(default=None, repr=False)
+    jwt_private_key_env: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    auth_query_param: str = "token"
+    auth_cookie: str = "access_token"
+    auth_subprotocol: str = "jwt-auth"
+    #: Services the run needs (behaviour comes with the services feature).
+    services: tuple[str, ...] = ()
+    #: Unrecognised-but-tolerated extras for later features (kept for introspection).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"WsSettings(env={self.env!r}, url={self.url!r}, recv_timeout={self.recv_timeout}, "
+            f"close_timeout={self.close_timeout}, connect_timeout={self.connect_timeout}, "
+            f"agent_timeout={self.agent_timeout}, auth_methods={self.effective_auth_methods}, "
+            f"jwt_secret={secret_repr(self.jwt_secret)}, "
+            f"jwt_private_key={secret_repr(self.jwt_private_key)})"
+        )
+
+    @property
+    def auth_configured(self) -> bool:
+        """True when tokens the server will accept can be minted."""
+        return self.jwt_secret is not None or self.jwt_private_key is not None
+
+    @property
+    def effective_auth_methods(self) -> tuple[str, ...]:
+        if self.auth_methods:
+            return self.auth_methods
+        return DEFAULT_AUTH_CHAIN if self.auth_configured or self.url is None else ("none",)
+
+    @property
+    def timeouts(self) -> dict[str, TimeoutValue]:
+        """The resolved timeouts by name, for headers and reports."""
+        return {
+            "recv_timeout": self.recv_timeout,
+            "close_timeout": self.close_timeout,
+            "connect_timeout": self.connect_timeout,
+            "agent_timeout": self.agent_timeout,
+        }
+
+    def with_changes(self, **changes: Any) -> WsSettings:
+        """A copy with some fields replaced (settings are immutable)."""
+        return replace(self, **changes)

@@ -1,0 +1,57 @@
+"""The one timeout resolver: explicit > server-negotiated > profile > built-in default.
+
+Pure logic. Each resolved value remembers where it came from, so a header line or an
+error can say "recv_timeout=300.0 s (profile staging)" instead of leaving users to guess
+which of four places won.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Source", "TimeoutValue", "resolve_timeout"]
+
+
+class Source:
+    """Names of the places a timeout can come from, highest precedence first."""
+
+    EXPLICIT = "explicit"
+    SERVER = "server"
+    # Configured values carry a more precise source, e.g. "profile staging" or
+    # "pyproject [tool.ws_resilience.envs.staging]"; DEFAULT is the built-in fallback.
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class TimeoutValue:
+    """A timeout in seconds (``None`` = not set) and the place it came from."""
+
+    value: float | None
+    source: str
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"unset ({self.source})"
+        return f"{self.value:g}s ({self.source})"
+
+
+def resolve_timeout(
+    configured: TimeoutValue,
+    *,
+    explicit: float | None = None,
+    negotiated: float | None = None,
+) -> TimeoutValue:
+    """Pick the effective timeout by precedence.
+
+    Args:
+        configured: the value from the settings (profile, pyproject, or default),
+            already carrying its own source.
+        explicit: a value passed directly by the caller (wins over everything).
+        negotiated: a value the server announced (e.g. ``recv_timeout`` in
+            ``connection_established``); wins over the configured value.
+    """
+    if explicit is not None:
+        return TimeoutValue(float(explicit), Source.EXPLICIT)
+    if negotiated is not None:
+        return TimeoutValue(float(negotiated), Source.SERVER)
+    return configured

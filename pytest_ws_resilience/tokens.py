@@ -1,0 +1,185 @@
+"""JWT minting for test users: valid tokens, and broken ones for negative tests.
+
+Every token minted here is registered with `redaction`, so it never shows in a repr,
+a log line, an error or a pytest report.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pytest_ws_resilience.redaction import register_secret, secret_repr
+
+__all__ = ["RsaKeyPair", "TestUser", "TokenFactory"]
+
+
+@dataclass(frozen=True)
+class RsaKeyPair:
+    """PEM-encoded RSA keys for RS256 (the private one is redacted in reprs)."""
+
+    private_pem: str = field(repr=False)
+    public_pem: str
+
+    @classmethod
+    def generate(cls, bits: int = 2048) -> RsaKeyPair:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+        register_secret(private_pem)
+        return cls(private_pem=private_pem, public_pem=public_pem)
+
+
+@dataclass(frozen=True)
+class TestUser:
+    """A user of the service under test: unique id, email and a valid token.
+
+    The token is never shown: ``repr(user)`` and ``str(user)`` print a redacted form.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    id: str
+    email: str
+    token: str = field(repr=False)
+    claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"TestUser(id={self.id!r}, email={self.email!r}, token={secret_repr(self.token)})"
+
+    __str__ = __repr__
+
+
+class TokenFactory:
+    """Mints JWTs with pyjwt, HS256 (shared secret) or RS256 (key pair).
+
+    Args:
+        secret: HS256 secret. Generated at random when neither a secret nor a
+            private key is given (useful against the embedded server, which is
+            configured with the same secret).
+        private_key: PEM private key; switches the algorithm to RS256.
+        public_key: PEM public key matching ``private_key`` (what a server verifies with).
+        audience: ``aud`` claim added to every token, if set.
+        issuer: ``iss`` claim added to every token, if set.
+        lifetime_s: seconds from ``iat`` to ``exp``.
+    """
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        *,
+        private_key: str | None = None,
+        public_key: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        lifetime_s: float = 3600.0,
+    ) -> None:
+        if secret is not None and private_key is not None:
+            raise ValueError("TokenFactory takes a secret (HS256) or a private key (RS256), not both")
+        if private_key is None and secret is None:
+            secret = secrets.token_urlsafe(32)
+        self.algorithm = "RS256" if private_key is not None else "HS256"
+        self._secret = secret
+        self._private_key = private_key
+        self.public_key = public_key
+        self.audience = audience
+        self.issuer = issuer
+        self.lifetime_s = lifetime_s
+        register_secret(secret)
+        register_secret(private_key)
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenFactory(algorithm={self.algorithm!r}, audience={self.audience!r}, "
+            f"issuer={self.issuer!r}, key={secret_repr(self._secret or self._private_key)})"
+        )
+
+    @property
+    def secret(self) -> str | None:
+        """The HS256 secret (for configuring a server); None under RS256."""
+        return self._secret
+
+    @property
+    def verification_key(self) -> str:
+        """What a server needs to verify these tokens: the secret or the public key."""
+        if self.algorithm == "HS256":
+            assert self._secret is not None
+            return self._secret
+        if self.public_key is None:
+            raise ValueError("RS256 TokenFactory has no public_key to verify with")
+        return self.public_key
+
+    # -- minting -------------------------------------------------------------------
+
+    def mint(
+        self,
+        sub: str,
+        *,
+        lifetime_s: float | None = None,
+        issued_at: float | None = None,
+        key: str | None = None,
+        **claims: Any,
+    ) -> str:
+        """Return a signed token for subject ``sub`` with ``iat``, ``exp``, ``jti``."""
+        now = time.time() if issued_at is None else issued_at
+        lifetime = self.lifetime_s if lifetime_s is None else lifetime_s
+        payload: dict[str, Any] = {
+            "sub": sub,
+            "iat": int(now),
+            "exp": int(now + lifetime),
+            "jti": uuid.uuid4().hex,
+        }
+        if self.audience is not None:
+            payload["aud"] = self.audience
+        if self.issuer is not None:
+            payload["iss"] = self.issuer
+        payload.update(claims)
+        signing_key = key or self._secret or self._private_key
+        assert signing_key is not None
+        token = jwt.encode(payload, signing_key, algorithm=self.algorithm)
+        register_secret(token)
+        return token
+
+    def user(self, *, id: str | None = None, email: str | None = None, **claims: Any) -> TestUser:
+        """A fresh `TestUser` with a unique id and email and a valid token."""
+        user_id = id or f"user-{uuid.uuid4().hex[:12]}"
+        user_email = email or f"{user_id}@example.test"
+        all_claims = {"email": user_email, **claims}
+        token = self.mint(user_id, **all_claims)
+        return TestUser(id=user_id, email=user_email, token=token, claims=all_claims)
+
+    # -- broken tokens for negative tests -------------------------------------------
+
+    def expired(self, user: TestUser) -> str:
+        """A correctly signed token for ``user`` that expired an hour ago."""
+        return self.mint(
+            user.id, issued_at=time.time() - 7200, lifetime_s=3600, **user.claims
+        )
+
+    def wrong_key(self, user: TestUser) -> str:
+        """A token for ``user`` signed with a key the server does not know."""
+        if self.algorithm == "HS256":
+            other = secrets.token_urlsafe(32)
+            register_secret(other)
+            return self.mint(user.id, key=other, **user.claims)
+        other_pair = RsaKeyPair.generate()
+        return self.mint(user.id, key=other_pair.private_pem, **user.claims)
+
+    def malformed(self) -> str:
+        """A string that looks like a bearer token but is not a JWT at all."""
+        return "not-a-jwt." + secrets.token_urlsafe(16)
