@@ -1,1 +1,175 @@
-"""pytest glue (stub; replaced by the configuration work)."""
+"""pytest glue: options, markers, settings at configure time, the header, ``ws_env`` skips.
+
+Thin on purpose: the rules live in `pytest_ws_resilience.config` (settings and their
+precedence) and `pytest_ws_resilience.markers` (marker help and the ``ws_env`` rule).
+The loaded `WsSettings` is kept in ``config.stash[SETTINGS_KEY]`` for the fixtures.
+
+Registered as the ``ws_resilience`` pytest11 entry point, so ``-p no:ws_resilience``
+switches all of it off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_ws_resilience import reporting
+from pytest_ws_resilience.config import load_settings, read_tool_config
+from pytest_ws_resilience.errors import WsConfigError
+from pytest_ws_resilience.markers import MARKERS, ws_env_names, ws_env_skip_reason
+from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.settings import WsSettings
+from pytest_ws_resilience.stash import SETTINGS_KEY
+
+__all__ = [
+    "ENV_HELP",
+    "PATH_HELP",
+    "URL_HELP",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_pycollect_makeitem",
+    "pytest_report_header",
+    "pytest_runtest_setup",
+]
+
+# Shared by the command-line option and the ini key of the same name (as pytest-timeout
+# does), so both always describe the same thing.
+ENV_HELP = (
+    "environment profile to test against: local, staging, production, or one defined "
+    "under [tool.ws_resilience.envs.NAME]. Precedence: --ws-env > WS_ENV > ini ws_env > "
+    "local."
+)
+URL_HELP = (
+    "URL (ws:// or wss://) of the WebSocket server under test, overriding the configured "
+    "url for this run. Default: the embedded reference server."
+)
+PATH_HELP = "path of the WebSocket endpoint (starts with '/'), overriding the config key path."
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ws-resilience", "WebSocket resilience testing (pytest-ws-resilience)")
+    group.addoption("--ws-env", dest="ws_env", metavar="NAME", default=None, help=ENV_HELP)
+    group.addoption("--ws-url", dest="ws_url", metavar="URL", default=None, help=URL_HELP)
+    group.addoption("--ws-path", dest="ws_path", metavar="PATH", default=None, help=PATH_HELP)
+    parser.addini("ws_env", help=ENV_HELP, type="string", default="")
+
+
+def _pyproject_path(config: pytest.Config) -> Path:
+    """The pyproject.toml holding ``[tool.ws_resilience]``: the inifile, else rootdir's."""
+    if config.inipath is not None and config.inipath.name == "pyproject.toml":
+        return config.inipath
+    return config.rootpath / "pyproject.toml"
+
+
+def _shown_path(path: Path, config: pytest.Config) -> str:
+    """The file as errors name it: relative to where pytest was started, when inside it."""
+    try:
+        return str(path.relative_to(config.invocation_params.dir))
+    except ValueError:
+        return str(path)
+
+
+def _load(config: pytest.Config) -> WsSettings:
+    path = _pyproject_path(config)
+    ini_env = config.getini("ws_env")
+    return load_settings(
+        cli_env=config.getoption("ws_env"),
+        cli_url=config.getoption("ws_url"),
+        cli_path=config.getoption("ws_path"),
+        ini_env=ini_env if isinstance(ini_env, str) and ini_env else None,
+        environ=os.environ,
+        tool_config=read_tool_config(path),
+        tool_config_origin=_shown_path(path, config),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
+    if config.getoption("help", False):
+        return  # --help must keep working while the user fixes a broken config
+    try:
+        settings = _load(config)
+    except WsConfigError as err:
+        # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
+        raise pytest.UsageError(str(err)) from None
+    config.stash[SETTINGS_KEY] = settings
+    # Report hooks are a plugin of their own, so their hook names never shadow these.
+    config.pluginmanager.register(reporting, "ws_resilience.reporting")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return []
+    if settings.url is None:
+        url = "embedded reference server"
+    else:
+        url = f"{redact(settings.url)} ({settings.url_source})"
+    path = f", path={settings.path}" if settings.path != "/" else ""
+    timeouts = ", ".join(
+        f"{name.removesuffix('_timeout')}={value}" for name, value in settings.timeouts.items()
+    )
+    return [
+        f"ws-resilience: env={settings.env} ({settings.env_source}), url={url}{path}",
+        f"ws-resilience timeouts: {timeouts}",
+    ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """Turn a malformed ``ws_env`` marker into a collection error naming the test."""
+    result = yield
+    for item in result if isinstance(result, list) else [result]:
+        if isinstance(item, pytest.Item):
+            marker = item.get_closest_marker("ws_env")
+            if marker is not None:
+                try:
+                    ws_env_names(marker.args, test=item.name)
+                except ValueError as err:
+                    raise collector.CollectError(str(err)) from None
+    return result
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``ws_env`` tests for other envs as skipped (the closest marker wins).
+
+    A skip marker, rather than `pytest.skip` in a hook, so that ``-rs`` points at the
+    test and the skip happens before any fixture starts.
+    """
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("ws_env")
+        if marker is None:
+            continue
+        try:
+            names = ws_env_names(marker.args, test=item.name)
+        except ValueError:
+            continue  # reported by pytest_runtest_setup
+        reason = ws_env_skip_reason(names, settings.env)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a malformed ``ws_env`` marker on items the Python collector did not check."""
+    marker = item.get_closest_marker("ws_env")
+    if marker is not None:
+        try:
+            ws_env_names(marker.args, test=item.name)
+        except ValueError as err:
+            pytest.fail(str(err), pytrace=False)
+
+
+# The fixtures live in their own module; pytest finds them through this plugin module.
+from pytest_ws_resilience.fixtures import *  # noqa: E402, F403

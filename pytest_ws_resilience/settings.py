@@ -43,8 +43,7 @@ class WsSettings:
     connect_retries: int = 3
     backoff: Backoff = Backoff()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    #: Fallback order tried by clients. Empty tuple: the default chain when auth is
-    #: configured, ("none",) otherwise (see `effective_auth_methods`).
+    #: Fallback order tried by clients with a token; empty: the default chain.
     auth_methods: tuple[str, ...] = ()
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_secret_env: str | None = None
@@ -78,9 +77,8 @@ class WsSettings:
 
     @property
     def effective_auth_methods(self) -> tuple[str, ...]:
-        if self.auth_methods:
-            return self.auth_methods
-        return DEFAULT_AUTH_CHAIN if self.auth_configured or self.url is None else ("none",)
+        """The fallback chain a client with a token walks: configured, else the default."""
+        return self.auth_methods or DEFAULT_AUTH_CHAIN
 
     @property
     def timeouts(self) -> dict[str, TimeoutValue]:

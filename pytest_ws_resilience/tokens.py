@@ -38,7 +38,9 @@ class RsaKeyPair:
         ).decode()
         public_pem = (
             key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode()
         )
         register_secret(private_pem)
@@ -90,7 +92,9 @@ class TokenFactory:
         lifetime_s: float = 3600.0,
     ) -> None:
         if secret is not None and private_key is not None:
-            raise ValueError("TokenFactory takes a secret (HS256) or a private key (RS256), not both")
+            raise ValueError(
+                "TokenFactory takes a secret (HS256) or a private key (RS256), not both"
+            )
         if private_key is None and secret is None:
             secret = secrets.token_urlsafe(32)
         self.algorithm = "RS256" if private_key is not None else "HS256"
@@ -167,9 +171,7 @@ class TokenFactory:
 
     def expired(self, user: TestUser) -> str:
         """A correctly signed token for ``user`` that expired an hour ago."""
-        return self.mint(
-            user.id, issued_at=time.time() - 7200, lifetime_s=3600, **user.claims
-        )
+        return self.mint(user.id, issued_at=time.time() - 7200, lifetime_s=3600, **user.claims)
 
     def wrong_key(self, user: TestUser) -> str:
         """A token for ``user`` signed with a key the server does not know."""

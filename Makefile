@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` (examples vs the embedded server) and
+# `make test` (the project's tests). Each makes its own virtualenv on first use.
+
+VENV ?= .venv
+# The first Python >= 3.11 on PATH, unless PYTHON is given.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+BIN := $(VENV)/bin
+# Parallel workers for the test suite (0 = serial).
+WORKERS ?= 2
+
+.PHONY: demo test lint check bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ not found on PATH (set PYTHON=...)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/pytest examples -p ws_resilience -v
+
+test: $(BIN)/.installed
+	$(BIN)/pytest tests -n $(WORKERS) --dist loadgroup
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check pytest_ws_resilience tests examples benchmarks
+	$(BIN)/ruff format --check pytest_ws_resilience tests examples benchmarks
+	$(BIN)/mypy
+
+check: lint test
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/client_overhead.py
+
+clean:
+	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,89 @@
+"""The plugin's markers: their help lines and the pure rules behind ``ws_env``.
+
+Kept apart from `pytest_ws_resilience.plugin` so the skip rule and the argument check
+are plain functions, tested without running pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "CATEGORY_MARKERS",
+    "MARKERS",
+    "ws_env_names",
+    "ws_env_skip_reason",
+]
+
+#: Markers that only classify tests, for selection with ``-m``.
+CATEGORY_MARKERS = (
+    "websocket_unit",
+    "websocket_integration",
+    "websocket_resilience",
+    "reconnection",
+    "performance",
+)
+
+#: Marker name -> the line registered with pytest (signature and help, as shown by
+#: ``pytest --markers``). Registering them lets ``--strict-markers`` pass.
+MARKERS: Mapping[str, str] = {
+    "concurrent_safe": (
+        "concurrent_safe: the test may run in parallel with other tests under pytest-xdist; "
+        "tests using WebSocket connections without it are serialized"
+    ),
+    "websocket_security": (
+        "websocket_security: turn the isolation detector on and strict; skipped when no "
+        "authentication is configured"
+    ),
+    "ws_env": (
+        "ws_env(*names): run only under the named environments (--ws-env / WS_ENV); "
+        "skipped elsewhere"
+    ),
+    "ws_services": (
+        "ws_services(*names): needs the named services healthy; skipped when they are not "
+        "(failed under --ws-require-services)"
+    ),
+    "websocket_unit": "websocket_unit: category: WebSocket unit test (select with -m)",
+    "websocket_integration": (
+        "websocket_integration: category: test against a real WebSocket server (select with -m)"
+    ),
+    "websocket_resilience": (
+        "websocket_resilience: category: network faults, chaos and recovery (select with -m)"
+    ),
+    "reconnection": "reconnection: category: reconnect and session recovery (select with -m)",
+    "performance": "performance: category: load, latency and throughput (select with -m)",
+}
+
+
+def ws_env_names(args: Sequence[object], *, test: str = "test") -> tuple[str, ...]:
+    """Validate the arguments of a ``ws_env`` marker and return the env names.
+
+    Args:
+        args: the marker's positional arguments.
+        test: the test's name, for the message.
+
+    Raises:
+        ValueError: no names, or a name that is not a non-empty string. The message is
+            one line, meant for a collection error.
+    """
+    if not args:
+        raise ValueError(
+            f"{test}: the ws_env marker needs at least one env name, "
+            f'e.g. @pytest.mark.ws_env("staging")'
+        )
+    names: list[str] = []
+    for arg in args:
+        if not isinstance(arg, str) or not arg:
+            raise ValueError(
+                f"{test}: ws_env marker arguments must be env names (strings), got {arg!r}"
+            )
+        if arg not in names:
+            names.append(arg)
+    return tuple(names)
+
+
+def ws_env_skip_reason(names: Sequence[str], env: str) -> str | None:
+    """Why a test marked ``ws_env(*names)`` is skipped under ``env``; None = it runs."""
+    if env in names:
+        return None
+    return f"runs only under --ws-env {', '.join(names)} (current: {env})"

@@ -1,0 +1,12 @@
+"""Keys for state kept on the pytest ``Config`` stash (shared by plugin and fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_ws_resilience.settings import WsSettings
+
+__all__ = ["SETTINGS_KEY"]
+
+#: The run's resolved settings, stored by the plugin at configure time.
+SETTINGS_KEY = pytest.StashKey[WsSettings]()

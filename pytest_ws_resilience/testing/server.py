@@ -1,0 +1,454 @@
+"""The reference server: asyncio glue around the pure auth, agent and history rules.
+
+Built on `websockets.asyncio.server`: authentication happens in ``process_request``
+(a refused handshake is a real HTTP 401), the ``jwt-auth`` subprotocol is selected in
+``select_subprotocol``, ``max_size`` closes oversized frames with 1009 and websockets
+answers and sends pings. What is left here is connection bookkeeping, sending frames
+with per-connection sequence numbers, pacing agent runs and a bounded shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any, Self
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+
+from pytest_ws_resilience.redaction import RedactingFilter
+from pytest_ws_resilience.testing.agent import AgentRun, PlannedEvent, plan_run
+from pytest_ws_resilience.testing.auth import AuthRejection, Identity, authenticate
+from pytest_ws_resilience.testing.config import ServerConfig
+from pytest_ws_resilience.testing.faults import (
+    ACCEPT_INVALID_TOKENS,
+    LEAK,
+    LOSE_HISTORY,
+    SLOW_ACCEPT,
+    parse_faults,
+)
+from pytest_ws_resilience.testing.history import HistoryStore, Message
+
+__all__ = ["ReferenceConnection", "ReferenceServer", "ServerStats"]
+
+logger = logging.getLogger(__name__)
+# websockets logs through this logger too (passed to serve()); at debug level it
+# prints request lines, which may carry ?token=..., so redact at the source.
+logger.addFilter(RedactingFilter())
+
+#: How long the server waits for a client to answer its close frame before aborting.
+_CLOSE_TIMEOUT_S = 1.0
+#: Share of ``stop(timeout)`` spent closing gracefully before aborting sockets.
+_GRACEFUL_SHARE = 0.7
+
+
+@dataclass
+class ServerStats:
+    """Counters of a running server (read them from any thread; they only grow,
+    except ``active_connections``)."""
+
+    handshakes_attempted: int = 0
+    handshakes_rejected: int = 0
+    connections_opened: int = 0
+    active_connections: int = 0
+    messages_received: int = 0
+    messages_sent: int = 0
+
+    def snapshot(self) -> ServerStats:
+        """A copy that no longer changes."""
+        return replace(self)
+
+
+class ReferenceConnection(ServerConnection):
+    """A server connection that knows its user and registers its socket.
+
+    The registry holds every TCP connection, including those still in the opening
+    handshake, so `ReferenceServer.stop` can abort them when a graceful close runs
+    out of time (websockets' own list only holds open connections).
+    """
+
+    registry: set[ReferenceConnection] = set()  # replaced per server, see _connection_class
+    identity: Identity | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.registry.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+        super().connection_lost(exc)
+
+
+class _Client:
+    """Per-connection state: who it is and the next sequence number."""
+
+    __slots__ = ("connection", "connection_id", "identity", "seq")
+
+    def __init__(self, connection: ServerConnection, identity: Identity) -> None:
+        self.connection = connection
+        self.identity = identity
+        self.connection_id = f"conn-{uuid.uuid4().hex[:12]}"
+        self.seq = 0
+
+
+def _encoded_prefix(payload: dict[str, Any]) -> str:
+    """``payload`` as JSON without its closing brace, ready for a seq to be appended.
+
+    Fan-out sends one event to several connections that differ only in ``seq``;
+    encoding once and appending the number keeps that cost O(1) per connection.
+    """
+    return json.dumps(payload, separators=(",", ":"))[:-1]
+
+
+def _with_seq(prefix: str, seq: int) -> str:
+    return f'{prefix},"seq":{seq}}}' if prefix != "{" else f'{{"seq":{seq}}}'
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+class ReferenceServer:
+    """A production-like agent backend on a loopback port, for tests and demos.
+
+    Use ``async with ReferenceServer(config) as server:`` or ``await start()`` /
+    ``await stop()``. All state (users, history, faults) lives on the event loop
+    that started it; `EmbeddedServer` runs one in its own thread.
+
+    Args:
+        config: settings; without one the server needs no auth (users are named by
+            ``?user=`` or generated), which suits demos, not auth tests.
+    """
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self._config = config if config is not None else ServerConfig(require_auth=False)
+        self._faults: frozenset[str] = self._config.faults
+        self.stats = ServerStats()
+        self._history = HistoryStore()
+        self._users: dict[str, dict[_Client, None]] = {}  # ordered sets of a user's clients
+        self._runs: set[asyncio.Task[None]] = set()
+        self._connections: set[ReferenceConnection] = set()
+        self._server: Server | None = None
+        self._closing: asyncio.Event | None = None
+        self._port = 0
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._server is not None else "stopped"
+        return f"ReferenceServer({state}, faults={sorted(self._faults)!r})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> Self:
+        """Bind and start listening; returns once connections are accepted."""
+        if self._server is not None:
+            return self
+        config = self._config
+        self._closing = asyncio.Event()
+        self._server = await serve(
+            self._handle,
+            self._bind_host,
+            config.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            compression="deflate" if config.compression else None,
+            open_timeout=10.0 + config.slow_accept_s,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            close_timeout=_CLOSE_TIMEOUT_S,
+            max_size=config.max_message_size,
+            logger=logger,
+            create_connection=self._connection_class(),
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        logger.info("reference server listening on %s (%s)", self.url, config.auth_mode)
+        return self
+
+    async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (bounds a shutdown)
+        """Close every connection and stop listening, within about ``timeout`` seconds.
+
+        Clients get a 1001 close; those that do not answer in time, and sockets still
+        in the handshake, are aborted. Idempotent.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        assert self._closing is not None
+        self._closing.set()  # wakes handshakes sleeping under slow_accept
+        for task in self._runs:
+            task.cancel()
+        server.close()
+        try:
+            async with asyncio.timeout(max(timeout, 0.0) * _GRACEFUL_SHARE):
+                await server.wait_closed()
+        except TimeoutError:
+            for connection in list(self._connections):
+                connection.transport.abort()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await server.wait_closed()
+            except TimeoutError:
+                logger.warning("reference server did not stop within %.1f s", timeout)
+        if self._runs:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
+                    await asyncio.gather(*self._runs, return_exceptions=True)
+        self._users.clear()
+        self.stats.active_connections = 0
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- public state --------------------------------------------------------------
+
+    @property
+    def config(self) -> ServerConfig:
+        return self._config
+
+    @property
+    def host(self) -> str:
+        return self._bind_host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when configured with 0); 0 before start."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/`` of this server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self._port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def faults(self) -> frozenset[str]:
+        """The fault switches on right now."""
+        return self._faults
+
+    def set_faults(self, *names: str) -> None:
+        """Turn on exactly ``names`` (no names: all off). Takes effect for new runs
+        and handshakes; a run already under way keeps the plan it started with.
+
+        Raises:
+            ValueError: an unknown fault name.
+        """
+        self._faults = parse_faults(names)
+
+    @property
+    def _bind_host(self) -> str:
+        # "localhost" may resolve to two addresses, and port 0 would give each its
+        # own port: bind one, so the server has one URL.
+        return "127.0.0.1" if self._config.host == "localhost" else self._config.host
+
+    def _connection_class(self) -> type[ReferenceConnection]:
+        registry = self._connections
+
+        class _Connection(ReferenceConnection):
+            pass
+
+        _Connection.registry = registry
+        return _Connection
+
+    # -- handshake -----------------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        self.stats.handshakes_attempted += 1
+        if SLOW_ACCEPT in self._faults:
+            await self._sleep_unless_closing(self._config.slow_accept_s)
+        result = authenticate(
+            request.path,
+            request.headers,
+            self._config,
+            accept_invalid=ACCEPT_INVALID_TOKENS in self._faults,
+        )
+        if isinstance(result, AuthRejection):
+            self.stats.handshakes_rejected += 1
+            return connection.respond(result.status, result.body)
+        assert isinstance(connection, ReferenceConnection)
+        connection.identity = result
+        return None
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        wanted = self._config.auth_subprotocol
+        return Subprotocol(wanted) if wanted in subprotocols else None
+
+    async def _sleep_unless_closing(self, delay: float) -> None:
+        assert self._closing is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
+
+    # -- connections ---------------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        identity = connection.identity if isinstance(connection, ReferenceConnection) else None
+        if identity is None:  # cannot happen: process_request refuses or sets it
+            return
+        client = _Client(connection, identity)
+        user_id = identity.user_id
+        if LOSE_HISTORY in self._faults:
+            self._history.forget(user_id)
+        self._users.setdefault(user_id, {})[client] = None
+        self.stats.connections_opened += 1
+        self.stats.active_connections += 1
+        try:
+            self._send(
+                client,
+                {
+                    "type": "connection_established",
+                    "connection_id": client.connection_id,
+                    "user_id": user_id,
+                    "recv_timeout": self._config.recv_timeout,
+                    "auth_method": identity.method,
+                },
+            )
+            async for message in connection:
+                self.stats.messages_received += 1
+                self._on_message(client, message)
+        except ConnectionClosed:
+            pass  # 1009, a dropped client, a server stop: nothing to clean but below
+        finally:
+            self.stats.active_connections -= 1
+            clients = self._users.get(user_id)
+            if clients is not None:
+                clients.pop(client, None)
+                if not clients:
+                    del self._users[user_id]
+
+    def _on_message(self, client: _Client, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self._send(client, _error("unsupported_binary", "binary frames are not supported"))
+            return
+        try:
+            data = json.loads(message)
+        except json.JSONDecodeError as exc:
+            self._send(client, _error("invalid_json", f"invalid JSON: {exc.msg}"))
+            return
+        if not isinstance(data, dict):
+            self._send(client, _error("invalid_message", "expected a JSON object"))
+            return
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            self._send(client, _error("invalid_message", "missing string field 'type'"))
+        elif kind == "user_message":
+            self._on_user_message(client, data)
+        elif kind == "get_history":
+            self._on_get_history(client, data)
+        elif kind == "ping":
+            echoed = {k: v for k, v in data.items() if k not in ("type", "seq")}
+            self._send(client, {"type": "pong", **echoed})
+        else:
+            self._send(client, _error("unknown_type", f"unknown message type {kind!r}"))
+
+    def _on_user_message(self, client: _Client, data: dict[str, Any]) -> None:
+        text = data.get("text")
+        if not isinstance(text, str):
+            self._send(client, _error("invalid_message", "user_message needs a string 'text'"))
+            return
+        ids: dict[str, str] = {}
+        for name, prefix in (("run_id", "run"), ("thread_id", "thread")):
+            value = data.get(name)
+            if value is not None and (not isinstance(value, str) or not value):
+                message = f"user_message '{name}' must be a non-empty string"
+                self._send(client, _error("invalid_message", message))
+                return
+            ids[name] = value or f"{prefix}-{uuid.uuid4().hex[:12]}"
+        run = AgentRun(
+            run_id=ids["run_id"],
+            thread_id=ids["thread_id"],
+            user_id=client.identity.user_id,
+            text=text,
+        )
+        task = asyncio.create_task(self._run_agent(run), name=f"agent-run-{run.run_id}")
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+
+    def _on_get_history(self, client: _Client, data: dict[str, Any]) -> None:
+        user_id = client.identity.user_id
+        thread_id = data.get("thread_id")
+        if thread_id is None:
+            self._send(client, {"type": "history", "threads": self._history.threads(user_id)})
+        elif isinstance(thread_id, str):
+            messages = [m.as_json() for m in self._history.messages(user_id, thread_id)]
+            self._send(client, {"type": "history", "thread_id": thread_id, "messages": messages})
+        else:
+            problem = "get_history 'thread_id' must be a string"
+            self._send(client, _error("invalid_message", problem))
+
+    # -- agent runs ----------------------------------------------------------------
+
+    async def _run_agent(self, run: AgentRun) -> None:
+        plan = plan_run(run, thinking_steps=self._config.thinking_steps, faults=self._faults)
+        self._history.append(run.user_id, run.thread_id, Message("user", run.text, run.run_id))
+        for index, step in enumerate(plan):
+            if index:
+                await asyncio.sleep(self._config.agent_delay_s)
+            if step.event["type"] == "agent_completed":
+                # Recorded before it is sent: a client reacting to agent_completed
+                # with get_history must find the answer there.
+                answer = Message("agent", step.event["result"], run.run_id)
+                self._history.append(run.user_id, run.thread_id, answer)
+            self._publish(run.user_id, step)
+
+    def _publish(self, user_id: str, step: PlannedEvent) -> None:
+        """Send one planned event to every connection of ``user_id`` (and, under the
+        leak fault, to everyone else's too)."""
+        recipients = list(self._users.get(user_id, ()))
+        if LEAK in self._faults:
+            recipients += [
+                client
+                for owner, clients in self._users.items()
+                if owner != user_id
+                for client in clients
+            ]
+        prefix = _encoded_prefix(step.event)
+        for client in recipients:
+            client.seq += 1  # a dropped event (copies == 0) still consumes its number
+            if step.copies:
+                text = _with_seq(prefix, client.seq)
+                for _ in range(step.copies):
+                    self._write(client, text)
+
+    # -- sending -------------------------------------------------------------------
+
+    def _send(self, client: _Client, payload: dict[str, Any]) -> None:
+        client.seq += 1
+        self._write(client, _with_seq(_encoded_prefix(payload), client.seq))
+
+    def _write(self, client: _Client, text: str) -> None:
+        """Write one frame now, without awaiting.
+
+        Writing synchronously means frames leave in the order their seq numbers were
+        assigned, even when several runs interleave on one connection.
+        """
+        connection = client.connection
+        if connection.state is not State.OPEN:
+            return
+        broadcast((connection,), text)
+        self.stats.messages_sent += 1

@@ -1,0 +1,20 @@
+"""Shared helpers for the project's own tests."""
+
+from __future__ import annotations
+
+import pytest
+
+#: ini lines every pytester project gets, so inner runs behave like a user's strict setup.
+PYTESTER_INI = """
+[pytest]
+asyncio_mode = strict
+asyncio_default_fixture_loop_scope = function
+asyncio_default_test_loop_scope = function
+"""
+
+
+@pytest.fixture
+def ws_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project configured like a user's strict-mode suite."""
+    pytester.makeini(PYTESTER_INI)
+    return pytester
