@@ -30,12 +30,18 @@ _MIN_SECRET_LEN = 6
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+# Compiled lazily by `redact` after the set changed: registering stays O(1), so minting
+# thousands of tokens does not recompile a growing pattern each time.
 _pattern: re.Pattern[str] | None = None
+_dirty = False
 
 
 def register_secret(value: str | bytes | None) -> None:
-    """Remember ``value`` so `redact` hides it from now on (thread-safe, idempotent)."""
-    global _pattern
+    """Remember ``value`` so `redact` hides it from now on (thread-safe, idempotent).
+
+    JWTs need no registration: `redact` recognises their shape.
+    """
+    global _dirty
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -43,24 +49,38 @@ def register_secret(value: str | bytes | None) -> None:
     # PEM keys are multi-line: hide every substantial line of them as well.
     if "\n" in text:
         variants.update(line.strip() for line in text.splitlines())
-    variants = {v for v in variants if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----")}
+    variants = {
+        v
+        for v in variants
+        if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----") and not _JWT_RE.fullmatch(v)
+    }
     with _lock:
         if variants <= _secrets:
             return
         _secrets.update(variants)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _dirty = True
 
 
 def registered_secret_count() -> int:
     return len(_secrets)
 
 
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    if _dirty:
+        with _lock:
+            if _dirty:
+                ordered = sorted(_secrets, key=len, reverse=True)
+                _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+                _dirty = False
+    return _pattern
+
+
 def redact(text: str) -> str:
     """Return ``text`` with every registered secret and JWT-shaped string replaced."""
     if not text:
         return text
-    pattern = _pattern
+    pattern = _current_pattern()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     return _JWT_RE.sub(REDACTED, text)

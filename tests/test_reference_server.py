@@ -885,3 +885,25 @@ async def test_a_closed_connection_leaves_no_trace_in_fan_out(
     assert [f["type"] for f in frames] == AGENT_TYPES
     with pytest.raises(ConnectionClosed):
         await gone.send("after close")
+
+
+def test_token_lookup_follows_the_method_order_and_ignores_other_methods() -> None:
+    from websockets.datastructures import Headers
+
+    from pytest_ws_resilience.testing.auth import extract_token
+
+    headers = Headers(
+        [
+            ("Sec-WebSocket-Protocol", "jwt-auth, jwt.from-subprotocol"),
+            ("Authorization", "Bearer from-header"),
+            ("Cookie", "theme=dark; access_token=from-cookie"),
+        ]
+    )
+    path = "/?token=from-query"
+    every = ("subprotocol", "query", "header", "cookie")
+    found = extract_token(path, headers, methods=every)
+    assert found is not None and (found.method, found.token) == ("subprotocol", "from-subprotocol")
+    found = extract_token(path, headers, methods=("cookie", "header"))
+    assert found is not None and (found.method, found.token) == ("cookie", "from-cookie")
+    assert extract_token("/", Headers(), methods=every) is None
+    assert "from-header" not in repr(extract_token(path, headers, methods=("header",)))
