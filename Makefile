@@ -19,11 +19,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# pytest exit code 5 (no tests collected) is a failure: a run that tests nothing is no pass.
+NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
+
 demo: $(BIN)/.installed
-	$(BIN)/pytest examples -p ws_resilience -v
+	$(BIN)/pytest examples -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest tests -n $(WORKERS) --dist loadgroup
+	$(BIN)/pytest tests -n $(WORKERS) --dist loadgroup; $(NO_TESTS_IS_FAILURE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check pytest_ws_resilience tests examples benchmarks

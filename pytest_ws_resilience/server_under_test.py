@@ -6,6 +6,8 @@ session and `ServerUnderTest.close` at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pytest_ws_resilience.redaction import redact
@@ -39,12 +41,29 @@ class ServerUnderTest:
         return self.embedded is not None
 
     def set_faults(self, *names: str) -> None:
-        """Switch the embedded reference server's faults (see `testing.faults`)."""
+        """Turn on exactly ``names`` on the embedded reference server (none: all off).
+
+        The server is shared by the session: prefer `faults`, which restores them.
+        """
+        self._embedded_or_raise("set_faults").set_faults(*names)
+
+    @contextmanager
+    def faults(self, *names: str) -> Iterator[None]:
+        """``with ws_server.faults("leak"):`` faults on inside the block, restored after."""
+        embedded = self._embedded_or_raise("faults")
+        before = embedded.faults
+        embedded.set_faults(*names)
+        try:
+            yield
+        finally:
+            embedded.set_faults(*before)
+
+    def _embedded_or_raise(self, action: str) -> EmbeddedServer:
         if self.embedded is None:
             raise RuntimeError(
-                f"set_faults needs the embedded reference server; this run uses {self.url}"
+                f"{action} needs the embedded reference server; this run uses {redact(self.url)}"
             )
-        self.embedded.set_faults(*names)
+        return self.embedded
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the embedded server (bounded); nothing to do for an external URL."""

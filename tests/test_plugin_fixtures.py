@@ -90,3 +90,40 @@ def test_plugin_can_be_disabled(ws_pytester):
     assert "ws_client_factory" not in result.stdout.str()
     enabled = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "--fixtures")
     enabled.stdout.fnmatch_lines(["*ws_client_factory*"])
+
+
+def test_fault_switches_are_scoped_to_a_block(ws_pytester):
+    ws_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_leak_inside_the_block_only(ws_server, ws_client_factory):
+            alice, bob = await ws_client_factory(), await ws_client_factory()
+            with ws_server.faults("leak"):
+                assert ws_server.embedded.faults == {"leak"}
+                await alice.send_json({"type": "user_message", "text": "private words"})
+                leaked = await bob.expect(type="agent_completed", user_id=alice.user.id)
+                assert "private words" in leaked["result"]
+            assert ws_server.embedded.faults == frozenset()
+
+        def test_next_test_sees_a_clean_server(ws_server):
+            assert ws_server.embedded.faults == frozenset()
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(passed=2)
+
+
+def test_faults_need_the_embedded_server(ws_pytester):
+    ws_pytester.makepyfile(
+        """
+        import pytest
+
+        def test_external(ws_server):
+            with pytest.raises(RuntimeError, match="embedded reference server"):
+                ws_server.set_faults("leak")
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience", "--ws-url=ws://127.0.0.1:9/")
+    result.assert_outcomes(passed=1)
