@@ -20,9 +20,10 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,6 +33,7 @@ from websockets.typing import Subprotocol
 
 from pytest_ws_resilience.auth import ConnectRequest, build_connect_request, normalize_auth
 from pytest_ws_resilience.backoff import Backoff
+from pytest_ws_resilience.contracts import ContractResult, EventContract
 from pytest_ws_resilience.errors import (
     Attempt,
     WsAuthError,
@@ -48,9 +50,24 @@ from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.timeouts import Source, TimeoutValue, resolve_timeout
 from pytest_ws_resilience.tokens import TestUser
 
-__all__ = ["ReceiveHook", "WsClient"]
+__all__ = ["ClientObserver", "ReceiveHook", "WsClient"]
 
 ReceiveHook = Callable[[LogRecord], None]
+
+
+class ClientObserver(Protocol):
+    """Something that watches a client's traffic (e.g. the isolation detector).
+
+    Called synchronously on the client's own paths, so implementations must be quick
+    and must not block. ``data`` of `on_send` is the object given to ``send_json`` (or
+    None for text and bytes sent as such).
+    """
+
+    def on_receive(self, client: WsClient, record: LogRecord) -> None: ...
+
+    def on_send(self, client: WsClient, raw: str | bytes, data: Any) -> None: ...
+
+    def on_canary(self, client: WsClient, marker: str) -> None: ...
 
 _logger = logging.getLogger("pytest_ws_resilience.client")
 # websockets logs handshake headers (tokens included) at debug level: route its records
@@ -166,6 +183,10 @@ class WsClient:
         self._log = EventLog(log_size)
         self._metrics = ClientMetrics()
         self._hooks: list[ReceiveHook] = []
+        self._observers: list[ClientObserver] = []
+        self._canaries: list[str] = []
+        # Correlation values of runs already checked by expect_contract (not re-picked).
+        self._checked_runs: set[Any] = set()
         self._hook_error: BaseException | None = None
         self._connect_lock = asyncio.Lock()
         self._arrived = asyncio.Event()
@@ -293,6 +314,51 @@ class WsClient:
         re-raised by the next ``expect``/``expect_sequence`` call.
         """
         self._hooks.append(callback)
+
+    def add_observer(self, observer: ClientObserver) -> None:
+        """Let ``observer`` see every frame received and sent, and every canary.
+
+        Canaries made before the observer was added are replayed to it, so an observer
+        attached late (e.g. a fixture set up after the client) misses none.
+        """
+        if observer in self._observers:
+            return
+        self._observers.append(observer)
+        for marker in self._canaries:
+            observer.on_canary(self, marker)
+
+    def remove_observer(self, observer: ClientObserver) -> None:
+        """Stop notifying ``observer`` (e.g. a pooled client handed to the next test)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    @property
+    def observers(self) -> tuple[ClientObserver, ...]:
+        return tuple(self._observers)
+
+    def canary(self, label: str = "canary") -> str:
+        """A unique marker to embed in a message; no other user should ever receive it.
+
+        Observers (the isolation detector) register it as this client's user's marker.
+        """
+        marker = f"{label}-{uuid.uuid4().hex}"
+        self._canaries.append(marker)
+        for observer in self._observers:
+            observer.on_canary(self, marker)
+        return marker
+
+    @property
+    def canaries(self) -> tuple[str, ...]:
+        return tuple(self._canaries)
+
+    def reset_log(self) -> None:
+        """Forget what was received so far (for a pooled client handed to a new test).
+
+        Waits start after this point; runs already checked may be checked again.
+        """
+        self._log.clear()
+        self._cursor = self._log.last_index + 1
+        self._checked_runs.clear()
 
     # -- connecting --------------------------------------------------------------------
 
@@ -453,6 +519,7 @@ class WsClient:
     async def _read(self, conn: ClientConnection) -> None:
         """Receive every frame of ``conn`` into the log until it closes."""
         log, metrics, hooks, wake = self._log, self._metrics, self._hooks, self._arrived
+        observers = self._observers
         first = True
         try:
             async for message in conn:
@@ -466,9 +533,12 @@ class WsClient:
                     try:
                         hook(record)
                     except Exception as exc:
-                        _logger.error("%s: receive hook %r failed: %s", self._name, hook, exc)
-                        if self._hook_error is None:
-                            self._hook_error = exc
+                        self._on_hook_error(hook, exc)
+                for observer in observers:
+                    try:
+                        observer.on_receive(self, record)
+                    except Exception as exc:
+                        self._on_hook_error(observer, exc)
                 # Wake every waiter, then rearm for the next frame.
                 wake.set()
                 wake.clear()
@@ -483,6 +553,11 @@ class WsClient:
             wake.set()
             wake.clear()
             _logger.debug("%s: connection closed, code %s", self._name, conn.close_code)
+
+    def _on_hook_error(self, hook: object, exc: Exception) -> None:
+        _logger.error("%s: receive hook %r failed: %s", self._name, hook, exc)
+        if self._hook_error is None:
+            self._hook_error = exc
 
     def _on_first_frame(self, data: Any) -> None:
         if isinstance(data, dict) and data.get("type") == "connection_established":
@@ -512,6 +587,30 @@ class WsClient:
         Moves the cursor past the match. Raises when the connection is gone. ``step``
         names the wait in those errors (built only then: this is the hot path).
         """
+        record = await self._watch(
+            lambda r: r.data is not None and matches(r.data, expected),
+            deadline,
+            lambda: f"{step}{_describe(expected)}",
+            consume=True,
+        )
+        if record is None:
+            return None
+        found: dict[str, Any] = record.data  # matches() accepts mappings only
+        return found
+
+    async def _watch(
+        self,
+        accept: Callable[[LogRecord], bool],
+        deadline: float,
+        describe: Callable[[], str],
+        *,
+        consume: bool,
+    ) -> LogRecord | None:
+        """Feed unconsumed records, old then new, to ``accept`` until it says yes.
+
+        Returns that record, or None when the deadline passes. With ``consume`` the
+        cursor moves past what was scanned. Raises when the connection is gone.
+        """
         scan_from = self._cursor
         loop = asyncio.get_running_loop()
         while True:
@@ -520,20 +619,21 @@ class WsClient:
                 raise error
             for record in self._log.since(scan_from):
                 scan_from = record.index + 1
-                if record.data is not None and matches(record.data, expected):
-                    self._cursor = scan_from
-                    found: dict[str, Any] = record.data  # matches() accepts mappings only
-                    return found
+                if accept(record):
+                    if consume:
+                        self._cursor = scan_from
+                    return record
             if self._conn is None:
                 raise WsResilienceError(
                     f"{self._name} is not connected (call connect() first) while waiting "
-                    f"for {step}{_describe(expected)}"
+                    f"for {describe()}"
                 )
             if self._reader_done:
-                self._cursor = scan_from
+                if consume:
+                    self._cursor = scan_from
                 raise WsConnectionClosedError(
                     f"connection {self._name} to {self._url} closed (code {self._close_code}) "
-                    f"while waiting for {step}{_describe(expected)}; {self._recent_events()}",
+                    f"while waiting for {describe()}; {self._recent_events()}",
                     code=self._close_code,
                 )
             if loop.time() >= deadline:
@@ -624,6 +724,47 @@ class WsClient:
             found.append(event)
         return found
 
+    async def expect_contract(
+        self,
+        contract: EventContract,
+        *,
+        correlation: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> ContractResult:
+        """Check one run against ``contract``, through its terminal event.
+
+        The run is the first one seen (by the contract's correlation field) among the
+        events not yet consumed and not checked before, or the one whose correlation
+        value is ``correlation``. Does not move the ``expect`` cursor, so interleaved
+        runs can each be checked.
+
+        Raises:
+            ContractViolationError: events missing, duplicated, out of order or late,
+                with an expected-vs-observed transcript; also when the terminal event
+                did not come within the timeout or the connection closed first.
+        """
+        deadline, bound = self._expect_deadline(timeout)
+        checker = contract.checker(
+            correlation, skip_runs=frozenset(self._checked_runs), started_at=time.monotonic()
+        )
+        reason: str | None = None
+        try:
+            record = await self._watch(
+                lambda r: checker.feed(r.data, r.received_at),
+                deadline,
+                lambda: f"contract {contract.name or contract.events!r}",
+                consume=False,
+            )
+            if record is None:
+                reason = f"terminal event not seen within recv_timeout={bound}"
+        except WsConnectionClosedError as closed:
+            reason = f"connection closed (code {closed.code}) before the terminal event"
+        result = checker.finish(reason=reason)
+        if result.run is not None:
+            self._checked_runs.add(result.run)
+        result.raise_for_violations()
+        return result
+
     # -- sending -----------------------------------------------------------------------
 
     def _open_connection(self, action: str) -> ClientConnection:
@@ -632,11 +773,13 @@ class WsClient:
             raise WsResilienceError(f"cannot {action}: {self._name} is not connected")
         return conn
 
-    async def _send(self, message: str | bytes) -> None:
+    async def _send(self, message: str | bytes, data: Any = None) -> None:
         size = _utf8_size(message)
         if size > self._max_message_size:
             raise WsMessageTooLargeError(size, self._max_message_size)
         conn = self._open_connection("send")
+        for observer in self._observers:
+            observer.on_send(self, message, data)
         try:
             transport = conn.transport
             # Deflate can grow incompressible data a little: allow 1/32 on top of framing.
@@ -666,7 +809,7 @@ class WsClient:
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` as a JSON text frame."""
-        await self._send(json.dumps(obj))
+        await self._send(json.dumps(obj), obj)
 
     async def send_text(self, text: str) -> None:
         await self._send(text)
