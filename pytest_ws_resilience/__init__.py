@@ -1,6 +1,14 @@
 """pytest-ws-resilience: test WebSocket services over real connections."""
 
 from pytest_ws_resilience.backoff import Backoff
+from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.contracts import (
+    AGENT_EVENTS,
+    ContractResult,
+    ContractViolation,
+    ContractViolationError,
+    EventContract,
+)
 from pytest_ws_resilience.errors import (
     Attempt,
     WsAuthError,
@@ -18,13 +26,19 @@ from pytest_ws_resilience.tokens import RsaKeyPair, TestUser, TokenFactory
 __version__ = "0.1.0"
 
 __all__ = [
+    "AGENT_EVENTS",
     "Attempt",
     "Backoff",
+    "ContractResult",
+    "ContractViolation",
+    "ContractViolationError",
+    "EventContract",
     "RsaKeyPair",
     "TestUser",
     "TimeoutValue",
     "TokenFactory",
     "WsAuthError",
+    "WsClient",
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",

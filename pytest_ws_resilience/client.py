@@ -69,6 +69,7 @@ class ClientObserver(Protocol):
 
     def on_canary(self, client: WsClient, marker: str) -> None: ...
 
+
 _logger = logging.getLogger("pytest_ws_resilience.client")
 # websockets logs handshake headers (tokens included) at debug level: route its records
 # through a logger of ours that redacts them.
@@ -735,8 +736,9 @@ class WsClient:
 
         The run is the first one seen (by the contract's correlation field) among the
         events not yet consumed and not checked before, or the one whose correlation
-        value is ``correlation``. Does not move the ``expect`` cursor, so interleaved
-        runs can each be checked.
+        value is ``correlation``. With a correlation field the ``expect`` cursor stays
+        put, so interleaved runs can each be checked; without one, the cursor moves past
+        the terminal event, so back-to-back checks see back-to-back runs.
 
         Raises:
             ContractViolationError: events missing, duplicated, out of order or late,
@@ -757,6 +759,10 @@ class WsClient:
             )
             if record is None:
                 reason = f"terminal event not seen within recv_timeout={bound}"
+            elif contract.correlation is None:
+                # Without a correlation field runs cannot be told apart: the next check
+                # starts after this run's terminal event.
+                self._cursor = record.index + 1
         except WsConnectionClosedError as closed:
             reason = f"connection closed (code {closed.code}) before the terminal event"
         result = checker.finish(reason=reason)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 __all__ = [
     "CATEGORY_MARKERS",
     "MARKERS",
+    "security_skip_reason",
     "ws_env_names",
     "ws_env_skip_reason",
 ]
@@ -87,3 +88,17 @@ def ws_env_skip_reason(names: Sequence[str], env: str) -> str | None:
     if env in names:
         return None
     return f"runs only under --ws-env {', '.join(names)} (current: {env})"
+
+
+def security_skip_reason(*, embedded: bool, auth_configured: bool) -> str | None:
+    """Why a ``websocket_security`` test cannot run, or None when it can.
+
+    Isolation checks need users the server tells apart, so they need authentication:
+    the embedded server always has it; an external one needs a configured key.
+    """
+    if embedded or auth_configured:
+        return None
+    return (
+        "websocket_security needs authentication: set jwt_secret_env (HS256) or "
+        "jwt_private_key_env (RS256) in [tool.ws_resilience] for this env"
+    )

@@ -17,13 +17,18 @@ from typing import Any
 
 import pytest
 
-from pytest_ws_resilience import reporting
+from pytest_ws_resilience import fixtures, reporting
 from pytest_ws_resilience.config import load_settings, read_tool_config
 from pytest_ws_resilience.errors import WsConfigError
-from pytest_ws_resilience.markers import MARKERS, ws_env_names, ws_env_skip_reason
+from pytest_ws_resilience.markers import (
+    MARKERS,
+    security_skip_reason,
+    ws_env_names,
+    ws_env_skip_reason,
+)
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.stash import SETTINGS_KEY
+from pytest_ws_resilience.stash import SETTINGS_KEY, WATCH_KEY
 
 __all__ = [
     "ENV_HELP",
@@ -34,6 +39,7 @@ __all__ = [
     "pytest_configure",
     "pytest_pycollect_makeitem",
     "pytest_report_header",
+    "pytest_runtest_call",
     "pytest_runtest_setup",
 ]
 
@@ -49,6 +55,11 @@ URL_HELP = (
     "url for this run. Default: the embedded reference server."
 )
 PATH_HELP = "path of the WebSocket endpoint (starts with '/'), overriding the config key path."
+LOOP_SCOPE_HELP = (
+    "event-loop scope of the async fixtures (ws_client_factory, ws_client, ws_pool): "
+    "function (default) or session (pooled connections then live across tests; run the "
+    "tests in the session loop too)."
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ws-url", dest="ws_url", metavar="URL", default=None, help=URL_HELP)
     group.addoption("--ws-path", dest="ws_path", metavar="PATH", default=None, help=PATH_HELP)
     parser.addini("ws_env", help=ENV_HELP, type="string", default="")
+    parser.addini("ws_loop_scope", help=LOOP_SCOPE_HELP, type="string", default="function")
 
 
 def _pyproject_path(config: pytest.Config) -> Path:
@@ -99,7 +111,18 @@ def pytest_configure(config: pytest.Config) -> None:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
     config.stash[SETTINGS_KEY] = settings
-    # Report hooks are a plugin of their own, so their hook names never shadow these.
+    loop_scope = config.getini("ws_loop_scope") or "function"
+    if loop_scope not in fixtures.LOOP_SCOPES:
+        raise pytest.UsageError(
+            f"ini ws_loop_scope = {loop_scope!r} is invalid: expected one of "
+            f"{', '.join(fixtures.LOOP_SCOPES)}"
+        )
+    # Fixtures and report hooks are plugins of their own, so their names never shadow
+    # these hooks; the async fixtures are built for the configured event-loop scope.
+    config.pluginmanager.register(fixtures, "ws_resilience.fixtures")
+    config.pluginmanager.register(
+        fixtures.loop_scoped_fixtures(loop_scope), "ws_resilience.loop_fixtures"
+    )
     config.pluginmanager.register(reporting, "ws_resilience.reporting")
 
 
@@ -139,15 +162,21 @@ def pytest_pycollect_makeitem(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``ws_env`` tests for other envs as skipped (the closest marker wins).
+    """Skip ``ws_env`` tests of other envs, and ``websocket_security`` tests without auth.
 
+    For ``ws_env`` the closest marker wins.
     A skip marker, rather than `pytest.skip` in a hook, so that ``-rs`` points at the
     test and the skip happens before any fixture starts.
     """
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return
+    security_reason = security_skip_reason(
+        embedded=settings.url is None, auth_configured=settings.auth_configured
+    )
     for item in items:
+        if security_reason and item.get_closest_marker("websocket_security") is not None:
+            item.add_marker(pytest.mark.skip(reason=security_reason))
         marker = item.get_closest_marker("ws_env")
         if marker is None:
             continue
@@ -171,5 +200,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.fail(str(err), pytrace=False)
 
 
-# The fixtures live in their own module; pytest finds them through this plugin module.
-from pytest_ws_resilience.fixtures import *  # noqa: E402, F403
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Fail a test whose body passed but whose users saw each other's data."""
+    result = yield
+    watch = item.stash.get(WATCH_KEY, None)
+    if watch is not None and watch.guard is not None:
+        report = watch.guard.verdict()
+        if report is not None:
+            pytest.fail(report, pytrace=False)
+    return result
