@@ -37,6 +37,8 @@ check: lint test
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/client_overhead.py
+	$(BIN)/python benchmarks/isolation.py
+	$(BIN)/python benchmarks/pool.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache

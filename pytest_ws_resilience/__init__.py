@@ -19,6 +19,12 @@ from pytest_ws_resilience.errors import (
     WsResilienceError,
     WsTimeoutError,
 )
+from pytest_ws_resilience.isolation import (
+    IsolationDetector,
+    IsolationViolation,
+    IsolationViolationError,
+)
+from pytest_ws_resilience.pool import ConnectionPool, PoolStats, WsPoolExhaustedError
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.timeouts import TimeoutValue
 from pytest_ws_resilience.tokens import RsaKeyPair, TestUser, TokenFactory
@@ -29,10 +35,15 @@ __all__ = [
     "AGENT_EVENTS",
     "Attempt",
     "Backoff",
+    "ConnectionPool",
     "ContractResult",
     "ContractViolation",
     "ContractViolationError",
     "EventContract",
+    "IsolationDetector",
+    "IsolationViolation",
+    "IsolationViolationError",
+    "PoolStats",
     "RsaKeyPair",
     "TestUser",
     "TimeoutValue",
@@ -43,6 +54,7 @@ __all__ = [
     "WsConnectError",
     "WsConnectionClosedError",
     "WsMessageTooLargeError",
+    "WsPoolExhaustedError",
     "WsResilienceError",
     "WsSettings",
     "WsTimeoutError",

@@ -198,12 +198,13 @@ class IsolationViolationError(WsResilienceError, AssertionError):
 # -- pure frame walks --------------------------------------------------------------------
 
 
-def frame_strings(data: Any) -> list[str]:
+def frame_strings(data: Any, min_length: int = 1) -> list[str]:
     """Every string of a parsed JSON value that a marker may hide in: string values,
     keys, and integers as digits (an id sent as a number); not bools or floats.
 
     Decoded strings, not the raw frame, so JSON escapes (quotes, ``\\uXXXX``) cannot
-    hide a marker.
+    hide a marker. Strings shorter than ``min_length`` are left out: no marker that
+    long fits in them.
     """
     found: list[str] = []
     add = found.append
@@ -213,21 +214,28 @@ def frame_strings(data: Any) -> list[str]:
         item = pop()
         kind = type(item)
         if kind is str:
-            add(item)
+            if len(item) >= min_length:
+                add(item)
         elif kind is dict:
             for key, value in item.items():
-                add(key)
+                if len(key) >= min_length:
+                    add(key)
                 vkind = type(value)
                 if vkind is str:
-                    add(value)
+                    if len(value) >= min_length:
+                        add(value)
                 elif vkind is dict or vkind is list:
                     push(value)
                 elif vkind is int:
-                    add(str(value))
+                    digits = str(value)
+                    if len(digits) >= min_length:
+                        add(digits)
         elif kind is list or kind is tuple:
             stack.extend(item)
         elif kind is int:
-            add(str(item))
+            digits = str(item)
+            if len(digits) >= min_length:
+                add(digits)
     return found
 
 
@@ -576,11 +584,11 @@ class IsolationDetector:
         self.checks += 1
         state = self._state(receiver)
         data = record.data
-        strings = [_frame_text(record.raw)] if data is None else frame_strings(data)
-        if len(strings) == 1:
-            text = strings[0]
+        if data is None:
+            strings = [_frame_text(record.raw)]
         else:
-            text = _SEPARATOR.join(strings)
+            strings = frame_strings(data, self.marker_min_length)
+        text = strings[0] if len(strings) == 1 else _SEPARATOR.join(strings)
         found: list[IsolationViolation] = []
 
         def foreign(entry: _Entry) -> bool:

@@ -156,14 +156,14 @@ async def test_a_canary_alone_catches_a_leak(server: ReferenceServer, tokens: To
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    "options",
-    [{"taint": False}, {"identity": False}, {"identity": False, "taint": False}, {}],
+    ("identity", "taint"),
+    [(True, False), (False, True), (False, False), (True, True)],
     ids=["identity", "taint", "canary", "all"],
 )
 async def test_the_clean_server_raises_no_violation(
-    server: ReferenceServer, tokens: TokenFactory, options: dict[str, bool]
+    server: ReferenceServer, tokens: TokenFactory, identity: bool, taint: bool
 ) -> None:
-    detector = IsolationDetector(**options)
+    detector = IsolationDetector(identity=identity, taint=taint)
     alice, bob = tokens.user(), tokens.user()
     await alice_runs_bob_watches(server, detector, alice, bob, leak=False, canary=True)
     assert detector.violations == [], detector.report()
