@@ -1,6 +1,7 @@
 """pytest-ws-resilience: test WebSocket services over real connections."""
 
 from pytest_ws_resilience.backoff import Backoff
+from pytest_ws_resilience.chaos import ChaosProxy, MessageFault, Toxic
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.contracts import (
     AGENT_EVENTS,
@@ -35,6 +36,7 @@ __all__ = [
     "AGENT_EVENTS",
     "Attempt",
     "Backoff",
+    "ChaosProxy",
     "ConnectionPool",
     "ContractResult",
     "ContractViolation",
@@ -43,11 +45,13 @@ __all__ = [
     "IsolationDetector",
     "IsolationViolation",
     "IsolationViolationError",
+    "MessageFault",
     "PoolStats",
     "RsaKeyPair",
     "TestUser",
     "TimeoutValue",
     "TokenFactory",
+    "Toxic",
     "WsAuthError",
     "WsClient",
     "WsConfigError",

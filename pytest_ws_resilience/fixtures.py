@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pytest
 import pytest_asyncio
 
+from pytest_ws_resilience.chaos.seeds import derive_seed
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.isolation import IsolationDetector
@@ -34,12 +35,16 @@ from pytest_ws_resilience.server_under_test import (
     token_factory_for,
 )
 from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.stash import SETTINGS_KEY, WATCH_KEY
+from pytest_ws_resilience.stash import CHAOS_KEY, CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
 from pytest_ws_resilience.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.watch import IsolationGuard, TestWatch
 
+if TYPE_CHECKING:
+    from pytest_ws_resilience.chaos.proxy import ChaosProxy
+
 __all__ = [
     "LOOP_SCOPES",
+    "ChaosFactory",
     "ClientFactory",
     "TestPool",
     "UserFactory",
@@ -74,6 +79,17 @@ class ClientFactory(Protocol):
         connect: bool = True,
         **options: Any,
     ) -> Awaitable[WsClient]: ...
+
+
+class ChaosFactory(Protocol):
+    def __call__(
+        self,
+        upstream_url: str | None = None,
+        *,
+        preset: str | None = None,
+        seed: int | None = None,
+        strip_compression: bool = True,
+    ) -> Awaitable[ChaosProxy]: ...
 
 
 def test_watch(node: pytest.Item) -> TestWatch:
@@ -369,6 +385,58 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             if loop_scope == "function":
                 await _ws_shared_pool.cleanup_all()
 
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_chaos(
+        request: pytest.FixtureRequest, ws_server: ServerUnderTest, ws_settings: WsSettings
+    ) -> AsyncIterator[ChaosFactory]:
+        """``proxy = await ws_chaos(upstream_url=None, *, preset=None, seed=None)``.
+
+        A `ChaosProxy` on a free loopback port in front of ``upstream_url`` (default:
+        the server under test); connect through it with
+        ``ws_client_factory(url=proxy.url)``. ``preset`` arms a named toxic set ("3g",
+        "lossy_wifi", ...) before the first connection. Random faults are seeded from
+        the run's seed (``--ws-chaos-seed``), the test and the proxy's number, so a
+        failing test prints the seed that replays it. Proxies stop at teardown, bounded.
+        """
+        from pytest_ws_resilience.chaos.presets import apply_preset
+        from pytest_ws_resilience.chaos.proxy import ChaosProxy
+
+        loop = asyncio.get_running_loop()
+        run_seed = request.config.stash.get(CHAOS_SEED_KEY, 0)
+        seeds = request.node.stash.setdefault(CHAOS_KEY, [])
+        proxies: list[ChaosProxy] = []
+
+        async def make_proxy(
+            upstream_url: str | None = None,
+            *,
+            preset: str | None = None,
+            seed: int | None = None,
+            strip_compression: bool = True,
+        ) -> ChaosProxy:
+            _check_loop(loop, "ws_chaos", loop_scope)
+            proxy_seed = (
+                seed
+                if seed is not None
+                else derive_seed(run_seed, request.node.nodeid, len(proxies))
+            )
+            proxy = ChaosProxy(
+                upstream_url or ws_server.url,
+                seed=proxy_seed,
+                strip_compression=strip_compression,
+            )
+            if preset is not None:
+                apply_preset(proxy, preset)  # armed before start: no connection escapes
+            await proxy.start()
+            proxies.append(proxy)
+            seeds.append(proxy_seed)
+            return proxy
+
+        try:
+            yield make_proxy
+        finally:
+            bound = ws_settings.close_timeout.value or 5.0
+            await asyncio.gather(*(p.stop(timeout=bound) for p in proxies), return_exceptions=True)
+
     module = ModuleType(f"pytest_ws_resilience.fixtures[{loop_scope}]")
     module.__doc__ = f"Event-loop-bound fixtures of pytest-ws-resilience ({loop_scope} loops)."
     fixtures = {
@@ -376,6 +444,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         "ws_client": ws_client,
         "_ws_shared_pool": _ws_shared_pool,
         "ws_pool": ws_pool,
+        "ws_chaos": ws_chaos,
     }
     for name, fixture in fixtures.items():
         setattr(module, name, fixture)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience import fixtures, reporting
+from pytest_ws_resilience.chaos.seeds import new_run_seed
 from pytest_ws_resilience.config import load_settings, read_tool_config
 from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.markers import (
@@ -28,7 +29,7 @@ from pytest_ws_resilience.markers import (
 )
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.stash import SETTINGS_KEY, WATCH_KEY
+from pytest_ws_resilience.stash import CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
 
 __all__ = [
     "ENV_HELP",
@@ -55,6 +56,10 @@ URL_HELP = (
     "url for this run. Default: the embedded reference server."
 )
 PATH_HELP = "path of the WebSocket endpoint (starts with '/'), overriding the config key path."
+CHAOS_SEED_HELP = (
+    "seed of the chaos proxies' random faults (ws_chaos); a failing test prints the seed "
+    "that replays it. Default: drawn at random for each run."
+)
 LOOP_SCOPE_HELP = (
     "event-loop scope of the async fixtures (ws_client_factory, ws_client, ws_pool): "
     "function (default) or session (pooled connections then live across tests; run the "
@@ -67,6 +72,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ws-env", dest="ws_env", metavar="NAME", default=None, help=ENV_HELP)
     group.addoption("--ws-url", dest="ws_url", metavar="URL", default=None, help=URL_HELP)
     group.addoption("--ws-path", dest="ws_path", metavar="PATH", default=None, help=PATH_HELP)
+    group.addoption(
+        "--ws-chaos-seed",
+        dest="ws_chaos_seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help=CHAOS_SEED_HELP,
+    )
     parser.addini("ws_env", help=ENV_HELP, type="string", default="")
     parser.addini("ws_loop_scope", help=LOOP_SCOPE_HELP, type="string", default="function")
 
@@ -111,6 +124,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
     config.stash[SETTINGS_KEY] = settings
+    seed = config.getoption("ws_chaos_seed")
+    config.stash[CHAOS_SEED_KEY] = seed if seed is not None else new_run_seed()
     loop_scope = config.getini("ws_loop_scope") or "function"
     if loop_scope not in fixtures.LOOP_SCOPES:
         raise pytest.UsageError(
@@ -141,6 +156,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"ws-resilience: env={settings.env} ({settings.env_source}), url={url}{path}",
         f"ws-resilience timeouts: {timeouts}",
+        f"ws-resilience chaos seed: {config.stash[CHAOS_SEED_KEY]} "
+        f"({'--ws-chaos-seed' if config.getoption('ws_chaos_seed') is not None else 'random'})",
     ]
 
 

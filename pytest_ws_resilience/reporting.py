@@ -12,8 +12,9 @@ from collections.abc import Generator
 import pytest
 
 from pytest_ws_resilience.redaction import RedactingFilter, redact
+from pytest_ws_resilience.stash import CHAOS_KEY, CHAOS_SEED_KEY
 
-__all__ = ["pytest_runtest_makereport", "pytest_sessionstart"]
+__all__ = ["chaos_replay_hint", "pytest_runtest_makereport", "pytest_sessionstart"]
 
 _LOG_HANDLERS = ("caplog_handler", "report_handler", "log_cli_handler", "log_file_handler")
 
@@ -24,7 +25,19 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     redact_report(report)
+    if report.failed and item.stash.get(CHAOS_KEY, None):
+        report.sections.append(("ws-chaos", chaos_replay_hint(item)))
     return report
+
+
+def chaos_replay_hint(item: pytest.Item) -> str:
+    """How to replay a failed test's chaos: the run seed and the command."""
+    run_seed = item.config.stash.get(CHAOS_SEED_KEY, None)
+    proxy_seeds = ", ".join(str(s) for s in item.stash.get(CHAOS_KEY, []))
+    return (
+        f"chaos seed {run_seed} (proxy seeds {proxy_seeds}); replay with: "
+        f"pytest --ws-chaos-seed={run_seed} '{item.nodeid}'"
+    )
 
 
 def redact_report(report: pytest.TestReport) -> None:

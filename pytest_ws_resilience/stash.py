@@ -7,10 +7,16 @@ import pytest
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.watch import TestWatch
 
-__all__ = ["SETTINGS_KEY", "WATCH_KEY"]
+__all__ = ["CHAOS_KEY", "CHAOS_SEED_KEY", "SETTINGS_KEY", "WATCH_KEY"]
 
 #: The run's resolved settings, stored by the plugin at configure time.
 SETTINGS_KEY = pytest.StashKey[WsSettings]()
 
 #: What the current test watches (its clients, and the isolation guard once on).
 WATCH_KEY = pytest.StashKey[TestWatch]()
+
+#: The run's chaos seed (``--ws-chaos-seed``, or drawn once at random).
+CHAOS_SEED_KEY = pytest.StashKey[int]()
+
+#: Seeds of the chaos proxies a test made (printed when it fails, for replay).
+CHAOS_KEY = pytest.StashKey[list[int]]()
