@@ -39,6 +39,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/pool.py
+	$(BIN)/python benchmarks/chaos_proxy.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
