@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import random
 import secrets
 import socket
@@ -54,6 +53,7 @@ from pytest_ws_resilience.chaos.toxics import (
     build_toxic,
     default_toxic_name,
 )
+from pytest_ws_resilience.loopback import is_loopback_host
 from pytest_ws_resilience.redaction import redact
 
 __all__ = ["ChaosProxy", "ProxyConnection"]
@@ -80,15 +80,6 @@ class _Upstream:
     target: str  # path and query, "" for tcp
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _parse_upstream(upstream: str) -> _Upstream:
     text = upstream if "://" in upstream else f"tcp://{upstream}"
     parts = urlsplit(text)
@@ -96,7 +87,7 @@ def _parse_upstream(upstream: str) -> _Upstream:
     if scheme not in ("ws", "wss", "tcp"):
         raise ValueError(f"chaos upstream must be ws://, wss:// or host:port, got {upstream!r}")
     host = parts.hostname or ""
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         raise ValueError(f"chaos upstream must be a loopback address, got {host or upstream!r}")
     try:
         port = parts.port or {"ws": 80, "wss": 443}.get(scheme)
@@ -581,7 +572,7 @@ class ChaosProxy:
         name: str = "chaos",
         connect_timeout: float = 5.0,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             raise ValueError(f"ChaosProxy listens on loopback only, got host {host!r}")
         self._upstream = _parse_upstream(upstream)
         self.upstream = upstream

@@ -6,31 +6,21 @@ any socket is opened, and the server code can trust every field.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pytest_ws_resilience.loopback import is_loopback_host
 from pytest_ws_resilience.redaction import register_secret, secret_repr
 from pytest_ws_resilience.settings import DEFAULT_AUTH_CHAIN, DEFAULT_MAX_MESSAGE_SIZE
 from pytest_ws_resilience.testing.faults import parse_faults
 
-__all__ = ["SERVER_AUTH_METHODS", "ServerConfig", "is_loopback_host"]
+__all__ = ["SERVER_AUTH_METHODS", "ServerConfig", "is_loopback_host"]  # re-exported
 
 #: The ways the server looks for a token, in its lookup order.
 SERVER_AUTH_METHODS: tuple[str, ...] = DEFAULT_AUTH_CHAIN
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and any loopback address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_rsa_public_pem(text: str) -> bool:
