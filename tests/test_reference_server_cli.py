@@ -68,7 +68,14 @@ async def start_cli(args: list[str], env: Mapping[str, str]) -> RunningCli:
         await process.wait()
         raise
     match = LISTENING_RE.match(first)
-    assert match, f"unexpected first line {first!r}"
+    if match is None:  # say why: the process's own words, and how it ended
+        assert process.stderr is not None
+        async with asyncio.timeout(PROCESS_S):
+            errors = (await process.stderr.read()).decode(errors="replace")
+            code = await process.wait()
+        raise AssertionError(
+            f"unexpected first line {first!r}; exit code {code}; stderr: {errors[-2000:]!r}"
+        )
     return RunningCli(process, match.group(1), info)
 
 
@@ -100,7 +107,9 @@ def tokens() -> TokenFactory:
 async def cli(tokens: TokenFactory) -> AsyncIterator[RunningCli]:
     assert tokens.secret is not None
     running = await start_cli(
-        ["--port", "0", "--secret", tokens.secret, "--agent-delay", "0.001", "--fault", "leak"],
+        # "--secret=..." form: a generated secret may begin with "-", which argparse would
+        # read as an option after a bare "--secret".
+        ["--port", "0", f"--secret={tokens.secret}", "--agent-delay", "0.001", "--fault", "leak"],
         clean_env(),
     )
     try:
