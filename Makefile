@@ -23,7 +23,8 @@ $(BIN)/.installed: pyproject.toml
 NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 demo: $(BIN)/.installed
-	$(BIN)/pytest examples -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest examples -p ws_resilience -v --ignore=examples/fastapi_app; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c examples/fastapi_app/pyproject.toml examples/fastapi_app -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest tests -n $(WORKERS) --dist loadgroup; $(NO_TESTS_IS_FAILURE)

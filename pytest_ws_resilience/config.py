@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_ws_resilience.asgi import parse_app_path
 from pytest_ws_resilience.backoff import Backoff
 from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.profiles import (
@@ -40,12 +41,14 @@ from pytest_ws_resilience.settings import AUTH_METHODS, WsSettings
 from pytest_ws_resilience.timeouts import Source, TimeoutValue
 
 __all__ = [
+    "APP_KEYS",
     "ENV_VAR",
     "EXTRA_TOP_LEVEL_KEYS",
     "SETTING_KEYS",
     "TOOL_TABLE",
     "load_settings",
     "read_tool_config",
+    "validate_app",
     "validate_url",
 ]
 
@@ -70,10 +73,13 @@ SETTING_KEYS: tuple[str, ...] = (
     *_STRING_KEYS,
     "services",
 )
-#: Top-level keys kept for later features (``WsSettings.extra``); ``services`` may also
-#: be a table of service definitions, kept there too.
+#: Top-level keys also kept as given in ``WsSettings.extra``; ``services`` may also be a
+#: table of service definitions, kept there too.
 EXTRA_TOP_LEVEL_KEYS = ("app",)
-_TOP_LEVEL_KEYS = (*SETTING_KEYS, "envs", *EXTRA_TOP_LEVEL_KEYS)
+#: Top-level-only keys of the ASGI-app feature (``app`` is one of them, and also kept in
+#: ``extra``): the app is served for every env that has no ``url``.
+APP_KEYS = ("app", "app_subprocess")
+_TOP_LEVEL_KEYS = (*SETTING_KEYS, "envs", *EXTRA_TOP_LEVEL_KEYS, "app_subprocess")
 
 # Secrets typed straight into the file, and the key that should name their variable.
 _SECRET_KEYS = {
@@ -195,6 +201,25 @@ def validate_url(subject: str, value: Any) -> str:
     if port == 0:
         raise WsConfigError(f"{shown} is not a valid URL: port 0 is not a server port")
     return value
+
+
+def validate_app(subject: str, value: Any) -> str:
+    """Check an app import path: ``module:attr`` or ``module:factory()``.
+
+    Args:
+        subject: how the value is named in the error, e.g. ``"--ws-app"``.
+    """
+    if isinstance(value, str):
+        try:
+            parse_app_path(value)
+        except ValueError:
+            pass
+        else:
+            return value.strip()
+    raise WsConfigError(
+        f"{subject} = {_show(value)} is invalid: expected 'module:attr' or "
+        f"'module:factory()' (e.g. 'myapp.main:app')"
+    )
 
 
 def _path(where: str, key: str, value: Any) -> str:
@@ -398,6 +423,8 @@ def load_settings(
     cli_env: str | None,
     cli_url: str | None,
     cli_path: str | None = None,
+    cli_app: str | None = None,
+    cli_app_subprocess: bool = False,
     ini_env: str | None = None,
     environ: Mapping[str, str],
     tool_config: Mapping[str, Any],
@@ -409,6 +436,9 @@ def load_settings(
         cli_env: ``--ws-env``, if given.
         cli_url: ``--ws-url``, if given (overrides every configured URL).
         cli_path: ``--ws-path``, if given.
+        cli_app: ``--ws-app``, if given: serve this ASGI app (beats any configured
+            ``url``; an error together with ``--ws-url``).
+        cli_app_subprocess: ``--ws-app-subprocess`` was given.
         ini_env: the pytest ini value ``ws_env`` (empty or None = unset).
         environ: the process environment (``WS_ENV`` and the secret variables).
         tool_config: the ``[tool.ws_resilience]`` table (see `read_tool_config`).
@@ -454,6 +484,13 @@ def load_settings(
         )
 
     url, url_layer = _pick(layers, "url")
+    app, app_source, app_subprocess = _resolve_app(
+        tool_config, origin, cli_app=cli_app, cli_url=cli_url, cli_app_subprocess=cli_app_subprocess
+    )
+    if app is not None and cli_app is None and url is not None:
+        app = None  # the configured app serves envs without a url; this env has one
+    if app is not None:
+        url, url_layer = None, _Layer(app_source, app_source, {})
 
     secret_env, secret = _read_secret(layers, "jwt_secret_env", environ, pem=False)
     private_env, private_key = _read_secret(layers, "jwt_private_key_env", environ, pem=True)
@@ -493,5 +530,31 @@ def load_settings(
         auth_cookie=value("auth_cookie"),
         auth_subprotocol=value("auth_subprotocol"),
         services=value("services") or (),
+        app=app,
+        app_source=app_source if app is not None else Source.DEFAULT,
+        app_subprocess=app_subprocess,
         extra=extra,
     )
+
+
+def _resolve_app(
+    top: Mapping[str, Any],
+    origin: str,
+    *,
+    cli_app: str | None,
+    cli_url: str | None,
+    cli_app_subprocess: bool,
+) -> tuple[str | None, str, bool]:
+    """The app to serve, its source, and whether in a subprocess (``--ws-app`` first)."""
+    where = f"{origin} {_table_name()}"
+    subprocess = top.get("app_subprocess", False)
+    if not isinstance(subprocess, bool):
+        raise _bad(where, "app_subprocess", subprocess, "true or false")
+    subprocess = subprocess or cli_app_subprocess
+    if cli_app is not None:
+        if cli_url is not None:
+            raise WsConfigError("--ws-app and --ws-url both name the server under test; choose one")
+        return validate_app("--ws-app", cli_app), "--ws-app", subprocess
+    if "app" in top:
+        return validate_app(f"{where}: app", top["app"]), f"pyproject {_table_name()}", subprocess
+    return None, Source.DEFAULT, subprocess

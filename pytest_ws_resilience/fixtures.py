@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import pytest
 import pytest_asyncio
 
+from pytest_ws_resilience.asgi import AsgiAppStartupError
 from pytest_ws_resilience.chaos.seeds import derive_seed
 from pytest_ws_resilience.client import WsClient
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import WsResilienceError, WsTimeoutError
 from pytest_ws_resilience.isolation import IsolationDetector
 from pytest_ws_resilience.pool import ConnectionPool, PoolStats
 from pytest_ws_resilience.server_under_test import (
@@ -116,13 +117,29 @@ def ws_tokens(ws_settings: WsSettings) -> TokenFactory:
 
 
 @pytest.fixture(scope="session")
-def ws_server(ws_settings: WsSettings, ws_tokens: TokenFactory) -> Iterator[ServerUnderTest]:
-    """The server under test: the configured URL, else the embedded reference server.
+def ws_server(
+    request: pytest.FixtureRequest, ws_settings: WsSettings, ws_tokens: TokenFactory
+) -> Iterator[ServerUnderTest]:
+    """The server under test: the configured URL, the user's ASGI app (``--ws-app``),
+    else the embedded reference server.
 
-    The embedded server starts once per session on a free loopback port and stops
-    (bounded) when the session ends.
+    The app or the embedded server starts once per session (once per xdist worker) on a
+    free loopback port and stops (bounded) when the session ends. An app that fails to
+    start fails the first test that needs it, with the app's traceback, and stops the
+    session: the other tests would only repeat the same error.
     """
-    server = open_server_under_test(ws_settings, ws_tokens)
+    failure: str | None = None
+    try:
+        server = open_server_under_test(ws_settings, ws_tokens)
+    except (AsgiAppStartupError, WsTimeoutError) as err:
+        if ws_settings.app is None:
+            raise
+        failure = str(err)
+    if failure is not None:  # outside the except block: no chained traceback to repeat
+        request.session.shouldfail = (
+            "the ASGI app under test failed to start; session stopped (see the first error)"
+        )
+        pytest.fail(failure, pytrace=False)
     try:
         yield server
     finally:

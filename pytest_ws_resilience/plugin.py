@@ -11,6 +11,7 @@ switches all of it off.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience import fixtures, reporting
+from pytest_ws_resilience.asgi import check_app_importable, parse_app_path, require_uvicorn
 from pytest_ws_resilience.chaos.seeds import new_run_seed
 from pytest_ws_resilience.config import load_settings, read_tool_config
 from pytest_ws_resilience.errors import WsConfigError
@@ -29,9 +31,16 @@ from pytest_ws_resilience.markers import (
 )
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.stash import CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
+from pytest_ws_resilience.stash import (
+    CHAOS_SEED_KEY,
+    ISOLATION_REPORT_KEY,
+    SETTINGS_KEY,
+    WATCH_KEY,
+)
 
 __all__ = [
+    "APP_HELP",
+    "APP_SUBPROCESS_HELP",
     "ENV_HELP",
     "PATH_HELP",
     "URL_HELP",
@@ -56,6 +65,16 @@ URL_HELP = (
     "url for this run. Default: the embedded reference server."
 )
 PATH_HELP = "path of the WebSocket endpoint (starts with '/'), overriding the config key path."
+APP_HELP = (
+    "serve your ASGI app (FastAPI, Starlette, ...) with uvicorn on a free loopback port "
+    "for the session and test it: 'module:attr', or 'module:factory()' to call a factory. "
+    "The endpoint is --ws-path / config path. Needs the extra: "
+    "pip install 'pytest-ws-resilience[asgi]'."
+)
+APP_SUBPROCESS_HELP = (
+    "serve the --ws-app app with 'python -m uvicorn' in a subprocess instead of a thread "
+    "of the test process (for apps that need a process of their own)."
+)
 CHAOS_SEED_HELP = (
     "seed of the chaos proxies' random faults (ws_chaos); a failing test prints the seed "
     "that replays it. Default: drawn at random for each run."
@@ -72,6 +91,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ws-env", dest="ws_env", metavar="NAME", default=None, help=ENV_HELP)
     group.addoption("--ws-url", dest="ws_url", metavar="URL", default=None, help=URL_HELP)
     group.addoption("--ws-path", dest="ws_path", metavar="PATH", default=None, help=PATH_HELP)
+    group.addoption("--ws-app", dest="ws_app", metavar="MODULE:ATTR", default=None, help=APP_HELP)
+    group.addoption(
+        "--ws-app-subprocess",
+        dest="ws_app_subprocess",
+        action="store_true",
+        default=False,
+        help=APP_SUBPROCESS_HELP,
+    )
     group.addoption(
         "--ws-chaos-seed",
         dest="ws_chaos_seed",
@@ -106,6 +133,8 @@ def _load(config: pytest.Config) -> WsSettings:
         cli_env=config.getoption("ws_env"),
         cli_url=config.getoption("ws_url"),
         cli_path=config.getoption("ws_path"),
+        cli_app=config.getoption("ws_app"),
+        cli_app_subprocess=bool(config.getoption("ws_app_subprocess")),
         ini_env=ini_env if isinstance(ini_env, str) and ini_env else None,
         environ=os.environ,
         tool_config=read_tool_config(path),
@@ -120,6 +149,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # --help must keep working while the user fixes a broken config
     try:
         settings = _load(config)
+        if settings.app is not None:
+            settings = _prepare_app(config, settings)
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
@@ -141,11 +172,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(reporting, "ws_resilience.reporting")
 
 
+def _prepare_app(config: pytest.Config, settings: WsSettings) -> WsSettings:
+    """Check ``--ws-app`` before any test: uvicorn installed, module and attribute found.
+
+    The rootdir and the invocation directory go first on ``sys.path`` (as uvicorn's
+    ``--app-dir``), so ``myapp:app`` next to the tests imports. An exception raised by
+    the app's own code is not checked here: the first test that needs the server reports
+    it with its traceback (see the ``ws_server`` fixture).
+    """
+    assert settings.app is not None
+    if settings.app_source == "--ws-app":
+        subject = f"--ws-app={settings.app}"
+    else:
+        subject = f"{_shown_path(_pyproject_path(config), config)} [tool.ws_resilience] app"
+    require_uvicorn(subject)
+    dirs = tuple(dict.fromkeys([str(config.rootpath), str(config.invocation_params.dir)]))
+    for directory in reversed(dirs):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    check_app_importable(
+        parse_app_path(settings.app), subject=subject, execute=not settings.app_subprocess
+    )
+    return settings.with_changes(app_dirs=dirs)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return []
-    if settings.url is None:
+    if settings.app is not None:
+        how = " in a subprocess" if settings.app_subprocess else ""
+        url = f"app {settings.app} (served by uvicorn{how})"
+    elif settings.url is None:
         url = "embedded reference server"
     else:
         url = f"{redact(settings.url)} ({settings.url_source})"
@@ -189,7 +247,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if settings is None:
         return
     security_reason = security_skip_reason(
-        embedded=settings.url is None, auth_configured=settings.auth_configured
+        embedded=settings.url is None and settings.app is None,
+        auth_configured=settings.auth_configured,
     )
     for item in items:
         if security_reason and item.get_closest_marker("websocket_security") is not None:
@@ -219,9 +278,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Fail a test whose body passed but whose users saw each other's data."""
-    result = yield
+    """Fail a test whose users saw each other's data; report it once.
+
+    A test whose body passed fails here with the isolation report. A test that failed
+    on its own keeps its failure, with the report added to it (not as a second error).
+    """
     watch = item.stash.get(WATCH_KEY, None)
+    try:
+        result = yield
+    except BaseException:
+        if watch is not None and watch.guard is not None:
+            report = watch.guard.verdict()
+            if report is not None:
+                item.stash[ISOLATION_REPORT_KEY] = report
+        raise
     if watch is not None and watch.guard is not None:
         report = watch.guard.verdict()
         if report is not None:

@@ -12,7 +12,7 @@ from collections.abc import Generator
 import pytest
 
 from pytest_ws_resilience.redaction import RedactingFilter, redact
-from pytest_ws_resilience.stash import CHAOS_KEY, CHAOS_SEED_KEY
+from pytest_ws_resilience.stash import CHAOS_KEY, CHAOS_SEED_KEY, ISOLATION_REPORT_KEY
 
 __all__ = ["chaos_replay_hint", "pytest_runtest_makereport", "pytest_sessionstart"]
 
@@ -25,6 +25,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     redact_report(report)
+    isolation = item.stash.get(ISOLATION_REPORT_KEY, None)
+    if report.failed and report.when == "call" and isolation is not None:
+        report.sections.append(("ws-isolation", redact(isolation)))
     if report.failed and item.stash.get(CHAOS_KEY, None):
         report.sections.append(("ws-chaos", chaos_replay_hint(item)))
     return report

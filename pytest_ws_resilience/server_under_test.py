@@ -1,4 +1,5 @@
-"""Which server a run talks to: a configured URL, or the embedded reference server.
+"""Which server a run talks to: a configured URL, the user's ASGI app, or the embedded
+reference server.
 
 Library code (no pytest): the `ws_server` fixture calls `open_server_under_test` once per
 session and `ServerUnderTest.close` at the end.
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pytest_ws_resilience.asgi import AppServer, open_app_server, parse_app_path
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
@@ -17,10 +19,14 @@ from pytest_ws_resilience.tokens import TokenFactory
 
 __all__ = ["ServerUnderTest", "open_server_under_test", "token_factory_for"]
 
+#: An app's startup (imports, lifespan) may well take longer than one handshake.
+_APP_STARTUP_MIN_S = 30.0
+
 
 @dataclass
 class ServerUnderTest:
-    """The server under test: ``url`` (a ``ws://`` string) and, if embedded, its handle.
+    """The server under test: ``url`` (a ``ws://`` string) and the handle of what the
+    plugin started (the embedded reference server, or the user's app served by uvicorn).
 
     ``str(server) == server.url`` so it can be passed wherever a URL is expected.
     """
@@ -28,12 +34,18 @@ class ServerUnderTest:
     url: str
     source: str
     embedded: EmbeddedServer | None = field(default=None, repr=False)
+    app: AppServer | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
         return self.url
 
     def __repr__(self) -> str:
-        kind = "embedded reference server" if self.embedded else self.source
+        if self.embedded is not None:
+            kind = "embedded reference server"
+        elif self.app is not None:
+            kind = f"app {self.app.app_path} served by uvicorn"
+        else:
+            kind = self.source
         return f"ServerUnderTest(url={redact(self.url)!r}, {kind})"
 
     @property
@@ -66,9 +78,12 @@ class ServerUnderTest:
         return self.embedded
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the embedded server (bounded); nothing to do for an external URL."""
+        """Stop the embedded server or the app (bounded; the app's lifespan shutdown
+        runs); nothing to do for an external URL."""
         if self.embedded is not None:
             self.embedded.stop(timeout=timeout)
+        if self.app is not None:
+            self.app.stop(timeout=timeout)
 
 
 def token_factory_for(settings: WsSettings) -> TokenFactory:
@@ -90,9 +105,24 @@ def token_factory_for(settings: WsSettings) -> TokenFactory:
 
 
 def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> ServerUnderTest:
-    """Return the configured server, or start the embedded one on a free loopback port."""
+    """Return the configured server, or start the user's app (``settings.app``) or the
+    embedded reference server on a free loopback port.
+
+    Raises:
+        AsgiAppStartupError: the app failed to start (the message has its traceback).
+        WsTimeoutError: the app or the server did not answer in time.
+    """
     if settings.url is not None:
         return ServerUnderTest(url=settings.url, source=settings.url_source)
+    if settings.app is not None:
+        app = open_app_server(
+            parse_app_path(settings.app),
+            path=settings.path,
+            in_subprocess=settings.app_subprocess,
+            app_dirs=settings.app_dirs,
+            timeout=max(settings.connect_timeout.value or 10.0, _APP_STARTUP_MIN_S),
+        )
+        return ServerUnderTest(url=app.url, source=settings.app_source, app=app)
     config = ServerConfig(
         secret=tokens.secret,
         public_key=tokens.public_key if tokens.algorithm == "RS256" else None,

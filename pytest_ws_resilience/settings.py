@@ -58,12 +58,23 @@ class WsSettings:
     auth_subprotocol: str = "jwt-auth"
     #: Services the run needs (behaviour comes with the services feature).
     services: tuple[str, ...] = ()
+    #: The ASGI app to serve with uvicorn (``module:attr`` or ``module:factory()``), when
+    #: the server under test is the user's app (``--ws-app`` or the config key ``app``);
+    #: ``url`` is then None until the app is served.
+    app: str | None = None
+    app_source: str = Source.DEFAULT
+    #: Serve the app with ``python -m uvicorn`` in a subprocess instead of a thread.
+    app_subprocess: bool = False
+    #: Directories put first on ``sys.path`` to import the app (pytest's rootdir and the
+    #: invocation directory, as uvicorn's ``--app-dir``); set by the plugin.
+    app_dirs: tuple[str, ...] = ()
     #: Unrecognised-but-tolerated extras for later features (kept for introspection).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
-            f"WsSettings(env={self.env!r}, url={self.url!r}, recv_timeout={self.recv_timeout}, "
+            f"WsSettings(env={self.env!r}, url={self.url!r}, "
+            f"{f'app={self.app!r}, ' if self.app else ''}recv_timeout={self.recv_timeout}, "
             f"close_timeout={self.close_timeout}, connect_timeout={self.connect_timeout}, "
             f"agent_timeout={self.agent_timeout}, auth_methods={self.effective_auth_methods}, "
             f"jwt_secret={secret_repr(self.jwt_secret)}, "

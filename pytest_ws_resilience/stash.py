@@ -7,7 +7,7 @@ import pytest
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.watch import TestWatch
 
-__all__ = ["CHAOS_KEY", "CHAOS_SEED_KEY", "SETTINGS_KEY", "WATCH_KEY"]
+__all__ = ["CHAOS_KEY", "CHAOS_SEED_KEY", "ISOLATION_REPORT_KEY", "SETTINGS_KEY", "WATCH_KEY"]
 
 #: The run's resolved settings, stored by the plugin at configure time.
 SETTINGS_KEY = pytest.StashKey[WsSettings]()
@@ -20,3 +20,6 @@ CHAOS_SEED_KEY = pytest.StashKey[int]()
 
 #: Seeds of the chaos proxies a test made (printed when it fails, for replay).
 CHAOS_KEY = pytest.StashKey[list[int]]()
+
+#: The isolation report of a test that failed on its own (added to its failure report).
+ISOLATION_REPORT_KEY = pytest.StashKey[str]()

@@ -154,3 +154,24 @@ def test_websocket_security_runs_against_an_external_server_with_auth(ws_pyteste
     )
     result = ws_pytester.runpytest("-p", "ws_resilience", "--ws-url=ws://127.0.0.1:9/")
     result.assert_outcomes(passed=1)
+
+
+def test_a_test_that_fails_on_a_leak_itself_is_reported_once(ws_pytester):
+    ws_pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_own_assert(ws_server, ws_client_factory, ws_isolation):
+            alice, bob = await ws_client_factory(), await ws_client_factory()
+            with ws_server.faults("leak"):
+                await alice.send_json({"type": "user_message", "text": "alice private note"})
+                await alice.expect(type="agent_completed")
+                await bob.send_json({"type": "ping"})
+                await bob.expect(type="pong")
+            assert ws_isolation.violations == []
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(failed=1, errors=0)  # no second report at teardown
+    result.stdout.fnmatch_lines(["*ws-isolation*", "*isolation violations*"])
