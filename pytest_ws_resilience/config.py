@@ -78,8 +78,8 @@ SETTING_KEYS: tuple[str, ...] = (
 EXTRA_TOP_LEVEL_KEYS = ("app",)
 #: Top-level-only keys of the ASGI-app feature (``app`` is one of them, and also kept in
 #: ``extra``): the app is served for every env that has no ``url``.
-APP_KEYS = ("app", "app_subprocess")
-_TOP_LEVEL_KEYS = (*SETTING_KEYS, "envs", *EXTRA_TOP_LEVEL_KEYS, "app_subprocess")
+APP_KEYS = ("app", "app_subprocess", "app_share")
+_TOP_LEVEL_KEYS = (*SETTING_KEYS, "envs", *EXTRA_TOP_LEVEL_KEYS, "app_subprocess", "app_share")
 
 # Secrets typed straight into the file, and the key that should name their variable.
 _SECRET_KEYS = {
@@ -425,6 +425,7 @@ def load_settings(
     cli_path: str | None = None,
     cli_app: str | None = None,
     cli_app_subprocess: bool = False,
+    cli_app_share: bool = False,
     ini_env: str | None = None,
     environ: Mapping[str, str],
     tool_config: Mapping[str, Any],
@@ -439,6 +440,7 @@ def load_settings(
         cli_app: ``--ws-app``, if given: serve this ASGI app (beats any configured
             ``url``; an error together with ``--ws-url``).
         cli_app_subprocess: ``--ws-app-subprocess`` was given.
+        cli_app_share: ``--ws-app-share`` was given (one app for all xdist workers).
         ini_env: the pytest ini value ``ws_env`` (empty or None = unset).
         environ: the process environment (``WS_ENV`` and the secret variables).
         tool_config: the ``[tool.ws_resilience]`` table (see `read_tool_config`).
@@ -533,8 +535,17 @@ def load_settings(
         app=app,
         app_source=app_source if app is not None else Source.DEFAULT,
         app_subprocess=app_subprocess,
+        app_share=app is not None and _flag(tool_config, origin, "app_share", cli_app_share),
         extra=extra,
     )
+
+
+def _flag(top: Mapping[str, Any], origin: str, key: str, cli: bool) -> bool:
+    """A top-level true/false key, or'ed with its command-line flag."""
+    value = top.get(key, False)
+    if not isinstance(value, bool):
+        raise _bad(f"{origin} {_table_name()}", key, value, "true or false")
+    return value or cli
 
 
 def _resolve_app(

@@ -37,6 +37,11 @@ from pytest_ws_resilience.stash import (
     SETTINGS_KEY,
     WATCH_KEY,
 )
+from pytest_ws_resilience.xdist_sharing import (
+    SharedAppController,
+    is_xdist_controller,
+    shared_app_settings,
+)
 
 __all__ = [
     "APP_HELP",
@@ -75,6 +80,10 @@ APP_SUBPROCESS_HELP = (
     "serve the --ws-app app with 'python -m uvicorn' in a subprocess instead of a thread "
     "of the test process (for apps that need a process of their own)."
 )
+APP_SHARE_HELP = (
+    "under pytest-xdist, serve one --ws-app app for all workers (started and stopped by "
+    "the controller) instead of one per worker."
+)
 CHAOS_SEED_HELP = (
     "seed of the chaos proxies' random faults (ws_chaos); a failing test prints the seed "
     "that replays it. Default: drawn at random for each run."
@@ -98,6 +107,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help=APP_SUBPROCESS_HELP,
+    )
+    group.addoption(
+        "--ws-app-share",
+        dest="ws_app_share",
+        action="store_true",
+        default=False,
+        help=APP_SHARE_HELP,
     )
     group.addoption(
         "--ws-chaos-seed",
@@ -135,6 +151,7 @@ def _load(config: pytest.Config) -> WsSettings:
         cli_path=config.getoption("ws_path"),
         cli_app=config.getoption("ws_app"),
         cli_app_subprocess=bool(config.getoption("ws_app_subprocess")),
+        cli_app_share=bool(config.getoption("ws_app_share")),
         ini_env=ini_env if isinstance(ini_env, str) and ini_env else None,
         environ=os.environ,
         tool_config=read_tool_config(path),
@@ -154,6 +171,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
+    if settings.app is not None and settings.app_share:
+        if is_xdist_controller(config):
+            config.pluginmanager.register(SharedAppController(settings), "ws_resilience.shared_app")
+        settings = shared_app_settings(config, settings)
     config.stash[SETTINGS_KEY] = settings
     seed = config.getoption("ws_chaos_seed")
     config.stash[CHAOS_SEED_KEY] = seed if seed is not None else new_run_seed()

@@ -65,6 +65,9 @@ class WsSettings:
     app_source: str = Source.DEFAULT
     #: Serve the app with ``python -m uvicorn`` in a subprocess instead of a thread.
     app_subprocess: bool = False
+    #: Under xdist, serve one app for all workers (started and stopped by the controller)
+    #: instead of one per worker.
+    app_share: bool = False
     #: Directories put first on ``sys.path`` to import the app (pytest's rootdir and the
     #: invocation directory, as uvicorn's ``--app-dir``); set by the plugin.
     app_dirs: tuple[str, ...] = ()

@@ -306,6 +306,33 @@ def test_each_xdist_worker_serves_its_own_copy(project):
     assert project.lifespan_events.count("start") == 2
 
 
+@pytest.mark.parametrize("how", ["--ws-app-share", "app_share = true"])
+def test_a_shared_app_is_served_once_for_all_xdist_workers(project, how):
+    flag = [how] if how.startswith("--") else []
+    extra = 'app = "myapp:app"' + ("" if flag else f"\n{how}")
+    # Workers hold no app handle of their own: only its URL, from the controller.
+    tests = USER_SUITE.replace("ws_server.app is not None and ", "")
+    result = project.write(extra=extra, tests=tests).run("-n", "2", *flag)
+    result.assert_outcomes(passed=4)
+    # Started by the controller before the workers, stopped by it after them: once.
+    assert project.lifespan_events == ["start", "stop"]
+
+
+def test_sharing_without_xdist_is_the_plain_session_app(project):
+    result = project.write(extra='app = "myapp:app"').run("--ws-app-share")
+    result.assert_outcomes(passed=4)
+    assert project.lifespan_events == ["start", "stop"]
+
+
+def test_a_shared_app_that_fails_to_start_stops_the_run_once(project, monkeypatch):
+    monkeypatch.setenv("APP_FAIL_LIFESPAN", "1")
+    result = project.write(extra='app = "myapp:app"').run("-n", "2", "--ws-app-share")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str() + result.stderr.str()
+    assert "failed to start" in out and "database unreachable at startup" in out
+    assert project.lifespan_events == ["start"]  # the controller tried once; no worker did
+
+
 # -- startup failures: once, with the app's traceback -------------------------------------
 
 FAILING_SUITE = """

@@ -1,0 +1,72 @@
+"""One ASGI app for all xdist workers (``app_share``): the controller serves it.
+
+By default each xdist worker serves its own copy of the app (apps keep in-memory
+state). With ``--ws-app-share`` / ``app_share = true`` the controller starts the app
+once, before any worker exists, hands its URL to every worker through xdist's
+``workerinput``, and stops it after all workers have finished: no worker ever starts or
+stops it. Registered only on an xdist controller, so xdist's hooks are never declared
+where xdist is absent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.server_under_test import (
+    ServerUnderTest,
+    open_server_under_test,
+    token_factory_for,
+)
+from pytest_ws_resilience.settings import WsSettings
+
+__all__ = ["SharedAppController", "is_xdist_controller", "shared_app_settings"]
+
+#: The key under which workers find the shared app's URL in ``config.workerinput``.
+WORKER_INPUT_KEY = "ws_resilience_shared_app_url"
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that distributes tests to xdist workers."""
+    dist = getattr(config.option, "dist", "no")
+    return dist != "no" and not hasattr(config, "workerinput")
+
+
+def shared_app_settings(config: pytest.Config, settings: WsSettings) -> WsSettings:
+    """On a worker of a shared-app run: the settings pointing at the controller's app."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    url = workerinput.get(WORKER_INPUT_KEY)
+    if url is None:
+        return settings
+    return settings.with_changes(
+        url=url, url_source=f"app {settings.app} shared by the xdist controller", app=None
+    )
+
+
+class SharedAppController:
+    """xdist controller hooks: serve the app before the workers, stop it after them."""
+
+    def __init__(self, settings: WsSettings) -> None:
+        self.settings = settings
+        self.server: ServerUnderTest | None = None
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist's own sessionstart spawns the workers
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        try:
+            self.server = open_server_under_test(self.settings, token_factory_for(self.settings))
+        except WsResilienceError as err:
+            pytest.exit(
+                f"the ASGI app under test (shared by the xdist workers) failed to start:\n{err}",
+                returncode=pytest.ExitCode.TESTS_FAILED,
+            )
+
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.server is not None:
+            node.workerinput[WORKER_INPUT_KEY] = self.server.url
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.server is not None:
+            self.server.close(timeout=self.settings.close_timeout.value or 5.0)
+            self.server = None
