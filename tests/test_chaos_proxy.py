@@ -177,7 +177,7 @@ async def test_agent_run_passes_through_a_proxy_without_toxics(
 
 def test_non_loopback_upstream_or_host_is_refused() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        ChaosProxy("ws://10.1.2.3:8000/")
+        ChaosProxy("ws://203.0.113.5:8000/")  # a documentation address (RFC 5737): never contacted
     with pytest.raises(ValueError, match="loopback"):
         ChaosProxy("ws://127.0.0.1:8000/", host="0.0.0.0")
     with pytest.raises(ValueError, match="needs a port"):
