@@ -41,6 +41,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/pool.py
 	$(BIN)/python benchmarks/chaos_proxy.py
+	$(BIN)/python benchmarks/connections.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
