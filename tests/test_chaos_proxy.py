@@ -486,7 +486,9 @@ async def test_toxic_armed_at_creation_slows_the_first_handshake(
         ws_client(plain, tokens) as b,
     ):
         assert a.metrics.handshake_s is not None and b.metrics.handshake_s is not None
-        assert a.metrics.handshake_s - b.metrics.handshake_s >= 0.075
+        # The first connection's handshake response already waited the latency: no
+        # connection escaped the toxic (a lower bound, robust on a loaded machine).
+        assert a.metrics.handshake_s >= 0.075, a.metrics.handshake_s
         assert [(d.connection, d.outcome) for d in slow.decisions] == [(1, "enabled")]
 
 
