@@ -17,11 +17,11 @@ decisions whatever else happens on the loop, and each toxic's stream of draws is
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pytest_ws_resilience.chaos.seeds import derive_rng
 from pytest_ws_resilience.chaos.toxics import Toxic
 
 __all__ = [
@@ -54,17 +54,6 @@ class Decision:
     def __str__(self) -> str:
         detail = f" ({self.detail})" if self.detail else ""
         return f"#{self.connection} {self.direction} {self.subject}: {self.outcome}{detail}"
-
-
-def derive_rng(seed: int, *parts: object) -> random.Random:
-    """A Random seeded from (seed, parts) deterministically (hash with hashlib, not hash()).
-
-    ``hash()`` of a string changes with ``PYTHONHASHSEED`` between runs; SHA-256 of the
-    parts' text does not, so a seed printed by one run replays in the next.
-    """
-    text = "\x1f".join([str(seed), *(f"{type(p).__name__}:{p}" for p in parts)])
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return random.Random(int.from_bytes(digest[:16], "big"))
 
 
 def toxicity_draw(seed: int, toxic_name: str, connection: int) -> float:

@@ -9,9 +9,10 @@ and on whichever xdist worker. Pure: hashlib, never ``hash()`` (salted per proce
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 
-__all__ = ["derive_seed", "new_run_seed"]
+__all__ = ["derive_rng", "derive_seed", "new_run_seed"]
 
 
 def new_run_seed() -> int:
@@ -19,7 +20,18 @@ def new_run_seed() -> int:
     return secrets.randbits(32)
 
 
+def _digest(seed: int, parts: tuple[object, ...]) -> bytes:
+    """SHA-256 of (seed, parts): ``hash()`` of a string changes with ``PYTHONHASHSEED``
+    between runs; this does not, so a seed printed by one run replays in the next."""
+    text = "\x1f".join([str(seed), *(f"{type(p).__name__}:{p}" for p in parts)])
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
 def derive_seed(seed: int, *parts: object) -> int:
     """A 64-bit seed determined by ``seed`` and ``parts`` (stable across processes)."""
-    text = "\x1f".join([str(seed), *(repr(p) for p in parts)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    return int.from_bytes(_digest(seed, parts)[:8], "big")
+
+
+def derive_rng(seed: int, *parts: object) -> random.Random:
+    """A `random.Random` determined by ``seed`` and ``parts`` (stable across processes)."""
+    return random.Random(int.from_bytes(_digest(seed, parts)[:16], "big"))
