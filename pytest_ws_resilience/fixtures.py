@@ -446,6 +446,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             await proxy.start()
             proxies.append(proxy)
             seeds.append(proxy_seed)
+            test_watch(request.node).proxies.append(proxy)
             return proxy
 
         try:

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from pytest_ws_resilience import fixtures, reporting
+from pytest_ws_resilience import fixtures, reporting, scheduling_hooks
 from pytest_ws_resilience.asgi import check_app_importable, parse_app_path, require_uvicorn
 from pytest_ws_resilience.chaos.seeds import new_run_seed
 from pytest_ws_resilience.config import load_settings, read_tool_config
 from pytest_ws_resilience.errors import WsConfigError
+from pytest_ws_resilience.load import fixtures as load_fixtures
 from pytest_ws_resilience.markers import (
     MARKERS,
     security_skip_reason,
@@ -30,6 +31,8 @@ from pytest_ws_resilience.markers import (
     ws_env_skip_reason,
 )
 from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.report import hooks as report_hooks
+from pytest_ws_resilience.services import hooks as services_hooks
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.stash import (
     CHAOS_SEED_KEY,
@@ -88,6 +91,19 @@ CHAOS_SEED_HELP = (
     "seed of the chaos proxies' random faults (ws_chaos); a failing test prints the seed "
     "that replays it. Default: drawn at random for each run."
 )
+REQUIRE_SERVICES_HELP = (
+    "fail, instead of skip, the tests whose services cannot run (no Docker daemon, a "
+    "service that never got healthy); for CI. Also set by WS_REQUIRE_SERVICES=1."
+)
+SERVER_CMD_HELP = (
+    "run this local command as the server under test, e.g. "
+    "--ws-server-cmd='python -m myapp --port {port}': {port} is filled with a free "
+    "loopback port, and the server counts as up after a real WebSocket handshake."
+)
+REPORT_HELP = (
+    "write the run's WebSocket report to PATH: per-test JSON, or a self-contained HTML "
+    "page with charts when PATH ends in .html."
+)
 LOOP_SCOPE_HELP = (
     "event-loop scope of the async fixtures (ws_client_factory, ws_client, ws_pool): "
     "function (default) or session (pooled connections then live across tests; run the "
@@ -123,6 +139,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help=CHAOS_SEED_HELP,
     )
+    group.addoption(
+        "--ws-require-services",
+        dest="ws_require_services",
+        action="store_true",
+        default=False,
+        help=REQUIRE_SERVICES_HELP,
+    )
+    group.addoption(
+        "--ws-server-cmd", dest="ws_server_cmd", metavar="CMD", default=None, help=SERVER_CMD_HELP
+    )
+    group.addoption("--ws-report", dest="ws_report", metavar="PATH", default=None, help=REPORT_HELP)
     parser.addini("ws_env", help=ENV_HELP, type="string", default="")
     parser.addini("ws_loop_scope", help=LOOP_SCOPE_HELP, type="string", default="function")
 
@@ -168,6 +195,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = _load(config)
         if settings.app is not None:
             settings = _prepare_app(config, settings)
+        settings = services_hooks.configure(config, settings)
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
@@ -190,7 +218,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(
         fixtures.loop_scoped_fixtures(loop_scope), "ws_resilience.loop_fixtures"
     )
+    config.pluginmanager.register(
+        load_fixtures.loop_scoped_load_fixtures(loop_scope), "ws_resilience.load_fixtures"
+    )
     config.pluginmanager.register(reporting, "ws_resilience.reporting")
+    scheduling_hooks.configure(config)
+    report_hooks.configure(config)
 
 
 def _prepare_app(config: pytest.Config, settings: WsSettings) -> WsSettings:

@@ -7,7 +7,14 @@ import pytest
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.watch import TestWatch
 
-__all__ = ["CHAOS_KEY", "CHAOS_SEED_KEY", "ISOLATION_REPORT_KEY", "SETTINGS_KEY", "WATCH_KEY"]
+__all__ = [
+    "CHAOS_KEY",
+    "CHAOS_SEED_KEY",
+    "ISOLATION_REPORT_KEY",
+    "SERVICES_STARTED_KEY",
+    "SETTINGS_KEY",
+    "WATCH_KEY",
+]
 
 #: The run's resolved settings, stored by the plugin at configure time.
 SETTINGS_KEY = pytest.StashKey[WsSettings]()
@@ -23,3 +30,7 @@ CHAOS_KEY = pytest.StashKey[list[int]]()
 
 #: The isolation report of a test that failed on its own (added to its failure report).
 ISOLATION_REPORT_KEY = pytest.StashKey[str]()
+
+#: Services this process started (or adopted), one line each ("name: how"), for the
+#: terminal summary and the report.
+SERVICES_STARTED_KEY = pytest.StashKey[list[str]]()

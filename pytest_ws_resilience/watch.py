@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pytest_ws_resilience.isolation import IsolationDetector, IsolationViolation
 
 if TYPE_CHECKING:
+    from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.client import WsClient
     from pytest_ws_resilience.tokens import TestUser
 
@@ -95,12 +96,23 @@ class TestWatch:
     def __init__(self) -> None:
         self.clients: list[WsClient] = []
         self.guard: IsolationGuard | None = None
+        #: Every client the test ever used (pooled ones stay here after release),
+        #: in order: what the reports count.
+        self.seen_clients: list[WsClient] = []
+        #: Chaos proxies the test made (``ws_chaos``), for the reports.
+        self.proxies: list[ChaosProxy] = []
+        #: Names of the services the test used (``ws_services``).
+        self.services: list[str] = []
+        #: Load results the test produced (``ws_storm``), JSON-ready dicts for reports.
+        self.storms: list[dict[str, object]] = []
 
     def track(self, client: WsClient) -> None:
         """A client the test uses: watched by the detector, now or once it starts."""
         if client in self.clients:
             return
         self.clients.append(client)
+        if client not in self.seen_clients:
+            self.seen_clients.append(client)
         if self.guard is not None:
             self.guard.detector.attach(client)
 

@@ -1,0 +1,2 @@
+"""Load: connection storms, connect/disconnect cycles, bursts during the handshake, and
+async benchmarks."""

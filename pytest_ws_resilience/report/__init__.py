@@ -1,0 +1,1 @@
+"""Run reports: the terminal summary, and --ws-report JSON / self-contained HTML."""
