@@ -41,7 +41,9 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/pool.py
 	$(BIN)/python benchmarks/chaos_proxy.py
-	$(BIN)/python benchmarks/connections.py
+	$(BIN)/python benchmarks/storm.py
+	$(BIN)/python benchmarks/parallel.py
+	$(BIN)/python benchmarks/service_ready.py
 	$(BIN)/python benchmarks/memory.py
 
 clean:

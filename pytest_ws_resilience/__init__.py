@@ -25,7 +25,10 @@ from pytest_ws_resilience.isolation import (
     IsolationViolation,
     IsolationViolationError,
 )
+from pytest_ws_resilience.load import Storm, StormResult, StormThresholdError
 from pytest_ws_resilience.pool import ConnectionPool, PoolStats, WsPoolExhaustedError
+from pytest_ws_resilience.scheduling_hooks import WsSchedulingWarning
+from pytest_ws_resilience.services import ServiceHandle, ServiceSpec
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.timeouts import TimeoutValue
 from pytest_ws_resilience.tokens import RsaKeyPair, TestUser, TokenFactory
@@ -48,6 +51,11 @@ __all__ = [
     "MessageFault",
     "PoolStats",
     "RsaKeyPair",
+    "ServiceHandle",
+    "ServiceSpec",
+    "Storm",
+    "StormResult",
+    "StormThresholdError",
     "TestUser",
     "TimeoutValue",
     "TokenFactory",
@@ -60,6 +68,7 @@ __all__ = [
     "WsMessageTooLargeError",
     "WsPoolExhaustedError",
     "WsResilienceError",
+    "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",
 ]

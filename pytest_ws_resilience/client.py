@@ -484,9 +484,8 @@ class WsClient:
         self._reader_done = False
         self._close_code = None
         self._auth_method = method
-        self._metrics.auth_method = method
-        self._metrics.handshake_s = handshake_s
-        self._metrics.connects += 1
+        # Wall clock (not perf_counter): reports line up spans of several xdist workers.
+        self._metrics.opened(time.time() - handshake_s, handshake_s, method)
         self._reader = asyncio.get_running_loop().create_task(
             self._read(conn), name=f"WsClient reader {self._name}"
         )
@@ -551,6 +550,7 @@ class WsClient:
         finally:
             self._reader_done = True
             self._close_code = conn.close_code
+            metrics.closed(time.time())
             wake.set()
             wake.clear()
             _logger.debug("%s: connection closed, code %s", self._name, conn.close_code)
@@ -867,6 +867,7 @@ class WsClient:
                 reader.cancel()
                 await asyncio.wait({reader}, timeout=1.0)
         self._reader_done = True
+        self._metrics.closed(time.time())
         if self._close_code is None:
             self._close_code = conn.close_code
         if self._watchdog is not None:

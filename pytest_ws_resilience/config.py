@@ -23,7 +23,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_ws_resilience.asgi import parse_app_path
@@ -40,6 +40,9 @@ from pytest_ws_resilience.redaction import register_secret
 from pytest_ws_resilience.settings import AUTH_METHODS, WsSettings
 from pytest_ws_resilience.timeouts import Source, TimeoutValue
 
+if TYPE_CHECKING:
+    from pytest_ws_resilience.services.spec import ServiceSpec
+
 __all__ = [
     "APP_KEYS",
     "ENV_VAR",
@@ -48,7 +51,9 @@ __all__ = [
     "TOOL_TABLE",
     "load_settings",
     "read_tool_config",
+    "unknown_key_error",
     "validate_app",
+    "validate_server_cmd",
     "validate_url",
 ]
 
@@ -280,7 +285,7 @@ def _validator(key: str) -> _Validator:
 # -- table validation -------------------------------------------------------------------
 
 
-def _unknown_key(where: str, key: str, allowed: Sequence[str]) -> WsConfigError:
+def unknown_key_error(where: str, key: str, allowed: Sequence[str]) -> WsConfigError:
     if key in _SECRET_KEYS:
         env_key = _SECRET_KEYS[key]
         return WsConfigError(
@@ -300,7 +305,7 @@ def _validate_settings_table(
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in allowed:
-            raise _unknown_key(where, key, allowed)
+            raise unknown_key_error(where, key, allowed)
         if key in SETTING_KEYS:
             values[key] = _validator(key)(where, key, value)
     return values
@@ -532,11 +537,58 @@ def load_settings(
         auth_cookie=value("auth_cookie"),
         auth_subprotocol=value("auth_subprotocol"),
         services=value("services") or (),
+        service_specs=_service_specs(extra.get("services"), origin),
         app=app,
         app_source=app_source if app is not None else Source.DEFAULT,
         app_subprocess=app_subprocess,
         app_share=app is not None and _flag(tool_config, origin, "app_share", cli_app_share),
         extra=extra,
+    )
+
+
+def _service_specs(table: Any, origin: str) -> dict[str, ServiceSpec]:
+    """The ``[tool.ws_resilience.services.NAME]`` tables as `ServiceSpec` objects.
+
+    Parsed here, at load time, so a bad table is a usage error before any test runs.
+    """
+    if not table:
+        return {}
+    # Imported here: the services package uses this module's key-error helper.
+    from pytest_ws_resilience.services.spec import parse_services
+
+    return parse_services(table, origin=origin)
+
+
+def validate_server_cmd(settings: WsSettings, command: str) -> WsSettings:
+    """``--ws-server-cmd``: the settings with that command as the server under test.
+
+    The command line beats a configured ``url`` or ``app`` (as ``--ws-url`` does); it
+    cannot be combined with ``--ws-url`` or ``--ws-app``, which also name the server.
+
+    Raises:
+        WsConfigError: an empty command, one without ``{port}``, or a conflicting option.
+    """
+    subject = "--ws-server-cmd"
+    for source in ("--ws-url", "--ws-app"):
+        if source in (settings.url_source, settings.app_source):
+            raise WsConfigError(
+                f"{subject} and {source} both name the server under test; choose one"
+            )
+    if not command.strip():
+        raise WsConfigError(
+            f"{subject} is empty: expected a command such as 'myserver --port {{port}}'"
+        )
+    if "{port}" not in command:
+        raise WsConfigError(
+            f"{subject} = {_show(command)} has no {{port}} placeholder: the plugin picks a free "
+            f"loopback port and must tell the server (e.g. 'myserver --port {{port}}')"
+        )
+    return settings.with_changes(
+        server_cmd=command.strip(),
+        url=None,
+        url_source=subject,
+        app=None,
+        app_source=Source.DEFAULT,
     )
 
 

@@ -29,12 +29,14 @@ from pytest_ws_resilience.chaos.seeds import derive_seed
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.errors import WsResilienceError, WsTimeoutError
 from pytest_ws_resilience.isolation import IsolationDetector
+from pytest_ws_resilience.metrics import Counters
 from pytest_ws_resilience.pool import ConnectionPool, PoolStats
 from pytest_ws_resilience.server_under_test import (
     ServerUnderTest,
     open_server_under_test,
     token_factory_for,
 )
+from pytest_ws_resilience.services.errors import ServiceError
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.stash import CHAOS_KEY, CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
 from pytest_ws_resilience.tokens import TestUser, TokenFactory
@@ -49,6 +51,7 @@ __all__ = [
     "ClientFactory",
     "TestPool",
     "UserFactory",
+    "check_loop",
     "loop_scoped_fixtures",
     "test_watch",
     "ws_isolation",
@@ -131,13 +134,14 @@ def ws_server(
     failure: str | None = None
     try:
         server = open_server_under_test(ws_settings, ws_tokens)
-    except (AsgiAppStartupError, WsTimeoutError) as err:
-        if ws_settings.app is None:
+    except (AsgiAppStartupError, WsTimeoutError, ServiceError) as err:
+        if ws_settings.app is None and ws_settings.server_cmd is None:
             raise
         failure = str(err)
     if failure is not None:  # outside the except block: no chained traceback to repeat
+        what = "ASGI app" if ws_settings.app is not None else "server command"
         request.session.shouldfail = (
-            "the ASGI app under test failed to start; session stopped (see the first error)"
+            f"the {what} under test failed to start; session stopped (see the first error)"
         )
         pytest.fail(failure, pytrace=False)
     try:
@@ -247,15 +251,26 @@ class TestPool:
     ) -> WsClient:
         """A connected client for ``user`` (`ws_pool_user` when None): reused if the pool
         holds a healthy one for the same user, URL, auth and options."""
-        _check_loop(self._loop, "ws_pool", self._loop_scope)
+        check_loop(self._loop, "ws_pool", self._loop_scope)
+        before = self.pool.stats
         client = await self.pool.acquire(
             user if user is not None else self._default_user,
             url=url or self._url,
             auth=auth,
             **options,
         )
+        after = self.pool.stats
         self._leased.append(client)
         self._watch.track(client)
+        # For the run report. The session's pool serves one test at a time per process,
+        # so the difference is this acquire's.
+        self._watch.pool_hits += after.hits - before.hits
+        misses = after.misses - before.misses
+        self._watch.pool_misses += misses
+        if misses:
+            # A fresh connection: all of its traffic (the server's greeting, which may
+            # have arrived before it was tracked) belongs to this test.
+            self._watch.baselines[id(client)] = Counters()
         return client
 
     async def release(self, client: WsClient) -> None:
@@ -270,7 +285,7 @@ class TestPool:
             await self.release(client)
 
 
-def _check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: str) -> None:
+def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: str) -> None:
     """Fail clearly when a test runs in another loop than the fixture's connections."""
     if asyncio.get_running_loop() is not fixture_loop:
         raise WsResilienceError(
@@ -329,7 +344,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             connect: bool = True,
             **options: Any,
         ) -> WsClient:
-            _check_loop(loop, "ws_client_factory", loop_scope)
+            check_loop(loop, "ws_client_factory", loop_scope)
             client = WsClient(
                 url or ws_server.url,
                 user=user if user is not None else ws_user_factory(),
@@ -430,7 +445,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             seed: int | None = None,
             strip_compression: bool = True,
         ) -> ChaosProxy:
-            _check_loop(loop, "ws_chaos", loop_scope)
+            check_loop(loop, "ws_chaos", loop_scope)
             proxy_seed = (
                 seed
                 if seed is not None

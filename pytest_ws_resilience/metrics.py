@@ -10,7 +10,52 @@ from typing import Any
 
 from pytest_ws_resilience.errors import Attempt
 
-__all__ = ["ClientMetrics"]
+__all__ = ["MAX_SPANS", "ClientMetrics", "ConnectionSpan", "Counters"]
+
+#: Connection spans kept per client: a client reconnecting in a loop keeps its first
+#: ones (``connects`` still counts them all), so memory stays bounded.
+MAX_SPANS = 1000
+
+
+@dataclass
+class ConnectionSpan:
+    """One connection a client opened: when (wall clock, for timelines across xdist
+    workers on one machine), how long its handshake took, and when it closed."""
+
+    opened_at: float
+    handshake_s: float
+    auth_method: str | None
+    closed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The message counters of a client at one moment: a test that picks up a pooled
+    client counts only what it added since (see `ClientMetrics.counters`)."""
+
+    sent: int = 0
+    received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(
+            self.sent + other.sent,
+            self.received + other.received,
+            self.bytes_sent + other.bytes_sent,
+            self.bytes_received + other.bytes_received,
+            self.retries + other.retries,
+        )
+
+    def __sub__(self, other: Counters) -> Counters:
+        return Counters(
+            self.sent - other.sent,
+            self.received - other.received,
+            self.bytes_sent - other.bytes_sent,
+            self.bytes_received - other.bytes_received,
+            self.retries - other.retries,
+        )
 
 
 @dataclass
@@ -27,6 +72,7 @@ class ClientMetrics:
         ping_rtt_s: the last WebSocket ping round trip.
         reconnects: successful `WsClient.reconnect` calls.
         connects: connections opened (first connect and reconnects).
+        spans: the connections opened, in order (the first `MAX_SPANS`).
     """
 
     handshake_s: float | None = None
@@ -40,6 +86,26 @@ class ClientMetrics:
     ping_rtt_s: float | None = None
     reconnects: int = 0
     connects: int = 0
+    spans: list[ConnectionSpan] = field(default_factory=list)
+
+    def opened(self, at: float, handshake_s: float, auth_method: str | None) -> None:
+        """A connection opened at wall time ``at``."""
+        self.handshake_s = handshake_s
+        self.auth_method = auth_method
+        self.connects += 1
+        if len(self.spans) < MAX_SPANS:
+            self.spans.append(ConnectionSpan(at, handshake_s, auth_method))
+
+    def closed(self, at: float) -> None:
+        """The latest connection ended at wall time ``at`` (kept if already set)."""
+        if self.spans and self.spans[-1].closed_at is None:
+            self.spans[-1].closed_at = at
+
+    def counters(self) -> Counters:
+        """A snapshot of the message counters."""
+        return Counters(
+            self.sent, self.received, self.bytes_sent, self.bytes_received, self.retries
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (attempts as strings), for reports."""

@@ -41,9 +41,11 @@ from pytest_ws_resilience.stash import (
     WATCH_KEY,
 )
 from pytest_ws_resilience.xdist_sharing import (
+    RunSeedController,
     SharedAppController,
     is_xdist_controller,
     shared_app_settings,
+    worker_chaos_seed,
 )
 
 __all__ = [
@@ -205,7 +207,13 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = shared_app_settings(config, settings)
     config.stash[SETTINGS_KEY] = settings
     seed = config.getoption("ws_chaos_seed")
+    if seed is None:
+        seed = worker_chaos_seed(config)
     config.stash[CHAOS_SEED_KEY] = seed if seed is not None else new_run_seed()
+    if is_xdist_controller(config):
+        config.pluginmanager.register(
+            RunSeedController(config.stash[CHAOS_SEED_KEY]), "ws_resilience.run_seed"
+        )
     loop_scope = config.getini("ws_loop_scope") or "function"
     if loop_scope not in fixtures.LOOP_SCOPES:
         raise pytest.UsageError(
@@ -257,6 +265,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.app is not None:
         how = " in a subprocess" if settings.app_subprocess else ""
         url = f"app {settings.app} (served by uvicorn{how})"
+    elif settings.server_cmd is not None:
+        url = f"command {redact(settings.server_cmd)!r} (--ws-server-cmd)"
     elif settings.url is None:
         url = "embedded reference server"
     else:

@@ -7,12 +7,16 @@ built directly (``WsSettings()``) when the library is used outside pytest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.backoff import Backoff
 from pytest_ws_resilience.redaction import secret_repr
 from pytest_ws_resilience.timeouts import Source, TimeoutValue
+
+if TYPE_CHECKING:  # the services package imports config, which imports this module
+    from pytest_ws_resilience.services.spec import ServiceSpec
 
 __all__ = ["AUTH_METHODS", "DEFAULT_AUTH_CHAIN", "DEFAULT_MAX_MESSAGE_SIZE", "WsSettings"]
 
@@ -56,8 +60,22 @@ class WsSettings:
     auth_query_param: str = "token"
     auth_cookie: str = "access_token"
     auth_subprotocol: str = "jwt-auth"
-    #: Services the run needs (behaviour comes with the services feature).
+    #: Services every test of the run needs (the env's ``services = [...]``), as if each
+    #: test were marked ``ws_services(*services)``.
     services: tuple[str, ...] = ()
+    #: The services defined in ``[tool.ws_resilience.services.NAME]``, by name.
+    service_specs: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    #: Tests whose services cannot run fail instead of being skipped
+    #: (``--ws-require-services`` / ``WS_REQUIRE_SERVICES``).
+    require_services: bool = False
+    #: A local command run as the server under test (``--ws-server-cmd``), ``{port}``
+    #: filled with a free loopback port; ``url`` is then None until it runs.
+    server_cmd: str | None = None
+    #: The HS256 secret of the run when none is configured: drawn once by the run's
+    #: first process and handed to xdist workers, so a service shared by the workers
+    #: accepts every worker's tokens. Not a configured secret: ``auth_configured``
+    #: ignores it.
+    run_secret: str | None = field(default=None, repr=False)
     #: The ASGI app to serve with uvicorn (``module:attr`` or ``module:factory()``), when
     #: the server under test is the user's app (``--ws-app`` or the config key ``app``);
     #: ``url`` is then None until the app is served.

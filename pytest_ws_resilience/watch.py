@@ -9,9 +9,11 @@ No I/O here.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.isolation import IsolationDetector, IsolationViolation
+from pytest_ws_resilience.metrics import Counters
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
@@ -46,6 +48,11 @@ class IsolationGuard:
     @property
     def violations(self) -> list[IsolationViolation]:
         return self.detector.violations
+
+    @property
+    def expecting_violations(self) -> bool:
+        """True once the test declared it provokes violations (`expect_violations`)."""
+        return self._expected
 
     @property
     def checks(self) -> int:
@@ -94,6 +101,9 @@ class TestWatch:
     __test__ = False
 
     def __init__(self) -> None:
+        #: Wall time the watch was made (the test's setup): connections opened before it
+        #: (a pooled client reused from an earlier test) are not this test's.
+        self.started_at = time.time()
         self.clients: list[WsClient] = []
         self.guard: IsolationGuard | None = None
         #: Every client the test ever used (pooled ones stay here after release),
@@ -105,6 +115,12 @@ class TestWatch:
         self.services: list[str] = []
         #: Load results the test produced (``ws_storm``), JSON-ready dicts for reports.
         self.storms: list[dict[str, object]] = []
+        #: Message counters of each seen client when this test first used it, so a
+        #: pooled client's earlier traffic is not counted again (keyed by ``id``).
+        self.baselines: dict[int, Counters] = {}
+        #: Pool acquires served by an idle connection / that opened one (``ws_pool``).
+        self.pool_hits = 0
+        self.pool_misses = 0
 
     def track(self, client: WsClient) -> None:
         """A client the test uses: watched by the detector, now or once it starts."""
@@ -113,6 +129,7 @@ class TestWatch:
         self.clients.append(client)
         if client not in self.seen_clients:
             self.seen_clients.append(client)
+            self.baselines[id(client)] = client.metrics.counters()
         if self.guard is not None:
             self.guard.detector.attach(client)
 

@@ -22,10 +22,18 @@ from pytest_ws_resilience.server_under_test import (
 )
 from pytest_ws_resilience.settings import WsSettings
 
-__all__ = ["SharedAppController", "is_xdist_controller", "shared_app_settings"]
+__all__ = [
+    "RunSeedController",
+    "SharedAppController",
+    "is_xdist_controller",
+    "shared_app_settings",
+    "worker_chaos_seed",
+]
 
 #: The key under which workers find the shared app's URL in ``config.workerinput``.
 WORKER_INPUT_KEY = "ws_resilience_shared_app_url"
+#: The key under which workers find the run's chaos seed.
+SEED_INPUT_KEY = "ws_resilience_chaos_seed"
 
 
 def is_xdist_controller(config: pytest.Config) -> bool:
@@ -70,3 +78,21 @@ class SharedAppController:
         if self.server is not None:
             self.server.close(timeout=self.settings.close_timeout.value or 5.0)
             self.server = None
+
+
+def worker_chaos_seed(config: pytest.Config) -> int | None:
+    """On an xdist worker: the run's chaos seed, drawn once by the controller."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    seed = workerinput.get(SEED_INPUT_KEY)
+    return seed if isinstance(seed, int) else None
+
+
+class RunSeedController:
+    """xdist controller hook: every worker gets the controller's chaos seed, so a run has
+    one seed (printed once, replayable with ``--ws-chaos-seed``) however many workers."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[SEED_INPUT_KEY] = self.seed

@@ -14,7 +14,13 @@ asyncio_default_test_loop_scope = function
 
 
 @pytest.fixture
-def ws_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project configured like a user's strict-mode suite."""
+def ws_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester project configured like a user's strict-mode suite.
+
+    The inner run is a top-level run even when this suite runs under xdist: without the
+    worker's variables, plugins that read them (pytest-benchmark) see no xdist.
+    """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     pytester.makeini(PYTESTER_INI)
     return pytester

@@ -301,6 +301,7 @@ async def test_many(ws_client, n):
 
 
 def test_each_xdist_worker_serves_its_own_copy(project):
+    pytest.importorskip("xdist")
     result = project.write(extra='app = "myapp:app"').run("-n", "2")
     result.assert_outcomes(passed=4)
     assert project.lifespan_events.count("start") == 2
@@ -308,6 +309,7 @@ def test_each_xdist_worker_serves_its_own_copy(project):
 
 @pytest.mark.parametrize("how", ["--ws-app-share", "app_share = true"])
 def test_a_shared_app_is_served_once_for_all_xdist_workers(project, how):
+    pytest.importorskip("xdist")
     flag = [how] if how.startswith("--") else []
     extra = 'app = "myapp:app"' + ("" if flag else f"\n{how}")
     # Workers hold no app handle of their own: only its URL, from the controller.
@@ -325,6 +327,7 @@ def test_sharing_without_xdist_is_the_plain_session_app(project):
 
 
 def test_a_shared_app_that_fails_to_start_stops_the_run_once(project, monkeypatch):
+    pytest.importorskip("xdist")
     monkeypatch.setenv("APP_FAIL_LIFESPAN", "1")
     result = project.write(extra='app = "myapp:app"').run("-n", "2", "--ws-app-share")
     assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,208 @@
+"""`StormResult`: what a storm measured, its thresholds, its text and its JSON.
+
+Pure data: the storm runner fills it; tests assert on it (``assert_p95(connect_ms=...)``);
+reports read `StormResult.as_dict`. Latencies are kept in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
+from pytest_ws_resilience.load.thresholds import (
+    METRICS,
+    Breach,
+    error_count_breach,
+    error_rate_breach,
+    percentile_breaches,
+)
+from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.stats import Distribution
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client import WsClient
+
+__all__ = ["MAX_SAMPLES", "STORM_KINDS", "StormResult", "StormThresholdError", "thin_samples"]
+
+#: What produced a result: a connection storm, connect/disconnect cycles, a burst.
+STORM_KINDS: tuple[str, ...] = ("storm", "cycles", "burst")
+#: Samples per metric kept in `StormResult.as_dict` (reports chart them; JSON stays small).
+MAX_SAMPLES = 2000
+_MIB = 1024 * 1024
+
+
+class StormThresholdError(AssertionError):
+    """A storm threshold was not met; the message holds every distribution and error."""
+
+
+def thin_samples(values: Sequence[float], limit: int = MAX_SAMPLES) -> list[float]:
+    """At most ``limit`` of ``values``, evenly spaced, in their order (rounded to µs)."""
+    if len(values) <= limit:
+        picked = list(values)
+    else:
+        step = len(values) / limit
+        picked = [values[int(i * step)] for i in range(limit)]
+    return [round(v, 3) for v in picked]
+
+
+def _format_bytes(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    sign = "+" if size >= 0 else "-"
+    return f"{sign}{abs(size) / _MIB:.1f} MiB"
+
+
+@dataclass
+class StormResult:
+    """The outcome of one storm, cycle run or burst.
+
+    Attributes:
+        kind: "storm", "cycles" or "burst".
+        label: what ran, e.g. ``"connect n=1000 all at once"``.
+        attempted / succeeded: connections (storm, burst) or cycles attempted and fully
+            successful.
+        errors: failures by kind (every kind of `ERROR_KINDS`, zeros included).
+        error_examples: the first error message of each kind seen (redacted).
+        rss_growth_bytes: resident memory of this process at the storm's peak minus
+            before it; None when it cannot be read.
+        connect_ms: opening handshake of each successful connection.
+        first_message_ms: per connection, from its first send to the first frame the
+            server sent after it.
+        round_trip_ms: per message, from its send to its reply.
+        started_s / opened_s: per connection, when it started and when it was open,
+            in seconds from the start of the storm (arrival pattern and window).
+        duration_s: the whole storm, first start to last completion.
+        messages_sent / replies_received: messages written and replies matched.
+        clients: the open clients of a ``hold=True`` storm (closed by the storm later).
+    """
+
+    kind: str
+    label: str
+    attempted: int = 0
+    succeeded: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
+    error_examples: dict[str, str] = field(default_factory=dict)
+    rss_growth_bytes: int | None = None
+    connect_ms: list[float] = field(default_factory=list)
+    first_message_ms: list[float] = field(default_factory=list)
+    round_trip_ms: list[float] = field(default_factory=list)
+    started_s: list[float] = field(default_factory=list)
+    opened_s: list[float] = field(default_factory=list)
+    duration_s: float = 0.0
+    messages_sent: int = 0
+    replies_received: int = 0
+    clients: list[WsClient] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in STORM_KINDS:
+            raise ValueError(f"unknown storm kind {self.kind!r}; valid: {', '.join(STORM_KINDS)}")
+
+    def __repr__(self) -> str:
+        return (
+            f"StormResult(kind={self.kind!r}, label={self.label!r}, "
+            f"succeeded={self.succeeded}/{self.attempted}, errors={self.error_count})"
+        )
+
+    # -- recording (by the runner) -------------------------------------------------
+
+    def record_error(self, kind: str, message: str) -> None:
+        """Count one failure of ``kind``; keep the first message of each kind."""
+        if kind not in self.errors:
+            raise ValueError(f"unknown error kind {kind!r}; valid: {', '.join(ERROR_KINDS)}")
+        self.errors[kind] += 1
+        self.error_examples.setdefault(kind, redact(message))
+
+    # -- figures -------------------------------------------------------------------
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def error_rate(self) -> float:
+        """Failed fraction of what was attempted (0.0 when nothing was)."""
+        return self.error_count / self.attempted if self.attempted else 0.0
+
+    @property
+    def distributions(self) -> dict[str, Distribution]:
+        """`Distribution` of each latency metric (ms), by name (see `METRICS`)."""
+        return {
+            "connect_ms": Distribution.of(self.connect_ms),
+            "first_message_ms": Distribution.of(self.first_message_ms),
+            "round_trip_ms": Distribution.of(self.round_trip_ms),
+        }
+
+    @property
+    def open_window_s(self) -> float | None:
+        """Seconds from the start of the storm until its last connection was open."""
+        return max(self.opened_s) if self.opened_s else None
+
+    # -- thresholds ----------------------------------------------------------------
+
+    def assert_p50(self, **limits: float) -> None:
+        """Fail unless each metric's p50 is at most its limit (ms): ``connect_ms=200``."""
+        self._fail_on(percentile_breaches(self.distributions, "p50", limits))
+
+    def assert_p95(self, **limits: float) -> None:
+        """Fail unless each metric's p95 is at most its limit (ms), e.g.
+        ``assert_p95(connect_ms=500, round_trip_ms=100)``."""
+        self._fail_on(percentile_breaches(self.distributions, "p95", limits))
+
+    def assert_p99(self, **limits: float) -> None:
+        """Fail unless each metric's p99 is at most its limit (ms)."""
+        self._fail_on(percentile_breaches(self.distributions, "p99", limits))
+
+    def assert_errors(self, max: int = 0) -> None:  # named as k6 names it
+        """Fail when more than ``max`` connections (or cycles) failed."""
+        breach = error_count_breach(self.error_count, max_count=max)
+        self._fail_on([breach] if breach else [])
+
+    def assert_error_rate(self, max: float = 0.01) -> None:
+        """Fail when the failed fraction exceeds ``max`` (0..1)."""
+        breach = error_rate_breach(self.error_count, self.attempted, max_rate=max)
+        self._fail_on([breach] if breach else [])
+
+    def _fail_on(self, breaches: list[Breach]) -> None:
+        if not breaches:
+            return
+        lines = [f"{self.kind} {self.label!r} missed its thresholds:"]
+        lines.extend(f"  {breach}" for breach in breaches)
+        lines.append(self.describe())
+        raise StormThresholdError("\n".join(lines))
+
+    # -- output --------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """Every distribution and the error counts, one line each (no secrets)."""
+        lines = [
+            f"{self.label}: {self.succeeded}/{self.attempted} succeeded in "
+            f"{self.duration_s:.3f} s, RSS growth {_format_bytes(self.rss_growth_bytes)}"
+        ]
+        if self.messages_sent:
+            lines.append(f"  messages sent {self.messages_sent}, replies {self.replies_received}")
+        width = max(len(name) for name in METRICS)
+        for name, dist in self.distributions.items():
+            lines.append(f"  {name:<{width}}  {dist.describe('ms')}")
+        counts = ", ".join(f"{kind}={n}" for kind, n in self.errors.items() if n)
+        lines.append(f"  errors: {counts or 'none'}")
+        for kind, example in self.error_examples.items():
+            lines.append(f"    {kind}, first: {example}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary for reports (the shape reports rely on; samples thinned)."""
+        distributions: dict[str, Any] = {}
+        for name, dist in self.distributions.items():
+            samples = thin_samples(getattr(self, name))
+            distributions[name] = {**dist.as_dict(), "samples": samples}
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "attempted": self.attempted,
+            "succeeded": self.succeeded,
+            "errors": dict(self.errors),
+            "rss_growth_bytes": self.rss_growth_bytes,
+            "distributions": distributions,
+        }

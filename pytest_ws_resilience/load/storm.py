@@ -1,0 +1,564 @@
+"""`Storm`: many authenticated connections at once, connect/disconnect cycles, and
+message bursts right after the upgrade, each measured into a `StormResult`.
+
+The asyncio glue of the load tools; usable outside pytest::
+
+    async with Storm(url, TokenFactory(secret), settings) as storm:
+        result = await storm.connect(1000)
+        result.assert_p95(connect_ms=500)
+
+Every connection is a real `WsClient` (auth, metrics and bounded waits come with it),
+as a fresh `TestUser` minted before the clock starts, or one of the given users. A
+storm measures the server, so connection retries are off by default: a refused or
+reset connection is counted, not hidden by a backoff. Every arrival is bounded (its
+handshakes by the connect timeout, its replies by the recv timeout); closing is
+concurrent and bounded by the close timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
+from pytest_ws_resilience.eventlog import LogRecord, matches
+from pytest_ws_resilience.load.error_kinds import error_kind
+from pytest_ws_resilience.load.results import StormResult
+from pytest_ws_resilience.load.rss import current_rss_bytes
+from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.settings import WsSettings
+from pytest_ws_resilience.tokens import TestUser, TokenFactory
+
+__all__ = [
+    "MessageSpec",
+    "ReplySpec",
+    "Storm",
+    "TokenFor",
+    "burst_message",
+    "burst_reply",
+]
+
+#: A message to send: a JSON-able object, text, bytes, or a factory called with the
+#: message's number (the connection's index in a storm, the message's index in a burst).
+MessageSpec = Any
+#: The reply that answers a message: fields to match (as ``WsClient.expect``; callables
+#: are predicates), or a factory called with the message's number. None: the first frame
+#: the server sends after the message.
+ReplySpec = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
+#: Which token a user connects with (e.g. ``tokens.expired`` for a negative storm).
+TokenFor = Callable[[TestUser], str]
+
+# Bounds when a settings object leaves a timeout unset: waits stay bounded.
+_FALLBACK_TIMEOUT_S = 10.0
+# After the connection closed, how long its reader may take to deliver buffered frames.
+_DRAIN_S = 0.25
+
+
+def burst_message(number: int) -> dict[str, Any]:
+    """The default burst message: an application ping the reference server echoes."""
+    return {"type": "ping", "burst": number}
+
+
+def burst_reply(number: int) -> dict[str, Any]:
+    """The default burst reply: the pong echoing `burst_message`'s number."""
+    return {"type": "pong", "burst": number}
+
+
+def _message_at(spec: MessageSpec, number: int) -> Any:
+    return spec(number) if callable(spec) else spec
+
+
+def _reply_at(spec: ReplySpec, number: int) -> Mapping[str, Any] | None:
+    if spec is None:
+        return None
+    return spec(number) if callable(spec) else spec
+
+
+async def _send(client: WsClient, message: Any) -> None:
+    if isinstance(message, str):
+        await client.send_text(message)
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        await client.send_bytes(bytes(message))
+    else:
+        await client.send_json(message)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+class _Exchange:
+    """Messages sent on one client and their replies, timed by a receive hook.
+
+    Replies are matched in the reader as frames arrive, in any order, so a server
+    answering out of order is not mistaken for one losing messages.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Mapping[str, Any] | None, float]] = []
+        self.round_trips_s: list[float] = []
+        self.first_sent_at: float | None = None
+        self.first_frame_at: float | None = None
+        self.sent = 0
+        self._all_sent = False
+        self._done = asyncio.Event()
+
+    def on_frame(self, record: LogRecord) -> None:
+        at = record.received_at
+        if self.first_sent_at is None:
+            return
+        if self.first_frame_at is None and at >= self.first_sent_at:
+            self.first_frame_at = at
+        for position, (wanted, sent_at) in enumerate(self.pending):
+            if wanted is None or (record.data is not None and matches(record.data, wanted)):
+                self.round_trips_s.append(at - sent_at)
+                del self.pending[position]
+                break
+        if self._all_sent and not self.pending:
+            self._done.set()
+
+    async def send_all(
+        self, client: WsClient, messages: Sequence[Any], replies: Sequence[Mapping[str, Any] | None]
+    ) -> None:
+        """Write every message back to back; each reply is awaited from its send on."""
+        for message, wanted in zip(messages, replies, strict=True):
+            sent_at = time.monotonic()  # before the write: a reply cannot precede it
+            if self.first_sent_at is None:
+                self.first_sent_at = sent_at
+            self.pending.append((wanted, sent_at))
+            await _send(client, message)
+            self.sent += 1
+        self._all_sent = True
+        if not self.pending:
+            self._done.set()
+
+    async def wait(self, client: WsClient, bound: float) -> None:
+        """Return once every reply came.
+
+        Raises:
+            WsTimeoutError: replies still missing after ``bound`` seconds.
+            WsConnectionClosedError: the connection closed with replies missing.
+        """
+        conn = client.connection
+        if self._done.is_set() or conn is None:
+            return
+        done = asyncio.ensure_future(self._done.wait())
+        closed = asyncio.ensure_future(conn.wait_closed())
+        try:
+            await asyncio.wait({done, closed}, timeout=bound, return_when="FIRST_COMPLETED")
+        finally:
+            done.cancel()
+            closed.cancel()
+        if self._done.is_set():
+            return
+        missing = f"{len(self.pending)} of {self.sent} replies missing"
+        if closed.done() and not closed.cancelled():
+            if not client.closed:
+                # The reader may still hold frames that came before the close: let it
+                # deliver them (a short, bounded wait, on the failure path only).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DRAIN_S):
+                        await self._done.wait()
+            if self._done.is_set():
+                return
+            raise WsConnectionClosedError(
+                f"{client.name}: connection closed (code {conn.close_code}), {missing}",
+                code=conn.close_code,
+            )
+        raise WsTimeoutError(f"{client.name}: {missing} after recv_timeout={bound:g}s")
+
+
+class Storm:
+    """Storms of authenticated connections against ``url``, measured.
+
+    Args:
+        url: ws:// or wss:// endpoint.
+        tokens: mints a fresh user per connection when no users are given.
+        settings: timeouts and auth chain of the clients (default `WsSettings()`).
+        auth: auth method or fallback chain of every client (default: the settings').
+        connect_retries: retries after network errors / 5xx per connection; 0 (the
+            default) counts each failure instead of hiding it behind a backoff.
+        log_size: frames each client keeps (small: a storm has many clients).
+        **client_options: passed to every `WsClient` (e.g. ``compression=None``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        tokens: TokenFactory,
+        settings: WsSettings | None = None,
+        *,
+        auth: str | Sequence[str] | None = None,
+        connect_retries: int = 0,
+        log_size: int = 64,
+        **client_options: Any,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ValueError(f"Storm url must be ws:// or wss://, got {redact(url)!r}")
+        self.url = url
+        self.tokens = tokens
+        self.settings = settings if settings is not None else WsSettings()
+        self._auth = auth
+        self._connect_retries = connect_retries
+        self._log_size = log_size
+        self._client_options = client_options
+        self._held: list[WsClient] = []
+        self._count = 0
+
+    def __repr__(self) -> str:
+        return f"Storm(url={redact(self.url)!r}, held={len(self._held)})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def held(self) -> list[WsClient]:
+        """Open clients of ``hold=True`` storms, closed by `aclose`."""
+        return list(self._held)
+
+    async def aclose(self) -> None:
+        """Close every held client, concurrently and bounded."""
+        held, self._held = self._held, []
+        await self._close(held)
+
+    # -- hooks for glue (the pytest fixture tracks clients and records results) ---------
+
+    def _check_ready(self) -> None:
+        """Called first by every storm (the fixture checks the event loop here)."""
+
+    def _on_client(self, client: WsClient) -> None:
+        """A client was made (before it connects)."""
+
+    def _on_client_closed(self, client: WsClient) -> None:
+        """A client was closed by the storm."""
+
+    def _on_result(self, result: StormResult) -> None:
+        """A storm finished."""
+
+    # -- storms --------------------------------------------------------------------
+
+    async def connect(
+        self,
+        n: int | None = None,
+        *,
+        rate: float | None = None,
+        users: Sequence[TestUser] | None = None,
+        token: TokenFor | None = None,
+        hold: bool = False,
+        message: MessageSpec = None,
+        reply: ReplySpec = None,
+        label: str | None = None,
+    ) -> StormResult:
+        """Open ``n`` authenticated connections and measure them.
+
+        Args:
+            n: connections (default: one per user in ``users``).
+            rate: None opens them all at once; else connections per second, arriving on
+                the clock (open model, like k6's constant-arrival-rate): a slow
+                handshake does not delay the next arrival.
+            users: connect as these users (cycled when fewer than ``n``); default: a
+                fresh user per connection.
+            token: the token each user connects with (e.g. ``tokens.expired``).
+            hold: keep the connections open after the storm (``result.clients``,
+                closed by `aclose`); else all are closed, concurrently, at its end.
+            message: sent by each connection once open (its number is the
+                connection's index); its reply is timed.
+            reply: what answers ``message`` (None: the first frame after it).
+            label: names the storm in reports.
+
+        Raises:
+            ValueError: bad arguments (one line naming the problem).
+        """
+        self._check_ready()
+        count = _positive_int("n", n if n is not None else len(users or ()))
+        if rate is not None and (isinstance(rate, bool) or not rate > 0):
+            raise ValueError(f"rate must be > 0 connections/s or None, got {rate!r}")
+        if label is None:
+            pace = "all at once" if rate is None else f"at {rate:g}/s"
+            label = f"connect n={count} {pace}{' hold' if hold else ''}"
+        result = StormResult("storm", label, attempted=count)
+        sends = message is not None
+        return await self._run(
+            result,
+            self._users(count, users),
+            token,
+            messages=lambda i: [_message_at(message, i)] if sends else [],
+            replies=lambda i: [_reply_at(reply, i)] if sends else [],
+            rate=rate,
+            settle=False,
+            hold=hold,
+        )
+
+    async def burst(
+        self,
+        n_clients: int = 10,
+        messages_per_client: int = 100,
+        *,
+        during_handshake: bool = True,
+        users: Sequence[TestUser] | None = None,
+        token: TokenFor | None = None,
+        message: MessageSpec = None,
+        reply: ReplySpec = None,
+        label: str | None = None,
+    ) -> StormResult:
+        """``n_clients`` connections each write ``messages_per_client`` messages at once
+        and every reply is awaited: proof the server received them all.
+
+        Args:
+            during_handshake: write right after the upgrade, before waiting for
+                anything (the server's handler may not be reading yet); False waits for
+                a ping round trip first.
+            message: default `burst_message` (``{"type": "ping", "burst": k}``); a
+                factory gets the message's index within its client.
+            reply: default `burst_reply` (the matching pong); required with ``message``.
+        """
+        self._check_ready()
+        clients = _positive_int("n_clients", n_clients)
+        per_client = _positive_int("messages_per_client", messages_per_client)
+        if message is None:
+            message, reply = burst_message, burst_reply
+        elif reply is None:
+            raise ValueError("burst(message=...) needs reply=... to check each message arrived")
+        if label is None:
+            when = "during handshake" if during_handshake else "after a ping"
+            label = f"burst {clients}x{per_client} {when}"
+        result = StormResult("burst", label, attempted=clients)
+        return await self._run(
+            result,
+            self._users(clients, users),
+            token,
+            messages=lambda _: [_message_at(message, k) for k in range(per_client)],
+            replies=lambda _: [_reply_at(reply, k) for k in range(per_client)],
+            rate=None,
+            settle=not during_handshake,
+            hold=False,
+        )
+
+    async def cycles(
+        self,
+        n: int = 100,
+        *,
+        concurrency: int = 10,
+        users: Sequence[TestUser] | None = None,
+        token: TokenFor | None = None,
+        message: MessageSpec = None,
+        reply: ReplySpec = None,
+        label: str | None = None,
+    ) -> StormResult:
+        """``n`` rapid connect/disconnect cycles, ``concurrency`` at a time.
+
+        Each cycle opens a connection, optionally exchanges ``message`` / ``reply``,
+        and closes it; the next cycle starts at once. Memory growth is taken after the
+        last close, so it shows what the cycles leaked rather than what they held.
+        """
+        self._check_ready()
+        count = _positive_int("n", n)
+        workers = _positive_int("concurrency", concurrency)
+        if label is None:
+            label = f"cycles n={count} concurrency={workers}"
+        result = StormResult("cycles", label, attempted=count)
+        all_users = self._users(count, users)
+        sends = message is not None
+        numbers = iter(range(count))
+        rss_before = current_rss_bytes()
+        started = time.monotonic()
+
+        async def worker() -> None:
+            for index in numbers:  # shared: each worker takes the next cycle
+                client = self._client(index, all_users[index], token)
+                try:
+                    ok = await self._arrive(
+                        client,
+                        index,
+                        result,
+                        started,
+                        [_message_at(message, index)] if sends else [],
+                        [_reply_at(reply, index)] if sends else [],
+                        settle=False,
+                    )
+                finally:
+                    await client.close()
+                    self._on_client_closed(client)
+                result.succeeded += ok
+
+        await asyncio.gather(*(worker() for _ in range(min(workers, count))))
+        result.duration_s = time.monotonic() - started
+        result.rss_growth_bytes = _growth(rss_before, current_rss_bytes())
+        self._on_result(result)
+        return result
+
+    # -- the runner ----------------------------------------------------------------
+
+    def _users(self, count: int, users: Sequence[TestUser] | None) -> list[TestUser]:
+        """One user per connection, minted now so that minting is not timed."""
+        if users is None:
+            return [self.tokens.user() for _ in range(count)]
+        if not users:
+            raise ValueError("users is empty: give at least one TestUser, or None")
+        return [users[i % len(users)] for i in range(count)]
+
+    def _client(self, index: int, user: TestUser, token: TokenFor | None) -> WsClient:
+        self._count += 1
+        client = WsClient(
+            self.url,
+            user=user,
+            token=token(user) if token is not None else None,
+            auth=self._auth,
+            settings=self.settings,
+            connect_retries=self._connect_retries,
+            log_size=self._log_size,
+            name=f"storm#{self._count}:{user.id}",
+            **self._client_options,
+        )
+        self._on_client(client)
+        return client
+
+    def _bound(self, name: str) -> float:
+        value: float | None = getattr(self.settings, name).value
+        return value if value is not None else _FALLBACK_TIMEOUT_S
+
+    def _arrival_bound(self, client: WsClient, exchanges: bool) -> float:
+        """The most one arrival may take: every handshake it may try, then its replies."""
+        backoff = self.settings.backoff
+        tries = len(client.auth_methods) * (self._connect_retries + 1)
+        pauses = sum(backoff.delays(self._connect_retries)) * len(client.auth_methods)
+        bound = tries * self._bound("connect_timeout") + pauses + 1.0
+        if exchanges:
+            bound += 2 * self._bound("recv_timeout")  # a settling ping, then the replies
+        return bound
+
+    async def _arrive(
+        self,
+        client: WsClient,
+        index: int,
+        result: StormResult,
+        storm_start: float,
+        messages: list[Any],
+        replies: list[Mapping[str, Any] | None],
+        *,
+        settle: bool,
+    ) -> bool:
+        """Connect ``client``, exchange its messages; record everything. True on success."""
+        result.started_s.append(time.monotonic() - storm_start)
+        bound = self._arrival_bound(client, bool(messages))
+        exchange = _Exchange()
+        try:
+            async with asyncio.timeout(bound):
+                await client.connect()
+                result.opened_s.append(time.monotonic() - storm_start)
+                if client.metrics.handshake_s is not None:
+                    result.connect_ms.append(client.metrics.handshake_s * 1000.0)
+                if messages:
+                    client.add_receive_hook(exchange.on_frame)
+                    if settle:
+                        await client.ping()
+                    await exchange.send_all(client, messages, replies)
+                    await exchange.wait(client, self._bound("recv_timeout"))
+        except Exception as exc:  # counted by kind: a storm reports failures, not raises
+            text = str(exc) or f"no outcome within {bound:g}s"
+            if client.name not in text:
+                text = f"{client.name}: {text}"
+            result.record_error(error_kind(exc), text)
+            return False
+        finally:
+            result.messages_sent += exchange.sent
+            result.replies_received += len(exchange.round_trips_s)
+            result.round_trip_ms.extend(rt * 1000.0 for rt in exchange.round_trips_s)
+            if exchange.first_frame_at is not None and exchange.first_sent_at is not None:
+                first = exchange.first_frame_at - exchange.first_sent_at
+                result.first_message_ms.append(first * 1000.0)
+        return True
+
+    async def _run(
+        self,
+        result: StormResult,
+        users: list[TestUser],
+        token: TokenFor | None,
+        *,
+        messages: Callable[[int], list[Any]],
+        replies: Callable[[int], list[Mapping[str, Any] | None]],
+        rate: float | None,
+        settle: bool,
+        hold: bool,
+    ) -> StormResult:
+        clients = [self._client(i, user, token) for i, user in enumerate(users)]
+        ok = [False] * len(clients)
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+
+        async def arrival(index: int) -> None:
+            ok[index] = await self._arrive(
+                clients[index],
+                index,
+                result,
+                started,
+                messages(index),
+                replies(index),
+                settle=settle,
+            )
+
+        rss_before = current_rss_bytes()
+        started = time.monotonic()
+        first_due = loop.time()
+        try:
+            for index in range(len(clients)):
+                if rate is not None:
+                    # Arrivals follow the clock, not completions (an open model).
+                    delay = first_due + index / rate - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(arrival(index), name=f"storm arrival {index}"))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
+            await self._close(clients)
+            raise
+        result.duration_s = time.monotonic() - started
+        result.rss_growth_bytes = _growth(rss_before, current_rss_bytes())  # at the peak
+        result.succeeded = sum(ok)
+        if hold:
+            kept = [c for c, good in zip(clients, ok, strict=True) if good]
+            result.clients = kept
+            self._held.extend(kept)
+            await self._close([c for c, good in zip(clients, ok, strict=True) if not good])
+        else:
+            await self._close(clients)
+        self._on_result(result)
+        return result
+
+    async def _close(self, clients: Sequence[WsClient]) -> None:
+        """Close ``clients`` at once; each close is bounded, and so is the whole."""
+        if not clients:
+            return
+        closes: list[Awaitable[None]] = [c.close() for c in clients]
+        try:
+            async with asyncio.timeout(self._bound("close_timeout") + 1.0):
+                await asyncio.gather(*closes, return_exceptions=True)
+        except TimeoutError:  # close() is bounded itself; this is a last line of defence
+            pass
+        for client in clients:
+            self._on_client_closed(client)
+
+
+def _growth(before: int | None, after: int | None) -> int | None:
+    return after - before if before is not None and after is not None else None

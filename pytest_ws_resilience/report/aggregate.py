@@ -1,0 +1,216 @@
+"""One run from several processes: merge the xdist workers' records into one summary.
+
+Each process that ran tests (an xdist worker, or the only process without xdist) is a
+`Source`: its records and its session facts. A worker ships its source as plain data
+through ``config.workeroutput``; the controller adds its own (services it started for
+everybody) and `summarize` makes the figures the terminal and the reports show. Pure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_ws_resilience.report.records import OUTCOMES, TestRecord
+from pytest_ws_resilience.stats import Distribution
+
+__all__ = ["RunSummary", "Source", "merge_records", "summarize"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one process contributes to the run report.
+
+    Attributes:
+        worker: the xdist worker id ("gw0", ...), "controller", or "main" without xdist.
+        records: the tests it ran.
+        services_started: one line per service it started or adopted.
+        chaos_seed: its run seed for chaos (``--ws-chaos-seed`` or drawn at random).
+        started_at / finished_at: its session's wall-clock span.
+    """
+
+    worker: str
+    records: tuple[TestRecord, ...] = ()
+    services_started: tuple[str, ...] = ()
+    chaos_seed: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain data for xdist's ``workeroutput`` (execnet carries only builtins)."""
+        return {
+            "worker": self.worker,
+            "records": [r.as_dict() for r in self.records],
+            "services_started": list(self.services_started),
+            "chaos_seed": self.chaos_seed,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Source:
+        return cls(
+            worker=str(data["worker"]),
+            records=tuple(TestRecord.from_dict(r) for r in data.get("records", ())),
+            services_started=tuple(str(s) for s in data.get("services_started", ())),
+            chaos_seed=data.get("chaos_seed"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+        )
+
+
+def merge_records(sources: Iterable[Source]) -> list[TestRecord]:
+    """Every source's records, in the order they started (ties: by node id)."""
+    records = [r for s in sources for r in s.records]
+    return sorted(records, key=lambda r: (r.started_at, r.nodeid))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The run's figures, over every source: what the terminal summary prints and the
+    report's ``summary`` holds. Handshake times are in milliseconds."""
+
+    tests: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    workers: tuple[str, ...] = ()
+    connections: int = 0
+    handshake_ms: Distribution = Distribution.of(())
+    auth_methods: Mapping[str, int] = field(default_factory=dict)
+    retries: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    isolation_tests: int = 0
+    isolation_checks: int = 0
+    isolation_violations: int = 0
+    #: Violations in tests that did not provoke them on purpose: real leaks.
+    isolation_unexpected: int = 0
+    chaos_proxies: int = 0
+    chaos_faults: Mapping[str, int] = field(default_factory=dict)
+    chaos_seeds: Mapping[str, int] = field(default_factory=dict)
+    pool_hits: int = 0
+    pool_misses: int = 0
+    services_started: tuple[str, ...] = ()
+    services_used: Mapping[str, int] = field(default_factory=dict)
+    skips: Mapping[str, int] = field(default_factory=dict)
+    storms: tuple[Mapping[str, Any], ...] = ()
+    tests_using_plugin: int = 0
+
+    @property
+    def chaos_applied(self) -> int:
+        return sum(self.chaos_faults.values())
+
+    @property
+    def pool_hit_rate(self) -> float | None:
+        """hits / (hits + misses); None when the pool was never used."""
+        total = self.pool_hits + self.pool_misses
+        return self.pool_hits / total if total else None
+
+    @property
+    def used(self) -> bool:
+        """True when anything in the run used the plugin's connections or services:
+        a suite that never connects gets no summary section."""
+        return bool(self.tests_using_plugin or self.services_started)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the report's ``summary``)."""
+        return {
+            "tests": self.tests,
+            "outcomes": dict(self.outcomes),
+            "workers": list(self.workers),
+            "connections_opened": self.connections,
+            "handshake_ms": self.handshake_ms.as_dict(),
+            "auth_methods": dict(self.auth_methods),
+            "retries": self.retries,
+            "messages_sent": self.messages_sent,
+            "messages_received": self.messages_received,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "isolation": {
+                "tests": self.isolation_tests,
+                "checks": self.isolation_checks,
+                "violations": self.isolation_violations,
+                "unexpected_violations": self.isolation_unexpected,
+            },
+            "chaos": {
+                "proxies": self.chaos_proxies,
+                "faults_applied": self.chaos_applied,
+                "faults": dict(self.chaos_faults),
+                "seeds": dict(self.chaos_seeds),
+            },
+            "pool": {
+                "hits": self.pool_hits,
+                "misses": self.pool_misses,
+                "hit_rate": self.pool_hit_rate,
+            },
+            "services_started": list(self.services_started),
+            "services_used": dict(self.services_used),
+            "skips": dict(self.skips),
+            "storms": len(self.storms),
+            "tests_using_plugin": self.tests_using_plugin,
+        }
+
+
+def _worker_order(worker: str) -> tuple[int, str]:
+    """gw2 before gw10."""
+    return len(worker), worker
+
+
+def _sorted_counts(counter: Counter[str]) -> dict[str, int]:
+    """Most frequent first, then by name: stable output for reports and tests."""
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def summarize(sources: Sequence[Source]) -> RunSummary:
+    """The run's figures over every source (one per process)."""
+    records = merge_records(sources)
+    outcomes: Counter[str] = Counter(r.outcome for r in records)
+    auth: Counter[str] = Counter()
+    faults: Counter[str] = Counter()
+    services: Counter[str] = Counter()
+    skips: Counter[str] = Counter()
+    handshakes: list[float] = []
+    # A test skipped after its detector was on did not check anything: not counted.
+    isolated = [r.isolation for r in records if r.isolation is not None and r.outcome != "skipped"]
+    for record in records:
+        handshakes.extend(c.handshake_ms for c in record.connections)
+        auth.update(record.auth_methods)
+        faults.update(record.chaos_faults)
+        services.update(record.services)
+        if record.outcome == "skipped":
+            skips[record.skip_reason or "no reason given"] += 1
+    return RunSummary(
+        tests=len(records),
+        outcomes={name: outcomes[name] for name in OUTCOMES if outcomes[name]},
+        workers=tuple(sorted({s.worker for s in sources if s.records}, key=_worker_order)),
+        connections=sum(len(r.connections) for r in records),
+        handshake_ms=Distribution.of(handshakes),
+        auth_methods=_sorted_counts(auth),
+        retries=sum(r.retries for r in records),
+        messages_sent=sum(r.messages_sent for r in records),
+        messages_received=sum(r.messages_received for r in records),
+        bytes_sent=sum(r.bytes_sent for r in records),
+        bytes_received=sum(r.bytes_received for r in records),
+        isolation_tests=len(isolated),
+        isolation_checks=sum(i.checks for i in isolated),
+        isolation_violations=sum(i.violations for i in isolated),
+        isolation_unexpected=sum(i.unexpected_violations for i in isolated),
+        chaos_proxies=sum(r.chaos_proxies for r in records),
+        chaos_faults=_sorted_counts(faults),
+        # The seeds that drove the tests: a process that ran none used none.
+        chaos_seeds={
+            s.worker: s.chaos_seed
+            for s in sorted(sources, key=lambda s: _worker_order(s.worker))
+            if s.records and s.chaos_seed is not None
+        },
+        pool_hits=sum(r.pool_hits for r in records),
+        pool_misses=sum(r.pool_misses for r in records),
+        services_started=tuple(line for s in sources for line in s.services_started),
+        services_used=_sorted_counts(services),
+        skips=_sorted_counts(skips),
+        storms=tuple(storm for r in records for storm in r.storms),
+        tests_using_plugin=sum(1 for r in records if r.used_plugin),
+    )

@@ -1,0 +1,336 @@
+"""What the run report keeps of one test, built from plain data (no pytest, no I/O).
+
+The pytest glue (`pytest_ws_resilience.report.hooks`) reads a test's phase reports and
+its `TestWatch` and hands the plain facts to `build_record`; everything after that
+(aggregation across xdist workers, the terminal summary, JSON and HTML) works on
+`TestRecord`, which round-trips through JSON (``as_dict`` / ``from_dict``) so that
+workers can ship their records to the controller.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_ws_resilience.metrics import ClientMetrics, Counters
+
+__all__ = [
+    "OUTCOMES",
+    "ClientUsage",
+    "ConnectionRecord",
+    "IsolationRecord",
+    "PhaseResult",
+    "TestRecord",
+    "build_record",
+    "client_usage",
+    "json_ready",
+    "test_outcome",
+]
+
+#: Every outcome a record can have, in the order reports list them.
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """One phase (setup, call, teardown) of a test, as pytest reported it.
+
+    ``start`` / ``stop`` are wall-clock seconds (pytest's ``TestReport.start/stop``).
+    """
+
+    when: str
+    outcome: str  # "passed", "failed" or "skipped", as in pytest's TestReport
+    start: float
+    stop: float
+    duration: float
+    skip_reason: str | None = None
+    xfail: bool = False  # the report carries ``wasxfail``
+
+
+def test_outcome(phases: Sequence[PhaseResult]) -> tuple[str, str | None]:
+    """The test's outcome over its phases, as pytest's summary counts it, and the skip
+    reason of a skipped test.
+
+    A failure in setup or teardown is an ``error`` (pytest counts a passed test whose
+    teardown failed as passed *and* an error; one record keeps the worse).
+    """
+    by_when = {p.when: p for p in phases}
+    setup, call = by_when.get("setup"), by_when.get("call")
+    if any(p.outcome == "failed" and p.when != "call" for p in phases):
+        return "error", None
+    if call is not None and call.xfail:
+        return ("xfailed", None) if call.outcome == "skipped" else ("xpassed", None)
+    if call is not None and call.outcome == "failed":
+        return "failed", None
+    for phase in (setup, call):
+        if phase is not None and phase.outcome == "skipped":
+            if phase.xfail:
+                return "xfailed", None
+            return "skipped", phase.skip_reason
+    return "passed", None
+
+
+test_outcome.__test__ = False  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One connection a test opened: wall-clock span and handshake time."""
+
+    client: str
+    opened_at: float
+    closed_at: float | None
+    handshake_ms: float
+    auth_method: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "handshake_ms": self.handshake_ms,
+            "auth_method": self.auth_method,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConnectionRecord:
+        return cls(
+            client=str(data["client"]),
+            opened_at=float(data["opened_at"]),
+            closed_at=None if data.get("closed_at") is None else float(data["closed_at"]),
+            handshake_ms=float(data["handshake_ms"]),
+            auth_method=data.get("auth_method"),
+        )
+
+
+@dataclass(frozen=True)
+class ClientUsage:
+    """What one client did during one test: the connections it opened in the test and
+    the messages it added (a pooled client's earlier traffic is not counted)."""
+
+    connections: tuple[ConnectionRecord, ...]
+    counters: Counters
+
+
+def client_usage(
+    name: str, metrics: ClientMetrics, *, baseline: Counters | None, since: float
+) -> ClientUsage:
+    """The part of ``metrics`` that belongs to a test that started at ``since``.
+
+    Args:
+        name: the client's name, shown in reports.
+        metrics: the client's counters over its whole life.
+        baseline: its counters when the test first used it (None: all of them count).
+        since: wall time the test started; connections opened before are an earlier
+            test's (a pooled connection handed over again).
+    """
+    connections = tuple(
+        ConnectionRecord(
+            client=name,
+            opened_at=span.opened_at,
+            closed_at=span.closed_at,
+            handshake_ms=span.handshake_s * 1000.0,
+            auth_method=span.auth_method,
+        )
+        for span in metrics.spans
+        if span.opened_at >= since
+    )
+    counters = metrics.counters()
+    return ClientUsage(connections, counters - baseline if baseline is not None else counters)
+
+
+@dataclass(frozen=True)
+class IsolationRecord:
+    """The isolation detector's work in a test that had ``ws_isolation`` on."""
+
+    checks: int
+    violations: int
+    strict: bool = False
+    #: The test provoked its violations on purpose (``expect_violations()``).
+    expected: bool = False
+
+    @property
+    def unexpected_violations(self) -> int:
+        return 0 if self.expected else self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checks": self.checks,
+            "violations": self.violations,
+            "strict": self.strict,
+            "expected": self.expected,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IsolationRecord:
+        return cls(
+            int(data["checks"]),
+            int(data["violations"]),
+            bool(data.get("strict")),
+            bool(data.get("expected")),
+        )
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """One test in the run report. Times are wall-clock seconds since the epoch."""
+
+    __test__ = False
+
+    nodeid: str
+    outcome: str
+    worker: str
+    started_at: float
+    finished_at: float
+    duration_s: float
+    skip_reason: str | None = None
+    connections: tuple[ConnectionRecord, ...] = ()
+    messages_sent: int = 0
+    messages_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+    isolation: IsolationRecord | None = None
+    chaos_faults: Mapping[str, int] = field(default_factory=dict)
+    chaos_proxies: int = 0
+    services: tuple[str, ...] = ()
+    pool_hits: int = 0
+    pool_misses: int = 0
+    storms: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def auth_methods(self) -> dict[str, int]:
+        """Connections by the auth method that got them accepted."""
+        return dict(Counter(c.auth_method or "none" for c in self.connections))
+
+    @property
+    def chaos_applied(self) -> int:
+        return sum(self.chaos_faults.values())
+
+    @property
+    def used_plugin(self) -> bool:
+        """True when the test used the plugin's connections, proxies, pool or load."""
+        return bool(
+            self.connections
+            or self.messages_sent
+            or self.messages_received
+            or (self.isolation is not None and self.isolation.checks)
+            or self.chaos_proxies
+            or self.services
+            or self.pool_hits
+            or self.pool_misses
+            or self.storms
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``tests`` entries of the JSON report)."""
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "worker": self.worker,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "skip_reason": self.skip_reason,
+            "connections_opened": len(self.connections),
+            "connections": [c.as_dict() for c in self.connections],
+            "auth_methods": self.auth_methods,
+            "messages_sent": self.messages_sent,
+            "messages_received": self.messages_received,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "retries": self.retries,
+            "isolation": self.isolation.as_dict() if self.isolation else None,
+            "chaos": {"proxies": self.chaos_proxies, "faults": dict(self.chaos_faults)},
+            "services": list(self.services),
+            "pool": {"hits": self.pool_hits, "misses": self.pool_misses},
+            "storms": [dict(s) for s in self.storms],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TestRecord:
+        chaos = data.get("chaos") or {}
+        pool = data.get("pool") or {}
+        isolation = data.get("isolation")
+        return cls(
+            nodeid=str(data["nodeid"]),
+            outcome=str(data["outcome"]),
+            worker=str(data["worker"]),
+            started_at=float(data["started_at"]),
+            finished_at=float(data["finished_at"]),
+            duration_s=float(data["duration_s"]),
+            skip_reason=data.get("skip_reason"),
+            connections=tuple(ConnectionRecord.from_dict(c) for c in data.get("connections", ())),
+            messages_sent=int(data.get("messages_sent", 0)),
+            messages_received=int(data.get("messages_received", 0)),
+            bytes_sent=int(data.get("bytes_sent", 0)),
+            bytes_received=int(data.get("bytes_received", 0)),
+            retries=int(data.get("retries", 0)),
+            isolation=IsolationRecord.from_dict(isolation) if isolation else None,
+            chaos_faults={str(k): int(v) for k, v in (chaos.get("faults") or {}).items()},
+            chaos_proxies=int(chaos.get("proxies", 0)),
+            services=tuple(str(s) for s in data.get("services", ())),
+            pool_hits=int(pool.get("hits", 0)),
+            pool_misses=int(pool.get("misses", 0)),
+            storms=tuple(data.get("storms", ())),
+        )
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as plain JSON data (tuples as lists, unknown objects as their text),
+    so it survives xdist's channel and ``json.dumps`` alike."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def build_record(
+    nodeid: str,
+    phases: Sequence[PhaseResult],
+    *,
+    worker: str,
+    clients: Iterable[ClientUsage] = (),
+    isolation: IsolationRecord | None = None,
+    chaos_faults: Iterable[Mapping[str, int]] = (),
+    services: Iterable[str] = (),
+    pool_hits: int = 0,
+    pool_misses: int = 0,
+    storms: Iterable[Mapping[str, Any]] = (),
+) -> TestRecord:
+    """The record of one test from its phases and what its watch saw.
+
+    Args:
+        chaos_faults: one mapping per chaos proxy of the test, faults applied by kind.
+    """
+    outcome, skip_reason = test_outcome(phases)
+    usages = list(clients)
+    total = sum((u.counters for u in usages), Counters())
+    connections = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
+    faults: Counter[str] = Counter()
+    proxies = 0
+    for per_proxy in chaos_faults:
+        proxies += 1
+        faults.update({k: v for k, v in per_proxy.items() if v})
+    return TestRecord(
+        nodeid=nodeid,
+        outcome=outcome,
+        worker=worker,
+        started_at=min((p.start for p in phases), default=0.0),
+        finished_at=max((p.stop for p in phases), default=0.0),
+        duration_s=sum(p.duration for p in phases),
+        skip_reason=skip_reason,
+        connections=tuple(connections),
+        messages_sent=total.sent,
+        messages_received=total.received,
+        bytes_sent=total.bytes_sent,
+        bytes_received=total.bytes_received,
+        retries=total.retries,
+        isolation=isolation,
+        chaos_faults=dict(faults),
+        chaos_proxies=proxies,
+        services=tuple(dict.fromkeys(services)),
+        pool_hits=pool_hits,
+        pool_misses=pool_misses,
+        storms=tuple(json_ready(dict(s)) for s in storms),
+    )

@@ -1,0 +1,57 @@
+"""Specs of the test services, shared by the process and Docker service tests."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from pytest_ws_resilience.redaction import register_secret
+from pytest_ws_resilience.services import HOST_IMAGE, ServiceSpec, host_python_mounts
+from pytest_ws_resilience.tokens import TokenFactory
+
+LATE_SERVER = str(Path(__file__).with_name("late_server.py").resolve())
+_LISTENING_RE = re.compile(r"^ws-listening (\d+\.\d+)$", re.MULTILINE)
+
+
+def late_spec(
+    name: str, mode: str, seconds: float = 0.0, *, image: bool = False, **options: Any
+) -> ServiceSpec:
+    """A `late_server.py` service, as a local process or in the host image."""
+    command = [sys.executable, LATE_SERVER, "{port}", mode, str(seconds)]
+    if image:
+        return ServiceSpec(
+            name, image=HOST_IMAGE, command=command, mounts=host_python_mounts(), **options
+        )
+    return ServiceSpec(name, command=command, **options)
+
+
+def ws_listening_at(logs: str) -> float:
+    """The monotonic time the late server printed when its WebSocket endpoint opened."""
+    match = _LISTENING_RE.search(logs)
+    assert match is not None, f"no ws-listening line in:\n{logs}"
+    return float(match.group(1))
+
+
+def reference_spec(
+    name: str, *, image: bool = False, **options: Any
+) -> tuple[ServiceSpec, TokenFactory]:
+    """The reference server (auth on, a fresh secret) and the token factory for it."""
+    secret = secrets.token_urlsafe(32)
+    register_secret(secret)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest_ws_resilience.testing",
+        "--port={port}",
+        f"--secret={secret}",
+    ]
+    if image:
+        spec = ServiceSpec(
+            name, image=HOST_IMAGE, command=command, mounts=host_python_mounts(), **options
+        )
+    else:
+        spec = ServiceSpec(name, command=command, **options)
+    return spec, TokenFactory(secret)
