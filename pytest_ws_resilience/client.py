@@ -50,7 +50,7 @@ from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.timeouts import Source, TimeoutValue, resolve_timeout
 from pytest_ws_resilience.tokens import TestUser
 
-__all__ = ["ClientObserver", "ReceiveHook", "WsClient"]
+__all__ = ["ClientObserver", "ReceiveHook", "WsClient", "close_clients"]
 
 ReceiveHook = Callable[[LogRecord], None]
 
@@ -888,3 +888,15 @@ class WsClient:
             await self._open()
         self._metrics.reconnects += 1
         return self
+
+
+async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
+    """Close ``clients`` at once; each close is bounded by its own timeout, and the whole
+    by ``bound`` seconds, a last line of defence so no teardown can hang."""
+    if not clients:
+        return
+    try:
+        async with asyncio.timeout(bound):
+            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    except TimeoutError:
+        pass

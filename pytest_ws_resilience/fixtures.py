@@ -26,7 +26,7 @@ import pytest_asyncio
 
 from pytest_ws_resilience.asgi import AsgiAppStartupError
 from pytest_ws_resilience.chaos.seeds import derive_seed
-from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.client import WsClient, close_clients
 from pytest_ws_resilience.errors import WsResilienceError, WsTimeoutError
 from pytest_ws_resilience.isolation import IsolationDetector
 from pytest_ws_resilience.metrics import Counters
@@ -297,15 +297,8 @@ def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: s
 
 
 async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
-    """Close every client at once; each close is bounded, and so is the whole."""
-    if not clients:
-        return
-    bound = (settings.close_timeout.value or 5.0) + 1.0
-    try:
-        async with asyncio.timeout(bound):
-            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-    except TimeoutError:  # close() is bounded itself; this is a last line of defence
-        pass
+    """Close every client at once, bounded by the close timeout (plus a margin)."""
+    await close_clients(clients, (settings.close_timeout.value or 5.0) + 1.0)
 
 
 def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:

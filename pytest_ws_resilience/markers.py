@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 __all__ = [
     "CATEGORY_MARKERS",
     "MARKERS",
+    "marker_names",
     "security_skip_reason",
     "ws_env_names",
     "ws_env_skip_reason",
@@ -56,31 +57,43 @@ MARKERS: Mapping[str, str] = {
 }
 
 
-def ws_env_names(args: Sequence[object], *, test: str = "test") -> tuple[str, ...]:
-    """Validate the arguments of a ``ws_env`` marker and return the env names.
+def marker_names(
+    args: Sequence[object], *, marker: str, kind: str, example: str, test: str = "test"
+) -> tuple[str, ...]:
+    """Validate a marker whose arguments are names (``ws_env``, ``ws_services``).
 
     Args:
         args: the marker's positional arguments.
+        marker: the marker's name; kind: what a name names ("env", "service");
+        example: an example argument, for the message.
         test: the test's name, for the message.
 
+    Returns:
+        The names, without repeats, in order.
+
     Raises:
-        ValueError: no names, or a name that is not a non-empty string. The message is
-            one line, meant for a collection error.
+        ValueError: no names, or one that is not a non-empty string. The message is one
+            line, meant for a collection error.
     """
     if not args:
         raise ValueError(
-            f"{test}: the ws_env marker needs at least one env name, "
-            f'e.g. @pytest.mark.ws_env("staging")'
+            f"{test}: the {marker} marker needs at least one {kind} name, "
+            f'e.g. @pytest.mark.{marker}("{example}")'
         )
     names: list[str] = []
     for arg in args:
-        if not isinstance(arg, str) or not arg:
+        if not isinstance(arg, str) or not arg.strip():
             raise ValueError(
-                f"{test}: ws_env marker arguments must be env names (strings), got {arg!r}"
+                f"{test}: {marker} marker arguments must be {kind} names (strings), got {arg!r}"
             )
         if arg not in names:
             names.append(arg)
     return tuple(names)
+
+
+def ws_env_names(args: Sequence[object], *, test: str = "test") -> tuple[str, ...]:
+    """The env names of a ``ws_env`` marker (see `marker_names`)."""
+    return marker_names(args, marker="ws_env", kind="env", example="staging", test=test)
 
 
 def ws_env_skip_reason(names: Sequence[str], env: str) -> str | None:

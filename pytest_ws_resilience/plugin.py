@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from pytest_ws_resilience.markers import (
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.report import hooks as report_hooks
 from pytest_ws_resilience.services import hooks as services_hooks
+from pytest_ws_resilience.services.rules import services_marker_names
 from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.stash import (
     CHAOS_SEED_KEY,
@@ -283,20 +284,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+#: Markers whose arguments are checked at collection: marker name -> its validator.
+_MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
+    "ws_env": ws_env_names,
+    "ws_services": services_marker_names,
+}
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
 ) -> Generator[None, Any, Any]:
-    """Turn a malformed ``ws_env`` marker into a collection error naming the test."""
+    """Turn a malformed ``ws_env`` or ``ws_services`` marker into a collection error
+    naming the test."""
     result = yield
     for item in result if isinstance(result, list) else [result]:
         if isinstance(item, pytest.Item):
-            marker = item.get_closest_marker("ws_env")
-            if marker is not None:
-                try:
-                    ws_env_names(marker.args, test=item.name)
-                except ValueError as err:
-                    raise collector.CollectError(str(err)) from None
+            for marker_name, check in _MARKER_ARGUMENT_CHECKS.items():
+                for marker in item.iter_markers(marker_name):
+                    try:
+                        check(marker.args, test=item.name)
+                    except ValueError as err:
+                        raise collector.CollectError(str(err)) from None
     return result
 
 

@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from service_apps.support import late_spec, reference_spec, ws_listening_at
+from service_apps.support import (
+    connected_client,
+    late_spec,
+    reference_spec,
+    round_trip,
+    ws_listening_at,
+)
 
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
@@ -97,25 +103,8 @@ def reference(docker: Any, started: list[ServiceHandle]) -> tuple[ServiceHandle,
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def client(reference: tuple[ServiceHandle, TokenFactory]) -> AsyncIterator[WsClient]:
-    handle, tokens = reference
-    ws = WsClient(
-        handle.url,
-        user=tokens.user(),
-        recv_timeout=0.5,
-        connect_timeout=2.0,
-        close_timeout=0.5,
-        ping_interval=None,
-    )
-    await ws.connect()
-    try:
+    async with connected_client(*reference) as ws:
         yield ws
-    finally:
-        await ws.close()
-
-
-async def _round_trip(ws: WsClient) -> None:
-    await ws.send_json({"type": "ping", "n": 1})
-    await ws.expect(type="pong", timeout=5.0)
 
 
 def test_the_host_image_is_built_locally_once(docker: Any) -> None:
@@ -145,7 +134,7 @@ async def test_the_reference_server_in_a_container_is_healthy_by_handshake_and_s
     readiness = handle.readiness
     assert readiness is not None
     assert list(readiness.ready_at) == ["alive", "upgrade", "auth", "ping"]
-    await _round_trip(client)
+    await round_trip(client)
     assert "listening on ws://127.0.0.1" in handle.logs()
 
 
@@ -311,7 +300,7 @@ async def test_pause_times_out_a_ping_unpause_recovers_restart_lets_reconnect(
     took = time.monotonic() - began
     assert took < RECONNECT_BOUND_S, f"restart + reconnect took {took:.2f} s"
     assert handle.port == port
-    await _round_trip(client)
+    await round_trip(client)
 
 
 @pytest.mark.asyncio
@@ -321,10 +310,10 @@ async def test_kill_breaks_the_connection_and_restart_brings_it_back(
     handle, _ = reference
     await handle.kill()
     with pytest.raises((WsConnectionClosedError, WsTimeoutError)):
-        await _round_trip(client)
+        await round_trip(client)
     await handle.restart()
     await client.reconnect()
-    await _round_trip(client)
+    await round_trip(client)
 
 
 _PROBE = textwrap.dedent(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from service_apps.support import reference_spec
+from service_apps.support import connected_client, reference_spec, round_trip
 
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
@@ -47,25 +47,8 @@ def reference() -> Iterator[tuple[ServiceHandle, TokenFactory]]:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def client(reference: tuple[ServiceHandle, TokenFactory]) -> AsyncIterator[WsClient]:
-    handle, tokens = reference
-    ws = WsClient(
-        handle.url,
-        user=tokens.user(),
-        recv_timeout=0.5,
-        connect_timeout=2.0,
-        close_timeout=0.5,
-        ping_interval=None,
-    )
-    await ws.connect()
-    try:
+    async with connected_client(*reference) as ws:
         yield ws
-    finally:
-        await ws.close()
-
-
-async def _round_trip(ws: WsClient) -> None:
-    await ws.send_json({"type": "ping", "n": 1})
-    await ws.expect(type="pong", timeout=5.0)
 
 
 def test_the_service_runs_the_command_with_its_port_filled(
@@ -82,7 +65,7 @@ def test_the_service_runs_the_command_with_its_port_filled(
 
 @pytest.mark.asyncio
 async def test_a_real_client_round_trips_through_the_service(client: WsClient) -> None:
-    await _round_trip(client)
+    await round_trip(client)
     assert client.metrics.auth_method is not None
 
 
@@ -99,7 +82,7 @@ async def test_pause_times_out_a_ping_and_unpause_recovers_it(
     finally:
         await handle.unpause()
     assert await client.ping() > 0
-    await _round_trip(client)
+    await round_trip(client)
 
 
 @pytest.mark.asyncio
@@ -110,7 +93,7 @@ async def test_kill_then_restart_lets_the_client_reconnect_on_the_same_port(
     port, old_pid = handle.port, handle.pid
     await handle.kill()
     with pytest.raises((WsConnectionClosedError, WsTimeoutError)):
-        await _round_trip(client)
+        await round_trip(client)
     began = time.monotonic()
     readiness = await handle.restart()
     await client.reconnect()
@@ -118,7 +101,7 @@ async def test_kill_then_restart_lets_the_client_reconnect_on_the_same_port(
     assert took < RECONNECT_BOUND_S, f"restart + reconnect took {took:.2f} s"
     assert handle.port == port and handle.pid != old_pid
     assert readiness.ready_at["ping"] <= (readiness.ready or 0)
-    await _round_trip(client)
+    await round_trip(client)
 
 
 @pytest.mark.asyncio
@@ -129,7 +112,7 @@ async def test_restart_of_a_paused_process_is_bounded(
     await handle.pause()
     await handle.restart(timeout=1.0)
     await client.reconnect()
-    await _round_trip(client)
+    await round_trip(client)
 
 
 def test_stop_is_bounded_and_keeps_the_log() -> None:

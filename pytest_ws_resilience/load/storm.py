@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.client import WsClient, close_clients
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
 from pytest_ws_resilience.eventlog import LogRecord, matches
 from pytest_ws_resilience.load.error_kinds import error_kind
@@ -548,14 +548,7 @@ class Storm:
 
     async def _close(self, clients: Sequence[WsClient]) -> None:
         """Close ``clients`` at once; each close is bounded, and so is the whole."""
-        if not clients:
-            return
-        closes: list[Awaitable[None]] = [c.close() for c in clients]
-        try:
-            async with asyncio.timeout(self._bound("close_timeout") + 1.0):
-                await asyncio.gather(*closes, return_exceptions=True)
-        except TimeoutError:  # close() is bounded itself; this is a last line of defence
-            pass
+        await close_clients(clients, self._bound("close_timeout") + 1.0)
         for client in clients:
             self._on_client_closed(client)
 

@@ -611,22 +611,6 @@ def _ws_services_marker(request: pytest.FixtureRequest) -> None:
 # -- hooks --------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(
-    collector: pytest.Module | pytest.Class, name: str, obj: object
-) -> Generator[None, Any, Any]:
-    """Turn a malformed ``ws_services`` marker into a collection error naming the test."""
-    result = yield
-    for item in result if isinstance(result, list) else [result]:
-        if isinstance(item, pytest.Item):
-            for marker in item.iter_markers("ws_services"):
-                try:
-                    rules.services_marker_names(marker.args, test=item.name)
-                except ValueError as err:
-                    raise collector.CollectError(str(err)) from None
-    return result
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The run's owner reaps dead runs' containers before any worker or test starts,

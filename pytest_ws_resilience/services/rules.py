@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
+from pytest_ws_resilience.markers import marker_names
+
 __all__ = [
     "REQUIRE_ENV_VAR",
     "Verdict",
@@ -60,26 +62,8 @@ def skip_or_fail(*, required: bool) -> Verdict:
 
 
 def services_marker_names(args: Sequence[object], *, test: str = "test") -> tuple[str, ...]:
-    """Validate the arguments of a ``ws_services`` marker and return the service names.
-
-    Raises:
-        ValueError: no names, or one that is not a non-empty string; one line, meant for
-            a collection error naming the test.
-    """
-    if not args:
-        raise ValueError(
-            f"{test}: the ws_services marker needs at least one service name, "
-            f'e.g. @pytest.mark.ws_services("api")'
-        )
-    names: list[str] = []
-    for arg in args:
-        if not isinstance(arg, str) or not arg.strip():
-            raise ValueError(
-                f"{test}: ws_services marker arguments must be service names (strings), got {arg!r}"
-            )
-        if arg not in names:
-            names.append(arg)
-    return tuple(names)
+    """The service names of a ``ws_services`` marker (see `markers.marker_names`)."""
+    return marker_names(args, marker="ws_services", kind="service", example="api", test=test)
 
 
 def unknown_service_reason(name: str, known: Collection[str]) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 import secrets
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.redaction import register_secret
-from pytest_ws_resilience.services import HOST_IMAGE, ServiceSpec, host_python_mounts
+from pytest_ws_resilience.services import HOST_IMAGE, ServiceHandle, ServiceSpec, host_python_mounts
 from pytest_ws_resilience.tokens import TokenFactory
 
 LATE_SERVER = str(Path(__file__).with_name("late_server.py").resolve())
@@ -55,3 +58,28 @@ def reference_spec(
     else:
         spec = ServiceSpec(name, command=command, **options)
     return spec, TokenFactory(secret)
+
+
+@asynccontextmanager
+async def connected_client(handle: ServiceHandle, tokens: TokenFactory) -> AsyncIterator[WsClient]:
+    """A connected client of a fresh user on the service, with short timeouts (so a
+    paused service shows quickly), closed on exit."""
+    ws = WsClient(
+        handle.url,
+        user=tokens.user(),
+        recv_timeout=0.5,
+        connect_timeout=2.0,
+        close_timeout=0.5,
+        ping_interval=None,
+    )
+    await ws.connect()
+    try:
+        yield ws
+    finally:
+        await ws.close()
+
+
+async def round_trip(ws: WsClient) -> None:
+    """One ping/pong application round trip through the reference server."""
+    await ws.send_json({"type": "ping", "n": 1})
+    await ws.expect(type="pong", timeout=5.0)
