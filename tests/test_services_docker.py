@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from service_apps.support import (
+    check_pause_stalls_pings,
     connected_client,
     late_spec,
     reference_spec,
@@ -286,14 +287,7 @@ async def test_pause_times_out_a_ping_unpause_recovers_restart_lets_reconnect(
     reference: tuple[ServiceHandle, TokenFactory], client: WsClient
 ) -> None:
     handle, _ = reference
-    await client.ping()
-    await handle.pause()
-    try:
-        with pytest.raises(WsTimeoutError):
-            await client.ping()
-    finally:
-        await handle.unpause()
-    assert await client.ping() > 0
+    await check_pause_stalls_pings(handle, client)
 
     port = handle.port
     began = time.monotonic()

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from service_apps.support import connected_client, reference_spec, round_trip
+from service_apps.support import (
+    check_pause_stalls_pings,
+    connected_client,
+    reference_spec,
+    round_trip,
+)
 
 from pytest_ws_resilience.client import WsClient
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
@@ -74,14 +79,7 @@ async def test_pause_times_out_a_ping_and_unpause_recovers_it(
     reference: tuple[ServiceHandle, TokenFactory], client: WsClient
 ) -> None:
     handle, _ = reference
-    await client.ping()
-    await handle.pause()
-    try:
-        with pytest.raises(WsTimeoutError):
-            await client.ping()
-    finally:
-        await handle.unpause()
-    assert await client.ping() > 0
+    await check_pause_stalls_pings(handle, client)
     await round_trip(client)
 
 

@@ -10,7 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.errors import WsTimeoutError
 from pytest_ws_resilience.redaction import register_secret
 from pytest_ws_resilience.services import HOST_IMAGE, ServiceHandle, ServiceSpec, host_python_mounts
 from pytest_ws_resilience.tokens import TokenFactory
@@ -83,3 +86,15 @@ async def round_trip(ws: WsClient) -> None:
     """One ping/pong application round trip through the reference server."""
     await ws.send_json({"type": "ping", "n": 1})
     await ws.expect(type="pong", timeout=5.0)
+
+
+async def check_pause_stalls_pings(handle: ServiceHandle, client: WsClient) -> None:
+    """Pausing the service makes the client's ping time out; unpausing recovers it."""
+    await client.ping()
+    await handle.pause()
+    try:
+        with pytest.raises(WsTimeoutError):
+            await client.ping()
+    finally:
+        await handle.unpause()
+    assert await client.ping() > 0
