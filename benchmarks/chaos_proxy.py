@@ -35,8 +35,8 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from pytest_ws_resilience.chaos.proxy import ChaosProxy
+from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.tokens import TokenFactory
 
 __all__ = ["main"]
 

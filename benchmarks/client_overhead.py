@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.tokens import TestUser, TokenFactory
 
 __all__ = ["main"]
 

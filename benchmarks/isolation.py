@@ -28,10 +28,10 @@ import sys
 import time
 import uuid
 
-from pytest_ws_resilience.client import WsClient
-from pytest_ws_resilience.isolation import IsolationDetector
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.tokens import TokenFactory
 
 __all__ = ["main"]
 

@@ -18,10 +18,10 @@ import argparse
 import asyncio
 import tracemalloc
 
-from pytest_ws_resilience.client import WsClient
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.tokens import TokenFactory
 
 __all__ = ["main"]
 

@@ -41,10 +41,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from pytest_ws_resilience.client import WsClient
-from pytest_ws_resilience.pool import ConnectionPool
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.pool.pool import ConnectionPool
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.tokens import TestUser, TokenFactory
 
 __all__ = ["main"]
 

@@ -35,8 +35,9 @@ from collections.abc import Callable
 
 from websockets.sync.client import connect
 
+from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.redaction import register_secret
-from pytest_ws_resilience.services import (
+from pytest_ws_resilience.servers import (
     HOST_IMAGE,
     ServiceHandle,
     ServiceSpec,
@@ -48,7 +49,6 @@ from pytest_ws_resilience.services import (
     new_run_id,
     remove_run,
 )
-from pytest_ws_resilience.tokens import TokenFactory
 
 __all__ = ["main"]
 

@@ -33,12 +33,12 @@ from collections.abc import Iterator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.load import Storm
-from pytest_ws_resilience.settings import WsSettings
 from pytest_ws_resilience.stats import Distribution
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
-from pytest_ws_resilience.timeouts import TimeoutValue
-from pytest_ws_resilience.tokens import TestUser, TokenFactory
 
 __all__ = ["main"]
 

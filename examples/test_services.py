@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from pytest_ws_resilience import WsTimeoutError
-from pytest_ws_resilience.services import HOST_IMAGE, ServiceSpec, host_python_mounts
+from pytest_ws_resilience.servers import HOST_IMAGE, ServiceSpec, host_python_mounts
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,9 +1,12 @@
 """pytest-ws-resilience: test WebSocket services over real connections."""
 
-from pytest_ws_resilience.backoff import Backoff
 from pytest_ws_resilience.chaos import ChaosProxy, MessageFault, Toxic
-from pytest_ws_resilience.client import WsClient
-from pytest_ws_resilience.contracts import (
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.tokens import RsaKeyPair, TestUser, TokenFactory
+from pytest_ws_resilience.config.backoff import Backoff
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.contracts.contracts import (
     AGENT_EVENTS,
     ContractResult,
     ContractViolation,
@@ -20,18 +23,15 @@ from pytest_ws_resilience.errors import (
     WsResilienceError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.isolation import (
+from pytest_ws_resilience.isolation.detector import (
     IsolationDetector,
     IsolationViolation,
     IsolationViolationError,
 )
 from pytest_ws_resilience.load import Storm, StormResult, StormThresholdError
-from pytest_ws_resilience.pool import ConnectionPool, PoolStats, WsPoolExhaustedError
-from pytest_ws_resilience.scheduling_hooks import WsSchedulingWarning
-from pytest_ws_resilience.services import ServiceHandle, ServiceSpec
-from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.timeouts import TimeoutValue
-from pytest_ws_resilience.tokens import RsaKeyPair, TestUser, TokenFactory
+from pytest_ws_resilience.plugin.scheduling import WsSchedulingWarning
+from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats, WsPoolExhaustedError
+from pytest_ws_resilience.servers import ServiceHandle, ServiceSpec
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from pytest_ws_resilience import WsAuthError
-from pytest_ws_resilience.contracts import AGENT_EVENTS
+from pytest_ws_resilience.contracts.contracts import AGENT_EVENTS
 
 APP_AUTH_METHODS = ["subprotocol", "query", "header"]
 

@@ -11,7 +11,7 @@
 from pytest_ws_resilience.chaos.messages import Message, MessageFault
 from pytest_ws_resilience.chaos.presets import PRESETS, apply_preset
 from pytest_ws_resilience.chaos.proxy import ChaosProxy, ProxyConnection
-from pytest_ws_resilience.chaos.scheduling import Decision
+from pytest_ws_resilience.chaos.timing import Decision
 from pytest_ws_resilience.chaos.toxics import Toxic, ToxicSpec
 
 __all__ = [

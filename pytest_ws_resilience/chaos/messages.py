@@ -38,7 +38,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.streams import StreamReader
 from websockets.typing import ExtensionName
 
-from pytest_ws_resilience.chaos.scheduling import Decision, derive_rng
+from pytest_ws_resilience.chaos.timing import Decision, derive_rng
 
 __all__ = [
     "MESSAGE_FAULT_KINDS",

@@ -40,7 +40,7 @@ from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 from pytest_ws_resilience.chaos.messages import Abort, Emit, MessageFault, MessageFilter, Selector
-from pytest_ws_resilience.chaos.scheduling import (
+from pytest_ws_resilience.chaos.timing import (
     Decision,
     StreamShaper,
     derive_rng,

@@ -22,7 +22,7 @@ from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.stats import Distribution
 
 if TYPE_CHECKING:
-    from pytest_ws_resilience.client import WsClient
+    from pytest_ws_resilience.client.client import WsClient
 
 __all__ = ["MAX_SAMPLES", "STORM_KINDS", "StormResult", "StormThresholdError", "thin_samples"]
 

@@ -25,15 +25,15 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pytest_ws_resilience.client import WsClient, close_clients
+from pytest_ws_resilience.client.client import WsClient, close_clients
+from pytest_ws_resilience.client.eventlog import LogRecord, matches
+from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
-from pytest_ws_resilience.eventlog import LogRecord, matches
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.settings import WsSettings
-from pytest_ws_resilience.tokens import TestUser, TokenFactory
 
 __all__ = [
     "MessageSpec",

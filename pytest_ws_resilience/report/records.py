@@ -1,6 +1,6 @@
 """What the run report keeps of one test, built from plain data (no pytest, no I/O).
 
-The pytest glue (`pytest_ws_resilience.report.hooks`) reads a test's phase reports and
+The pytest glue (`pytest_ws_resilience.plugin.report`) reads a test's phase reports and
 its `TestWatch` and hands the plain facts to `build_record`; everything after that
 (aggregation across xdist workers, the terminal summary, JSON and HTML) works on
 `TestRecord`, which round-trips through JSON (``as_dict`` / ``from_dict``) so that
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_ws_resilience.metrics import ClientMetrics, Counters
+from pytest_ws_resilience.client.metrics import ClientMetrics, Counters
 
 __all__ = [
     "OUTCOMES",

@@ -5,7 +5,6 @@ examples and benchmarks talk to. Run it alone with ``python -m
 pytest_ws_resilience.testing`` or ``ws-resilience-server``.
 """
 
-from pytest_ws_resilience.testing.config import ServerConfig
 from pytest_ws_resilience.testing.embedded import EmbeddedServer
 from pytest_ws_resilience.testing.faults import (
     ACCEPT_INVALID_TOKENS,
@@ -19,6 +18,7 @@ from pytest_ws_resilience.testing.faults import (
     parse_faults,
 )
 from pytest_ws_resilience.testing.server import ReferenceServer, ServerStats
+from pytest_ws_resilience.testing.server_config import ServerConfig
 
 __all__ = [
     "ACCEPT_INVALID_TOKENS",

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_ws_resilience.redaction import RedactingFilter, redact
-from pytest_ws_resilience.testing.config import SERVER_AUTH_METHODS, ServerConfig
 from pytest_ws_resilience.testing.faults import FAULTS, parse_faults
 from pytest_ws_resilience.testing.server import ReferenceServer
+from pytest_ws_resilience.testing.server_config import SERVER_AUTH_METHODS, ServerConfig
 
 __all__ = ["DEFAULT_SECRET_ENV", "PROG", "build_parser", "config_from_args", "main"]
 

@@ -14,9 +14,9 @@ from types import TracebackType
 from typing import Self
 
 from pytest_ws_resilience.errors import WsResilienceError, WsTimeoutError
-from pytest_ws_resilience.testing.config import ServerConfig
 from pytest_ws_resilience.testing.faults import parse_faults
 from pytest_ws_resilience.testing.server import ReferenceServer, ServerStats
+from pytest_ws_resilience.testing.server_config import ServerConfig
 
 __all__ = ["EmbeddedServer"]
 

@@ -27,8 +27,6 @@ from websockets.typing import Subprotocol
 
 from pytest_ws_resilience.redaction import RedactingFilter
 from pytest_ws_resilience.testing.agent import AgentRun, PlannedEvent, plan_run
-from pytest_ws_resilience.testing.auth import AuthRejection, Identity, authenticate
-from pytest_ws_resilience.testing.config import ServerConfig
 from pytest_ws_resilience.testing.faults import (
     ACCEPT_INVALID_TOKENS,
     LEAK,
@@ -37,6 +35,8 @@ from pytest_ws_resilience.testing.faults import (
     parse_faults,
 )
 from pytest_ws_resilience.testing.history import HistoryStore, Message
+from pytest_ws_resilience.testing.server_config import ServerConfig
+from pytest_ws_resilience.testing.token_check import AuthRejection, Identity, authenticate
 
 __all__ = ["ReferenceConnection", "ReferenceServer", "ServerStats"]
 

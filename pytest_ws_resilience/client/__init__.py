@@ -1,0 +1,1 @@
+"""WsClient and what it is made of: auth methods, tokens, event log, metrics."""

@@ -1,0 +1,127 @@
+"""How a token rides on a WebSocket handshake: the four auth methods, as pure data.
+
+`build_connect_request` turns (method, URL, token) into the URL, headers and
+subprotocols to open a connection with. It does no I/O, so every method is unit
+tested without a socket, and the client's fallback chain is a loop over its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pytest_ws_resilience.config.settings import AUTH_METHODS
+from pytest_ws_resilience.redaction import REDACTED, redact
+
+__all__ = ["ConnectRequest", "build_connect_request", "normalize_auth"]
+
+# Headers whose value is a credential, whatever the token looks like.
+_SECRET_HEADERS = frozenset({"authorization", "cookie"})
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """What to open one connection attempt with.
+
+    ``url`` holds the token for the "query" method, so the repr hides it (and the
+    credential headers and subprotocol) even when the token is not registered.
+    """
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    subprotocols: tuple[str, ...]
+    method: str
+
+    def __repr__(self) -> str:
+        headers = tuple(
+            (name, REDACTED if name.lower() in _SECRET_HEADERS else value)
+            for name, value in self.headers
+        )
+        subprotocols = tuple(
+            f"jwt.{REDACTED}" if proto.startswith("jwt.") else proto for proto in self.subprotocols
+        )
+        return (
+            f"ConnectRequest(method={self.method!r}, url={_redact_url(self.url)!r}, "
+            f"headers={headers!r}, subprotocols={subprotocols!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    """The URL with every query value that could be a credential hidden."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return redact(url)
+    query = "&".join(f"{name}={REDACTED}" for name, _ in parse_qsl(parts.query, True))
+    return redact(urlunsplit(parts._replace(query=query)))
+
+
+def _with_query_param(url: str, name: str, value: str) -> str:
+    """``url`` with query parameter ``name`` set to ``value``; other params kept in order."""
+    parts = urlsplit(url)
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    params.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
+def build_connect_request(
+    method: str,
+    url: str,
+    token: str | None,
+    *,
+    query_param: str = "token",
+    cookie: str = "access_token",
+    subprotocol: str = "jwt-auth",
+) -> ConnectRequest:
+    """Describe a handshake that presents ``token`` with auth ``method``.
+
+    Args:
+        method: "subprotocol", "query", "header", "cookie", or "none" (no credential).
+        url: the ws:// or wss:// URL of the endpoint.
+        token: the bearer token; may be None only for "none".
+        query_param: query parameter name for "query".
+        cookie: cookie name for "cookie".
+        subprotocol: the protocol name offered with ``jwt.<token>`` for "subprotocol".
+
+    Raises:
+        ValueError: unknown method, or a method that needs a token without one.
+    """
+    if method not in AUTH_METHODS:
+        raise ValueError(f"unknown auth method {method!r}; valid: {', '.join(AUTH_METHODS)}")
+    if method == "none":
+        return ConnectRequest(url=url, headers=(), subprotocols=(), method=method)
+    if token is None:
+        raise ValueError(f"auth method {method!r} needs a token; pass user= or token=")
+    if method == "subprotocol":
+        return ConnectRequest(url, (), (subprotocol, f"jwt.{token}"), method)
+    if method == "query":
+        return ConnectRequest(_with_query_param(url, query_param, token), (), (), method)
+    if method == "header":
+        return ConnectRequest(url, (("Authorization", f"Bearer {token}"),), (), method)
+    return ConnectRequest(url, (("Cookie", f"{cookie}={token}"),), (), method)
+
+
+def normalize_auth(auth: str | Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
+    """The fallback chain to try: ``auth`` as a tuple, or ``default`` when None.
+
+    Duplicates are dropped (trying a rejected method twice cannot help).
+
+    Raises:
+        ValueError: an unknown method name, or an empty chain.
+    """
+    if auth is None:
+        methods: Sequence[str] = default
+    elif isinstance(auth, str):
+        methods = (auth,)
+    else:
+        methods = auth
+    unknown = [m for m in methods if m not in AUTH_METHODS]
+    if unknown:
+        raise ValueError(
+            f"unknown auth method(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(AUTH_METHODS)}"
+        )
+    chain = tuple(dict.fromkeys(methods))
+    if not chain:
+        raise ValueError(f"empty auth method chain; valid: {', '.join(AUTH_METHODS)}")
+    return chain

@@ -1,0 +1,1 @@
+"""Settings of a run: profiles, timeouts, loading and validation."""

@@ -1,0 +1,1 @@
+"""Event contracts: which events a run must emit, in what order."""

@@ -1,0 +1,1 @@
+"""The isolation-violation detector and its substring index."""

@@ -1,0 +1,688 @@
+"""The isolation-violation detector: fail a test when a user receives another's data.
+
+Pure logic, no I/O. `IsolationDetector` watches clients as a `ClientObserver` (its
+``on_send`` / ``on_receive`` / ``on_canary`` are called synchronously on the client's
+paths); ``attach(client)`` only registers it. It needs no description of the protocol:
+
+- every user owns *markers*: its identity (id, email, the token's ``sub``, the token
+  itself), the string values it sends (*taint*), its canaries (``client.canary()``)
+  and whatever the test registers;
+- every frame a user receives is scanned, in one pass for all markers
+  (`MarkerIndex`), for markers owned by OTHER users: each one found is an
+  `IsolationViolation` naming receiver, connection, owner, marker and frame.
+
+Staying quiet matters as much as being sharp, so a match is not a violation when:
+
+- the marker is the receiver's own, shared (a value sent by two or more users) or
+  allowlisted;
+- the receiver itself sent that value, alone or inside a longer one (data cannot leak
+  to its own author; a server may echo a truncated quote of the user's text);
+- the occurrence lies inside a longer marker occurrence (``user-1`` inside
+  ``user-10``, another user's value quoted inside the receiver's own text).
+
+Values a user received from the server and sends back (a server-assigned id) are not
+that user's taint, and neither are values under message-vocabulary keys (``type``...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jwt
+
+from pytest_ws_resilience.client.eventlog import LogRecord
+from pytest_ws_resilience.client.tokens import TestUser
+from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.isolation.index import MarkerIndex, MarkerMatch
+from pytest_ws_resilience.redaction import REDACTED, redact, secret_repr
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client.client import WsClient
+
+__all__ = [
+    "CANARY",
+    "DEFAULT_UNTAINTED_KEYS",
+    "EMAIL",
+    "IDENTITY_KINDS",
+    "REGISTERED",
+    "SECRET_KINDS",
+    "SUBJECT",
+    "TAINT",
+    "TOKEN",
+    "USER_ID",
+    "IsolationDetector",
+    "IsolationViolation",
+    "IsolationViolationError",
+    "SkippedMarker",
+    "frame_strings",
+    "sent_strings",
+]
+
+#: Keys whose values name the message, not the user's data: never tainted.
+DEFAULT_UNTAINTED_KEYS: frozenset[str] = frozenset(
+    {"type", "event", "action", "op", "kind", "method", "command", "cmd", "channel", "topic"}
+)
+
+# Marker kinds, as shown in violations.
+USER_ID = "id"
+EMAIL = "email"
+SUBJECT = "sub"
+TOKEN = "token"
+TAINT = "taint"
+CANARY = "canary"
+REGISTERED = "registered"
+#: Identity kinds, switched by ``identity=``.
+IDENTITY_KINDS: frozenset[str] = frozenset({USER_ID, EMAIL, SUBJECT, TOKEN})
+#: Kinds whose marker is never shown, only its length.
+SECRET_KINDS: frozenset[str] = frozenset({TOKEN, "secret"})
+# Kinds of neutral entries: indexed (they cover what lies inside them), never reported.
+_SHARED = "shared"
+_ALLOWED = "allowed"
+
+# How much of a frame / a marker a violation shows.
+_FRAME_CHARS = 300
+_MARKER_CHARS = 80
+# Joins a frame's strings into one text to scan: markers never span two strings.
+_SEPARATOR = "\x00"
+# Values remembered per user (sent, received); the oldest are forgotten beyond this.
+_MEMORY = 100_000
+
+
+class SkippedMarker(NamedTuple):
+    """A marker too short to be used (it would match everywhere), kept to explain why."""
+
+    owner: str
+    kind: str
+    marker: str
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What the index knows of one marker text; mutable: taint can become shared."""
+
+    owner: str | None  # None: shared or allowlisted
+    kind: str
+    reportable: bool
+
+
+class _UserState:
+    """What one user (all its connections) sent and received, for the taint rules."""
+
+    __slots__ = ("_authored", "_not_authored", "_sent_text", "received", "sent")
+
+    def __init__(self) -> None:
+        # dicts as insertion-ordered sets, so the oldest values can be forgotten.
+        self.sent: dict[str, None] = {}
+        self.received: dict[str, None] = {}
+        # Answers of `authored`, so a marker recurring in many frames is looked up once.
+        self._authored: set[str] = set()
+        self._not_authored: set[str] = set()
+        self._sent_text: str | None = None
+
+    def remember_sent(self, values: list[str]) -> None:
+        _remember(self.sent, values)
+        self._sent_text = None
+        self._not_authored.clear()
+
+    def authored(self, marker: str) -> bool:
+        """True when this user itself sent ``marker``, alone or inside a longer value
+        (a server that echoes a truncated quote of the user's text shows only part of
+        it). Called only for another user's marker found in a frame: rare when clean."""
+        if marker in self.sent or marker in self._authored:
+            return True
+        if marker in self._not_authored:
+            return False
+        if self._sent_text is None:
+            self._sent_text = _SEPARATOR.join(self.sent)
+        if marker in self._sent_text:
+            self._authored.add(marker)
+            return True
+        self._not_authored.add(marker)
+        return False
+
+
+def _remember(memory: dict[str, None], values: list[str]) -> None:
+    for value in values:
+        memory[value] = None
+    excess = len(memory) - _MEMORY
+    if excess > 0:
+        for old in list(memory)[: excess + _MEMORY // 10]:
+            del memory[old]
+
+
+@dataclass(frozen=True)
+class IsolationViolation:
+    """One frame received by ``receiver`` holding a marker owned by ``owner``.
+
+    Attributes:
+        receiver: id of the user who received the frame.
+        receiver_connection: which connection: the client's name and connection id.
+        owner: id of the user the marker belongs to.
+        marker_kind: ``id``, ``email``, ``sub``, ``token``, ``taint``, ``canary``,
+            ``registered`` or a kind given to `IsolationDetector.register`.
+        marker: the marker as shown: redacted for tokens and secrets, truncated.
+        frame: the frame, redacted and truncated.
+        frame_index: the frame's index in the receiver's event log.
+        received_at: ``time.monotonic()`` at receipt.
+    """
+
+    receiver: str
+    receiver_connection: str
+    owner: str
+    marker_kind: str
+    marker: str
+    frame: str
+    frame_index: int
+    received_at: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.receiver} (connection {self.receiver_connection}) received a frame "
+            f"holding {self.owner}'s {self.marker_kind} marker {self.marker} "
+            f"(frame #{self.frame_index}): {self.frame}"
+        )
+
+
+class IsolationViolationError(WsResilienceError, AssertionError):
+    """A user received another user's data; the message is the detector's report."""
+
+    def __init__(self, report: str, violations: Iterable[IsolationViolation] = ()) -> None:
+        self.violations: tuple[IsolationViolation, ...] = tuple(violations)
+        super().__init__(report)
+
+
+# -- pure frame walks --------------------------------------------------------------------
+
+
+def frame_strings(data: Any, min_length: int = 1) -> list[str]:
+    """Every string of a parsed JSON value that a marker may hide in: string values,
+    keys, and integers as digits (an id sent as a number); not bools or floats.
+
+    Decoded strings, not the raw frame, so JSON escapes (quotes, ``\\uXXXX``) cannot
+    hide a marker. Strings shorter than ``min_length`` are left out: no marker that
+    long fits in them.
+    """
+    found: list[str] = []
+    add = found.append
+    stack = [data]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if len(item) >= min_length:
+                add(item)
+        elif kind is dict:
+            for key, value in item.items():
+                if len(key) >= min_length:
+                    add(key)
+                vkind = type(value)
+                if vkind is str:
+                    if len(value) >= min_length:
+                        add(value)
+                elif vkind is dict or vkind is list:
+                    push(value)
+                elif vkind is int:
+                    digits = str(value)
+                    if len(digits) >= min_length:
+                        add(digits)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is int:
+            digits = str(item)
+            if len(digits) >= min_length:
+                add(digits)
+    return found
+
+
+def sent_strings(data: Any, untainted_keys: frozenset[str]) -> list[tuple[str, bool]]:
+    """The string values of a sent JSON value, each with whether it may be tainted
+    (False under a key of ``untainted_keys``, at any depth below it). Keys are not
+    values and are left out."""
+    found: list[tuple[str, bool]] = []
+    add = found.append
+    stack: list[tuple[Any, bool]] = [(data, True)]
+    while stack:
+        item, taintable = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if type(value) is str:  # the usual flat message: no detour via the stack
+                    add((value, taintable and key not in untainted_keys))
+                else:
+                    stack.append((value, taintable and key not in untainted_keys))
+        elif isinstance(item, str):
+            add((item, taintable))
+        elif isinstance(item, list | tuple):
+            stack.extend((value, taintable) for value in item)
+    return found
+
+
+def _frame_text(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def _sent_payload(raw: str | bytes, data: Any) -> Any:
+    """What a send carried: the object given to send_json, else the frame's JSON, else
+    its whole text (binary that is not UTF-8 carries no text values)."""
+    if data is not None:
+        return data
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show_marker(marker: str, kind: str) -> str:
+    if kind in SECRET_KINDS:
+        return secret_repr(marker)
+    return repr(_shorten(redact(marker), _MARKER_CHARS))
+
+
+def _show_frame(raw: str | bytes, marker: str, kind: str) -> str:
+    text = redact(_frame_text(raw))
+    if kind in SECRET_KINDS:
+        text = text.replace(marker, REDACTED)
+    return _shorten(text, _FRAME_CHARS)
+
+
+def _owner_of(user_or_id: TestUser | str) -> str:
+    return user_or_id.id if isinstance(user_or_id, TestUser) else str(user_or_id)
+
+
+def _token_subject(token: str) -> str | None:
+    """The ``sub`` of a JWT, read without verification (we only need the name)."""
+    if token.count(".") != 2:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return str(sub) if isinstance(sub, str | int) and not isinstance(sub, bool) else None
+
+
+# -- the detector ------------------------------------------------------------------------
+
+
+class IsolationDetector:
+    """Detects frames that carry one user's markers to another user.
+
+    Args:
+        identity: use identity markers (id, email, token ``sub``, token).
+        taint: make the string values each user sends its markers.
+        taint_min_length: shortest sent value that becomes a taint marker.
+        marker_min_length: shortest marker used at all; shorter ones would match
+            everywhere and are listed in ``skipped_markers``.
+        untainted_keys: keys whose values (at any depth) are never tainted.
+        allow: values that never raise a violation (e.g. a shared room name).
+        max_violations: violations kept; the rest are only counted.
+
+    Canaries and registered markers are always on.
+
+    Raises:
+        ValueError: a length or ``max_violations`` below 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: bool = True,
+        taint: bool = True,
+        taint_min_length: int = 8,
+        marker_min_length: int = 6,
+        untainted_keys: Iterable[str] = DEFAULT_UNTAINTED_KEYS,
+        allow: Iterable[str] = (),
+        max_violations: int = 1000,
+    ) -> None:
+        for name, value in (
+            ("taint_min_length", taint_min_length),
+            ("marker_min_length", marker_min_length),
+            ("max_violations", max_violations),
+        ):
+            if value < 1:
+                raise ValueError(f"IsolationDetector {name} must be >= 1, got {value}")
+        self.identity = identity
+        self.taint = taint
+        self.marker_min_length = marker_min_length
+        # A value shorter than marker_min_length cannot be indexed anyway.
+        self.taint_min_length = max(taint_min_length, marker_min_length)
+        self.untainted_keys = frozenset(untainted_keys)
+        self.max_violations = max_violations
+        self._index: MarkerIndex[_Entry] = MarkerIndex(marker_min_length)
+        self._users: dict[str, _UserState] = {}
+        self._allowed: set[str] = set()
+        self._allowed_patterns: list[re.Pattern[str]] = []
+        self._violations: list[IsolationViolation] = []
+        self._violations_dropped = 0
+        self.checks = 0
+        self.skipped_markers: list[SkippedMarker] = []
+        self.allow(*allow)
+
+    def __repr__(self) -> str:
+        return (
+            f"IsolationDetector(users={len(self._users)}, markers={self.marker_count}, "
+            f"checks={self.checks}, violations={self.violation_count})"
+        )
+
+    # -- results ---------------------------------------------------------------------
+
+    @property
+    def violations(self) -> list[IsolationViolation]:
+        """Violations in the order found (the first ``max_violations``)."""
+        return list(self._violations)
+
+    @property
+    def violations_dropped(self) -> int:
+        """Violations found beyond ``max_violations`` (counted, not kept)."""
+        return self._violations_dropped
+
+    @property
+    def violation_count(self) -> int:
+        """Every violation found, kept or not."""
+        return len(self._violations) + self._violations_dropped
+
+    @property
+    def marker_count(self) -> int:
+        """Marker texts indexed (owned, shared and allowlisted)."""
+        return len(self._index)
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """Ids of the users (or unnamed clients' names) seen so far."""
+        return tuple(self._users)
+
+    def owner_of(self, marker: str) -> str | None:
+        """The user a marker text belongs to; None when unknown, shared or allowed."""
+        entry = self._index.get(marker)
+        return None if entry is None else entry.owner
+
+    def report(self) -> str:
+        """Every violation, grouped by owner and receiver; one line when clean."""
+        total = self.violation_count
+        if not total:
+            return (
+                f"no isolation violations ({self.checks} frames checked, "
+                f"{self.marker_count} markers, {len(self._users)} users)"
+            )
+        groups: dict[tuple[str, str], list[IsolationViolation]] = {}
+        for violation in self._violations:
+            groups.setdefault((violation.owner, violation.receiver), []).append(violation)
+        plural = "s" if total > 1 else ""
+        lines = [
+            f"{total} isolation violation{plural}: data of one user reached another "
+            f"({self.checks} frames checked, {self.marker_count} markers)"
+        ]
+        for (owner, receiver), found in groups.items():
+            lines.append(f"{owner}'s data reached {receiver} ({len(found)}):")
+            lines.extend(f"  - {violation}" for violation in found)
+        if self._violations_dropped:
+            lines.append(f"... and {self._violations_dropped} more (max_violations reached)")
+        return "\n".join(lines)
+
+    def assert_clean(self) -> None:
+        """Raise `IsolationViolationError` with the report if any violation was found."""
+        if self.violation_count:
+            raise IsolationViolationError(self.report(), self._violations)
+
+    def reset(self) -> None:
+        """Forget the violations found so far; markers, users and ``checks`` stay."""
+        self._violations.clear()
+        self._violations_dropped = 0
+
+    # -- markers ---------------------------------------------------------------------
+
+    def add_user(self, user: TestUser | str) -> None:
+        """Track a user; a `TestUser` brings its identity markers. Idempotent."""
+        owner = _owner_of(user)
+        if owner in self._users:
+            return
+        self._users[owner] = _UserState()
+        if not isinstance(user, TestUser):
+            return
+        # With identity off the markers are still indexed, unreported: they keep the
+        # user's own id from reading as someone else's taint inside its frames.
+        identity = [(user.id, USER_ID), (user.email, EMAIL)]
+        if user.token:
+            sub = _token_subject(user.token)
+            if sub is not None:
+                identity.append((sub, SUBJECT))
+            identity.append((user.token, TOKEN))
+        for marker, kind in identity:
+            self._claim(owner, marker, kind, reportable=self.identity)
+
+    def register(self, user_or_id: TestUser | str, marker: str, kind: str = REGISTERED) -> None:
+        """Make ``marker`` a marker of that user (always reported, whatever the switches).
+
+        Kinds in `SECRET_KINDS` (``token``, ``secret``) are never shown in reports.
+        """
+        owner = _owner_of(user_or_id)
+        if owner not in self._users:
+            self.add_user(user_or_id)
+        self._claim(owner, marker, kind, reportable=True)
+
+    def allow(self, *values: str) -> None:
+        """Values that never raise a violation: legitimately shared (a room name)."""
+        for value in values:
+            self._allowed.add(value)
+            self._neutralise(value, _ALLOWED)
+
+    def allow_pattern(self, pattern: str | re.Pattern[str]) -> None:
+        """Markers the regular expression fully matches never raise a violation."""
+        compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+        self._allowed_patterns.append(compiled)
+        for marker in list(self._index):
+            if compiled.fullmatch(marker):
+                self._neutralise(marker, _ALLOWED)
+
+    def _is_allowed(self, marker: str) -> bool:
+        if marker in self._allowed:
+            return True
+        patterns = self._allowed_patterns
+        return bool(patterns) and any(p.fullmatch(marker) for p in patterns)
+
+    def _neutralise(self, marker: str, kind: str) -> None:
+        entry = self._index.get(marker)
+        if entry is None:
+            self._index.add(marker, _Entry(None, kind, False))
+        else:
+            entry.owner, entry.kind, entry.reportable = None, kind, False
+
+    def _claim(self, owner: str, marker: str, kind: str, *, reportable: bool) -> None:
+        """File an explicit (non-taint) marker: it wins over taint, not over another
+        user's explicit marker (that text cannot be attributed: it becomes shared)."""
+        if len(marker) < self.marker_min_length:
+            if reportable:
+                shown = secret_repr(marker) if kind in SECRET_KINDS else marker
+                self.skipped_markers.append(SkippedMarker(owner, kind, shown))
+            return
+        if self._is_allowed(marker):
+            self._neutralise(marker, _ALLOWED)
+            return
+        entry = self._index.get(marker)
+        if entry is None:
+            self._index.add(marker, _Entry(owner, kind, reportable))
+        elif entry.kind == _ALLOWED:
+            return
+        elif entry.owner == owner:
+            if entry.kind == TAINT or (reportable and not entry.reportable):
+                entry.kind, entry.reportable = kind, reportable
+        elif entry.kind in (TAINT, _SHARED):
+            entry.owner, entry.kind, entry.reportable = owner, kind, reportable
+        else:
+            self._neutralise(marker, _SHARED)
+
+    # -- traffic (pure: user ids and records in) -------------------------------------
+
+    def _state(self, owner: str) -> _UserState:
+        state = self._users.get(owner)
+        if state is None:
+            state = self._users[owner] = _UserState()
+        return state
+
+    def observe_sent(self, owner: str, raw: str | bytes, data: Any = None) -> None:
+        """Account for a frame ``owner`` sent: its values become that user's taint.
+
+        Args:
+            owner: the sending user's id.
+            raw: the frame as sent.
+            data: the object it was serialised from, if any (else ``raw`` is parsed).
+        """
+        state = self._state(owner)
+        payload = _sent_payload(raw, data)
+        if payload is None:
+            return
+        minimum = self.marker_min_length
+        values = [
+            pair for pair in sent_strings(payload, self.untainted_keys) if len(pair[0]) >= minimum
+        ]
+        if not values:
+            return
+        state.remember_sent([value for value, _ in values])
+        if not self.taint:
+            return
+        taint_min, received, index = self.taint_min_length, state.received, self._index
+        for value, taintable in values:
+            if not taintable or len(value) < taint_min or value in received:
+                continue
+            entry = index.get(value)
+            if entry is None:
+                if self._is_allowed(value):
+                    self._neutralise(value, _ALLOWED)
+                else:
+                    index.add(value, _Entry(owner, TAINT, True))
+            elif entry.kind == TAINT and entry.owner != owner:
+                # Sent by two users: nobody's own data any more.
+                entry.owner, entry.kind, entry.reportable = None, _SHARED, False
+
+    def observe_received(
+        self, receiver: str, record: LogRecord, connection: str | Callable[[], str] = ""
+    ) -> list[IsolationViolation]:
+        """Scan a frame ``receiver`` received for other users' markers.
+
+        Args:
+            receiver: the receiving user's id.
+            record: the frame.
+            connection: names the receiving connection in violations (or a callable
+                returning the name, called only when there is a violation).
+
+        Returns:
+            The violations this frame raised (also kept in ``violations``).
+        """
+        self.checks += 1
+        state = self._state(receiver)
+        data = record.data
+        if data is None:
+            strings = [_frame_text(record.raw)]
+        else:
+            strings = frame_strings(data, self.marker_min_length)
+        text = strings[0] if len(strings) == 1 else _SEPARATOR.join(strings)
+        found: list[IsolationViolation] = []
+
+        def foreign(entry: _Entry) -> bool:
+            return entry.reportable and entry.owner is not None and entry.owner != receiver
+
+        # Usually only the receiver's own markers are candidates: then find() stops early.
+        matches = self._index.find(text, foreign)
+        if matches and any(foreign(match.value) for match in matches):
+            found = self._judge(receiver, state, record, matches, connection)
+        if self.taint:
+            minimum = self.taint_min_length
+            _remember(state.received, [s for s in strings if len(s) >= minimum])
+        return found
+
+    def _judge(
+        self,
+        receiver: str,
+        state: _UserState,
+        record: LogRecord,
+        matches: list[MarkerMatch[_Entry]],
+        connection: str | Callable[[], str],
+    ) -> list[IsolationViolation]:
+        # Longest first at each start, so an occurrence inside an earlier, longer one
+        # (user-1 inside user-10; a value quoted in the receiver's own text) is skipped.
+        matches.sort(key=lambda m: (m.start, -m.end))
+        covered_to = -1
+        reported: set[str] = set()
+        found: list[IsolationViolation] = []
+        for match in matches:
+            if match.end <= covered_to:
+                continue
+            covered_to = match.end
+            entry = match.value
+            owner = entry.owner
+            if (
+                owner is None
+                or owner == receiver
+                or not entry.reportable
+                or match.marker in reported
+                or state.authored(match.marker)
+            ):
+                continue
+            reported.add(match.marker)
+            if not isinstance(connection, str):
+                connection = connection()
+            violation = IsolationViolation(
+                receiver=receiver,
+                receiver_connection=connection,
+                owner=owner,
+                marker_kind=entry.kind,
+                marker=_show_marker(match.marker, entry.kind),
+                frame=_show_frame(record.raw, match.marker, entry.kind),
+                frame_index=record.index,
+                received_at=record.received_at,
+            )
+            found.append(violation)
+            if len(self._violations) < self.max_violations:
+                self._violations.append(violation)
+            else:
+                self._violations_dropped += 1
+        return found
+
+    # -- ClientObserver glue ---------------------------------------------------------
+
+    def attach(self, client: WsClient) -> None:
+        """Watch ``client``: index its user's identity and observe its traffic.
+
+        Idempotent. Canaries the client made before are replayed by the client.
+        """
+        self._ensure_owner(client)
+        client.add_observer(self)
+
+    def detach(self, client: WsClient) -> None:
+        """Stop watching ``client``; its user's markers stay (its data may still leak)."""
+        client.remove_observer(self)
+
+    def _ensure_owner(self, client: WsClient) -> str:
+        user = client.user
+        owner = user.id if user is not None else client.name
+        if owner not in self._users:
+            self.add_user(user if user is not None else owner)
+        return owner
+
+    def on_receive(self, client: WsClient, record: LogRecord) -> None:
+        owner = self._ensure_owner(client)
+        self.observe_received(owner, record, lambda: _connection_name(client))
+
+    def on_send(self, client: WsClient, raw: str | bytes, data: Any) -> None:
+        self.observe_sent(self._ensure_owner(client), raw, data)
+
+    def on_canary(self, client: WsClient, marker: str) -> None:
+        self._claim(self._ensure_owner(client), marker, CANARY, reportable=True)
+
+
+def _connection_name(client: WsClient) -> str:
+    connection_id = client.connection_id
+    return client.name if connection_id is None else f"{client.name} / {connection_id}"

@@ -1,0 +1,153 @@
+"""What one test watches: the clients it uses and the isolation detector over them.
+
+The clients of a test come from several fixtures (``ws_client``, ``ws_client_factory``,
+``ws_pool``) and the detector from another (``ws_isolation``), set up in whatever order
+pytest picks. `TestWatch` is the meeting point, kept on the test item: a client is
+tracked when made, and the detector attaches to every tracked client, earlier or later.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pytest_ws_resilience.client.metrics import Counters
+from pytest_ws_resilience.isolation.detector import IsolationDetector, IsolationViolation
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.chaos.proxy import ChaosProxy
+    from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.tokens import TestUser
+
+__all__ = ["IsolationGuard", "TestWatch"]
+
+
+class IsolationGuard:
+    """The ``ws_isolation`` fixture: an `IsolationDetector` plus the test's verdict.
+
+    Any violation fails the test, unless the test declared it expects them with
+    `expect_violations` (to assert on them, e.g. to prove a leak is caught). Under the
+    ``websocket_security`` marker the guard is strict: violations cannot be expected.
+    """
+
+    __test__ = False
+
+    def __init__(self, detector: IsolationDetector, *, strict: bool = False) -> None:
+        self.detector = detector
+        self.strict = strict
+        self._expected = False
+        self._reported = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"IsolationGuard(strict={self.strict}, violations={len(self.violations)}, "
+            f"checks={self.detector.checks})"
+        )
+
+    @property
+    def violations(self) -> list[IsolationViolation]:
+        return self.detector.violations
+
+    @property
+    def expecting_violations(self) -> bool:
+        """True once the test declared it provokes violations (`expect_violations`)."""
+        return self._expected
+
+    @property
+    def checks(self) -> int:
+        """Frames scanned so far (a test asserting zero violations can check it is > 0)."""
+        return self.detector.checks
+
+    def allow(self, *values: str) -> None:
+        """Values legitimately shared between users: never violations."""
+        self.detector.allow(*values)
+
+    def allow_pattern(self, pattern: str) -> None:
+        self.detector.allow_pattern(pattern)
+
+    def register(self, user: TestUser | str, marker: str) -> None:
+        """Make ``marker`` belong to ``user`` (a `TestUser` or a user id)."""
+        self.detector.register(user, marker)
+
+    def expect_violations(self) -> None:
+        """Declare that this test provokes violations and asserts on them itself.
+
+        Raises:
+            RuntimeError: under ``websocket_security``, where every violation fails.
+        """
+        if self.strict:
+            raise RuntimeError(
+                "expect_violations() is not allowed in a websocket_security test: "
+                "there every isolation violation fails the test"
+            )
+        self._expected = True
+
+    def verdict(self) -> str | None:
+        """The report of violations neither expected nor reported yet; None if none.
+
+        Asked after the test body (so the test itself fails) and again at teardown (for
+        frames that arrived late); each violation is reported once.
+        """
+        if self._expected or len(self.violations) <= self._reported:
+            return None
+        self._reported = len(self.violations)
+        return self.detector.report()
+
+
+class TestWatch:
+    """The clients one test uses and, once ``ws_isolation`` is on, the guard over them."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        #: Wall time the watch was made (the test's setup): connections opened before it
+        #: (a pooled client reused from an earlier test) are not this test's.
+        self.started_at = time.time()
+        self.clients: list[WsClient] = []
+        self.guard: IsolationGuard | None = None
+        #: Every client the test ever used (pooled ones stay here after release),
+        #: in order: what the reports count.
+        self.seen_clients: list[WsClient] = []
+        #: Chaos proxies the test made (``ws_chaos``), for the reports.
+        self.proxies: list[ChaosProxy] = []
+        #: Names of the services the test used (``ws_services``).
+        self.services: list[str] = []
+        #: Load results the test produced (``ws_storm``), JSON-ready dicts for reports.
+        self.storms: list[dict[str, object]] = []
+        #: Message counters of each seen client when this test first used it, so a
+        #: pooled client's earlier traffic is not counted again (keyed by ``id``).
+        self.baselines: dict[int, Counters] = {}
+        #: Pool acquires served by an idle connection / that opened one (``ws_pool``).
+        self.pool_hits = 0
+        self.pool_misses = 0
+
+    def track(self, client: WsClient) -> None:
+        """A client the test uses: watched by the detector, now or once it starts."""
+        if client in self.clients:
+            return
+        self.clients.append(client)
+        if client not in self.seen_clients:
+            self.seen_clients.append(client)
+            self.baselines[id(client)] = client.metrics.counters()
+        if self.guard is not None:
+            self.guard.detector.attach(client)
+
+    def untrack(self, client: WsClient) -> None:
+        """The test is done with ``client`` (a pooled one goes back): stop watching it."""
+        if client in self.clients:
+            self.clients.remove(client)
+        if self.guard is not None:
+            self.guard.detector.detach(client)
+
+    def start_isolation(self, guard: IsolationGuard) -> None:
+        self.guard = guard
+        for client in self.clients:
+            guard.detector.attach(client)
+
+    def stop_isolation(self) -> None:
+        """Detach the detector from every client (pooled ones outlive the test)."""
+        if self.guard is None:
+            return
+        for client in self.clients:
+            self.guard.detector.detach(client)

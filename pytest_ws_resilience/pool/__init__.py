@@ -1,0 +1,1 @@
+"""ConnectionPool: reuse authenticated connections across tests."""

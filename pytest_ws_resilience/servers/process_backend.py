@@ -1,0 +1,184 @@
+"""A service as a local process (``command`` without ``image``; ``--ws-server-cmd``).
+
+The process gets its own session (process group) so signals reach whatever the command
+started, and its output goes to a file, not a pipe: a chatty server never blocks on a
+full pipe, and the log is still there after it died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_ws_resilience.servers.errors import ServiceError
+from pytest_ws_resilience.servers.spec import ResolvedService, ServiceSpec
+
+__all__ = ["ProcessBackend", "process_alive", "read_log_tail", "terminate_pid"]
+
+# After SIGKILL a process is gone within milliseconds; this only bounds a zombie wait.
+_KILL_WAIT_S = 5.0
+
+
+def process_alive(pid: int) -> bool:
+    """True while a process with ``pid`` exists (signal 0 checks without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def terminate_pid(pid: int, timeout: float) -> None:
+    """SIGTERM the process group of ``pid``, SIGKILL it after ``timeout`` (bounded);
+    for a process known only by its pid (the controller removing a shared one)."""
+    _signal_group(pid, signal.SIGCONT)
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive_reaping(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _alive_reaping(pid):
+        _signal_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + _KILL_WAIT_S
+        while _alive_reaping(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _alive_reaping(pid: int) -> bool:
+    """`process_alive`, after collecting ``pid`` if it is our own dead child (a zombie
+    still answers signal 0)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return process_alive(pid)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"process was killed by {name}"
+    return f"process exited with status {code}"
+
+
+class ProcessBackend:
+    """One local process: start, liveness, logs, chaos (signals), stop."""
+
+    kind = "process"
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self._resolved: ResolvedService | None = None
+
+    @property
+    def container_id(self) -> str | None:
+        return None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def launch(self, spec: ServiceSpec, resolved: ResolvedService) -> None:
+        """Start the command with ``{port}`` filled, output appended to the log file."""
+        if self.log_path is None:
+            directory = self.log_dir or Path(tempfile.gettempdir())
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                prefix=f"ws-service-{spec.name}-", suffix=".log", dir=directory
+            )
+            os.close(fd)
+            self.log_path = Path(name)
+        self._resolved = resolved
+        env = {**os.environ, **resolved.env}
+        with self.log_path.open("ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    list(resolved.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as err:
+                raise ServiceError(
+                    f"service {spec.name!r}: cannot run {resolved.argv[0]!r}: "
+                    f"{err.strerror or err}",
+                    service=spec.name,
+                ) from None
+
+    def exit_reason(self) -> str | None:
+        if self.process is None:
+            return "process was not started"
+        code = self.process.poll()
+        return None if code is None else _describe_exit(code)
+
+    def logs(self, tail: int = 50) -> str:
+        if self.log_path is None:
+            return ""
+        return read_log_tail(self.log_path, tail)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM (after SIGCONT, in case it is paused), SIGKILL after ``timeout``."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        _signal_group(process.pid, signal.SIGCONT)
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(_KILL_WAIT_S)
+
+    def pause(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def unpause(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(_KILL_WAIT_S)
+
+    def restart(self, spec: ServiceSpec, timeout: float) -> None:
+        """Stop (bounded) and run the same command again on the same port."""
+        assert self._resolved is not None
+        self.stop(timeout)
+        self.launch(spec, self._resolved)
+
+    def _signal(self, signum: int) -> None:
+        if self.process is None:
+            raise ServiceError("the service process was not started")
+        _signal_group(self.process.pid, signum)
+
+
+def read_log_tail(path: Path, tail: int) -> str:
+    """The last ``tail`` lines of a log file, reading at most its last 256 KiB."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - 256 * 1024))
+            data = log.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(lines[-tail:]) if tail > 0 else ""

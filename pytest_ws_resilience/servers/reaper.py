@@ -1,0 +1,89 @@
+"""Removing labelled containers: a dead run's leftovers, and a finished run's own.
+
+`reap_leftovers` runs at session start and covers what no teardown can: a run killed
+with SIGKILL, an IDE's stop button, a lost CI job. `remove_run` is the end-of-run
+sweep of the process that owns the run (the xdist controller, never a worker).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_ws_resilience.servers.labels import (
+    LABEL_PREFIX,
+    LABEL_REUSE,
+    LABEL_RUN,
+    is_leftover,
+)
+from pytest_ws_resilience.servers.process_backend import process_alive
+
+__all__ = ["labelled_containers", "reap_leftovers", "remove_run"]
+
+
+def labelled_containers(client: Any, **label_values: str) -> list[Any]:
+    """Every container (running or not) carrying our run label, optionally filtered by
+    ``label=value`` pairs (keys without the ``ws_resilience.`` prefix)."""
+    labels = [LABEL_RUN] + [f"{LABEL_PREFIX}{k}={v}" for k, v in label_values.items()]
+    return list(client.containers.list(all=True, filters={"label": labels}))
+
+
+def _force_remove(container: Any) -> bool:
+    try:
+        container.remove(force=True)
+    except Exception as err:
+        # Gone already (another run reaped it first): fine; anything else is reported.
+        if "No such container" in str(err) or "404" in str(err):
+            return False
+        raise
+    return True
+
+
+def reap_leftovers(
+    client: Any,
+    *,
+    current_run: str,
+    host: str | None = None,
+    only: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Force-remove labelled containers of this host whose owner process is gone.
+
+    Containers of ``current_run``, of other hosts, kept for reuse, or whose owner is
+    alive are left alone. ``only`` narrows the sweep to containers with those label
+    values (keys without the ``ws_resilience.`` prefix, e.g. ``{"service": "db"}``).
+
+    Returns:
+        The names of the removed containers.
+    """
+    here = socket.gethostname() if host is None else host
+    removed: list[str] = []
+    for container in labelled_containers(client, **(only or {})):
+        labels = container.labels or {}
+        if is_leftover(labels, host=here, current_run=current_run, owner_alive=process_alive):
+            if _force_remove(container):
+                removed.append(str(container.name))
+    return removed
+
+
+def remove_run(client: Any, run_id: str, timeout: float = 10.0) -> int:
+    """Stop and remove every container of ``run_id`` except those kept for reuse.
+
+    Args:
+        timeout: grace between SIGTERM and SIGKILL for each container.
+
+    Returns:
+        How many containers were removed.
+    """
+    count = 0
+    for container in labelled_containers(client, run=run_id):
+        if (container.labels or {}).get(LABEL_REUSE) == "1":
+            continue
+        try:
+            if container.status == "running":
+                container.stop(timeout=max(0, int(timeout)))
+        except Exception:
+            pass  # stuck or gone: the forced removal settles it
+        if _force_remove(container):
+            count += 1
+    return count

@@ -1,0 +1,194 @@
+"""Which server a run talks to: a configured URL, the user's ASGI app, a local command
+(``--ws-server-cmd``), or the embedded reference server.
+
+Library code (no pytest): the `ws_server` fixture calls `open_server_under_test` once per
+session and `ServerUnderTest.close` at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server, parse_app_path
+from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.spec import ServiceSpec
+from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
+
+__all__ = [
+    "SERVER_CMD_SECRET_ENV",
+    "ServerUnderTest",
+    "open_server_under_test",
+    "server_cmd_spec",
+    "token_factory_for",
+]
+
+#: The variable a ``--ws-server-cmd`` process finds the run's HS256 secret in (the
+#: reference server reads it by default), so the secret never appears on a command line.
+SERVER_CMD_SECRET_ENV = "WS_RESILIENCE_SECRET"
+#: The name of the ``--ws-server-cmd`` process as a service (its log file, messages).
+SERVER_CMD_SERVICE = "server-under-test"
+
+#: An app's startup (imports, lifespan) may well take longer than one handshake.
+_APP_STARTUP_MIN_S = 30.0
+
+
+@dataclass
+class ServerUnderTest:
+    """The server under test: ``url`` (a ``ws://`` string) and the handle of what the
+    plugin started (the embedded reference server, or the user's app served by uvicorn).
+
+    ``str(server) == server.url`` so it can be passed wherever a URL is expected.
+    """
+
+    url: str
+    source: str
+    embedded: EmbeddedServer | None = field(default=None, repr=False)
+    app: AppServer | None = field(default=None, repr=False)
+    #: The ``--ws-server-cmd`` process, run as a local service.
+    process: ServiceHandle | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        if self.embedded is not None:
+            kind = "embedded reference server"
+        elif self.app is not None:
+            kind = f"app {self.app.app_path} served by uvicorn"
+        elif self.process is not None:
+            kind = f"command (pid {self.process.pid}), {self.source}"
+        else:
+            kind = self.source
+        return f"ServerUnderTest(url={redact(self.url)!r}, {kind})"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.embedded is not None
+
+    def set_faults(self, *names: str) -> None:
+        """Turn on exactly ``names`` on the embedded reference server (none: all off).
+
+        The server is shared by the session: prefer `faults`, which restores them.
+        """
+        self._embedded_or_raise("set_faults").set_faults(*names)
+
+    @contextmanager
+    def faults(self, *names: str) -> Iterator[None]:
+        """``with ws_server.faults("leak"):`` faults on inside the block, restored after."""
+        embedded = self._embedded_or_raise("faults")
+        before = embedded.faults
+        embedded.set_faults(*names)
+        try:
+            yield
+        finally:
+            embedded.set_faults(*before)
+
+    def _embedded_or_raise(self, action: str) -> EmbeddedServer:
+        if self.embedded is None:
+            raise RuntimeError(
+                f"{action} needs the embedded reference server; this run uses {redact(self.url)}"
+            )
+        return self.embedded
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the embedded server, the app (bounded; the app's lifespan shutdown runs)
+        or the command (SIGTERM, SIGKILL after ``timeout``); nothing to do for an
+        external URL."""
+        if self.embedded is not None:
+            self.embedded.stop(timeout=timeout)
+        if self.app is not None:
+            self.app.stop(timeout=timeout)
+        if self.process is not None:
+            self.process.stop(timeout)
+
+
+def token_factory_for(settings: WsSettings) -> TokenFactory:
+    """The `TokenFactory` that mints tokens the server under test accepts.
+
+    RS256 when a private key is configured, HS256 with the configured secret, else HS256
+    with the run's secret (``settings.run_secret``, drawn once per run and shared with
+    xdist workers) or, outside pytest, a fresh random one. The embedded server, a
+    ``--ws-server-cmd`` process and the services are given that secret.
+    """
+    if settings.jwt_private_key is not None:
+        return TokenFactory(
+            private_key=settings.jwt_private_key,
+            public_key=settings.jwt_public_key,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    return TokenFactory(
+        settings.jwt_secret or settings.run_secret,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+
+
+def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
+    """The ``--ws-server-cmd`` command as a local-process `ServiceSpec`.
+
+    Healthy after an authenticated WebSocket handshake on ``settings.path`` (so a server
+    that answers 401 to a token it cannot verify is reported, not taken as up); under
+    HS256 the process finds the run's secret in ``$WS_RESILIENCE_SECRET``.
+    """
+    assert settings.server_cmd is not None
+    env: dict[str, str] = {}
+    if tokens.algorithm == "HS256" and tokens.secret is not None:
+        env[SERVER_CMD_SECRET_ENV] = tokens.secret
+    connect = settings.connect_timeout.value or 10.0
+    return ServiceSpec(
+        SERVER_CMD_SERVICE,
+        command=settings.server_cmd,
+        env=env,
+        path=settings.path,
+        health="websocket",
+        auth=True,
+        startup_timeout=max(connect, _APP_STARTUP_MIN_S),
+        attempt_timeout=min(connect, 2.0),
+    )
+
+
+def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> ServerUnderTest:
+    """Return the configured server, or start the user's app (``settings.app``) or the
+    embedded reference server on a free loopback port.
+
+    Raises:
+        AsgiAppStartupError: the app failed to start (the message has its traceback).
+        WsTimeoutError: the app or the server did not answer in time.
+        ServiceError: the ``--ws-server-cmd`` process exited or never answered (the
+            message has its last output lines).
+    """
+    if settings.url is not None:
+        return ServerUnderTest(url=settings.url, source=settings.url_source)
+    if settings.server_cmd is not None:
+        handle = ServiceHandle(
+            server_cmd_spec(settings, tokens), token_factory=tokens, settings=settings
+        ).start()
+        return ServerUnderTest(url=handle.url, source=settings.url_source, process=handle)
+    if settings.app is not None:
+        app = open_app_server(
+            parse_app_path(settings.app),
+            path=settings.path,
+            in_subprocess=settings.app_subprocess,
+            app_dirs=settings.app_dirs,
+            timeout=max(settings.connect_timeout.value or 10.0, _APP_STARTUP_MIN_S),
+        )
+        return ServerUnderTest(url=app.url, source=settings.app_source, app=app)
+    config = ServerConfig(
+        secret=tokens.secret,
+        public_key=tokens.public_key if tokens.algorithm == "RS256" else None,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        auth_query_param=settings.auth_query_param,
+        auth_cookie=settings.auth_cookie,
+        auth_subprotocol=settings.auth_subprotocol,
+        max_message_size=settings.max_message_size,
+        recv_timeout=settings.recv_timeout.value or 10.0,
+    )
+    embedded = EmbeddedServer(config).start(timeout=settings.connect_timeout.value or 10.0)
+    return ServerUnderTest(url=embedded.url, source="embedded", embedded=embedded)

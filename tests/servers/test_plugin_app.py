@@ -1,0 +1,554 @@
+"""``--ws-app``: the user's own ASGI app served by uvicorn, as users run it.
+
+pytester projects hold small FastAPI and Starlette apps that verify the plugin's JWTs
+with pyjwt (the secret comes from the variable named by ``jwt_secret_env``), real
+sockets throughout. Pure helpers (import paths, readiness rule, settings precedence) are
+unit-tested at the end.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_ws_resilience.config.loading import load_settings
+from pytest_ws_resilience.errors import WsConfigError, WsTimeoutError
+from pytest_ws_resilience.servers.asgi_app import (
+    AppPath,
+    AsgiAppServer,
+    AsgiAppStartupError,
+    handshake_ready,
+    parse_app_path,
+    parse_listening_port,
+)
+
+pytestmark = pytest.mark.websocket_integration
+
+# The pytester runs below are in-process, and pytester forgets every module a run
+# imported. C extensions (httptools' parser, pydantic-core) do not survive being
+# imported again in one process, so the web stack is imported here, once, and kept.
+for _module in (
+    "fastapi",
+    "starlette.applications",
+    "uvicorn.lifespan.on",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
+):
+    importlib.import_module(_module)
+
+# Both apps speak the same small protocol: the token comes in ``?token=``; a valid one
+# gets {"type": "connection_established", "user_id"}, and {"type": "say", "text"} is
+# answered with {"type": "said", "user_id", "text"} to the sender's connections only,
+# or to everyone when APP_LEAK=1 (the bug ws_isolation must catch). The lifespan writes
+# "start" / "stop" lines to APP_EVENTS, and raises when APP_FAIL_LIFESPAN is set.
+_COMMON = """
+import os
+
+import jwt
+
+CONNECTIONS = {}  # user id -> set of websockets
+
+
+def user_of(token):
+    try:
+        claims = jwt.decode(token or "", os.environ["APP_JWT_SECRET"], algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    return claims["sub"]
+
+
+def record(event):
+    path = os.environ.get("APP_EVENTS")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(event + "\\n")
+
+
+def start():
+    record("start")
+    if os.environ.get("APP_FAIL_LIFESPAN"):
+        raise RuntimeError("database unreachable at startup")
+
+
+def recipients(user_id):
+    if os.environ.get("APP_LEAK") == "1":
+        return [ws for group in CONNECTIONS.values() for ws in group]
+    return list(CONNECTIONS.get(user_id, ()))
+"""
+
+FASTAPI_APP = (
+    _COMMON
+    + """
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+
+@asynccontextmanager
+async def lifespan(app):
+    start()
+    yield
+    record("stop")
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.websocket("/ws")
+async def endpoint(websocket: WebSocket):
+    user_id = user_of(websocket.query_params.get("token"))
+    if user_id is None:
+        await websocket.close(code=1008)  # before accept: an HTTP 403 handshake answer
+        return
+    await websocket.accept()
+    CONNECTIONS.setdefault(user_id, set()).add(websocket)
+    await websocket.send_json({"type": "connection_established", "user_id": user_id})
+    try:
+        while True:
+            message = await websocket.receive_json()
+            said = {"type": "said", "user_id": user_id, "text": message.get("text", "")}
+            for ws in recipients(user_id):
+                await ws.send_json(said)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        CONNECTIONS[user_id].discard(websocket)
+"""
+)
+
+STARLETTE_APP = (
+    _COMMON
+    + """
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
+
+
+async def endpoint(websocket):
+    user_id = user_of(websocket.query_params.get("token"))
+    if user_id is None:
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    CONNECTIONS.setdefault(user_id, set()).add(websocket)
+    await websocket.send_json({"type": "connection_established", "user_id": user_id})
+    try:
+        async for message in websocket.iter_json():
+            said = {"type": "said", "user_id": user_id, "text": message.get("text", "")}
+            for ws in recipients(user_id):
+                await ws.send_json(said)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        CONNECTIONS[user_id].discard(websocket)
+
+
+@asynccontextmanager
+async def lifespan(app):
+    start()
+    yield
+    record("stop")
+
+
+def create_app():
+    return Starlette(routes=[WebSocketRoute("/ws", endpoint)], lifespan=lifespan)
+"""
+)
+
+# The suite a user writes against their app: auth, rejection, isolation.
+USER_SUITE = """
+import pytest
+
+from pytest_ws_resilience import WsAuthError
+
+
+@pytest.mark.asyncio
+async def test_a_user_talks_to_the_app(ws_client, ws_user):
+    hello = await ws_client.expect(type="connection_established")
+    assert hello["user_id"] == ws_user.id
+    await ws_client.send_json({"type": "say", "text": "hello from the test"})
+    said = await ws_client.expect(type="said")
+    assert said == {"type": "said", "user_id": ws_user.id, "text": "hello from the test"}
+
+
+@pytest.mark.asyncio
+async def test_a_token_signed_with_another_key_is_rejected(ws_client_factory, ws_tokens, ws_user):
+    with pytest.raises(WsAuthError, match="403"):
+        await ws_client_factory(ws_user, token=ws_tokens.wrong_key(ws_user))
+
+
+@pytest.mark.asyncio
+async def test_users_see_only_their_own_messages(ws_client_factory, ws_isolation):
+    alice, bob = await ws_client_factory(), await ws_client_factory()
+    for client in (alice, bob):
+        await client.expect(type="connection_established")
+    await alice.send_json({"type": "say", "text": "alice's private plan"})
+    await alice.expect(type="said", user_id=alice.user.id)
+    await bob.send_json({"type": "say", "text": "bob's quiet answer"})
+    await bob.expect(type="said", user_id=bob.user.id)
+    assert ws_isolation.checks > 0
+
+
+def test_the_server_is_the_app(ws_server):
+    assert ws_server.url.startswith("ws://127.0.0.1:") and ws_server.url.endswith("/ws")
+    assert ws_server.app is not None and not ws_server.is_embedded
+"""
+
+PYPROJECT = """
+[tool.pytest.ini_options]
+asyncio_mode = "strict"
+asyncio_default_fixture_loop_scope = "function"
+asyncio_default_test_loop_scope = "function"
+
+[tool.ws_resilience]
+path = "/ws"
+jwt_secret_env = "APP_JWT_SECRET"
+auth_methods = ["query"]
+{extra}
+"""
+
+
+class AppProject:
+    """A pytester project holding both apps and a suite; ``events`` logs the lifespans."""
+
+    def __init__(self, pytester: pytest.Pytester, events: Path) -> None:
+        self.pytester = pytester
+        self.events = events
+
+    def write(self, *, extra: str = "", tests: str = USER_SUITE) -> AppProject:
+        self.pytester.makepyprojecttoml(PYPROJECT.format(extra=extra))
+        self.pytester.makepyfile(myapp=FASTAPI_APP, starapp=STARLETTE_APP)
+        self.pytester.makepyfile(test_user_suite=tests)
+        return self
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest("-p", "ws_resilience", *args)
+
+    @property
+    def lifespan_events(self) -> list[str]:
+        return self.events.read_text().split() if self.events.exists() else []
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AppProject:
+    monkeypatch.setenv("APP_JWT_SECRET", secrets.token_urlsafe(32))
+    events = tmp_path / "app-events.log"
+    monkeypatch.setenv("APP_EVENTS", str(events))
+    for name in ("APP_LEAK", "APP_FAIL_LIFESPAN", "WS_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    return AppProject(pytester, events)
+
+
+# -- the apps, tested through the plugin -------------------------------------------------
+
+
+def test_a_fastapi_app_from_the_config_is_served_with_auth_and_isolation(project):
+    result = project.write(extra='app = "myapp:app"').run()
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["ws-resilience: env=local (default), url=app myapp:app (served by uvicorn), path=/ws"]
+    )
+    assert project.lifespan_events == ["start", "stop"]  # lifespan ran, both ways, once
+
+
+def test_a_starlette_app_factory_from_the_command_line_is_served(project):
+    result = project.write().run("--ws-app=starapp:create_app()")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*url=app starapp:create_app() (served by uvicorn)*"])
+    assert project.lifespan_events == ["start", "stop"]
+
+
+@pytest.mark.parametrize("app", ["myapp:app", "starapp:create_app()"])
+def test_an_app_that_leaks_fails_the_isolation_test_only(project, monkeypatch, app):
+    monkeypatch.setenv("APP_LEAK", "1")
+    result = project.write().run(f"--ws-app={app}")
+    result.assert_outcomes(passed=3, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["FAILED *test_users_see_only_their_own_messages*"])
+    assert "alice's private plan" in out  # the leaked frame is in the report
+    assert os.environ["APP_JWT_SECRET"] not in out
+
+
+def test_the_app_can_run_in_a_subprocess(project):
+    result = project.write(extra='app = "myapp:app"\napp_subprocess = true').run()
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*url=app myapp:app (served by uvicorn in a subprocess)*"])
+    assert project.lifespan_events == ["start", "stop"]  # SIGTERM: graceful shutdown
+
+
+def test_fifty_tests_start_the_app_once(project):
+    tests = """
+import pytest
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("n", range(50))
+async def test_many(ws_client, n):
+    await ws_client.expect(type="connection_established")
+"""
+    project.write(extra='app = "myapp:app"', tests=tests).run().assert_outcomes(passed=50)
+    assert project.lifespan_events == ["start", "stop"]
+
+
+def test_each_xdist_worker_serves_its_own_copy(project):
+    pytest.importorskip("xdist")
+    result = project.write(extra='app = "myapp:app"').run("-n", "2")
+    result.assert_outcomes(passed=4)
+    assert project.lifespan_events.count("start") == 2
+
+
+@pytest.mark.parametrize("how", ["--ws-app-share", "app_share = true"])
+def test_a_shared_app_is_served_once_for_all_xdist_workers(project, how):
+    pytest.importorskip("xdist")
+    flag = [how] if how.startswith("--") else []
+    extra = 'app = "myapp:app"' + ("" if flag else f"\n{how}")
+    # Workers hold no app handle of their own: only its URL, from the controller.
+    tests = USER_SUITE.replace("ws_server.app is not None and ", "")
+    result = project.write(extra=extra, tests=tests).run("-n", "2", *flag)
+    result.assert_outcomes(passed=4)
+    # Started by the controller before the workers, stopped by it after them: once.
+    assert project.lifespan_events == ["start", "stop"]
+
+
+def test_sharing_without_xdist_is_the_plain_session_app(project):
+    result = project.write(extra='app = "myapp:app"').run("--ws-app-share")
+    result.assert_outcomes(passed=4)
+    assert project.lifespan_events == ["start", "stop"]
+
+
+def test_a_shared_app_that_fails_to_start_stops_the_run_once(project, monkeypatch):
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("APP_FAIL_LIFESPAN", "1")
+    result = project.write(extra='app = "myapp:app"').run("-n", "2", "--ws-app-share")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str() + result.stderr.str()
+    assert "failed to start" in out and "database unreachable at startup" in out
+    assert project.lifespan_events == ["start"]  # the controller tried once; no worker did
+
+
+# -- startup failures: once, with the app's traceback -------------------------------------
+
+FAILING_SUITE = """
+import pytest
+
+def test_without_the_server():
+    pass
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("n", range(5))
+async def test_needs_the_app(ws_client, n):
+    pass
+"""
+
+
+def test_a_lifespan_that_raises_fails_once_and_stops_the_session(project, monkeypatch):
+    monkeypatch.setenv("APP_FAIL_LIFESPAN", "1")
+    result = project.write(extra='app = "myapp:app"', tests=FAILING_SUITE).run()
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    # Once in the errors section (the short summary repeats it in full when CI is set).
+    assert errors_section(out).count("RuntimeError: database unreachable at startup") == 1
+    assert 'raise RuntimeError("database unreachable at startup")' in out  # the app's frame
+    result.stdout.fnmatch_lines(["*the ASGI app under test failed to start; session stopped*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert project.lifespan_events == ["start"]
+
+
+def errors_section(out: str) -> str:
+    """The report's tracebacks, without the one-line-per-test short summary."""
+    return out.split("short test summary info")[0]
+
+
+def test_an_app_that_raises_on_import_fails_once_with_its_traceback(project):
+    project.write(extra='app = "brokenapp:app"', tests=FAILING_SUITE)
+    project.pytester.makepyfile(brokenapp="settings = {}\nDEBUG = settings['debug']\n")
+    result = project.run()
+    result.assert_outcomes(passed=1, errors=1)
+    out = result.stdout.str()
+    assert errors_section(out).count("KeyError: 'debug'") == 1
+    assert "DEBUG = settings['debug']" in out
+
+
+def test_an_app_subprocess_that_fails_reports_its_output_once(project, monkeypatch):
+    monkeypatch.setenv("APP_FAIL_LIFESPAN", "1")
+    result = project.write(tests=FAILING_SUITE).run("--ws-app=myapp:app", "--ws-app-subprocess")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*exited with code*", "*database unreachable at startup*"])
+
+
+# -- usage errors: exit code 4, one line ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "--ws-app=nope.mod:app",
+            "ERROR: --ws-app=nope.mod:app: cannot import module 'nope.mod' "
+            "(ModuleNotFoundError: No module named 'nope')",
+        ),
+        ("--ws-app=myapp:apq", "ERROR: --ws-app=myapp:apq: module 'myapp' has no attribute 'apq'"),
+        (
+            "--ws-app=myapp",
+            "ERROR: --ws-app = 'myapp' is invalid: expected 'module:attr' or "
+            "'module:factory()' (e.g. 'myapp.main:app')",
+        ),
+    ],
+)
+def test_a_wrong_import_path_is_a_one_line_usage_error(project, option, message):
+    result = project.write().run(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines == [message] or [ln for ln in result.stderr.lines if ln] == [message]
+
+
+def test_missing_uvicorn_is_a_usage_error_naming_the_extra(project, monkeypatch, tmp_path):
+    # uvicorn made unimportable for the child pytest only, shadowing the real one.
+    stub = tmp_path / "no-uvicorn"
+    stub.mkdir()
+    (stub / "uvicorn.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'uvicorn'\", name='uvicorn')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stub), os.environ.get("PYTHONPATH", "")]))
+    project.write()
+    result = project.pytester.runpytest_subprocess("-p", "ws_resilience", "--ws-app=myapp:app")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [ln for ln in result.stderr.lines if ln.strip()]
+    assert errors == [
+        "ERROR: --ws-app=myapp:app needs uvicorn: pip install 'pytest-ws-resilience[asgi]'"
+    ]
+
+
+def test_ws_app_and_ws_url_together_are_a_usage_error(project):
+    result = project.write().run("--ws-app=myapp:app", "--ws-url=ws://127.0.0.1:9/ws")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --ws-app and --ws-url both name the server*"])
+
+
+# -- the library: readiness --------------------------------------------------------------
+
+_Scope = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+async def not_found_app(scope: _Scope, receive: _Receive, send: _Send) -> None:
+    """A raw ASGI app whose WebSocket path answers HTTP 404 (denial response)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].removeprefix("lifespan.")
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    elif scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.http.response.start", "status": 404, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"no such endpoint"})
+
+
+def test_an_endpoint_answering_404_is_not_ready_and_the_error_names_url_and_answer():
+    server = AsgiAppServer(AppPath("tests", "not_found_app"), path="/nope", app=not_found_app)
+    with pytest.raises(WsTimeoutError, match=r"ws://127\.0\.0\.1:\d+/nope.*last answer: HTTP 404"):
+        server.start(timeout=0.5)
+    assert not server.running
+
+
+def test_a_lifespan_failure_is_reported_at_once_with_the_traceback():
+    async def failing(scope: _Scope, receive: _Receive, send: _Send) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        raise ValueError("no config for the app")
+
+    server = AsgiAppServer(AppPath("tests", "failing"), app=failing)
+    with pytest.raises(AsgiAppStartupError, match=r"(?s)failed to start.*no config for the app"):
+        server.start(timeout=30)  # fails at once, long before the deadline
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("myapp:app", AppPath("myapp", "app")),
+        ("pkg.main:holder.app", AppPath("pkg.main", "holder.app")),
+        ("pkg.main:create_app()", AppPath("pkg.main", "create_app", factory=True)),
+    ],
+)
+def test_app_paths_parse(text, expected):
+    parsed = parse_app_path(text)
+    assert parsed == expected
+    assert str(parsed) == text
+
+
+@pytest.mark.parametrize("text", ["myapp", ":app", "myapp:", "my-app:app", "m:a()()", "m:1a"])
+def test_malformed_app_paths_are_refused(text):
+    with pytest.raises(ValueError, match="expected 'module:attr' or 'module:factory\\(\\)'"):
+        parse_app_path(text)
+
+
+def test_ready_means_switched_or_an_auth_rejection():
+    assert [s for s in (101, 200, 400, 401, 403, 404, 500, 503) if handshake_ready(s)] == [
+        101,
+        401,
+        403,
+    ]
+
+
+def test_the_listening_port_is_read_from_uvicorns_output():
+    text = (
+        "INFO:     Started server process [7]\n"
+        "INFO:     Uvicorn running on http://127.0.0.1:43117 (Press CTRL+C to quit)\n"
+    )
+    assert parse_listening_port(text) == 43117
+    assert parse_listening_port("INFO:     Waiting for application startup.") is None
+
+
+def _settings(tool: dict[str, Any], **cli: Any) -> Any:
+    return load_settings(cli_env=None, environ={}, tool_config=tool, **{"cli_url": None, **cli})
+
+
+def test_the_app_key_serves_envs_without_a_url():
+    tool = {"app": "myapp:app", "envs": {"staging": {"url": "wss://staging.example.com/ws"}}}
+    local = _settings(tool)
+    assert (local.app, local.url, local.app_source) == (
+        "myapp:app",
+        None,
+        "pyproject [tool.ws_resilience]",
+    )
+    staging = load_settings(cli_env="staging", cli_url=None, environ={}, tool_config=tool)
+    assert (staging.app, staging.url) == (None, "wss://staging.example.com/ws")
+    assert staging.extra == {"app": "myapp:app"}  # still kept as given
+
+
+def test_ws_app_beats_a_configured_url_and_sets_the_subprocess_mode():
+    settings = _settings({"url": "ws://127.0.0.1:9/"}, cli_app="x:y()", cli_app_subprocess=True)
+    assert (settings.app, settings.url, settings.app_source) == ("x:y()", None, "--ws-app")
+    assert settings.app_subprocess
+    assert _settings({"app": "x:y", "app_subprocess": True}).app_subprocess
+
+
+@pytest.mark.parametrize(
+    ("tool", "cli", "message"),
+    [
+        ({"app": 3}, {}, "app = 3 is invalid: expected 'module:attr' or 'module:factory()'"),
+        ({"app": "x:y", "app_subprocess": "yes"}, {}, "app_subprocess = 'yes' is invalid"),
+        ({"envs": {"qa": {"app_subprocess": True}}}, {}, "unknown key 'app_subprocess'"),
+        ({}, {"cli_app": "x:y", "cli_url": "ws://127.0.0.1:9/"}, "choose one"),
+    ],
+)
+def test_bad_app_settings_are_one_line_config_errors(tool, cli, message):
+    with pytest.raises(WsConfigError) as info:
+        _settings(tool, **cli)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
