@@ -36,7 +36,7 @@ from websockets.typing import Subprotocol
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
-from pytest_ws_resilience.load import Storm
+from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.stats import Distribution
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_ws_resilience import WsAuthError
+from pytest_ws_resilience.errors import WsAuthError
 
 AUTH_METHODS = ["subprotocol", "query", "header", "cookie"]
 

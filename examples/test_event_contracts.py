@@ -2,7 +2,8 @@
 
 import pytest
 
-from pytest_ws_resilience import AGENT_EVENTS, ContractViolationError, EventContract
+from pytest_ws_resilience import AGENT_EVENTS, EventContract
+from pytest_ws_resilience.errors import ContractViolationError
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pytest_ws_resilience import WsConnectionClosedError
+from pytest_ws_resilience.errors import WsConnectionClosedError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.websocket_resilience]
 

@@ -1,37 +1,17 @@
-"""pytest-ws-resilience: test WebSocket services over real connections."""
+"""pytest-ws-resilience: test WebSocket services over real connections.
 
-from pytest_ws_resilience.chaos import ChaosProxy, MessageFault, Toxic
-from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.tokens import RsaKeyPair, TestUser, TokenFactory
-from pytest_ws_resilience.config.backoff import Backoff
-from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.config.timeouts import TimeoutValue
-from pytest_ws_resilience.contracts.contracts import (
-    AGENT_EVENTS,
-    ContractResult,
-    ContractViolation,
-    ContractViolationError,
-    EventContract,
-)
-from pytest_ws_resilience.errors import (
-    Attempt,
-    WsAuthError,
-    WsConfigError,
-    WsConnectError,
-    WsConnectionClosedError,
-    WsMessageTooLargeError,
-    WsResilienceError,
-    WsTimeoutError,
-)
-from pytest_ws_resilience.isolation.detector import (
-    IsolationDetector,
-    IsolationViolation,
-    IsolationViolationError,
-)
-from pytest_ws_resilience.load import Storm, StormResult, StormThresholdError
-from pytest_ws_resilience.plugin.scheduling import WsSchedulingWarning
-from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats, WsPoolExhaustedError
-from pytest_ws_resilience.servers import ServiceHandle, ServiceSpec
+The public API, imported lazily: ``import pytest_ws_resilience`` loads neither pytest
+nor a server; each name loads its own module on first use. The layout is described in
+``docs/architecture.md``: `config` (settings), `client`, `contracts`, `isolation`,
+`pool`, `chaos`, `servers`, `load`, `report` (library), `testing` (the reference
+server) and `plugin` (the pytest glue, last).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_ws_resilience.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -72,3 +52,81 @@ __all__ = [
     "WsSettings",
     "WsTimeoutError",
 ]
+
+#: Where each public name is defined; its module is imported on first use.
+_EXPORTS = {
+    "AGENT_EVENTS": "pytest_ws_resilience.contracts.contracts",
+    "Attempt": "pytest_ws_resilience.errors",
+    "Backoff": "pytest_ws_resilience.config.backoff",
+    "ChaosProxy": "pytest_ws_resilience.chaos.proxy",
+    "ConnectionPool": "pytest_ws_resilience.pool.pool",
+    "ContractResult": "pytest_ws_resilience.contracts.contracts",
+    "ContractViolation": "pytest_ws_resilience.contracts.contracts",
+    "ContractViolationError": "pytest_ws_resilience.errors",
+    "EventContract": "pytest_ws_resilience.contracts.contracts",
+    "IsolationDetector": "pytest_ws_resilience.isolation.detector",
+    "IsolationViolation": "pytest_ws_resilience.isolation.detector",
+    "IsolationViolationError": "pytest_ws_resilience.errors",
+    "MessageFault": "pytest_ws_resilience.chaos.messages",
+    "PoolStats": "pytest_ws_resilience.pool.pool",
+    "RsaKeyPair": "pytest_ws_resilience.client.tokens",
+    "ServiceHandle": "pytest_ws_resilience.servers.handle",
+    "ServiceSpec": "pytest_ws_resilience.servers.spec",
+    "Storm": "pytest_ws_resilience.load.storm",
+    "StormResult": "pytest_ws_resilience.load.results",
+    "StormThresholdError": "pytest_ws_resilience.errors",
+    "TestUser": "pytest_ws_resilience.client.tokens",
+    "TimeoutValue": "pytest_ws_resilience.config.timeouts",
+    "TokenFactory": "pytest_ws_resilience.client.tokens",
+    "Toxic": "pytest_ws_resilience.chaos.toxics",
+    "WsAuthError": "pytest_ws_resilience.errors",
+    "WsClient": "pytest_ws_resilience.client.client",
+    "WsConfigError": "pytest_ws_resilience.errors",
+    "WsConnectError": "pytest_ws_resilience.errors",
+    "WsConnectionClosedError": "pytest_ws_resilience.errors",
+    "WsMessageTooLargeError": "pytest_ws_resilience.errors",
+    "WsPoolExhaustedError": "pytest_ws_resilience.errors",
+    "WsResilienceError": "pytest_ws_resilience.errors",
+    "WsSchedulingWarning": "pytest_ws_resilience.errors",
+    "WsSettings": "pytest_ws_resilience.config.settings",
+    "WsTimeoutError": "pytest_ws_resilience.errors",
+}
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.chaos.messages import MessageFault
+    from pytest_ws_resilience.chaos.proxy import ChaosProxy
+    from pytest_ws_resilience.chaos.toxics import Toxic
+    from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.tokens import RsaKeyPair, TestUser, TokenFactory
+    from pytest_ws_resilience.config.backoff import Backoff
+    from pytest_ws_resilience.config.settings import WsSettings
+    from pytest_ws_resilience.config.timeouts import TimeoutValue
+    from pytest_ws_resilience.contracts.contracts import (
+        AGENT_EVENTS,
+        ContractResult,
+        ContractViolation,
+        EventContract,
+    )
+    from pytest_ws_resilience.errors import (
+        Attempt,
+        ContractViolationError,
+        IsolationViolationError,
+        StormThresholdError,
+        WsAuthError,
+        WsConfigError,
+        WsConnectError,
+        WsConnectionClosedError,
+        WsMessageTooLargeError,
+        WsPoolExhaustedError,
+        WsResilienceError,
+        WsSchedulingWarning,
+        WsTimeoutError,
+    )
+    from pytest_ws_resilience.isolation.detector import IsolationDetector, IsolationViolation
+    from pytest_ws_resilience.load.results import StormResult
+    from pytest_ws_resilience.load.storm import Storm
+    from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+    from pytest_ws_resilience.servers.handle import ServiceHandle
+    from pytest_ws_resilience.servers.spec import ServiceSpec

@@ -1,25 +1,46 @@
-"""Typed errors of pytest-ws-resilience.
+"""Every public error and warning of pytest-ws-resilience, in one module.
 
 Every error prints as one line a user can act on and carries what was tried, so a
 failing connect says which URL, which auth methods and how many attempts, without a
-traceback dive. Secrets are redacted before they reach the message.
+traceback dive. Secrets are redacted once, in `WsResilienceError`, before they reach
+the message. Each class says which part of the package raises it; this module imports
+nothing but the redaction function, so any layer can raise any of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.redaction import redact
 
+if TYPE_CHECKING:
+    from pytest_ws_resilience.contracts.contracts import ContractResult
+    from pytest_ws_resilience.isolation.detector import IsolationViolation
+
 __all__ = [
+    "AsgiAppImportError",
+    "AsgiAppStartupError",
+    "AsgiExtraMissingError",
     "Attempt",
+    "ContractViolationError",
+    "DockerUnavailableError",
+    "IsolationViolationError",
+    "ServiceChaosError",
+    "ServiceError",
+    "ServiceExitedError",
+    "ServiceNotReadyError",
+    "ServiceSpecError",
+    "StormThresholdError",
     "WsAuthError",
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
     "WsMessageTooLargeError",
+    "WsPoolExhaustedError",
     "WsResilienceError",
+    "WsSchedulingWarning",
     "WsTimeoutError",
 ]
 
@@ -89,3 +110,115 @@ class WsMessageTooLargeError(WsResilienceError, ValueError):
         super().__init__(
             f"message of {size} bytes exceeds max_message_size={limit} bytes; not sent"
         )
+
+
+# -- what tests assert: detectors, contracts, thresholds ---------------------------------
+
+
+class IsolationViolationError(WsResilienceError, AssertionError):
+    """A user received another user's data; the message is the detector's report.
+
+    Raised by `IsolationDetector.assert_clean`.
+    """
+
+    def __init__(self, report: str, violations: Iterable[IsolationViolation] = ()) -> None:
+        self.violations: tuple[IsolationViolation, ...] = tuple(violations)
+        super().__init__(report)
+
+
+class ContractViolationError(WsResilienceError, AssertionError):
+    """A run broke its event contract. The message is the run's transcript.
+
+    An `AssertionError`, so pytest reports it as a test failure, not an error.
+    """
+
+    def __init__(self, result: ContractResult) -> None:
+        self.result = result
+        super().__init__(result.transcript())
+
+
+class StormThresholdError(WsResilienceError, AssertionError):
+    """A storm threshold was not met; the message holds every distribution and error."""
+
+
+class WsPoolExhaustedError(WsResilienceError):
+    """Every connection of a full pool is leased: nothing can be evicted for a new one."""
+
+    def __init__(self, max_size: int, leased: int) -> None:
+        self.max_size = max_size
+        self.leased = leased
+        super().__init__(
+            f"connection pool exhausted: max_size={max_size} and {leased} connections are "
+            "leased; release clients (or use pool.lease(...)) or raise max_size"
+        )
+
+
+# -- servers under test: services, ASGI apps ------------------------------------------------
+
+
+class ServiceError(WsResilienceError):
+    """Base class of every service failure (start, readiness, chaos, Docker).
+
+    A failed start says which service, what was waited for and the last thing the
+    service answered, then the last lines of its log, so nobody has to dig in
+    ``docker logs`` after the run removed the container.
+    """
+
+    def __init__(self, message: str, *, service: str = "", logs: str = "") -> None:
+        self.service = service
+        self.logs = logs
+        super().__init__(message)
+
+
+class ServiceSpecError(WsConfigError, ValueError):
+    """A service definition that cannot work (missing image/command, bad health, ...).
+
+    A `WsConfigError`, so the plugin turns it into a usage error; a `ValueError`, so
+    code building a `ServiceSpec` by hand can catch what it would expect.
+    """
+
+
+class ServiceExitedError(ServiceError):
+    """The container or process ended before it became ready (or while waited on)."""
+
+
+class ServiceNotReadyError(ServiceError, TimeoutError):
+    """The startup deadline passed without a successful health check."""
+
+    def __init__(
+        self, message: str, *, service: str = "", logs: str = "", last_error: str = ""
+    ) -> None:
+        self.last_error = last_error
+        super().__init__(message, service=service, logs=logs)
+
+
+class ServiceChaosError(ServiceError):
+    """Container chaos refused: a shared service, or a handle that is not running."""
+
+
+class DockerUnavailableError(ServiceError):
+    """The Docker daemon does not answer; the message is the one-line reason."""
+
+
+class AsgiExtraMissingError(WsConfigError):
+    """``--ws-app`` was asked for but uvicorn (the ``asgi`` extra) is not installed."""
+
+
+class AsgiAppImportError(WsConfigError):
+    """The import path names no module or no attribute (a configuration mistake)."""
+
+
+class AsgiAppStartupError(WsResilienceError):
+    """The app could not start: it raised on import or in its lifespan, or exited.
+
+    The message holds the app's traceback (or the subprocess's output tail), redacted.
+    """
+
+
+# -- warnings -------------------------------------------------------------------------------
+
+
+class WsSchedulingWarning(UserWarning):
+    """Connection tests may overlap under xdist although the plugin meant to serialize
+    them. Filter it like any warning, e.g.
+    ``-W ignore::pytest_ws_resilience.errors.WsSchedulingWarning``."""

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import ContractViolationError
 from pytest_ws_resilience.redaction import redact
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "ContractChecker",
     "ContractResult",
     "ContractViolation",
-    "ContractViolationError",
     "EventContract",
     "ObservedEvent",
     "ViolationKind",
@@ -320,17 +319,6 @@ class ContractResult:
     def transcript(self) -> str:
         """Expected vs observed, side by side, one line per step, problems marked."""
         return redact(_transcript(self))
-
-
-class ContractViolationError(WsResilienceError, AssertionError):
-    """A run broke its event contract. The message is the run's transcript.
-
-    An `AssertionError`, so pytest reports it as a test failure, not an error.
-    """
-
-    def __init__(self, result: ContractResult) -> None:
-        self.result = result
-        super().__init__(result.transcript())
 
 
 class ContractChecker:

@@ -36,7 +36,7 @@ import jwt
 
 from pytest_ws_resilience.client.eventlog import LogRecord
 from pytest_ws_resilience.client.tokens import TestUser
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import IsolationViolationError
 from pytest_ws_resilience.isolation.index import MarkerIndex, MarkerMatch
 from pytest_ws_resilience.redaction import REDACTED, redact, secret_repr
 
@@ -56,7 +56,6 @@ __all__ = [
     "USER_ID",
     "IsolationDetector",
     "IsolationViolation",
-    "IsolationViolationError",
     "SkippedMarker",
     "frame_strings",
     "sent_strings",
@@ -185,14 +184,6 @@ class IsolationViolation:
             f"holding {self.owner}'s {self.marker_kind} marker {self.marker} "
             f"(frame #{self.frame_index}): {self.frame}"
         )
-
-
-class IsolationViolationError(WsResilienceError, AssertionError):
-    """A user received another user's data; the message is the detector's report."""
-
-    def __init__(self, report: str, violations: Iterable[IsolationViolation] = ()) -> None:
-        self.violations: tuple[IsolationViolation, ...] = tuple(violations)
-        super().__init__(report)
 
 
 # -- pure frame walks --------------------------------------------------------------------

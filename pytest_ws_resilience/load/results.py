@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_ws_resilience.errors import StormThresholdError
 from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
 from pytest_ws_resilience.load.thresholds import (
     METRICS,
@@ -24,17 +25,13 @@ from pytest_ws_resilience.stats import Distribution
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
 
-__all__ = ["MAX_SAMPLES", "STORM_KINDS", "StormResult", "StormThresholdError", "thin_samples"]
+__all__ = ["MAX_SAMPLES", "STORM_KINDS", "StormResult", "thin_samples"]
 
 #: What produced a result: a connection storm, connect/disconnect cycles, a burst.
 STORM_KINDS: tuple[str, ...] = ("storm", "cycles", "burst")
 #: Samples per metric kept in `StormResult.as_dict` (reports chart them; JSON stays small).
 MAX_SAMPLES = 2000
 _MIB = 1024 * 1024
-
-
-class StormThresholdError(AssertionError):
-    """A storm threshold was not met; the message holds every distribution and error."""
 
 
 def thin_samples(values: Sequence[float], limit: int = MAX_SAMPLES) -> list[float]:

@@ -29,13 +29,16 @@ from pytest_ws_resilience.client.client import WsClient, close_clients
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsResilienceError, WsTimeoutError
+from pytest_ws_resilience.errors import (
+    AsgiAppStartupError,
+    ServiceError,
+    WsResilienceError,
+    WsTimeoutError,
+)
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
 from pytest_ws_resilience.plugin.watch import IsolationGuard, TestWatch
 from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
-from pytest_ws_resilience.servers.asgi_app import AsgiAppStartupError
-from pytest_ws_resilience.servers.errors import ServiceError
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
     open_server_under_test,

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from pytest_ws_resilience.errors import WsSchedulingWarning
 from pytest_ws_resilience.plugin.controller import is_xdist_controller
 from pytest_ws_resilience.plugin.xdist_groups import (
     Decision,
@@ -50,7 +51,6 @@ __all__ = [
     "CollectionScheduling",
     "ControllerScheduling",
     "LoadgroupIdRepair",
-    "WsSchedulingWarning",
     "configure",
 ]
 
@@ -63,12 +63,6 @@ _UNGROUPED_KEY = pytest.StashKey[int]()
 # Each test's decision with its node id as collected (xdist's loadgroup later adds
 # "@group" to the node id; messages name the test as the user wrote it).
 _DECISION_KEY = pytest.StashKey[tuple[str, Decision]]()
-
-
-class WsSchedulingWarning(pytest.PytestWarning):
-    """Connection tests may overlap under xdist although the plugin meant to serialize
-    them. Filter it like any warning, e.g.
-    ``-W ignore::pytest_ws_resilience.plugin.scheduling.WsSchedulingWarning``."""
 
 
 def configure(config: pytest.Config) -> None:

@@ -36,14 +36,13 @@ import pytest
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.loading import validate_server_cmd
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsConfigError
+from pytest_ws_resilience.errors import ServiceError, WsConfigError
 from pytest_ws_resilience.plugin import service_rules as rules
 from pytest_ws_resilience.plugin.controller import is_xdist_controller
 from pytest_ws_resilience.plugin.fixtures import test_watch
 from pytest_ws_resilience.plugin.stash import SERVICES_STARTED_KEY, SETTINGS_KEY
 from pytest_ws_resilience.redaction import redact, register_secret
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
-from pytest_ws_resilience.servers.errors import ServiceError
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
 from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV, new_run_id

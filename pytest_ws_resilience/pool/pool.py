@@ -41,7 +41,11 @@ from typing import Any
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TestUser
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsConnectionClosedError, WsResilienceError
+from pytest_ws_resilience.errors import (
+    WsConnectionClosedError,
+    WsPoolExhaustedError,
+    WsResilienceError,
+)
 from pytest_ws_resilience.redaction import redact
 
 __all__ = [
@@ -49,7 +53,6 @@ __all__ = [
     "ConnectionPool",
     "PoolKey",
     "PoolStats",
-    "WsPoolExhaustedError",
     "pool_key",
 ]
 
@@ -66,18 +69,6 @@ EVICTION_REASONS = ("dead", "unhealthy", "idle", "capacity", "loop")
 _CLOSE_MARGIN_S = 2.5
 #: Used when the settings leave the close timeout unset (None): closing stays bounded.
 _FALLBACK_CLOSE_S = 10.0
-
-
-class WsPoolExhaustedError(WsResilienceError):
-    """Every connection of a full pool is leased: nothing can be evicted for a new one."""
-
-    def __init__(self, max_size: int, leased: int) -> None:
-        self.max_size = max_size
-        self.leased = leased
-        super().__init__(
-            f"connection pool exhausted: max_size={max_size} and {leased} connections are "
-            "leased; release clients (or use pool.lease(...)) or raise max_size"
-        )
 
 
 # -- pure data: keys and stats -------------------------------------------------------------

@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from pytest_ws_resilience.errors import WsConfigError, WsResilienceError, WsTimeoutError
+from pytest_ws_resilience.errors import (
+    AsgiAppImportError,
+    AsgiAppStartupError,
+    AsgiExtraMissingError,
+    WsTimeoutError,
+)
 
 if TYPE_CHECKING:
     import uvicorn
@@ -51,11 +56,8 @@ __all__ = [
     "ASGI_EXTRA_HINT",
     "AppPath",
     "AppServer",
-    "AsgiAppImportError",
     "AsgiAppProcess",
     "AsgiAppServer",
-    "AsgiAppStartupError",
-    "AsgiExtraMissingError",
     "check_app_importable",
     "handshake_ready",
     "load_app",
@@ -82,21 +84,6 @@ _LISTENING_RE = re.compile(r"Uvicorn running on https?://[^\s:]+:(\d+)")
 
 
 # -- errors ----------------------------------------------------------------------------
-
-
-class AsgiExtraMissingError(WsConfigError):
-    """``--ws-app`` was asked for but uvicorn (the ``asgi`` extra) is not installed."""
-
-
-class AsgiAppImportError(WsConfigError):
-    """The import path names no module or no attribute (a configuration mistake)."""
-
-
-class AsgiAppStartupError(WsResilienceError):
-    """The app could not start: it raised on import or in its lifespan, or exited.
-
-    The message holds the app's traceback (or the subprocess's output tail), redacted.
-    """
 
 
 # -- pure helpers ----------------------------------------------------------------------

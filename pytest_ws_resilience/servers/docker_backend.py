@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pytest_ws_resilience.servers.errors import ServiceError
+from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.labels import (
     LABEL_PORT,
     LABEL_SERVICE,

@@ -11,8 +11,8 @@ import os
 import threading
 from typing import Any
 
+from pytest_ws_resilience.errors import DockerUnavailableError
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.errors import DockerUnavailableError
 
 __all__ = [
     "DEFAULT_DOCKER_TIMEOUT_S",

@@ -20,10 +20,10 @@ from typing import Any, Self
 
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.errors import ServiceChaosError, ServiceError
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.docker_backend import DockerBackend, find_reusable
 from pytest_ws_resilience.servers.engine import docker_client
-from pytest_ws_resilience.servers.errors import ServiceChaosError, ServiceError
 from pytest_ws_resilience.servers.labels import container_labels, current_run_id
 from pytest_ws_resilience.servers.ports import free_loopback_port
 from pytest_ws_resilience.servers.probe import wait_ready, wait_ready_blocking

@@ -18,11 +18,7 @@ from websockets.asyncio.client import connect
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.servers.errors import (
-    ServiceError,
-    ServiceExitedError,
-    ServiceNotReadyError,
-)
+from pytest_ws_resilience.errors import ServiceError, ServiceExitedError, ServiceNotReadyError
 from pytest_ws_resilience.servers.readiness import (
     STEP_AUTH,
     STEP_PING,

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_ws_resilience.servers.errors import ServiceError
+from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.spec import ResolvedService, ServiceSpec
 
 __all__ = ["ProcessBackend", "process_alive", "read_log_tail", "terminate_pid"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.engine import docker_client
-from pytest_ws_resilience.servers.errors import ServiceError
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.process_backend import process_alive, terminate_pid
 from pytest_ws_resilience.servers.reaper import remove_run

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_ws_resilience.config.loading import unknown_key_error
+from pytest_ws_resilience.errors import ServiceSpecError
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.errors import ServiceSpecError
 
 __all__ = [
     "HEALTH_CHECKS",

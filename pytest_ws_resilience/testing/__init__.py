@@ -5,20 +5,11 @@ examples and benchmarks talk to. Run it alone with ``python -m
 pytest_ws_resilience.testing`` or ``ws-resilience-server``.
 """
 
-from pytest_ws_resilience.testing.embedded import EmbeddedServer
-from pytest_ws_resilience.testing.faults import (
-    ACCEPT_INVALID_TOKENS,
-    DROP_EVENT,
-    DUPLICATE_EVENT,
-    FAULTS,
-    LEAK,
-    LOSE_HISTORY,
-    REORDER_EVENTS,
-    SLOW_ACCEPT,
-    parse_faults,
-)
-from pytest_ws_resilience.testing.server import ReferenceServer, ServerStats
-from pytest_ws_resilience.testing.server_config import ServerConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_ws_resilience.lazy import lazy_exports
 
 __all__ = [
     "ACCEPT_INVALID_TOKENS",
@@ -35,3 +26,38 @@ __all__ = [
     "ServerStats",
     "parse_faults",
 ]
+
+#: Where each public name is defined; its module is imported on first use.
+_EXPORTS = {
+    "ACCEPT_INVALID_TOKENS": "pytest_ws_resilience.testing.faults",
+    "DROP_EVENT": "pytest_ws_resilience.testing.faults",
+    "DUPLICATE_EVENT": "pytest_ws_resilience.testing.faults",
+    "EmbeddedServer": "pytest_ws_resilience.testing.embedded",
+    "FAULTS": "pytest_ws_resilience.testing.faults",
+    "LEAK": "pytest_ws_resilience.testing.faults",
+    "LOSE_HISTORY": "pytest_ws_resilience.testing.faults",
+    "REORDER_EVENTS": "pytest_ws_resilience.testing.faults",
+    "ReferenceServer": "pytest_ws_resilience.testing.server",
+    "SLOW_ACCEPT": "pytest_ws_resilience.testing.faults",
+    "ServerConfig": "pytest_ws_resilience.testing.server_config",
+    "ServerStats": "pytest_ws_resilience.testing.server",
+    "parse_faults": "pytest_ws_resilience.testing.faults",
+}
+
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.testing.embedded import EmbeddedServer
+    from pytest_ws_resilience.testing.faults import (
+        ACCEPT_INVALID_TOKENS,
+        DROP_EVENT,
+        DUPLICATE_EVENT,
+        FAULTS,
+        LEAK,
+        LOSE_HISTORY,
+        REORDER_EVENTS,
+        SLOW_ACCEPT,
+        parse_faults,
+    )
+    from pytest_ws_resilience.testing.server import ReferenceServer, ServerStats
+    from pytest_ws_resilience.testing.server_config import ServerConfig

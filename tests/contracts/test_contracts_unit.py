@@ -15,10 +15,9 @@ from pytest_ws_resilience.contracts.contracts import (
     AGENT_EVENTS,
     ContractResult,
     ContractViolation,
-    ContractViolationError,
     EventContract,
 )
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import ContractViolationError, WsResilienceError
 from pytest_ws_resilience.redaction import REDACTED, register_secret
 
 FLOW = ["agent_started", "agent_thinking", "agent_thinking", "tool_executing",

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import IsolationViolationError, WsResilienceError
 from pytest_ws_resilience.isolation.detector import (
     CANARY,
     EMAIL,
@@ -22,7 +22,6 @@ from pytest_ws_resilience.isolation.detector import (
     TOKEN,
     USER_ID,
     IsolationDetector,
-    IsolationViolationError,
     frame_strings,
     sent_strings,
 )

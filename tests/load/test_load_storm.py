@@ -21,7 +21,9 @@ from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
-from pytest_ws_resilience.load import ERROR_KINDS, Storm, StormThresholdError
+from pytest_ws_resilience.errors import StormThresholdError
+from pytest_ws_resilience.load.storm import Storm
+from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
 from pytest_ws_resilience.testing import SLOW_ACCEPT, ReferenceServer, ServerConfig
 
 pytestmark = [pytest.mark.websocket_integration, pytest.mark.asyncio]

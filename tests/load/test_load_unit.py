@@ -14,12 +14,15 @@ from websockets.http11 import Response
 
 from pytest_ws_resilience.errors import (
     Attempt,
+    StormThresholdError,
     WsAuthError,
     WsConnectError,
     WsConnectionClosedError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.load import ERROR_KINDS, METRICS, StormResult, StormThresholdError
+from pytest_ws_resilience.load.thresholds import METRICS
+from pytest_ws_resilience.load.results import StormResult
+from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
 from pytest_ws_resilience.load.bench import ReplayTimer
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.results import MAX_SAMPLES, thin_samples

@@ -192,7 +192,7 @@ def test_the_warning_as_an_error_fails_the_run_with_one_line(xdist_pytester):
         "-n",
         "2",
         "-W",
-        "error::pytest_ws_resilience.plugin.scheduling.WsSchedulingWarning",
+        "error::pytest_ws_resilience.errors.WsSchedulingWarning",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["ERROR: WsSchedulingWarning: --dist load sends any test*"])
@@ -206,7 +206,7 @@ def test_the_warning_can_be_filtered(xdist_pytester):
         "-n",
         "2",
         "-W",
-        "ignore::pytest_ws_resilience.plugin.scheduling.WsSchedulingWarning",
+        "ignore::pytest_ws_resilience.errors.WsSchedulingWarning",
     )
     result.assert_outcomes(passed=8)
     assert warning_count(result.stdout.str()) == 0

@@ -20,14 +20,13 @@ from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
-from pytest_ws_resilience.errors import WsAuthError, WsResilienceError, WsTimeoutError
-from pytest_ws_resilience.pool.pool import (
-    EVICTION_REASONS,
-    ConnectionPool,
-    PoolStats,
+from pytest_ws_resilience.errors import (
+    WsAuthError,
     WsPoolExhaustedError,
-    pool_key,
+    WsResilienceError,
+    WsTimeoutError,
 )
+from pytest_ws_resilience.pool.pool import EVICTION_REASONS, ConnectionPool, PoolStats, pool_key
 from pytest_ws_resilience.testing import EmbeddedServer, ReferenceServer, ServerConfig
 
 #: Generous bound for "promptly": far below the timeouts a hang would hit.

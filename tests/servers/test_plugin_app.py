@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.config.loading import load_settings
-from pytest_ws_resilience.errors import WsConfigError, WsTimeoutError
+from pytest_ws_resilience.errors import AsgiAppStartupError, WsConfigError, WsTimeoutError
 from pytest_ws_resilience.servers.asgi_app import (
     AppPath,
     AsgiAppServer,
-    AsgiAppStartupError,
     handshake_ready,
     parse_app_path,
     parse_listening_port,
@@ -168,7 +167,7 @@ def create_app():
 USER_SUITE = """
 import pytest
 
-from pytest_ws_resilience import WsAuthError
+from pytest_ws_resilience.errors import WsAuthError
 
 
 @pytest.mark.asyncio

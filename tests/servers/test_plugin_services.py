@@ -24,7 +24,7 @@ from pytest_ws_resilience.plugin.service_rules import (
     unavailable_reason,
     unknown_service_reason,
 )
-from pytest_ws_resilience.servers import ServiceSpec
+from pytest_ws_resilience.servers.spec import ServiceSpec
 
 pytestmark = pytest.mark.websocket_integration
 
@@ -337,7 +337,7 @@ def test_private_process_service_survives_kill_and_restart(pytester: pytest.Pyte
     pytester.makepyfile(
         """
         import pytest
-        from pytest_ws_resilience.servers import ServiceChaosError
+        from pytest_ws_resilience.errors import ServiceChaosError
 
         @pytest.mark.asyncio
         async def test_chaos(ws_service_factory, ws_services, ws_client_factory):

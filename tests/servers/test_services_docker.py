@@ -31,21 +31,18 @@ from service_apps.support import (
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
-from pytest_ws_resilience.servers import (
-    HOST_IMAGE,
+from pytest_ws_resilience.errors import (
     ServiceExitedError,
-    ServiceHandle,
     ServiceNotReadyError,
-    SharedServices,
-    docker_client,
-    docker_unavailable_reason,
-    ensure_host_image,
-    host_python_mounts,
-    new_run_id,
-    reap_leftovers,
-    remove_run,
+    WsConnectionClosedError,
+    WsTimeoutError,
 )
+from pytest_ws_resilience.servers.sharing import SharedServices
+from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
+from pytest_ws_resilience.servers.labels import new_run_id
+from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
+from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.labels import (
     LABEL_PID,
     LABEL_RUN,
@@ -314,7 +311,7 @@ async def test_kill_breaks_the_connection_and_restart_brings_it_back(
 
 _PROBE = textwrap.dedent(
     """
-    from pytest_ws_resilience.servers import docker_unavailable_reason
+    from pytest_ws_resilience.servers.engine import docker_unavailable_reason
     print(docker_unavailable_reason(timeout=1.0))
     """
 )

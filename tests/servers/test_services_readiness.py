@@ -16,12 +16,8 @@ import pytest
 from service_apps.support import late_spec, reference_spec, ws_listening_at
 
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.servers import (
-    ServiceError,
-    ServiceExitedError,
-    ServiceHandle,
-    ServiceNotReadyError,
-)
+from pytest_ws_resilience.errors import ServiceError, ServiceExitedError, ServiceNotReadyError
+from pytest_ws_resilience.servers.handle import ServiceHandle
 
 STOP_S = 5.0
 
@@ -176,7 +172,7 @@ def test_auth_without_a_token_factory_fails_at_once() -> None:
 
 
 def test_a_command_that_cannot_run_fails_with_one_line() -> None:
-    from pytest_ws_resilience.servers import ServiceSpec
+    from pytest_ws_resilience.servers.spec import ServiceSpec
 
     handle = ServiceHandle(ServiceSpec("nothing", command="/nonexistent/ws-server {port}"))
     with pytest.raises(ServiceError) as info:

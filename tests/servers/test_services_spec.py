@@ -12,9 +12,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
-from pytest_ws_resilience.errors import WsConfigError
+from pytest_ws_resilience.errors import ServiceSpecError, WsConfigError
 from pytest_ws_resilience.redaction import register_secret
-from pytest_ws_resilience.servers import ServiceSpec, ServiceSpecError, parse_services
+from pytest_ws_resilience.servers.spec import ServiceSpec, parse_services
 from pytest_ws_resilience.servers.images import host_python_mounts
 from pytest_ws_resilience.servers.labels import (
     LABEL_HOST,

@@ -13,12 +13,8 @@ from protocol_b import ProtocolBServer, plan_job
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.contracts.contracts import (
-    AGENT_EVENTS,
-    ContractViolationError,
-    EventContract,
-)
-from pytest_ws_resilience.errors import WsAuthError
+from pytest_ws_resilience.contracts.contracts import AGENT_EVENTS, EventContract
+from pytest_ws_resilience.errors import ContractViolationError, WsAuthError
 
 WAIT_S = 5.0
 JOBS = EventContract(
