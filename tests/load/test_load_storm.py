@@ -22,8 +22,8 @@ from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.errors import StormThresholdError
-from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
+from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.testing import SLOW_ACCEPT, ReferenceServer, ServerConfig
 
 pytestmark = [pytest.mark.websocket_integration, pytest.mark.asyncio]

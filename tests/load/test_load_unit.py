@@ -20,14 +20,12 @@ from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.load.thresholds import METRICS
-from pytest_ws_resilience.load.results import StormResult
-from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
 from pytest_ws_resilience.load.bench import ReplayTimer
-from pytest_ws_resilience.load.error_kinds import error_kind
-from pytest_ws_resilience.load.results import MAX_SAMPLES, thin_samples
+from pytest_ws_resilience.load.error_kinds import ERROR_KINDS, error_kind
+from pytest_ws_resilience.load.results import MAX_SAMPLES, StormResult, thin_samples
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
 from pytest_ws_resilience.load.thresholds import (
+    METRICS,
     error_count_breach,
     error_rate_breach,
     percentile_breaches,

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.plugin.service_rules import REQUIRE_ENV_VAR
-from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
+from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
 from pytest_ws_resilience.servers.labels import LABEL_SERVICE
 
 # One worker runs these one after the other: a run's session start reaps dead runs'

@@ -37,19 +37,18 @@ from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.servers.sharing import SharedServices
-from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
-from pytest_ws_resilience.servers.labels import new_run_id
-from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
-from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
+from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
 from pytest_ws_resilience.servers.labels import (
     LABEL_PID,
     LABEL_RUN,
     container_labels,
     current_owner_pid,
+    new_run_id,
 )
-from pytest_ws_resilience.servers.reaper import labelled_containers
+from pytest_ws_resilience.servers.reaper import labelled_containers, reap_leftovers, remove_run
+from pytest_ws_resilience.servers.sharing import SharedServices
 
 STOP_S = 5.0
 RECONNECT_BOUND_S = 5.0

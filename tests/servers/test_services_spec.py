@@ -14,7 +14,6 @@ from websockets.http11 import Response
 
 from pytest_ws_resilience.errors import ServiceSpecError, WsConfigError
 from pytest_ws_resilience.redaction import register_secret
-from pytest_ws_resilience.servers.spec import ServiceSpec, parse_services
 from pytest_ws_resilience.servers.images import host_python_mounts
 from pytest_ws_resilience.servers.labels import (
     LABEL_HOST,
@@ -33,6 +32,7 @@ from pytest_ws_resilience.servers.readiness import (
     steps_for,
     tail_lines,
 )
+from pytest_ws_resilience.servers.spec import ServiceSpec, parse_services
 
 ORIGIN = "pyproject.toml"
 
