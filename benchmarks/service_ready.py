@@ -36,6 +36,7 @@ from collections.abc import Callable
 from websockets.sync.client import connect
 
 from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.redaction import register_secret
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.handle import ServiceHandle
@@ -43,7 +44,6 @@ from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, h
 from pytest_ws_resilience.servers.labels import new_run_id
 from pytest_ws_resilience.servers.ports import free_loopback_port
 from pytest_ws_resilience.servers.reaper import remove_run
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 __all__ = ["main"]
 

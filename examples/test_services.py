@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import WsTimeoutError
 from pytest_ws_resilience.servers.images import HOST_IMAGE, host_python_mounts
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 pytestmark = pytest.mark.asyncio
 

@@ -71,7 +71,7 @@ _EXPORTS = {
     "PoolStats": "pytest_ws_resilience.pool.pool",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
-    "ServiceSpec": "pytest_ws_resilience.servers.spec",
+    "ServiceSpec": "pytest_ws_resilience.config.services",
     "Storm": "pytest_ws_resilience.load.storm",
     "StormResult": "pytest_ws_resilience.load.results",
     "StormThresholdError": "pytest_ws_resilience.errors",
@@ -101,6 +101,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.client.tokens import RsaKeyPair, TestUser, TokenFactory
     from pytest_ws_resilience.config.backoff import Backoff
+    from pytest_ws_resilience.config.services import ServiceSpec
     from pytest_ws_resilience.config.settings import WsSettings
     from pytest_ws_resilience.config.timeouts import TimeoutValue
     from pytest_ws_resilience.contracts.contracts import (
@@ -129,4 +130,3 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
     from pytest_ws_resilience.servers.handle import ServiceHandle
-    from pytest_ws_resilience.servers.spec import ServiceSpec

@@ -83,8 +83,6 @@ for _log in (_logger, _wire_logger):
         _log.addFilter(RedactingFilter())
 
 _AUTH_REJECTED = frozenset({401, 403})
-# Used only when a settings object carries an unset (None) timeout: waits stay bounded.
-_FALLBACK_TIMEOUT_S = 10.0
 # How many recent frames a timeout error shows, and how much of each.
 _RECENT_EVENTS = 5
 _EVENT_PREVIEW_CHARS = 200
@@ -254,7 +252,7 @@ class WsClient:
 
     @property
     def connection_id(self) -> Any:
-        """``connection_id`` from the server's ``connection_established``, if it sent one."""
+        """``connection_id`` from the server's greeting (``settings.greeting``), if any."""
         return self._connection_id
 
     @property
@@ -277,39 +275,38 @@ class WsClient:
         return self._close_code
 
     @property
-    def timeouts(self) -> dict[str, TimeoutValue]:
-        """Effective timeouts by name, each with where it came from."""
+    def timeouts(self) -> dict[str, TimeoutValue | None]:
+        """Effective timeouts by name, each with where it came from (the agent timeout
+        is None when not configured)."""
         s = self._settings
         return {
-            "recv_timeout": resolve_timeout(
-                s.recv_timeout, explicit=self._explicit_recv, negotiated=self._negotiated_recv
-            ),  # as _resolve_recv_bound, but an unset value stays unset here
+            "recv_timeout": self._recv_bound,
             "close_timeout": resolve_timeout(s.close_timeout, explicit=self._explicit_close),
             "connect_timeout": resolve_timeout(s.connect_timeout, explicit=self._explicit_connect),
             "agent_timeout": s.agent_timeout,
         }
 
+    @property
+    def close_timeout(self) -> TimeoutValue:
+        """The bound of `close` (explicit, else the settings')."""
+        return self._timeout("close_timeout")
+
     def _timeout(self, name: str, explicit: float | None = None) -> TimeoutValue:
-        """A timeout that is always a number: ``explicit`` if given, else the resolved one."""
+        """``explicit`` if given, else the resolved timeout ``name`` (never unset)."""
         if explicit is not None:
             return TimeoutValue(explicit, Source.EXPLICIT)
         if name == "recv_timeout":
             return self._recv_bound
-        return self._bounded(self.timeouts[name])
-
-    @staticmethod
-    def _bounded(value: TimeoutValue) -> TimeoutValue:
-        if value.value is None:
-            return TimeoutValue(_FALLBACK_TIMEOUT_S, f"{value.source}, unset: fallback")
-        return value
+        s = self._settings
+        if name == "close_timeout":
+            return resolve_timeout(s.close_timeout, explicit=self._explicit_close)
+        return resolve_timeout(s.connect_timeout, explicit=self._explicit_connect)
 
     def _resolve_recv_bound(self) -> TimeoutValue:
-        return self._bounded(
-            resolve_timeout(
-                self._settings.recv_timeout,
-                explicit=self._explicit_recv,
-                negotiated=self._negotiated_recv,
-            )
+        return resolve_timeout(
+            self._settings.recv_timeout,
+            explicit=self._explicit_recv,
+            negotiated=self._negotiated_recv,
         )
 
     def add_receive_hook(self, callback: ReceiveHook) -> None:
@@ -565,7 +562,10 @@ class WsClient:
             self._hook_error = exc
 
     def _on_first_frame(self, data: Any) -> None:
-        if isinstance(data, dict) and data.get("type") == "connection_established":
+        """Read the server's greeting (``settings.greeting``): the connection id and a
+        negotiated recv timeout, which beats the configured one (SPEC section 3)."""
+        greeting = self._settings.greeting
+        if greeting is not None and isinstance(data, dict) and data.get("type") == greeting:
             self._connection_id = data.get("connection_id")
             recv_timeout = data.get("recv_timeout")
             if isinstance(recv_timeout, (int, float)) and recv_timeout > 0:
@@ -668,7 +668,6 @@ class WsClient:
 
     def _expect_deadline(self, timeout: float | None) -> tuple[float, TimeoutValue]:
         bound = self._timeout("recv_timeout", timeout)
-        assert bound.value is not None
         return asyncio.get_running_loop().time() + bound.value, bound
 
     # The public API takes a ``timeout`` (SPEC section 5): a per-call bound is the point.

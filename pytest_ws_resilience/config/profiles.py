@@ -84,8 +84,6 @@ def derive_close_timeout(recv: TimeoutValue) -> TimeoutValue:
     profile table states "staging: 300 / 302"); one the user configured is marked as
     derived, so the header shows that nobody wrote the close value down.
     """
-    if recv.value is None:  # pragma: no cover - recv is always set by the loader
-        return recv
     source = recv.source
     if not (source.startswith("profile ") or source == "default"):
         source = DERIVED_CLOSE_SOURCE

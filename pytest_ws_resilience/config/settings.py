@@ -1,111 +1,185 @@
-"""Resolved settings for one run: environment, URL, timeouts (with sources), auth.
+"""Resolved settings of one run, grouped by concern.
 
-`WsSettings` is plain data. It is built from the command line, ``WS_ENV``, pytest ini
-and ``[tool.ws_resilience]`` by `pytest_ws_resilience.config.loading.load_settings`, and can be
-built directly (``WsSettings()``) when the library is used outside pytest.
+`WsSettings` is plain, immutable data, resolved once by
+`pytest_ws_resilience.config.loading.load_settings` (from the command line, ``WS_ENV``,
+pytest ini and ``[tool.ws_resilience]``) or built directly (``WsSettings()``) when the
+library is used outside pytest. Nothing patches it afterwards: every input a run has
+(the run's secret, the directories an app imports from, the URL of an app the xdist
+controller serves) goes into the loader.
+
+Its parts:
+
+- the client options, flat, because every client reads them: timeouts (always set,
+  each with its source), retries, backoff, message size, auth method names and the
+  greeting the server's first frame carries;
+- `keys`: what signs the tokens and what the server checks in them;
+- `server`: which server the run talks to (a URL, the user's ASGI app, a command, or
+  the embedded reference server);
+- `services`: the services the tests need and whether an unavailable one skips or fails.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue
 from pytest_ws_resilience.redaction import secret_repr
 
-if TYPE_CHECKING:  # the services package imports config, which imports this module
-    from pytest_ws_resilience.servers.spec import ServiceSpec
+if TYPE_CHECKING:
+    from pytest_ws_resilience.config.services import ServiceSpec
 
-__all__ = ["AUTH_METHODS", "DEFAULT_AUTH_CHAIN", "DEFAULT_MAX_MESSAGE_SIZE", "WsSettings"]
+__all__ = [
+    "AUTH_METHODS",
+    "DEFAULT_AUTH_CHAIN",
+    "DEFAULT_GREETING",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "KeySettings",
+    "ServerChoice",
+    "ServiceSettings",
+    "WsSettings",
+]
 
 #: Every auth method a client knows, in the default fallback order, plus "none".
 AUTH_METHODS = ("subprotocol", "query", "header", "cookie", "none")
 DEFAULT_AUTH_CHAIN = ("subprotocol", "query", "header", "cookie")
 DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
+#: The ``type`` of the first frame that announces ``connection_id`` and a negotiated
+#: ``recv_timeout`` (SPEC section 3): the reference server's greeting, a common shape
+#: for agent backends. A setting, so the client itself knows no protocol.
+DEFAULT_GREETING = "connection_established"
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """What signs the tokens and what the server checks in them.
+
+    ``secret`` (HS256) or ``private_key`` (RS256) are read from the environment variables
+    the config names (``*_env``), never from a file; they are redacted in ``repr``.
+    ``run_secret`` is the HS256 secret of a run where no key is configured: drawn once
+    by the run's first process and handed to xdist workers and to the servers the
+    plugin starts, so they accept every process's tokens.
+    """
+
+    secret: str | None = field(default=None, repr=False)
+    secret_env: str | None = None
+    public_key: str | None = field(default=None, repr=False)
+    public_key_env: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    private_key_env: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    run_secret: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"KeySettings(secret={secret_repr(self.secret)}, secret_env={self.secret_env!r}, "
+            f"private_key={secret_repr(self.private_key)}, "
+            f"private_key_env={self.private_key_env!r}, audience={self.audience!r}, "
+            f"issuer={self.issuer!r})"
+        )
+
+    @property
+    def configured(self) -> bool:
+        """True when the user configured a key the server under test checks (the run's
+        own secret does not count: only servers the plugin started know it)."""
+        return self.secret is not None or self.private_key is not None
+
+
+@dataclass(frozen=True)
+class ServerChoice:
+    """Which server the run talks to: ``url``, else ``app``, else ``command``, else the
+    embedded reference server."""
+
+    #: An already running server; None while the plugin has still to start one.
+    url: str | None = None
+    url_source: str = Source.DEFAULT
+    #: The WebSocket endpoint's path on an app or a command's server.
+    path: str = "/"
+    #: The ASGI app to serve with uvicorn (``module:attr`` or ``module:factory()``).
+    app: str | None = None
+    app_source: str = Source.DEFAULT
+    #: Serve the app with ``python -m uvicorn`` in a subprocess instead of a thread.
+    app_subprocess: bool = False
+    #: Under xdist, one app served by the controller for all workers.
+    app_share: bool = False
+    #: Directories put first on ``sys.path`` to import the app (pytest's rootdir and the
+    #: invocation directory, as uvicorn's ``--app-dir``).
+    app_dirs: tuple[str, ...] = ()
+    #: A local command run as the server (``--ws-server-cmd``), ``{port}`` filled with a
+    #: free loopback port.
+    command: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``"url"``, ``"app"``, ``"command"`` or ``"embedded"``."""
+        if self.url is not None:
+            return "url"
+        if self.app is not None:
+            return "app"
+        if self.command is not None:
+            return "command"
+        return "embedded"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The services a run's tests need, and what happens when one cannot run."""
+
+    #: Services every test needs (the env's ``services = [...]``), as if each test were
+    #: marked ``ws_services(*needed)``.
+    needed: tuple[str, ...] = ()
+    #: The services of ``[tool.ws_resilience.services.NAME]``, by name.
+    specs: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    #: Tests whose services cannot run fail instead of being skipped.
+    required: bool = False
+    #: Where ``required`` came from (``--ws-require-services``, ``WS_REQUIRE_SERVICES``),
+    #: empty when not required.
+    required_source: str = ""
 
 
 @dataclass(frozen=True)
 class WsSettings:
-    """Everything a client, a fixture or the reference server needs to know.
+    """Everything a client, a fixture or a server the plugin starts needs to know.
 
-    Secrets (``jwt_secret``, ``jwt_private_key``) are held here after being read from
-    the environment variables named in the config; they are redacted in ``repr``.
+    Every timeout but ``agent_timeout`` is always set; each carries its source. Secrets
+    live in `keys` and are redacted in ``repr``.
     """
 
     env: str = "local"
     env_source: str = Source.DEFAULT
-    #: None means "the embedded reference server".
-    url: str | None = None
-    url_source: str = Source.DEFAULT
-    path: str = "/"
     recv_timeout: TimeoutValue = TimeoutValue(10.0, "profile local")
     close_timeout: TimeoutValue = TimeoutValue(12.0, "profile local")
     connect_timeout: TimeoutValue = TimeoutValue(10.0, Source.DEFAULT)
-    agent_timeout: TimeoutValue = TimeoutValue(None, Source.DEFAULT)
+    #: How long an agent run may take; None: not configured (nothing is checked).
+    agent_timeout: TimeoutValue | None = None
     connect_retries: int = 3
     backoff: Backoff = Backoff()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: Fallback order tried by clients with a token; empty: the default chain.
     auth_methods: tuple[str, ...] = ()
-    jwt_secret: str | None = field(default=None, repr=False)
-    jwt_secret_env: str | None = None
-    jwt_public_key: str | None = field(default=None, repr=False)
-    jwt_public_key_env: str | None = None
-    jwt_private_key: str | None = field(default=None, repr=False)
-    jwt_private_key_env: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
     auth_query_param: str = "token"
     auth_cookie: str = "access_token"
     auth_subprotocol: str = "jwt-auth"
-    #: Services every test of the run needs (the env's ``services = [...]``), as if each
-    #: test were marked ``ws_services(*services)``.
-    services: tuple[str, ...] = ()
-    #: The services defined in ``[tool.ws_resilience.services.NAME]``, by name.
-    service_specs: Mapping[str, ServiceSpec] = field(default_factory=dict)
-    #: Tests whose services cannot run fail instead of being skipped
-    #: (``--ws-require-services`` / ``WS_REQUIRE_SERVICES``).
-    require_services: bool = False
-    #: A local command run as the server under test (``--ws-server-cmd``), ``{port}``
-    #: filled with a free loopback port; ``url`` is then None until it runs.
-    server_cmd: str | None = None
-    #: The HS256 secret of the run when none is configured: drawn once by the run's
-    #: first process and handed to xdist workers, so a service shared by the workers
-    #: accepts every worker's tokens. Not a configured secret: ``auth_configured``
-    #: ignores it.
-    run_secret: str | None = field(default=None, repr=False)
-    #: The ASGI app to serve with uvicorn (``module:attr`` or ``module:factory()``), when
-    #: the server under test is the user's app (``--ws-app`` or the config key ``app``);
-    #: ``url`` is then None until the app is served.
-    app: str | None = None
-    app_source: str = Source.DEFAULT
-    #: Serve the app with ``python -m uvicorn`` in a subprocess instead of a thread.
-    app_subprocess: bool = False
-    #: Under xdist, serve one app for all workers (started and stopped by the controller)
-    #: instead of one per worker.
-    app_share: bool = False
-    #: Directories put first on ``sys.path`` to import the app (pytest's rootdir and the
-    #: invocation directory, as uvicorn's ``--app-dir``); set by the plugin.
-    app_dirs: tuple[str, ...] = ()
-    #: Unrecognised-but-tolerated extras for later features (kept for introspection).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: ``type`` of the server's greeting frame (``connection_id``, ``recv_timeout``);
+    #: None: clients negotiate nothing.
+    greeting: str | None = DEFAULT_GREETING
+    keys: KeySettings = KeySettings()
+    server: ServerChoice = ServerChoice()
+    services: ServiceSettings = ServiceSettings()
 
     def __repr__(self) -> str:
+        where = self.server.url or (
+            f"app {self.server.app}" if self.server.app else self.server.kind
+        )
         return (
-            f"WsSettings(env={self.env!r}, url={self.url!r}, "
-            f"{f'app={self.app!r}, ' if self.app else ''}recv_timeout={self.recv_timeout}, "
+            f"WsSettings(env={self.env!r}, server={where!r}, recv_timeout={self.recv_timeout}, "
             f"close_timeout={self.close_timeout}, connect_timeout={self.connect_timeout}, "
             f"agent_timeout={self.agent_timeout}, auth_methods={self.effective_auth_methods}, "
-            f"jwt_secret={secret_repr(self.jwt_secret)}, "
-            f"jwt_private_key={secret_repr(self.jwt_private_key)})"
+            f"keys={self.keys!r})"
         )
-
-    @property
-    def auth_configured(self) -> bool:
-        """True when tokens the server will accept can be minted."""
-        return self.jwt_secret is not None or self.jwt_private_key is not None
 
     @property
     def effective_auth_methods(self) -> tuple[str, ...]:
@@ -113,15 +187,11 @@ class WsSettings:
         return self.auth_methods or DEFAULT_AUTH_CHAIN
 
     @property
-    def timeouts(self) -> dict[str, TimeoutValue]:
-        """The resolved timeouts by name, for headers and reports."""
+    def timeouts(self) -> dict[str, TimeoutValue | None]:
+        """The resolved timeouts by name, for headers and reports (None: not set)."""
         return {
             "recv_timeout": self.recv_timeout,
             "close_timeout": self.close_timeout,
             "connect_timeout": self.connect_timeout,
             "agent_timeout": self.agent_timeout,
         }
-
-    def with_changes(self, **changes: Any) -> WsSettings:
-        """A copy with some fields replaced (settings are immutable)."""
-        return replace(self, **changes)

@@ -1,15 +1,18 @@
 """The one timeout resolver: explicit > server-negotiated > profile > built-in default.
 
-Pure logic. Each resolved value remembers where it came from, so a header line or an
-error can say "recv_timeout=300.0 s (profile staging)" instead of leaving users to guess
-which of four places won.
+Pure logic. The loader resolves the configured layers once (profile, pyproject, command
+line: `pytest_ws_resilience.config.loading`); `resolve_timeout` adds the two layers only
+a connection knows (an explicit argument, a value the server negotiated). Each value
+remembers where it came from, so a header line or an error can say
+"recv_timeout=300s (profile staging)" instead of leaving users to guess which of four
+places won. A loaded timeout is always a number: no caller needs a fallback.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Source", "TimeoutValue", "resolve_timeout"]
+__all__ = ["Source", "TimeoutValue", "resolve_timeout", "shown"]
 
 
 class Source:
@@ -24,15 +27,19 @@ class Source:
 
 @dataclass(frozen=True)
 class TimeoutValue:
-    """A timeout in seconds (``None`` = not set) and the place it came from."""
+    """A timeout in seconds and the place it came from."""
 
-    value: float | None
+    value: float
     source: str
 
     def __str__(self) -> str:
-        if self.value is None:
-            return f"unset ({self.source})"
         return f"{self.value:g}s ({self.source})"
+
+
+def shown(value: TimeoutValue | None) -> str:
+    """A timeout as headers print it; an optional one that is not set reads
+    ``unset (default)``."""
+    return f"unset ({Source.DEFAULT})" if value is None else str(value)
 
 
 def resolve_timeout(

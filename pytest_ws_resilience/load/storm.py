@@ -54,8 +54,6 @@ ReplySpec = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 #: Which token a user connects with (e.g. ``tokens.expired`` for a negative storm).
 TokenFor = Callable[[TestUser], str]
 
-# Bounds when a settings object leaves a timeout unset: waits stay bounded.
-_FALLBACK_TIMEOUT_S = 10.0
 # After the connection closed, how long its reader may take to deliver buffered frames.
 _DRAIN_S = 0.25
 
@@ -430,18 +428,14 @@ class Storm:
         self._on_client(client)
         return client
 
-    def _bound(self, name: str) -> float:
-        value: float | None = getattr(self.settings, name).value
-        return value if value is not None else _FALLBACK_TIMEOUT_S
-
     def _arrival_bound(self, client: WsClient, exchanges: bool) -> float:
         """The most one arrival may take: every handshake it may try, then its replies."""
         backoff = self.settings.backoff
         tries = len(client.auth_methods) * (self._connect_retries + 1)
         pauses = sum(backoff.delays(self._connect_retries)) * len(client.auth_methods)
-        bound = tries * self._bound("connect_timeout") + pauses + 1.0
+        bound = tries * self.settings.connect_timeout.value + pauses + 1.0
         if exchanges:
-            bound += 2 * self._bound("recv_timeout")  # a settling ping, then the replies
+            bound += 2 * self.settings.recv_timeout.value  # a settling ping, then the replies
         return bound
 
     async def _arrive(
@@ -470,7 +464,7 @@ class Storm:
                     if settle:
                         await client.ping()
                     await exchange.send_all(client, messages, replies)
-                    await exchange.wait(client, self._bound("recv_timeout"))
+                    await exchange.wait(client, self.settings.recv_timeout.value)
         except Exception as exc:  # counted by kind: a storm reports failures, not raises
             text = str(exc) or f"no outcome within {bound:g}s"
             if client.name not in text:
@@ -548,7 +542,7 @@ class Storm:
 
     async def _close(self, clients: Sequence[WsClient]) -> None:
         """Close ``clients`` at once; each close is bounded, and so is the whole."""
-        await close_clients(clients, self._bound("close_timeout") + 1.0)
+        await close_clients(clients, self.settings.close_timeout.value + 1.0)
         for client in clients:
             self._on_client_closed(client)
 

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.chaos.seeds import new_run_seed
-from pytest_ws_resilience.config.loading import load_settings, read_tool_config
+from pytest_ws_resilience.config.app_path import parse_app_path
+from pytest_ws_resilience.config.loading import CommandLine, load_settings, read_tool_config
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.timeouts import shown
 from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.plugin import fixtures, load_fixtures
 from pytest_ws_resilience.plugin import redacting as reporting
@@ -31,7 +33,7 @@ from pytest_ws_resilience.plugin.controller import (
     RunSeedController,
     SharedAppController,
     is_xdist_controller,
-    shared_app_settings,
+    shared_app_url,
     worker_chaos_seed,
 )
 from pytest_ws_resilience.plugin.markers import (
@@ -48,11 +50,7 @@ from pytest_ws_resilience.plugin.stash import (
     WATCH_KEY,
 )
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.asgi_app import (
-    check_app_importable,
-    parse_app_path,
-    require_uvicorn,
-)
+from pytest_ws_resilience.servers.asgi_app import check_app_importable, require_uvicorn
 
 __all__ = [
     "APP_HELP",
@@ -177,20 +175,28 @@ def _shown_path(path: Path, config: pytest.Config) -> str:
         return str(path)
 
 
-def _load(config: pytest.Config) -> WsSettings:
+def _load(config: pytest.Config, run_secret: str | None) -> WsSettings:
     path = _pyproject_path(config)
     ini_env = config.getini("ws_env")
+    cli = CommandLine(
+        env=config.getoption("ws_env"),
+        url=config.getoption("ws_url"),
+        path=config.getoption("ws_path"),
+        app=config.getoption("ws_app"),
+        app_subprocess=bool(config.getoption("ws_app_subprocess")),
+        app_share=bool(config.getoption("ws_app_share")),
+        server_cmd=config.getoption("ws_server_cmd", None),
+        require_services=bool(config.getoption("ws_require_services", False)),
+    )
     return load_settings(
-        cli_env=config.getoption("ws_env"),
-        cli_url=config.getoption("ws_url"),
-        cli_path=config.getoption("ws_path"),
-        cli_app=config.getoption("ws_app"),
-        cli_app_subprocess=bool(config.getoption("ws_app_subprocess")),
-        cli_app_share=bool(config.getoption("ws_app_share")),
+        cli=cli,
         ini_env=ini_env if isinstance(ini_env, str) and ini_env else None,
         environ=os.environ,
         tool_config=read_tool_config(path),
         tool_config_origin=_shown_path(path, config),
+        app_dirs=tuple(dict.fromkeys([str(config.rootpath), str(config.invocation_params.dir)])),
+        run_secret=run_secret,
+        shared_app_url=shared_app_url(config),
     )
 
 
@@ -199,19 +205,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     if config.getoption("help", False):
         return  # --help must keep working while the user fixes a broken config
+    context = services_hooks.run_context(config)
     try:
-        settings = _load(config)
-        if settings.app is not None:
-            settings = _prepare_app(config, settings)
-        settings = services_hooks.configure(config, settings)
+        settings = _load(config, context.run_secret)
+        if settings.server.app is not None:
+            _prepare_app(config, settings)
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
-    if settings.app is not None and settings.app_share:
+    config.stash[SETTINGS_KEY] = settings
+    services_hooks.configure(config, context)
+    if settings.server.app is not None and settings.server.app_share:
         if is_xdist_controller(config):
             config.pluginmanager.register(SharedAppController(settings), "ws_resilience.shared_app")
-        settings = shared_app_settings(config, settings)
-    config.stash[SETTINGS_KEY] = settings
     seed = config.getoption("ws_chaos_seed")
     if seed is None:
         seed = worker_chaos_seed(config)
@@ -240,7 +246,7 @@ def pytest_configure(config: pytest.Config) -> None:
     report_hooks.configure(config)
 
 
-def _prepare_app(config: pytest.Config, settings: WsSettings) -> WsSettings:
+def _prepare_app(config: pytest.Config, settings: WsSettings) -> None:
     """Check ``--ws-app`` before any test: uvicorn installed, module and attribute found.
 
     The rootdir and the invocation directory go first on ``sys.path`` (as uvicorn's
@@ -248,38 +254,39 @@ def _prepare_app(config: pytest.Config, settings: WsSettings) -> WsSettings:
     the app's own code is not checked here: the first test that needs the server reports
     it with its traceback (see the ``ws_server`` fixture).
     """
-    assert settings.app is not None
-    if settings.app_source == "--ws-app":
-        subject = f"--ws-app={settings.app}"
+    assert settings.server.app is not None
+    if settings.server.app_source == "--ws-app":
+        subject = f"--ws-app={settings.server.app}"
     else:
         subject = f"{_shown_path(_pyproject_path(config), config)} [tool.ws_resilience] app"
     require_uvicorn(subject)
-    dirs = tuple(dict.fromkeys([str(config.rootpath), str(config.invocation_params.dir)]))
-    for directory in reversed(dirs):
+    for directory in reversed(settings.server.app_dirs):
         if directory not in sys.path:
             sys.path.insert(0, directory)
     check_app_importable(
-        parse_app_path(settings.app), subject=subject, execute=not settings.app_subprocess
+        parse_app_path(settings.server.app),
+        subject=subject,
+        execute=not settings.server.app_subprocess,
     )
-    return settings.with_changes(app_dirs=dirs)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return []
-    if settings.app is not None:
-        how = " in a subprocess" if settings.app_subprocess else ""
-        url = f"app {settings.app} (served by uvicorn{how})"
-    elif settings.server_cmd is not None:
-        url = f"command {redact(settings.server_cmd)!r} (--ws-server-cmd)"
-    elif settings.url is None:
+    if settings.server.app is not None:
+        how = " in a subprocess" if settings.server.app_subprocess else ""
+        url = f"app {settings.server.app} (served by uvicorn{how})"
+    elif settings.server.command is not None:
+        url = f"command {redact(settings.server.command)!r} (--ws-server-cmd)"
+    elif settings.server.url is None:
         url = "embedded reference server"
     else:
-        url = f"{redact(settings.url)} ({settings.url_source})"
-    path = f", path={settings.path}" if settings.path != "/" else ""
+        url = f"{redact(settings.server.url)} ({settings.server.url_source})"
+    path = f", path={settings.server.path}" if settings.server.path != "/" else ""
     timeouts = ", ".join(
-        f"{name.removesuffix('_timeout')}={value}" for name, value in settings.timeouts.items()
+        f"{name.removesuffix('_timeout')}={shown(value)}"
+        for name, value in settings.timeouts.items()
     )
     return [
         f"ws-resilience: env={settings.env} ({settings.env_source}), url={url}{path}",
@@ -325,8 +332,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if settings is None:
         return
     security_reason = security_skip_reason(
-        embedded=settings.url is None and settings.app is None,
-        auth_configured=settings.auth_configured,
+        embedded=settings.server.url is None and settings.server.app is None,
+        auth_configured=settings.keys.configured,
     )
     for item in items:
         if security_reason and item.get_closest_marker("websocket_security") is not None:

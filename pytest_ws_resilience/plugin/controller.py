@@ -26,7 +26,7 @@ __all__ = [
     "RunSeedController",
     "SharedAppController",
     "is_xdist_controller",
-    "shared_app_settings",
+    "shared_app_url",
     "worker_chaos_seed",
 ]
 
@@ -42,15 +42,11 @@ def is_xdist_controller(config: pytest.Config) -> bool:
     return dist != "no" and not hasattr(config, "workerinput")
 
 
-def shared_app_settings(config: pytest.Config, settings: WsSettings) -> WsSettings:
-    """On a worker of a shared-app run: the settings pointing at the controller's app."""
+def shared_app_url(config: pytest.Config) -> str | None:
+    """On a worker of a shared-app run: the URL of the app the controller serves."""
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     url = workerinput.get(WORKER_INPUT_KEY)
-    if url is None:
-        return settings
-    return settings.with_changes(
-        url=url, url_source=f"app {settings.app} shared by the xdist controller", app=None
-    )
+    return url if isinstance(url, str) else None
 
 
 class SharedAppController:
@@ -76,7 +72,7 @@ class SharedAppController:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.server is not None:
-            self.server.close(timeout=self.settings.close_timeout.value or 5.0)
+            self.server.close(timeout=self.settings.close_timeout.value)
             self.server = None
 
 

@@ -138,11 +138,11 @@ def ws_server(
     try:
         server = open_server_under_test(ws_settings, ws_tokens)
     except (AsgiAppStartupError, WsTimeoutError, ServiceError) as err:
-        if ws_settings.app is None and ws_settings.server_cmd is None:
+        if ws_settings.server.app is None and ws_settings.server.command is None:
             raise
         failure = str(err)
     if failure is not None:  # outside the except block: no chained traceback to repeat
-        what = "ASGI app" if ws_settings.app is not None else "server command"
+        what = "ASGI app" if ws_settings.server.app is not None else "server command"
         request.session.shouldfail = (
             f"the {what} under test failed to start; session stopped (see the first error)"
         )
@@ -150,7 +150,7 @@ def ws_server(
     try:
         yield server
     finally:
-        server.close(timeout=ws_settings.close_timeout.value or 5.0)
+        server.close(timeout=ws_settings.close_timeout.value)
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: s
 
 async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
     """Close every client at once, bounded by the close timeout (plus a margin)."""
-    await close_clients(clients, (settings.close_timeout.value or 5.0) + 1.0)
+    await close_clients(clients, settings.close_timeout.value + 1.0)
 
 
 def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
@@ -463,7 +463,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         try:
             yield make_proxy
         finally:
-            bound = ws_settings.close_timeout.value or 5.0
+            bound = ws_settings.close_timeout.value
             await asyncio.gather(*(p.stop(timeout=bound) for p in proxies), return_exceptions=True)
 
     module = ModuleType(f"pytest_ws_resilience.plugin.fixtures[{loop_scope}]")

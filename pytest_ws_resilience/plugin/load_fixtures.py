@@ -128,9 +128,7 @@ def ws_benchmark(
             request.node.warn(pytest.PytestWarning(note))
 
     round_timeout = (
-        (ws_settings.connect_timeout.value or 10.0)
-        + (ws_settings.recv_timeout.value or 10.0)
-        + _ROUND_SLACK_S
+        ws_settings.connect_timeout.value + ws_settings.recv_timeout.value + _ROUND_SLACK_S
     )
     return AsyncBenchmark(
         benchmark,

@@ -245,17 +245,19 @@ class ReportCollector:
         settings = self.config.stash.get(SETTINGS_KEY, None)
         info: dict[str, Any] = {"exit_status": exitstatus}
         if settings is not None:
-            if settings.app is not None:
-                url = f"app {settings.app}"
-            elif settings.url is None:
+            if settings.server.app is not None:
+                url = f"app {settings.server.app}"
+            elif settings.server.url is None:
                 url = "embedded reference server"
             else:
-                url = settings.url  # redacted with the whole document
+                url = settings.server.url  # redacted with the whole document
             info.update(
                 env=settings.env,
                 url=url,
                 timeouts={
-                    name: {"value": t.value, "source": t.source}
+                    name: {"value": None, "source": "default"}
+                    if t is None
+                    else {"value": t.value, "source": t.source}
                     for name, t in settings.timeouts.items()
                 },
             )

@@ -2,21 +2,19 @@
 
 No I/O and no pytest here, so each rule is unit-tested as a plain function: which names
 a ``ws_services`` marker asks for, whether a test that cannot get its services is
-skipped or failed (``--ws-require-services`` / ``WS_REQUIRE_SERVICES``), and the one
+skipped or failed (``settings.services.required``), and the one
 line that says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 from pytest_ws_resilience.plugin.markers import marker_names
 
 __all__ = [
-    "REQUIRE_ENV_VAR",
     "Verdict",
-    "require_services",
     "services_marker_names",
     "skip_or_fail",
     "started_line",
@@ -24,32 +22,7 @@ __all__ = [
     "unknown_service_reason",
 ]
 
-#: The environment variable that does what ``--ws-require-services`` does (for CI).
-REQUIRE_ENV_VAR = "WS_REQUIRE_SERVICES"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"", "0", "false", "no", "off"})
-
 Verdict = Literal["skip", "fail"]
-
-
-def require_services(option: bool, environ: Mapping[str, str]) -> bool:
-    """Whether unavailable services fail tests: the option, or ``WS_REQUIRE_SERVICES``.
-
-    Raises:
-        ValueError: the variable holds something that is neither true nor false (a typo
-            must not silently turn the CI guard off).
-    """
-    if option:
-        return True
-    raw = environ.get(REQUIRE_ENV_VAR, "")
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(
-        f"{REQUIRE_ENV_VAR}={raw!r} is invalid: expected 1/true/yes/on or 0/false/no/off"
-    )
 
 
 def skip_or_fail(*, required: bool) -> Verdict:

@@ -34,21 +34,20 @@ from typing import Any, Literal, NoReturn, Protocol
 import pytest
 
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.config.loading import validate_server_cmd
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import ServiceError, WsConfigError
+from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.plugin import service_rules as rules
 from pytest_ws_resilience.plugin.controller import is_xdist_controller
 from pytest_ws_resilience.plugin.fixtures import test_watch
 from pytest_ws_resilience.plugin.stash import SERVICES_STARTED_KEY, SETTINGS_KEY
-from pytest_ws_resilience.redaction import redact, register_secret
+from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
 from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV, new_run_id
 from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
 from pytest_ws_resilience.servers.sharing import SharedServices
-from pytest_ws_resilience.servers.spec import ServiceSpec
 from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV, token_factory_for
 
 __all__ = [
@@ -85,18 +84,19 @@ class RunContext:
     #: started is not taken for a leftover when that worker exits first.
     owner_pid: int
     state_dir: str
-    #: The run's HS256 secret when none is configured (None: a key is configured).
+    #: The run's HS256 secret, used where no key is configured.
     run_secret: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
-    def new(cls, *, with_secret: bool) -> RunContext:
+    def new(cls) -> RunContext:
         run_id = new_run_id()
         return cls(
             run_id=run_id,
             owner_pid=os.getpid(),
             # Created on first use only: most runs never start a service.
             state_dir=str(Path(tempfile.gettempdir()) / f"ws-resilience-run-{run_id}"),
-            run_secret=secrets.token_urlsafe(32) if with_secret else None,
+            # Used only where no key is configured (the loader decides).
+            run_secret=secrets.token_urlsafe(32),
         )
 
 
@@ -139,7 +139,6 @@ class ServicesRuntime:
         self.current_item: pytest.Item | None = None
         self.reaped: list[str] = []
         self.removed: int | None = None
-        self.require_source = ""
         self._reap_done = False
         self._finished = False
         self._tokens: TokenFactory | None = None
@@ -162,7 +161,7 @@ class ServicesRuntime:
 
     def known(self) -> dict[str, ServiceSpec]:
         """Every defined service: the pyproject tables, then those added in code."""
-        return {**self.settings.service_specs, **self.specs}
+        return {**self.settings.services.specs, **self.specs}
 
     def add(self, spec: ServiceSpec) -> None:
         """Define a service in code; the same spec twice is fine, a different one is not.
@@ -186,7 +185,7 @@ class ServicesRuntime:
 
     def needed_names(self, item: pytest.Item) -> tuple[str, ...]:
         """The services a test needs: the env's ``services`` and its ``ws_services`` marks."""
-        names = list(self.settings.services)
+        names = list(self.settings.services.needed)
         for marker in item.iter_markers("ws_services"):
             for name in rules.services_marker_names(marker.args, test=item.name):
                 if name not in names:
@@ -315,7 +314,7 @@ class ServicesRuntime:
 
     def refuse(self, failure: _Unavailable) -> NoReturn:
         """Skip the current test, or fail it under ``--ws-require-services``."""
-        if rules.skip_or_fail(required=self.settings.require_services) == "fail":
+        if rules.skip_or_fail(required=self.settings.services.required) == "fail":
             pytest.fail(redact(failure.failure_text()), pytrace=False)
         if self.current_item is not None:
             self.current_item.stash[_SKIP_REASON_KEY] = failure.reason
@@ -393,42 +392,22 @@ def _role(config: pytest.Config) -> Role:
     return "controller" if is_xdist_controller(config) else "single"
 
 
-def _context(config: pytest.Config, role: Role, settings: WsSettings) -> RunContext:
-    if role == "worker":
+def run_context(config: pytest.Config) -> RunContext:
+    """What every process of this run agrees on: drawn here by the run's first process,
+    handed to xdist workers (which find it in ``workerinput``)."""
+    if _role(config) == "worker":
         given = getattr(config, "workerinput", {}).get(WORKER_INPUT_KEY)
         if given is not None:
             return RunContext(**given)
-    return RunContext.new(with_secret=not settings.auth_configured)
+    return RunContext.new()
 
 
-def configure(config: pytest.Config, settings: WsSettings) -> WsSettings:
-    """Called by the plugin's pytest_configure before the settings are stored.
-
-    Resolves ``--ws-require-services`` / ``WS_REQUIRE_SERVICES`` and ``--ws-server-cmd``
-    into the settings, sets up this process's `ServicesRuntime` and registers the hooks
-    (the xdist controller's only on the controller).
-
-    Raises:
-        WsConfigError: a bad ``WS_REQUIRE_SERVICES`` value or ``--ws-server-cmd``.
-    """
-    option = bool(config.getoption("ws_require_services", False))
-    try:
-        required = rules.require_services(option, os.environ)
-    except ValueError as err:
-        raise WsConfigError(str(err)) from None
-    settings = settings.with_changes(require_services=required)
-    command = config.getoption("ws_server_cmd", None)
-    if command is not None:
-        settings = validate_server_cmd(settings, command)
+def configure(config: pytest.Config, context: RunContext) -> None:
+    """Called by the plugin's pytest_configure once the settings are stored: sets up this
+    process's `ServicesRuntime` and registers the hooks (the xdist controller's only on
+    the controller)."""
     role = _role(config)
-    context = _context(config, role, settings)
-    if context.run_secret is not None and not settings.auth_configured:
-        register_secret(context.run_secret)
-        settings = settings.with_changes(run_secret=context.run_secret)
     runtime = ServicesRuntime(config, role, context)
-    runtime.require_source = (
-        "--ws-require-services" if option else rules.REQUIRE_ENV_VAR if required else ""
-    )
     runtime.export_environ()
     config.stash[RUNTIME_KEY] = runtime
     config.pluginmanager.register(sys.modules[__name__], "ws_resilience.services")
@@ -436,7 +415,6 @@ def configure(config: pytest.Config, settings: WsSettings) -> WsSettings:
         config.pluginmanager.register(
             ServicesController(runtime), "ws_resilience.services_controller"
         )
-    return settings
 
 
 def _runtime(config: pytest.Config) -> ServicesRuntime | None:
@@ -618,7 +596,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = runtime.settings if runtime is not None else None
     if runtime is None or settings is None or not runtime.owns_run:
         return
-    if any(spec.backend == "docker" for spec in settings.service_specs.values()):
+    if any(spec.backend == "docker" for spec in settings.services.specs.values()):
         runtime.reap_once()
 
 
@@ -674,17 +652,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     settings = runtime.settings
     lines: list[str] = []
-    specs = settings.service_specs
-    if specs or settings.services:
+    specs = settings.services.specs
+    if specs or settings.services.needed:
         described = ", ".join(
             f"{name} ({spec.image if spec.backend == 'docker' else 'process'})"
             for name, spec in specs.items()
         )
-        if runtime.require_source:
-            policy = f"unavailable -> fail ({runtime.require_source})"
+        if settings.services.required:
+            policy = f"unavailable -> fail ({settings.services.required_source})"
         else:
             policy = "unavailable -> skip (--ws-require-services: fail)"
-        every = f"; every test needs {', '.join(settings.services)}" if settings.services else ""
+        every = (
+            f"; every test needs {', '.join(settings.services.needed)}"
+            if settings.services.needed
+            else ""
+        )
         lines.append(f"ws-resilience services: {described or 'none defined'}{every}; {policy}")
     return lines
 

@@ -67,8 +67,6 @@ EVICTION_REASONS = ("dead", "unhealthy", "idle", "capacity", "loop")
 #: Added to a client's close timeout to bound closing several at once: covers the
 #: client's own wait for its reader task after the close handshake.
 _CLOSE_MARGIN_S = 2.5
-#: Used when the settings leave the close timeout unset (None): closing stays bounded.
-_FALLBACK_CLOSE_S = 10.0
 
 
 # -- pure data: keys and stats -------------------------------------------------------------
@@ -648,8 +646,7 @@ class ConnectionPool:
 
     @staticmethod
     def _close_bound(client: WsClient) -> float:
-        value = client.timeouts["close_timeout"].value
-        return (value if value is not None else _FALLBACK_CLOSE_S) + _CLOSE_MARGIN_S
+        return client.close_timeout.value + _CLOSE_MARGIN_S
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -34,7 +34,6 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.errors import (
     AsgiAppImportError,
     AsgiAppStartupError,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASGI_EXTRA_HINT",
-    "AppPath",
     "AppServer",
     "AsgiAppProcess",
     "AsgiAppServer",
@@ -62,7 +61,6 @@ __all__ = [
     "handshake_ready",
     "load_app",
     "open_app_server",
-    "parse_app_path",
     "parse_listening_port",
     "require_uvicorn",
 ]
@@ -79,7 +77,6 @@ _PROBE_PAUSE_S = 0.05
 _PROBE_MAX_S = 2.0
 #: Lines of a failed subprocess's output shown in the error.
 _TAIL_LINES = 40
-_IDENTIFIER_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _LISTENING_RE = re.compile(r"Uvicorn running on https?://[^\s:]+:(\d+)")
 
 
@@ -87,47 +84,6 @@ _LISTENING_RE = re.compile(r"Uvicorn running on https?://[^\s:]+:(\d+)")
 
 
 # -- pure helpers ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AppPath:
-    """A parsed ``module:attr`` (``factory=True`` for ``module:factory()``)."""
-
-    module: str
-    attr: str
-    factory: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.module}:{self.attr}{'()' if self.factory else ''}"
-
-    @property
-    def uvicorn_target(self) -> str:
-        """The ``module:attr`` uvicorn's command line takes (``--factory`` says the rest)."""
-        return f"{self.module}:{self.attr}"
-
-
-def parse_app_path(text: str) -> AppPath:
-    """Parse ``"pkg.mod:attr"`` or ``"pkg.mod:factory()"`` (the factory is called once).
-
-    The attribute may be dotted (``"pkg.mod:holder.app"``).
-
-    Raises:
-        ValueError: not of that form; the message says what is expected.
-    """
-    module, sep, attr = text.strip().partition(":")
-    factory = attr.endswith("()")
-    if factory:
-        attr = attr[:-2]
-    if (
-        not sep
-        or not _IDENTIFIER_PATH_RE.fullmatch(module)
-        or not _IDENTIFIER_PATH_RE.fullmatch(attr)
-    ):
-        raise ValueError(
-            f"{text!r} is not an app import path: expected 'module:attr' or "
-            f"'module:factory()' (e.g. 'myapp.main:app')"
-        )
-    return AppPath(module, attr, factory)
 
 
 def handshake_ready(status: int) -> bool:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.labels import (
     LABEL_PORT,
     LABEL_SERVICE,
     LABEL_SPEC,
 )
-from pytest_ws_resilience.servers.spec import ResolvedService, ServiceSpec
 
 __all__ = ["DockerBackend", "find_reusable"]
 

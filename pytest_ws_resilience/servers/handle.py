@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.services import Backend, ResolvedService, ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServiceChaosError, ServiceError
 from pytest_ws_resilience.redaction import redact
@@ -33,7 +34,6 @@ from pytest_ws_resilience.servers.process_backend import (
     read_log_tail,
 )
 from pytest_ws_resilience.servers.readiness import ReadinessResult
-from pytest_ws_resilience.servers.spec import Backend, ResolvedService, ServiceSpec
 
 __all__ = ["DEFAULT_STOP_TIMEOUT_S", "ServiceHandle"]
 

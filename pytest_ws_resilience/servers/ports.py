@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from pytest_ws_resilience.servers.spec import LOOPBACK_HOST
+from pytest_ws_resilience.config.services import LOOPBACK_HOST
 
 __all__ = ["free_loopback_port"]
 

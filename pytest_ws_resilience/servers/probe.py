@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from websockets.asyncio.client import connect
 
 from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServiceError, ServiceExitedError, ServiceNotReadyError
 from pytest_ws_resilience.servers.readiness import (
@@ -30,7 +31,6 @@ from pytest_ws_resilience.servers.readiness import (
     poll_delays,
     tail_lines,
 )
-from pytest_ws_resilience.servers.spec import ResolvedService, ServiceSpec
 
 __all__ = [
     "AliveCheck",

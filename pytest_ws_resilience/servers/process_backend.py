@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
-from pytest_ws_resilience.servers.spec import ResolvedService, ServiceSpec
 
 __all__ = ["ProcessBackend", "process_alive", "read_log_tail", "terminate_pid"]
 

@@ -30,9 +30,9 @@ from websockets.exceptions import (
 )
 
 from pytest_ws_resilience.config.backoff import Backoff
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 __all__ = [
     "LOG_TAIL_LINES",

@@ -19,12 +19,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.engine import docker_client
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.process_backend import process_alive, terminate_pid
 from pytest_ws_resilience.servers.reaper import remove_run
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 __all__ = ["ServiceRecord", "SharedServices"]
 

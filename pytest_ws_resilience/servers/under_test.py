@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.app_path import parse_app_path
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server, parse_app_path
+from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
 from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.spec import ServiceSpec
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 __all__ = [
@@ -111,41 +112,41 @@ def token_factory_for(settings: WsSettings) -> TokenFactory:
     """The `TokenFactory` that mints tokens the server under test accepts.
 
     RS256 when a private key is configured, HS256 with the configured secret, else HS256
-    with the run's secret (``settings.run_secret``, drawn once per run and shared with
+    with the run's secret (``settings.keys.run_secret``, drawn once per run and shared with
     xdist workers) or, outside pytest, a fresh random one. The embedded server, a
     ``--ws-server-cmd`` process and the services are given that secret.
     """
-    if settings.jwt_private_key is not None:
+    if settings.keys.private_key is not None:
         return TokenFactory(
-            private_key=settings.jwt_private_key,
-            public_key=settings.jwt_public_key,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            private_key=settings.keys.private_key,
+            public_key=settings.keys.public_key,
+            audience=settings.keys.audience,
+            issuer=settings.keys.issuer,
         )
     return TokenFactory(
-        settings.jwt_secret or settings.run_secret,
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
+        settings.keys.secret or settings.keys.run_secret,
+        audience=settings.keys.audience,
+        issuer=settings.keys.issuer,
     )
 
 
 def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
     """The ``--ws-server-cmd`` command as a local-process `ServiceSpec`.
 
-    Healthy after an authenticated WebSocket handshake on ``settings.path`` (so a server
+    Healthy after an authenticated WebSocket handshake on ``settings.server.path`` (so a server
     that answers 401 to a token it cannot verify is reported, not taken as up); under
     HS256 the process finds the run's secret in ``$WS_RESILIENCE_SECRET``.
     """
-    assert settings.server_cmd is not None
+    assert settings.server.command is not None
     env: dict[str, str] = {}
     if tokens.algorithm == "HS256" and tokens.secret is not None:
         env[SERVER_CMD_SECRET_ENV] = tokens.secret
-    connect = settings.connect_timeout.value or 10.0
+    connect = settings.connect_timeout.value
     return ServiceSpec(
         SERVER_CMD_SERVICE,
-        command=settings.server_cmd,
+        command=settings.server.command,
         env=env,
-        path=settings.path,
+        path=settings.server.path,
         health="websocket",
         auth=True,
         startup_timeout=max(connect, _APP_STARTUP_MIN_S),
@@ -154,7 +155,7 @@ def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
 
 
 def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> ServerUnderTest:
-    """Return the configured server, or start the user's app (``settings.app``) or the
+    """Return the configured server, or start the user's app (``settings.server.app``) or the
     embedded reference server on a free loopback port.
 
     Raises:
@@ -163,32 +164,32 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
         ServiceError: the ``--ws-server-cmd`` process exited or never answered (the
             message has its last output lines).
     """
-    if settings.url is not None:
-        return ServerUnderTest(url=settings.url, source=settings.url_source)
-    if settings.server_cmd is not None:
+    if settings.server.url is not None:
+        return ServerUnderTest(url=settings.server.url, source=settings.server.url_source)
+    if settings.server.command is not None:
         handle = ServiceHandle(
             server_cmd_spec(settings, tokens), token_factory=tokens, settings=settings
         ).start()
-        return ServerUnderTest(url=handle.url, source=settings.url_source, process=handle)
-    if settings.app is not None:
+        return ServerUnderTest(url=handle.url, source=settings.server.url_source, process=handle)
+    if settings.server.app is not None:
         app = open_app_server(
-            parse_app_path(settings.app),
-            path=settings.path,
-            in_subprocess=settings.app_subprocess,
-            app_dirs=settings.app_dirs,
-            timeout=max(settings.connect_timeout.value or 10.0, _APP_STARTUP_MIN_S),
+            parse_app_path(settings.server.app),
+            path=settings.server.path,
+            in_subprocess=settings.server.app_subprocess,
+            app_dirs=settings.server.app_dirs,
+            timeout=max(settings.connect_timeout.value, _APP_STARTUP_MIN_S),
         )
-        return ServerUnderTest(url=app.url, source=settings.app_source, app=app)
+        return ServerUnderTest(url=app.url, source=settings.server.app_source, app=app)
     config = ServerConfig(
         secret=tokens.secret,
         public_key=tokens.public_key if tokens.algorithm == "RS256" else None,
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
+        audience=settings.keys.audience,
+        issuer=settings.keys.issuer,
         auth_query_param=settings.auth_query_param,
         auth_cookie=settings.auth_cookie,
         auth_subprotocol=settings.auth_subprotocol,
         max_message_size=settings.max_message_size,
-        recv_timeout=settings.recv_timeout.value or 10.0,
+        recv_timeout=settings.recv_timeout.value,
     )
-    embedded = EmbeddedServer(config).start(timeout=settings.connect_timeout.value or 10.0)
+    embedded = EmbeddedServer(config).start(timeout=settings.connect_timeout.value)
     return ServerUnderTest(url=embedded.url, source="embedded", embedded=embedded)

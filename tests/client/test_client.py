@@ -11,6 +11,7 @@ import secrets
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -20,7 +21,7 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.eventlog import LogRecord
 from pytest_ws_resilience.client.tokens import RsaKeyPair, TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
-from pytest_ws_resilience.config.settings import DEFAULT_AUTH_CHAIN, WsSettings
+from pytest_ws_resilience.config.settings import DEFAULT_AUTH_CHAIN, ServerChoice, WsSettings
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue
 from pytest_ws_resilience.errors import (
     Attempt,
@@ -406,10 +407,10 @@ def test_url_must_be_a_websocket_url() -> None:
 def test_auth_chain_defaults_follow_the_token_and_the_settings(tokens: TokenFactory) -> None:
     url = "ws://127.0.0.1:9/"
     # A remote URL with no key configured: no token means no auth, a token is presented.
-    remote = WsSettings(url=url)
+    remote = WsSettings(server=ServerChoice(url=url))
     assert WsClient(url, settings=remote).auth_methods == ("none",)
     assert WsClient(url, settings=remote, user=tokens.user()).auth_methods == DEFAULT_AUTH_CHAIN
-    configured = remote.with_changes(auth_methods=("header", "cookie"))
+    configured = replace(remote, auth_methods=("header", "cookie"))
     assert WsClient(url, settings=configured, token="t" * 20).auth_methods == ("header", "cookie")
     assert WsClient(url, settings=configured, token="t" * 20, auth="query").auth_methods == (
         "query",

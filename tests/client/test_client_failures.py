@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from peers import (
@@ -176,7 +177,7 @@ async def test_silent_handshake_times_out_within_the_connect_timeout(
 
 @pytest.mark.asyncio
 async def test_connect_timeout_comes_from_settings_with_its_source() -> None:
-    settings = WsSettings().with_changes(connect_timeout=TimeoutValue(0.2, "profile test"))
+    settings = replace(WsSettings(), connect_timeout=TimeoutValue(0.2, "profile test"))
     async with silent_server() as server:
         with pytest.raises(WsTimeoutError, match=r"0\.2s \(profile test\)"):
             await WsClient(server.url, settings=settings).connect()

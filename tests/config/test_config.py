@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.config.backoff import Backoff
-from pytest_ws_resilience.config.loading import load_settings, read_tool_config
+from pytest_ws_resilience.config.loading import CommandLine, load_settings, read_tool_config
 from pytest_ws_resilience.config.profiles import (
     BUILTIN_DEFAULTS,
     BUILTIN_PROFILES,
@@ -41,9 +41,7 @@ def load(
     environ: dict[str, str] | None = None,
 ) -> WsSettings:
     return load_settings(
-        cli_env=cli_env,
-        cli_url=cli_url,
-        cli_path=cli_path,
+        cli=CommandLine(env=cli_env, url=cli_url, path=cli_path),
         ini_env=ini_env,
         environ=environ or {},
         tool_config=tool or {},
@@ -103,8 +101,8 @@ def test_env_defined_in_pyproject_is_selectable_and_listed() -> None:
     tool = {"envs": {"qa": {"url": "wss://qa.example.com/ws"}}}
     settings = load(tool, cli_env="qa")
     assert settings.env == "qa"
-    assert settings.url == "wss://qa.example.com/ws"
-    assert settings.url_source == env_table("qa")
+    assert settings.server.url == "wss://qa.example.com/ws"
+    assert settings.server.url_source == env_table("qa")
     assert "known envs: local, staging, production, qa" in config_error(tool, cli_env="dev")
 
 
@@ -132,19 +130,24 @@ def test_builtin_profiles_table_is_the_spec_table() -> None:
 def test_builtin_defaults_for_other_keys() -> None:
     settings = load()
     assert settings.connect_timeout == TimeoutValue(10, "default")
-    assert settings.agent_timeout == TimeoutValue(None, "default")
+    assert settings.agent_timeout is None  # not configured: nothing is checked
     assert settings.connect_retries == 3
     assert settings.backoff == Backoff(base=1.0, factor=2.0, cap=8.0)
     assert settings.max_message_size == DEFAULT_MAX_MESSAGE_SIZE == 5 * 1024 * 1024
-    assert (settings.url, settings.url_source, settings.path) == (None, "default", "/")
+    assert (settings.server.url, settings.server.url_source, settings.server.path) == (
+        None,
+        "default",
+        "/",
+    )
     assert settings.auth_methods == ()
     assert (settings.auth_query_param, settings.auth_cookie, settings.auth_subprotocol) == (
         "token",
         "access_token",
         "jwt-auth",
     )
-    assert settings.jwt_secret is None and settings.jwt_private_key is None
-    assert settings.extra == {}
+    assert settings.keys.secret is None and settings.keys.private_key is None
+    assert settings.server.kind == "embedded"
+    assert settings.services.specs == {} and not settings.services.required
 
 
 def test_no_configuration_matches_the_dataclass_defaults() -> None:
@@ -199,18 +202,21 @@ def test_builtin_env_can_be_overridden_in_pyproject() -> None:
 
 def test_url_precedence_cli_over_env_table_over_top_level() -> None:
     tool = {"url": "ws://127.0.0.1:9001/ws", "envs": {"staging": {"url": "wss://s.example.com/"}}}
-    assert (load(tool).url, load(tool).url_source) == ("ws://127.0.0.1:9001/ws", TOP)
+    assert (load(tool).server.url, load(tool).server.url_source) == ("ws://127.0.0.1:9001/ws", TOP)
     staging = load(tool, cli_env="staging")
-    assert (staging.url, staging.url_source) == ("wss://s.example.com/", env_table("staging"))
+    assert (staging.server.url, staging.server.url_source) == (
+        "wss://s.example.com/",
+        env_table("staging"),
+    )
     cli = load(tool, cli_env="staging", cli_url="ws://127.0.0.1:9002/")
-    assert (cli.url, cli.url_source) == ("ws://127.0.0.1:9002/", "--ws-url")
+    assert (cli.server.url, cli.server.url_source) == ("ws://127.0.0.1:9002/", "--ws-url")
 
 
 def test_path_precedence_cli_over_config() -> None:
     tool = {"path": "/ws", "envs": {"staging": {"path": "/agent"}}}
-    assert load(tool).path == "/ws"
-    assert load(tool, cli_env="staging").path == "/agent"
-    assert load(tool, cli_env="staging", cli_path="/v2/ws").path == "/v2/ws"
+    assert load(tool).server.path == "/ws"
+    assert load(tool, cli_env="staging").server.path == "/agent"
+    assert load(tool, cli_env="staging", cli_path="/v2/ws").server.path == "/v2/ws"
 
 
 def test_every_setting_key_is_read_and_normalized() -> None:
@@ -237,20 +243,22 @@ def test_every_setting_key_is_read_and_normalized() -> None:
     assert settings.max_message_size == 1024
     assert settings.auth_methods == ("header", "query")
     assert settings.effective_auth_methods == ("header", "query")
-    assert (settings.jwt_audience, settings.jwt_issuer) == ("api", "https://issuer.example.com")
+    assert (settings.keys.audience, settings.keys.issuer) == ("api", "https://issuer.example.com")
     assert (settings.auth_query_param, settings.auth_cookie, settings.auth_subprotocol) == (
         "access_token",
         "session",
         "bearer",
     )
-    assert settings.services == ("agent", "redis")
+    assert settings.services.needed == ("agent", "redis")
 
 
-def test_app_key_and_services_table_are_kept_as_extras() -> None:
+def test_app_key_and_services_table_are_not_settings_of_an_env() -> None:
     services = {"agent": {"image": "example/agent:1", "port": 8000}}
     settings = load({"app": "myapp.main:app", "services": services})
-    assert settings.extra == {"app": "myapp.main:app", "services": services}
-    assert settings.services == ()
+    assert (settings.server.app, settings.server.kind) == ("myapp.main:app", "app")
+    assert list(settings.services.specs) == ["agent"]
+    assert settings.services.specs["agent"].image == "example/agent:1"
+    assert settings.services.needed == ()
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -259,9 +267,9 @@ def test_app_key_and_services_table_are_kept_as_extras() -> None:
 def test_jwt_secret_is_read_from_the_named_variable_and_redacted() -> None:
     secret = "hs256-secret-from-the-environment-4f1c"
     settings = load({"jwt_secret_env": "APP_JWT_SECRET"}, environ={"APP_JWT_SECRET": secret})
-    assert settings.jwt_secret == secret
-    assert settings.jwt_secret_env == "APP_JWT_SECRET"
-    assert settings.auth_configured
+    assert settings.keys.secret == secret
+    assert settings.keys.secret_env == "APP_JWT_SECRET"
+    assert settings.keys.configured
     assert secret not in repr(settings)
     assert secret not in redact(f"config uses {secret}")
 
@@ -270,14 +278,14 @@ def test_rs256_keys_are_read_from_their_variables() -> None:
     tool = {"jwt_private_key_env": "PRIV_PEM", "jwt_public_key_env": "PUB_PEM"}
     public = FAKE_PEM.replace("PRIVATE", "PUBLIC")
     settings = load(tool, environ={"PRIV_PEM": FAKE_PEM, "PUB_PEM": public})
-    assert (settings.jwt_private_key, settings.jwt_public_key) == (FAKE_PEM, public)
-    assert (settings.jwt_private_key_env, settings.jwt_public_key_env) == ("PRIV_PEM", "PUB_PEM")
+    assert (settings.keys.private_key, settings.keys.public_key) == (FAKE_PEM, public)
+    assert (settings.keys.private_key_env, settings.keys.public_key_env) == ("PRIV_PEM", "PUB_PEM")
     assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw" not in repr(settings)
 
 
 def test_secret_variable_only_needed_for_the_selected_env() -> None:
     tool = {"envs": {"staging": {"jwt_secret_env": "STAGING_SECRET"}}}
-    assert load(tool).jwt_secret is None  # local: fine without the staging variable
+    assert load(tool).keys.secret is None  # local: fine without the staging variable
     message = config_error(tool, cli_env="staging")
     assert message == (
         "pyproject.toml [tool.ws_resilience.envs.staging]: jwt_secret_env names "
@@ -418,8 +426,6 @@ def test_top_level_only_keys_are_unknown_in_env_tables() -> None:
 def test_error_messages_use_the_given_origin() -> None:
     with pytest.raises(WsConfigError, match=r"^conf/pyproject\.toml \[tool\.ws_resilience\]: "):
         load_settings(
-            cli_env=None,
-            cli_url=None,
             environ={},
             tool_config={"recv_timeout": "x"},
             tool_config_origin="conf/pyproject.toml",

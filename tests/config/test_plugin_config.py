@@ -236,7 +236,7 @@ from pytest_ws_resilience.plugin.stash import SETTINGS_KEY
 def test_settings(pytestconfig):
     settings = pytestconfig.stash[SETTINGS_KEY]
     assert settings.env == "staging"
-    assert settings.path == "/ws"
+    assert settings.server.path == "/ws"
     assert settings.auth_methods == ("query",)
     assert settings.recv_timeout.value == 300
 """,

@@ -10,6 +10,7 @@ import json
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -259,7 +260,7 @@ async def test_burst_to_a_server_that_loses_messages_counts_timeouts(tokens):
             async for message in conn:
                 await conn.send(message)
 
-    fast = SETTINGS.with_changes(recv_timeout=TimeoutValue(0.3, "test"))
+    fast = replace(SETTINGS, recv_timeout=TimeoutValue(0.3, "test"))
     async with ws_server(loses_the_first) as url:
         result = await Storm(url, tokens, fast, auth="none").burst(
             3, 4, message=lambda k: {"n": k}, reply=lambda k: {"n": k}
@@ -297,7 +298,7 @@ async def test_expired_tokens_count_auth(storm, server, tokens):
 
 
 async def test_a_server_that_never_answers_the_handshake_counts_timeout(tokens):
-    fast = SETTINGS.with_changes(connect_timeout=TimeoutValue(0.2, "test"))
+    fast = replace(SETTINGS, connect_timeout=TimeoutValue(0.2, "test"))
     async with silent_server() as raw:
         result = await Storm(raw.url, tokens, fast, auth="subprotocol").connect(4)
     assert result.errors == {**no_errors(), "timeout": 4}

@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.config.loading import load_settings
+from pytest_ws_resilience.config.app_path import AppPath, parse_app_path
+from pytest_ws_resilience.config.loading import CommandLine, load_settings
 from pytest_ws_resilience.errors import AsgiAppStartupError, WsConfigError, WsTimeoutError
 from pytest_ws_resilience.servers.asgi_app import (
-    AppPath,
     AsgiAppServer,
     handshake_ready,
-    parse_app_path,
     parse_listening_port,
 )
 
@@ -514,27 +513,31 @@ def test_the_listening_port_is_read_from_uvicorns_output():
 
 
 def _settings(tool: dict[str, Any], **cli: Any) -> Any:
-    return load_settings(cli_env=None, environ={}, tool_config=tool, **{"cli_url": None, **cli})
+    return load_settings(cli=CommandLine(**cli), environ={}, tool_config=tool)
 
 
 def test_the_app_key_serves_envs_without_a_url():
     tool = {"app": "myapp:app", "envs": {"staging": {"url": "wss://staging.example.com/ws"}}}
     local = _settings(tool)
-    assert (local.app, local.url, local.app_source) == (
+    assert (local.server.app, local.server.url, local.server.app_source) == (
         "myapp:app",
         None,
         "pyproject [tool.ws_resilience]",
     )
-    staging = load_settings(cli_env="staging", cli_url=None, environ={}, tool_config=tool)
-    assert (staging.app, staging.url) == (None, "wss://staging.example.com/ws")
-    assert staging.extra == {"app": "myapp:app"}  # still kept as given
+    staging = _settings(tool, env="staging")
+    assert (staging.server.app, staging.server.url) == (None, "wss://staging.example.com/ws")
+    assert staging.server.kind == "url"
 
 
 def test_ws_app_beats_a_configured_url_and_sets_the_subprocess_mode():
-    settings = _settings({"url": "ws://127.0.0.1:9/"}, cli_app="x:y()", cli_app_subprocess=True)
-    assert (settings.app, settings.url, settings.app_source) == ("x:y()", None, "--ws-app")
-    assert settings.app_subprocess
-    assert _settings({"app": "x:y", "app_subprocess": True}).app_subprocess
+    settings = _settings({"url": "ws://127.0.0.1:9/"}, app="x:y()", app_subprocess=True)
+    assert (settings.server.app, settings.server.url, settings.server.app_source) == (
+        "x:y()",
+        None,
+        "--ws-app",
+    )
+    assert settings.server.app_subprocess
+    assert _settings({"app": "x:y", "app_subprocess": True}).server.app_subprocess
 
 
 @pytest.mark.parametrize(
@@ -543,7 +546,7 @@ def test_ws_app_beats_a_configured_url_and_sets_the_subprocess_mode():
         ({"app": 3}, {}, "app = 3 is invalid: expected 'module:attr' or 'module:factory()'"),
         ({"app": "x:y", "app_subprocess": "yes"}, {}, "app_subprocess = 'yes' is invalid"),
         ({"envs": {"qa": {"app_subprocess": True}}}, {}, "unknown key 'app_subprocess'"),
-        ({}, {"cli_app": "x:y", "cli_url": "ws://127.0.0.1:9/"}, "choose one"),
+        ({}, {"app": "x:y", "url": "ws://127.0.0.1:9/"}, "choose one"),
     ],
 )
 def test_bad_app_settings_are_one_line_config_errors(tool, cli, message):

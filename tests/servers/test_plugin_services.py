@@ -10,21 +10,22 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.config.loading import load_settings, validate_server_cmd
+from pytest_ws_resilience.config.loading import CommandLine, load_settings
+from pytest_ws_resilience.config.services import ServiceSpec
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.validation import REQUIRE_ENV_VAR, require_services
 from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.plugin.service_rules import (
-    REQUIRE_ENV_VAR,
-    require_services,
     services_marker_names,
     skip_or_fail,
     started_line,
     unavailable_reason,
     unknown_service_reason,
 )
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 pytestmark = pytest.mark.websocket_integration
 
@@ -68,13 +69,13 @@ def services_table(name: str, **keys: object) -> str:
 
 
 def test_require_services_comes_from_the_option_or_the_variable() -> None:
-    assert require_services(True, {}) is True
-    assert require_services(False, {}) is False
+    assert require_services(True, {}) == (True, "--ws-require-services")
+    assert require_services(False, {}) == (False, "")
     for value in ("1", "true", "YES", " on "):
-        assert require_services(False, {REQUIRE_ENV_VAR: value}) is True
+        assert require_services(False, {REQUIRE_ENV_VAR: value}) == (True, REQUIRE_ENV_VAR)
     for value in ("", "0", "false", "no", "off"):
-        assert require_services(False, {REQUIRE_ENV_VAR: value}) is False
-    with pytest.raises(ValueError, match=r"^WS_REQUIRE_SERVICES='maybe' is invalid: expected"):
+        assert require_services(False, {REQUIRE_ENV_VAR: value}) == (False, "")
+    with pytest.raises(WsConfigError, match=r"^WS_REQUIRE_SERVICES='maybe' is invalid: expected"):
         require_services(False, {REQUIRE_ENV_VAR: "maybe"})
 
 
@@ -127,13 +128,13 @@ def test_started_line_says_what_where_and_how_fast() -> None:
 
 
 def _load(tool: dict[str, object]) -> object:
-    return load_settings(cli_env=None, cli_url=None, environ={}, tool_config=tool)
+    return load_settings(environ={}, tool_config=tool)
 
 
 def test_service_tables_become_specs_at_load_time() -> None:
     tool = {"services": {"api": {"command": "srv --port {port}", "auth": True}}}
-    settings = load_settings(cli_env=None, cli_url=None, environ={}, tool_config=tool)
-    assert settings.service_specs == {
+    settings = load_settings(environ={}, tool_config=tool)
+    assert settings.services.specs == {
         "api": ServiceSpec("api", command="srv --port {port}", auth=True)
     }
 
@@ -141,28 +142,31 @@ def test_service_tables_become_specs_at_load_time() -> None:
 def test_a_bad_service_table_is_one_config_error() -> None:
     tool = {"services": {"api": {"image": "x", "helth": "tcp"}}}
     with pytest.raises(WsConfigError) as caught:
-        load_settings(cli_env=None, cli_url=None, environ={}, tool_config=tool)
+        load_settings(environ={}, tool_config=tool)
     message = str(caught.value)
     assert "\n" not in message
     assert "[tool.ws_resilience.services.api]" in message
     assert "'helth'" in message and "health" in message
 
 
+def _with_command(command: str, **cli: Any) -> WsSettings:
+    return load_settings(cli=CommandLine(server_cmd=command, **cli), environ={}, tool_config={})
+
+
 def test_server_cmd_needs_a_port_placeholder_and_no_other_server() -> None:
-    base = load_settings(cli_env=None, cli_url=None, environ={}, tool_config={})
-    changed = validate_server_cmd(base, "srv --port {port}")
-    assert (changed.server_cmd, changed.url, changed.url_source) == (
+    server = _with_command(" srv --port {port} ").server
+    assert (server.command, server.url, server.url_source, server.kind) == (
         "srv --port {port}",
         None,
         "--ws-server-cmd",
+        "command",
     )
     with pytest.raises(WsConfigError, match=r"has no \{port\} placeholder"):
-        validate_server_cmd(base, "srv --port 8000")
+        _with_command("srv --port 8000")
     with pytest.raises(WsConfigError, match=r"is empty"):
-        validate_server_cmd(base, "  ")
-    with_url = load_settings(cli_env=None, cli_url="ws://127.0.0.1:9/", environ={}, tool_config={})
+        _with_command("  ")
     with pytest.raises(WsConfigError, match=r"--ws-server-cmd and --ws-url both name"):
-        validate_server_cmd(with_url, "srv --port {port}")
+        _with_command("srv --port {port}", url="ws://127.0.0.1:9/")
 
 
 # -- marker and policy without a Docker daemon ----------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.plugin.service_rules import REQUIRE_ENV_VAR
+from pytest_ws_resilience.config.validation import REQUIRE_ENV_VAR
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
 from pytest_ws_resilience.servers.labels import LABEL_SERVICE

@@ -24,12 +24,12 @@ from service_apps.support import (
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import ServiceChaosError, WsConnectionClosedError, WsTimeoutError
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.labels import new_run_id
 from pytest_ws_resilience.servers.process_backend import process_alive
 from pytest_ws_resilience.servers.sharing import SharedServices
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 STOP_S = 5.0
 #: The issue's bar for a restarted service: a client reconnects within this.
@@ -141,7 +141,7 @@ _WORKER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from pytest_ws_resilience.servers.spec import ServiceSpec
+    from pytest_ws_resilience.config.services import ServiceSpec
     from pytest_ws_resilience.servers.sharing import SharedServices
     from pytest_ws_resilience.servers.handle import ServiceHandle
     state_dir, run_id, secret = sys.argv[1], sys.argv[2], sys.argv[3]

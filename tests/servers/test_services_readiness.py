@@ -172,7 +172,7 @@ def test_auth_without_a_token_factory_fails_at_once() -> None:
 
 
 def test_a_command_that_cannot_run_fails_with_one_line() -> None:
-    from pytest_ws_resilience.servers.spec import ServiceSpec
+    from pytest_ws_resilience.config.services import ServiceSpec
 
     handle = ServiceHandle(ServiceSpec("nothing", command="/nonexistent/ws-server {port}"))
     with pytest.raises(ServiceError) as info:

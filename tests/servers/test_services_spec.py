@@ -12,6 +12,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
+from pytest_ws_resilience.config.services import ServiceSpec, parse_services
 from pytest_ws_resilience.errors import ServiceSpecError, WsConfigError
 from pytest_ws_resilience.redaction import register_secret
 from pytest_ws_resilience.servers.images import host_python_mounts
@@ -32,7 +33,6 @@ from pytest_ws_resilience.servers.readiness import (
     steps_for,
     tail_lines,
 )
-from pytest_ws_resilience.servers.spec import ServiceSpec, parse_services
 
 ORIGIN = "pyproject.toml"
 

@@ -14,11 +14,11 @@ import pytest
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import WsTimeoutError
 from pytest_ws_resilience.redaction import register_secret
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, host_python_mounts
-from pytest_ws_resilience.servers.spec import ServiceSpec
 
 LATE_SERVER = str(Path(__file__).with_name("late_server.py").resolve())
 _LISTENING_RE = re.compile(r"^ws-listening (\d+\.\d+)$", re.MULTILINE)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_ws_resilience.config.loading import unknown_key_error
+from pytest_ws_resilience.config.validation import unknown_key_error
 from pytest_ws_resilience.errors import ServiceSpecError
 from pytest_ws_resilience.redaction import redact
 
