@@ -67,7 +67,7 @@ _EXPORTS = {
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
     "IsolationViolation": "pytest_ws_resilience.isolation.detector",
     "IsolationViolationError": "pytest_ws_resilience.errors",
-    "MessageFault": "pytest_ws_resilience.chaos.messages",
+    "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "PoolStats": "pytest_ws_resilience.pool.pool",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
@@ -95,7 +95,7 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 if TYPE_CHECKING:
-    from pytest_ws_resilience.chaos.messages import MessageFault
+    from pytest_ws_resilience.chaos.message_faults import MessageFault
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.chaos.toxics import Toxic
     from pytest_ws_resilience.client.client import WsClient

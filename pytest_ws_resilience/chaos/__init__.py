@@ -1,9 +1,20 @@
 """Network chaos: a proxy with byte-level toxics and WebSocket-aware message faults.
 
-- `proxy`: `ChaosProxy`, an in-process TCP proxy on a loopback port (asyncio).
-- `toxics` (pure) shaped by `timing` (pure): latency, bandwidth, slicer, timeout,
-  reset_peer, slow_close, limit_data, refuse, accept_close.
-- `messages` (pure, on websockets' sans-I/O frame parser): drop, delay, duplicate,
-  reorder, close, abort, swallow_pong, delay_ping, cut_after.
-- `presets` (named toxic sets) and `seeds` (replayable randomness).
+Pure (no I/O; `frame_reader` and `message_filter` build on websockets' sans-I/O frame
+code):
+
+- `toxics`: what a byte-level toxic is (latency, bandwidth, slicer, timeout, reset_peer,
+  slow_close, limit_data, refuse, accept_close) and its validation.
+- `timing`: when each byte may leave under the armed toxics (`StreamShaper`).
+- `seeds`: replayable randomness, and the `FaultDecision` record of each fault decision.
+- `presets`: named toxic sets for common networks.
+- `message_faults`: what a message fault is (drop, delay, duplicate, reorder, close,
+  abort, swallow_pong, delay_ping, cut_after) and what it selects.
+- `frame_reader`: the opening handshake, frame boundaries and frame decoding on the wire.
+- `message_filter`: `MessageFilter`, which applies message faults to one direction.
+
+asyncio:
+
+- `connection`: `ProxyConnection`, one proxied connection and its two lanes.
+- `proxy`: `ChaosProxy`, listening on a loopback port; the toxic and fault API, outages.
 """

@@ -26,11 +26,9 @@ from pytest_ws_resilience.chaos.toxics import Toxic
 
 __all__ = [
     "BandwidthPacer",
-    "Decision",
     "Piece",
     "Shaped",
     "StreamShaper",
-    "derive_rng",
     "latency_release",
     "slice_sizes",
     "toxicity_draw",
@@ -39,21 +37,6 @@ __all__ = [
 #: The bandwidth toxic releases at most this much of its rate's worth at once, so a
 #: large chunk flows out steadily rather than in one late burst.
 PACING_QUANTUM_S = 0.01
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One random or rule-based fault decision, for seed replay and reports."""
-
-    connection: int  # 1-based index of the proxied connection, in accept order
-    direction: str  # "upstream" (client->server) or "downstream" (server->client)
-    subject: str  # the toxic or message fault name, e.g. "latency_downstream" or "drop#1"
-    outcome: str  # e.g. "enabled", "disabled", "dropped", "kept", "delayed 37.2ms"
-    detail: str = ""  # e.g. "message 3 (text, 112 bytes)"
-
-    def __str__(self) -> str:
-        detail = f" ({self.detail})" if self.detail else ""
-        return f"#{self.connection} {self.direction} {self.subject}: {self.outcome}{detail}"
 
 
 def toxicity_draw(seed: int, toxic_name: str, connection: int) -> float:
@@ -178,11 +161,32 @@ class StreamShaper:
         return state
 
     def forget(self, keys: set[int]) -> None:
-        """Drop the state of toxics that are gone (keeps memory flat over a long test)."""
+        """Drop the state of toxics that are gone (keeps memory flat over a long test).
+
+        Call it whenever the armed set changes, with the keys of the toxics that still
+        act on this direction: a toxic removed and added again then starts afresh.
+        """
         for key in set(self._states) - keys:
             del self._states[key]
 
     def shape(self, arrival: float, data: bytes, toxics: Sequence[Toxic]) -> Shaped:
+        """Turn one chunk read at ``arrival`` into pieces with release times.
+
+        Nothing is written or scheduled here. After calling this method you must write
+        each of ``pieces`` to the destination no earlier than its ``at`` (on the same
+        clock as ``arrival``), in the order given and after every piece an earlier call
+        returned: release times are not monotonic across calls (a slicer's last slice may
+        be due after the next chunk's first one), and bytes of one TCP stream must stay
+        in order. When ``close`` is set, close the connection once those pieces are
+        written, and feed no more chunks. The ``dropped`` bytes are gone: send nothing in
+        their place.
+
+        Args:
+            arrival: when the chunk was read, in seconds on the caller's clock.
+            data: the chunk.
+            toxics: the toxics acting on this direction now, enabled ones only, in the
+                order they were added (they apply in that order).
+        """
         pieces = [Piece(arrival, data)]
         close = False
         for toxic in toxics:

@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, Self
 
 __all__ = [
     "CONNECTION_KINDS",
+    "HOLDING_KINDS",
+    "SHAPING_KINDS",
     "STREAMS",
     "TOXIC_KINDS",
     "Stream",
@@ -50,6 +52,11 @@ TOXIC_KINDS: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
 
 #: Kinds that act when a connection is accepted, not on its bytes.
 CONNECTION_KINDS: Final = frozenset({"refuse", "accept_close"})
+#: Kinds applied to the bytes of a stream (`timing.StreamShaper`); the rest act on the
+#: connection (timers, close).
+SHAPING_KINDS: Final = frozenset({"latency", "bandwidth", "slicer", "timeout", "limit_data"})
+#: Shaping kinds that hold bytes back for a while: removing one releases what it held.
+HOLDING_KINDS: Final = frozenset({"latency", "bandwidth", "slicer"})
 
 
 @dataclass(frozen=True)

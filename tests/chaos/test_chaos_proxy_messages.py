@@ -20,7 +20,7 @@ import pytest_asyncio
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from pytest_ws_resilience.chaos.messages import Message
+from pytest_ws_resilience.chaos.message_faults import Message
 from pytest_ws_resilience.chaos.proxy import ChaosProxy
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory

@@ -1,4 +1,4 @@
-"""Unit tests of the message layer (`chaos.messages`): pure, no sockets, no clock.
+"""Unit tests of the message filter (`chaos.message_filter`): pure, no sockets, no clock.
 
 Bytes come from the websockets sans-I/O protocols themselves (a real client handshake,
 a real server answer, real masked and unmasked frames), go through a pair of
@@ -25,15 +25,9 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from pytest_ws_resilience.chaos.messages import (
-    Abort,
-    Emit,
-    Message,
-    MessageFault,
-    MessageFilter,
-    select_matches,
-)
-from pytest_ws_resilience.chaos.timing import Decision
+from pytest_ws_resilience.chaos.message_faults import Message, MessageFault
+from pytest_ws_resilience.chaos.message_filter import Abort, Emit, MessageFilter
+from pytest_ws_resilience.chaos.seeds import FaultDecision
 
 Chunker = Callable[[bytes], Iterator[bytes]]
 
@@ -75,7 +69,7 @@ class Link:
         chunker: Chunker = one_piece,
     ) -> None:
         self.faults: list[MessageFault] = [_named(f, i) for i, f in enumerate(faults)]
-        self.decisions: list[Decision] = []
+        self.decisions: list[FaultDecision] = []
         self.chunker = chunker
         self.up = MessageFilter(
             "upstream",
@@ -585,7 +579,7 @@ def test_plain_http_request_passes_through() -> None:
 
 
 def test_garbage_after_the_upgrade_falls_back_to_pass_through() -> None:
-    decisions: list[Decision] = []
+    decisions: list[FaultDecision] = []
     link = Link([fault("drop", select=5)])
     link.down._record = decisions.append
     link.handshake()
@@ -594,55 +588,3 @@ def test_garbage_after_the_upgrade_falls_back_to_pass_through() -> None:
     assert b"".join(i.data for i in out if isinstance(i, Emit)) == junk
     assert decisions[-1].subject == "frames" and decisions[-1].outcome == "passing through"
     assert link.down.feed(b"more") == [Emit(b"more")]
-
-
-# -- construction ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"kind": "explode"}, "unknown message fault kind"),
-        ({"kind": "drop", "direction": "sideways"}, "direction"),
-        ({"kind": "drop", "toxicity": 1.5}, "toxicity"),
-        ({"kind": "drop", "toxicity": True}, "toxicity"),
-        ({"kind": "delay"}, "needs the attribute 'delay'"),
-        ({"kind": "delay", "delay": -1}, "milliseconds"),
-        ({"kind": "drop", "latency": 3}, "no attribute 'latency'"),
-        ({"kind": "close", "code": 1006}, "cannot be sent"),
-        ({"kind": "close", "code": 4000, "reason": "x" * 200}, "123 bytes"),
-        ({"kind": "reorder", "by": 0}, "by must be an integer >= 1"),
-        ({"kind": "cut_after"}, "needs the attribute 'count'"),
-        ({"kind": "drop", "select": 0}, "1-based"),
-        ({"kind": "drop", "select": "texts"}, "not an opcode name"),
-        ({"kind": "drop", "select": [1, "2"]}, "1-based message indices"),
-        ({"kind": "reorder", "select": "ping"}, "data messages only"),
-        ({"kind": "swallow_pong", "select": 3}, "acts on pong frames"),
-        ({"kind": "drop", "target": 0}, "target"),
-    ],
-)
-def test_invalid_faults_fail_where_they_are_written(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        fault(**kwargs)
-
-
-def test_selectors_match_as_documented() -> None:
-    text3 = Message(3, "text", b'{"a": 1}')
-    ping = Message(0, "ping", b"")
-    assert select_matches(fault("drop"), text3)
-    assert not select_matches(fault("drop"), ping)
-    assert select_matches(fault("drop", select=[1, 3]), text3)
-    assert select_matches(fault("drop", select="ping"), ping)
-    assert select_matches(fault("drop", select=lambda m: m.json()["a"] == 1), text3)
-    assert not select_matches(fault("drop", select=lambda m: True), ping)
-    assert select_matches(fault("delay_ping", delay=1), ping)
-    assert select_matches(fault("swallow_pong", select="pong"), Message(0, "pong", b""))
-    assert text3.text == '{"a": 1}' and text3.describe() == "message 3 (text, 8 bytes)"
-
-
-def test_repr_names_the_fault_and_its_attributes() -> None:
-    f = fault("close", select={2, 1}, code=4001, name="close#1", target=2)
-    assert repr(f) == (
-        "MessageFault(close#1: close downstream, select=[1, 2], toxicity=1.0, "
-        "code=4001, reason='', target=2)"
-    )
