@@ -65,7 +65,7 @@ _EXPORTS = {
     "ContractViolationError": "pytest_ws_resilience.errors",
     "EventContract": "pytest_ws_resilience.contracts.contract",
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
-    "IsolationViolation": "pytest_ws_resilience.isolation.detector",
+    "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
     "MessageFault": "pytest_ws_resilience.chaos.messages",
     "PoolStats": "pytest_ws_resilience.pool.pool",
@@ -120,7 +120,8 @@ if TYPE_CHECKING:
         WsSchedulingWarning,
         WsTimeoutError,
     )
-    from pytest_ws_resilience.isolation.detector import IsolationDetector, IsolationViolation
+    from pytest_ws_resilience.isolation.detector import IsolationDetector
+    from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats

@@ -17,7 +17,7 @@ from pytest_ws_resilience.redaction import redact
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.contracts.result import ContractResult
-    from pytest_ws_resilience.isolation.detector import IsolationViolation
+    from pytest_ws_resilience.isolation.violation import IsolationViolation
 
 __all__ = [
     "AsgiAppImportError",
