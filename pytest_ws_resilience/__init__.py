@@ -55,17 +55,17 @@ __all__ = [
 
 #: Where each public name is defined; its module is imported on first use.
 _EXPORTS = {
-    "AGENT_EVENTS": "pytest_ws_resilience.contracts.contracts",
+    "AGENT_EVENTS": "pytest_ws_resilience.testing.vocabulary",
     "Attempt": "pytest_ws_resilience.errors",
     "Backoff": "pytest_ws_resilience.config.backoff",
     "ChaosProxy": "pytest_ws_resilience.chaos.proxy",
     "ConnectionPool": "pytest_ws_resilience.pool.pool",
-    "ContractResult": "pytest_ws_resilience.contracts.contracts",
-    "ContractViolation": "pytest_ws_resilience.contracts.contracts",
+    "ContractResult": "pytest_ws_resilience.contracts.result",
+    "ContractViolation": "pytest_ws_resilience.contracts.result",
     "ContractViolationError": "pytest_ws_resilience.errors",
-    "EventContract": "pytest_ws_resilience.contracts.contracts",
+    "EventContract": "pytest_ws_resilience.contracts.contract",
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
-    "IsolationViolation": "pytest_ws_resilience.isolation.detector",
+    "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "PoolStats": "pytest_ws_resilience.pool.pool",
@@ -104,12 +104,8 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.config.services import ServiceSpec
     from pytest_ws_resilience.config.settings import WsSettings
     from pytest_ws_resilience.config.timeouts import TimeoutValue
-    from pytest_ws_resilience.contracts.contracts import (
-        AGENT_EVENTS,
-        ContractResult,
-        ContractViolation,
-        EventContract,
-    )
+    from pytest_ws_resilience.contracts.contract import EventContract
+    from pytest_ws_resilience.contracts.result import ContractResult, ContractViolation
     from pytest_ws_resilience.errors import (
         Attempt,
         ContractViolationError,
@@ -125,8 +121,10 @@ if TYPE_CHECKING:
         WsSchedulingWarning,
         WsTimeoutError,
     )
-    from pytest_ws_resilience.isolation.detector import IsolationDetector, IsolationViolation
+    from pytest_ws_resilience.isolation.detector import IsolationDetector
+    from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
     from pytest_ws_resilience.servers.handle import ServiceHandle
+    from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS

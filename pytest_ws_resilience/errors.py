@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from pytest_ws_resilience.redaction import redact
 
 if TYPE_CHECKING:
-    from pytest_ws_resilience.contracts.contracts import ContractResult
-    from pytest_ws_resilience.isolation.detector import IsolationViolation
+    from pytest_ws_resilience.contracts.result import ContractResult
+    from pytest_ws_resilience.isolation.violation import IsolationViolation
 
 __all__ = [
     "AsgiAppImportError",

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from pytest_ws_resilience.contracts.contracts import AGENT_EVENTS
+from pytest_ws_resilience import AGENT_EVENTS
 from pytest_ws_resilience.errors import WsAuthError
 
 APP_AUTH_METHODS = ["subprotocol", "query", "header"]

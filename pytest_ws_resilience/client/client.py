@@ -42,7 +42,8 @@ from pytest_ws_resilience.client.tokens import TestUser
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue, resolve_timeout
-from pytest_ws_resilience.contracts.contracts import ContractResult, EventContract
+from pytest_ws_resilience.contracts.contract import EventContract
+from pytest_ws_resilience.contracts.result import ContractResult
 from pytest_ws_resilience.errors import (
     Attempt,
     WsAuthError,

@@ -22,81 +22,59 @@ Staying quiet matters as much as being sharp, so a match is not a violation when
 
 Values a user received from the server and sends back (a server-assigned id) are not
 that user's taint, and neither are values under message-vocabulary keys (``type``...).
+
+The pieces it combines live beside it: what a marker is (`markers`), which strings of
+a frame are searched (`frames`), the one-pass search (`index`) and what a violation
+shows (`violation`). Only ``attach`` and the ``on_*`` callbacks touch a client, and
+only through its methods: nothing here imports the asyncio client.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-import jwt
-
-from pytest_ws_resilience.client.eventlog import LogRecord
-from pytest_ws_resilience.client.tokens import TestUser
 from pytest_ws_resilience.errors import IsolationViolationError
+from pytest_ws_resilience.isolation.frames import (
+    SEPARATOR,
+    frame_strings,
+    frame_text,
+    sent_payload,
+    sent_strings,
+)
 from pytest_ws_resilience.isolation.index import MarkerIndex, MarkerMatch
-from pytest_ws_resilience.redaction import REDACTED, redact, secret_repr
+from pytest_ws_resilience.isolation.markers import (
+    CANARY,
+    DEFAULT_UNTAINTED_KEYS,
+    REGISTERED,
+    SECRET_KINDS,
+    TAINT,
+    SkippedMarker,
+    UserIdentity,
+    identity_markers,
+)
+from pytest_ws_resilience.isolation.violation import (
+    IsolationViolation,
+    format_report,
+    show_frame,
+    show_marker,
+)
+from pytest_ws_resilience.redaction import secret_repr
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.eventlog import LogRecord
+    from pytest_ws_resilience.client.tokens import TestUser
 
-__all__ = [
-    "CANARY",
-    "DEFAULT_UNTAINTED_KEYS",
-    "EMAIL",
-    "IDENTITY_KINDS",
-    "REGISTERED",
-    "SECRET_KINDS",
-    "SUBJECT",
-    "TAINT",
-    "TOKEN",
-    "USER_ID",
-    "IsolationDetector",
-    "IsolationViolation",
-    "SkippedMarker",
-    "frame_strings",
-    "sent_strings",
-]
+__all__ = ["IsolationDetector"]
 
-#: Keys whose values name the message, not the user's data: never tainted.
-DEFAULT_UNTAINTED_KEYS: frozenset[str] = frozenset(
-    {"type", "event", "action", "op", "kind", "method", "command", "cmd", "channel", "topic"}
-)
-
-# Marker kinds, as shown in violations.
-USER_ID = "id"
-EMAIL = "email"
-SUBJECT = "sub"
-TOKEN = "token"
-TAINT = "taint"
-CANARY = "canary"
-REGISTERED = "registered"
-#: Identity kinds, switched by ``identity=``.
-IDENTITY_KINDS: frozenset[str] = frozenset({USER_ID, EMAIL, SUBJECT, TOKEN})
-#: Kinds whose marker is never shown, only its length.
-SECRET_KINDS: frozenset[str] = frozenset({TOKEN, "secret"})
 # Kinds of neutral entries: indexed (they cover what lies inside them), never reported.
 _SHARED = "shared"
 _ALLOWED = "allowed"
-
-# How much of a frame / a marker a violation shows.
-_FRAME_CHARS = 300
-_MARKER_CHARS = 80
-# Joins a frame's strings into one text to scan: markers never span two strings.
-_SEPARATOR = "\x00"
 # Values remembered per user (sent, received); the oldest are forgotten beyond this.
 _MEMORY = 100_000
-
-
-class SkippedMarker(NamedTuple):
-    """A marker too short to be used (it would match everywhere), kept to explain why."""
-
-    owner: str
-    kind: str
-    marker: str
 
 
 @dataclass(slots=True)
@@ -136,7 +114,7 @@ class _UserState:
         if marker in self._not_authored:
             return False
         if self._sent_text is None:
-            self._sent_text = _SEPARATOR.join(self.sent)
+            self._sent_text = SEPARATOR.join(self.sent)
         if marker in self._sent_text:
             self._authored.add(marker)
             return True
@@ -153,156 +131,8 @@ def _remember(memory: dict[str, None], values: list[str]) -> None:
             del memory[old]
 
 
-@dataclass(frozen=True)
-class IsolationViolation:
-    """One frame received by ``receiver`` holding a marker owned by ``owner``.
-
-    Attributes:
-        receiver: id of the user who received the frame.
-        receiver_connection: which connection: the client's name and connection id.
-        owner: id of the user the marker belongs to.
-        marker_kind: ``id``, ``email``, ``sub``, ``token``, ``taint``, ``canary``,
-            ``registered`` or a kind given to `IsolationDetector.register`.
-        marker: the marker as shown: redacted for tokens and secrets, truncated.
-        frame: the frame, redacted and truncated.
-        frame_index: the frame's index in the receiver's event log.
-        received_at: ``time.monotonic()`` at receipt.
-    """
-
-    receiver: str
-    receiver_connection: str
-    owner: str
-    marker_kind: str
-    marker: str
-    frame: str
-    frame_index: int
-    received_at: float
-
-    def __str__(self) -> str:
-        return (
-            f"{self.receiver} (connection {self.receiver_connection}) received a frame "
-            f"holding {self.owner}'s {self.marker_kind} marker {self.marker} "
-            f"(frame #{self.frame_index}): {self.frame}"
-        )
-
-
-# -- pure frame walks --------------------------------------------------------------------
-
-
-def frame_strings(data: Any, min_length: int = 1) -> list[str]:
-    """Every string of a parsed JSON value that a marker may hide in: string values,
-    keys, and integers as digits (an id sent as a number); not bools or floats.
-
-    Decoded strings, not the raw frame, so JSON escapes (quotes, ``\\uXXXX``) cannot
-    hide a marker. Strings shorter than ``min_length`` are left out: no marker that
-    long fits in them.
-    """
-    found: list[str] = []
-    add = found.append
-    stack = [data]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item = pop()
-        kind = type(item)
-        if kind is str:
-            if len(item) >= min_length:
-                add(item)
-        elif kind is dict:
-            for key, value in item.items():
-                if len(key) >= min_length:
-                    add(key)
-                vkind = type(value)
-                if vkind is str:
-                    if len(value) >= min_length:
-                        add(value)
-                elif vkind is dict or vkind is list:
-                    push(value)
-                elif vkind is int:
-                    digits = str(value)
-                    if len(digits) >= min_length:
-                        add(digits)
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        elif kind is int:
-            digits = str(item)
-            if len(digits) >= min_length:
-                add(digits)
-    return found
-
-
-def sent_strings(data: Any, untainted_keys: frozenset[str]) -> list[tuple[str, bool]]:
-    """The string values of a sent JSON value, each with whether it may be tainted
-    (False under a key of ``untainted_keys``, at any depth below it). Keys are not
-    values and are left out."""
-    found: list[tuple[str, bool]] = []
-    add = found.append
-    stack: list[tuple[Any, bool]] = [(data, True)]
-    while stack:
-        item, taintable = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if type(value) is str:  # the usual flat message: no detour via the stack
-                    add((value, taintable and key not in untainted_keys))
-                else:
-                    stack.append((value, taintable and key not in untainted_keys))
-        elif isinstance(item, str):
-            add((item, taintable))
-        elif isinstance(item, list | tuple):
-            stack.extend((value, taintable) for value in item)
-    return found
-
-
-def _frame_text(raw: str | bytes) -> str:
-    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-
-
-def _sent_payload(raw: str | bytes, data: Any) -> Any:
-    """What a send carried: the object given to send_json, else the frame's JSON, else
-    its whole text (binary that is not UTF-8 carries no text values)."""
-    if data is not None:
-        return data
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _show_marker(marker: str, kind: str) -> str:
-    if kind in SECRET_KINDS:
-        return secret_repr(marker)
-    return repr(_shorten(redact(marker), _MARKER_CHARS))
-
-
-def _show_frame(raw: str | bytes, marker: str, kind: str) -> str:
-    text = redact(_frame_text(raw))
-    if kind in SECRET_KINDS:
-        text = text.replace(marker, REDACTED)
-    return _shorten(text, _FRAME_CHARS)
-
-
 def _owner_of(user_or_id: TestUser | str) -> str:
-    return user_or_id.id if isinstance(user_or_id, TestUser) else str(user_or_id)
-
-
-def _token_subject(token: str) -> str | None:
-    """The ``sub`` of a JWT, read without verification (we only need the name)."""
-    if token.count(".") != 2:
-        return None
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
-    return str(sub) if isinstance(sub, str | int) and not isinstance(sub, bool) else None
+    return user_or_id.id if isinstance(user_or_id, UserIdentity) else str(user_or_id)
 
 
 # -- the detector ------------------------------------------------------------------------
@@ -402,26 +232,13 @@ class IsolationDetector:
 
     def report(self) -> str:
         """Every violation, grouped by owner and receiver; one line when clean."""
-        total = self.violation_count
-        if not total:
-            return (
-                f"no isolation violations ({self.checks} frames checked, "
-                f"{self.marker_count} markers, {len(self._users)} users)"
-            )
-        groups: dict[tuple[str, str], list[IsolationViolation]] = {}
-        for violation in self._violations:
-            groups.setdefault((violation.owner, violation.receiver), []).append(violation)
-        plural = "s" if total > 1 else ""
-        lines = [
-            f"{total} isolation violation{plural}: data of one user reached another "
-            f"({self.checks} frames checked, {self.marker_count} markers)"
-        ]
-        for (owner, receiver), found in groups.items():
-            lines.append(f"{owner}'s data reached {receiver} ({len(found)}):")
-            lines.extend(f"  - {violation}" for violation in found)
-        if self._violations_dropped:
-            lines.append(f"... and {self._violations_dropped} more (max_violations reached)")
-        return "\n".join(lines)
+        return format_report(
+            self._violations,
+            dropped=self._violations_dropped,
+            checks=self.checks,
+            markers=self.marker_count,
+            users=len(self._users),
+        )
 
     def assert_clean(self) -> None:
         """Raise `IsolationViolationError` with the report if any violation was found."""
@@ -441,17 +258,11 @@ class IsolationDetector:
         if owner in self._users:
             return
         self._users[owner] = _UserState()
-        if not isinstance(user, TestUser):
+        if not isinstance(user, UserIdentity):
             return
         # With identity off the markers are still indexed, unreported: they keep the
         # user's own id from reading as someone else's taint inside its frames.
-        identity = [(user.id, USER_ID), (user.email, EMAIL)]
-        if user.token:
-            sub = _token_subject(user.token)
-            if sub is not None:
-                identity.append((sub, SUBJECT))
-            identity.append((user.token, TOKEN))
-        for marker, kind in identity:
+        for marker, kind in identity_markers(user):
             self._claim(owner, marker, kind, reportable=self.identity)
 
     def register(self, user_or_id: TestUser | str, marker: str, kind: str = REGISTERED) -> None:
@@ -532,7 +343,7 @@ class IsolationDetector:
             data: the object it was serialised from, if any (else ``raw`` is parsed).
         """
         state = self._state(owner)
-        payload = _sent_payload(raw, data)
+        payload = sent_payload(raw, data)
         if payload is None:
             return
         minimum = self.marker_min_length
@@ -576,10 +387,10 @@ class IsolationDetector:
         state = self._state(receiver)
         data = record.data
         if data is None:
-            strings = [_frame_text(record.raw)]
+            strings = [frame_text(record.raw)]
         else:
             strings = frame_strings(data, self.marker_min_length)
-        text = strings[0] if len(strings) == 1 else _SEPARATOR.join(strings)
+        text = strings[0] if len(strings) == 1 else SEPARATOR.join(strings)
         found: list[IsolationViolation] = []
 
         def foreign(entry: _Entry) -> bool:
@@ -630,8 +441,8 @@ class IsolationDetector:
                 receiver_connection=connection,
                 owner=owner,
                 marker_kind=entry.kind,
-                marker=_show_marker(match.marker, entry.kind),
-                frame=_show_frame(record.raw, match.marker, entry.kind),
+                marker=show_marker(match.marker, entry.kind),
+                frame=show_frame(record.raw, match.marker, entry.kind),
                 frame_index=record.index,
                 received_at=record.received_at,
             )

@@ -36,8 +36,9 @@ from pytest_ws_resilience.errors import (
     WsTimeoutError,
 )
 from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.guard import IsolationGuard
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
-from pytest_ws_resilience.plugin.watch import IsolationGuard, TestWatch
+from pytest_ws_resilience.plugin.watch import TestWatch
 from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,

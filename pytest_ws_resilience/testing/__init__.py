@@ -1,7 +1,8 @@
 """The embedded reference server: a real, production-like WebSocket agent backend.
 
 It is what the plugin starts when no URL is configured, and what the project's tests,
-examples and benchmarks talk to. Run it alone with ``python -m
+examples and benchmarks talk to. Its protocol (message types, error codes and the
+`AGENT_EVENTS` contract) is spelled once, in `vocabulary`. Run it alone with ``python -m
 pytest_ws_resilience.testing`` or ``ws-resilience-server``.
 """
 
@@ -13,6 +14,7 @@ from pytest_ws_resilience.lazy import lazy_exports
 
 __all__ = [
     "ACCEPT_INVALID_TOKENS",
+    "AGENT_EVENTS",
     "DROP_EVENT",
     "DUPLICATE_EVENT",
     "FAULTS",
@@ -30,6 +32,7 @@ __all__ = [
 #: Where each public name is defined; its module is imported on first use.
 _EXPORTS = {
     "ACCEPT_INVALID_TOKENS": "pytest_ws_resilience.testing.faults",
+    "AGENT_EVENTS": "pytest_ws_resilience.testing.vocabulary",
     "DROP_EVENT": "pytest_ws_resilience.testing.faults",
     "DUPLICATE_EVENT": "pytest_ws_resilience.testing.faults",
     "EmbeddedServer": "pytest_ws_resilience.testing.embedded",
@@ -61,3 +64,4 @@ if TYPE_CHECKING:
     )
     from pytest_ws_resilience.testing.server import ReferenceServer, ServerStats
     from pytest_ws_resilience.testing.server_config import ServerConfig
+    from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS

@@ -12,23 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_ws_resilience.testing.faults import DROP_EVENT, DUPLICATE_EVENT, REORDER_EVENTS
+from pytest_ws_resilience.testing.vocabulary import (
+    AGENT_COMPLETED,
+    AGENT_STARTED,
+    AGENT_THINKING,
+    TOOL_COMPLETED,
+    TOOL_EXECUTING,
+)
 
 __all__ = [
-    "AGENT_EVENT_TYPES",
     "AgentRun",
     "PlannedEvent",
     "agent_result",
     "plan_run",
 ]
-
-#: The event types of one run, in their correct order (thinking may repeat).
-AGENT_EVENT_TYPES = (
-    "agent_started",
-    "agent_thinking",
-    "tool_executing",
-    "tool_completed",
-    "agent_completed",
-)
 
 TOOL_NAME = "search"
 _SNIPPET_CHARS = 40
@@ -78,11 +75,11 @@ def plan_run(run: AgentRun, *, thinking_steps: int, faults: Set[str]) -> list[Pl
     ids = {"run_id": run.run_id, "thread_id": run.thread_id, "user_id": run.user_id}
     quoted = _snippet(run.text)
     steps = max(1, thinking_steps)
-    plan = [PlannedEvent({"type": "agent_started", **ids, "input": run.text})]
+    plan = [PlannedEvent({"type": AGENT_STARTED, **ids, "input": run.text})]
     plan += [
         PlannedEvent(
             {
-                "type": "agent_thinking",
+                "type": AGENT_THINKING,
                 **ids,
                 "step": step,
                 "thought": f"Step {step}/{steps}: working on {quoted!r}",
@@ -91,12 +88,12 @@ def plan_run(run: AgentRun, *, thinking_steps: int, faults: Set[str]) -> list[Pl
         for step in range(1, steps + 1)
     ]
     executing = PlannedEvent(
-        {"type": "tool_executing", **ids, "tool": TOOL_NAME, "args": {"query": quoted}},
+        {"type": TOOL_EXECUTING, **ids, "tool": TOOL_NAME, "args": {"query": quoted}},
         copies=2 if DUPLICATE_EVENT in faults else 1,
     )
     completed = PlannedEvent(
         {
-            "type": "tool_completed",
+            "type": TOOL_COMPLETED,
             **ids,
             "tool": TOOL_NAME,
             "output": f"3 results for {quoted!r}",
@@ -104,5 +101,5 @@ def plan_run(run: AgentRun, *, thinking_steps: int, faults: Set[str]) -> list[Pl
         copies=0 if DROP_EVENT in faults else 1,
     )
     plan += [completed, executing] if REORDER_EVENTS in faults else [executing, completed]
-    plan.append(PlannedEvent({"type": "agent_completed", **ids, "result": agent_result(run.text)}))
+    plan.append(PlannedEvent({"type": AGENT_COMPLETED, **ids, "result": agent_result(run.text)}))
     return plan

@@ -37,6 +37,20 @@ from pytest_ws_resilience.testing.faults import (
 from pytest_ws_resilience.testing.history import HistoryStore, Message
 from pytest_ws_resilience.testing.server_config import ServerConfig
 from pytest_ws_resilience.testing.token_check import AuthRejection, Identity, authenticate
+from pytest_ws_resilience.testing.vocabulary import (
+    AGENT_COMPLETED,
+    CONNECTION_ESTABLISHED,
+    ERROR,
+    GET_HISTORY,
+    HISTORY,
+    INVALID_JSON,
+    INVALID_MESSAGE,
+    PING,
+    PONG,
+    UNKNOWN_TYPE,
+    UNSUPPORTED_BINARY,
+    USER_MESSAGE,
+)
 
 __all__ = ["ReferenceConnection", "ReferenceServer", "ServerStats"]
 
@@ -114,7 +128,7 @@ def _with_seq(prefix: str, seq: int) -> str:
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+    return {"type": ERROR, "code": code, "message": message}
 
 
 class ReferenceServer:
@@ -321,7 +335,7 @@ class ReferenceServer:
             self._send(
                 client,
                 {
-                    "type": "connection_established",
+                    "type": CONNECTION_ESTABLISHED,
                     "connection_id": client.connection_id,
                     "user_id": user_id,
                     "recv_timeout": self._config.recv_timeout,
@@ -343,40 +357,40 @@ class ReferenceServer:
 
     def _on_message(self, client: _Client, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            self._send(client, _error("unsupported_binary", "binary frames are not supported"))
+            self._send(client, _error(UNSUPPORTED_BINARY, "binary frames are not supported"))
             return
         try:
             data = json.loads(message)
         except json.JSONDecodeError as exc:
-            self._send(client, _error("invalid_json", f"invalid JSON: {exc.msg}"))
+            self._send(client, _error(INVALID_JSON, f"invalid JSON: {exc.msg}"))
             return
         if not isinstance(data, dict):
-            self._send(client, _error("invalid_message", "expected a JSON object"))
+            self._send(client, _error(INVALID_MESSAGE, "expected a JSON object"))
             return
         kind = data.get("type")
         if not isinstance(kind, str):
-            self._send(client, _error("invalid_message", "missing string field 'type'"))
-        elif kind == "user_message":
+            self._send(client, _error(INVALID_MESSAGE, "missing string field 'type'"))
+        elif kind == USER_MESSAGE:
             self._on_user_message(client, data)
-        elif kind == "get_history":
+        elif kind == GET_HISTORY:
             self._on_get_history(client, data)
-        elif kind == "ping":
+        elif kind == PING:
             echoed = {k: v for k, v in data.items() if k not in ("type", "seq")}
-            self._send(client, {"type": "pong", **echoed})
+            self._send(client, {"type": PONG, **echoed})
         else:
-            self._send(client, _error("unknown_type", f"unknown message type {kind!r}"))
+            self._send(client, _error(UNKNOWN_TYPE, f"unknown message type {kind!r}"))
 
     def _on_user_message(self, client: _Client, data: dict[str, Any]) -> None:
         text = data.get("text")
         if not isinstance(text, str):
-            self._send(client, _error("invalid_message", "user_message needs a string 'text'"))
+            self._send(client, _error(INVALID_MESSAGE, "user_message needs a string 'text'"))
             return
         ids: dict[str, str] = {}
         for name, prefix in (("run_id", "run"), ("thread_id", "thread")):
             value = data.get(name)
             if value is not None and (not isinstance(value, str) or not value):
                 message = f"user_message '{name}' must be a non-empty string"
-                self._send(client, _error("invalid_message", message))
+                self._send(client, _error(INVALID_MESSAGE, message))
                 return
             ids[name] = value or f"{prefix}-{uuid.uuid4().hex[:12]}"
         run = AgentRun(
@@ -393,13 +407,13 @@ class ReferenceServer:
         user_id = client.identity.user_id
         thread_id = data.get("thread_id")
         if thread_id is None:
-            self._send(client, {"type": "history", "threads": self._history.threads(user_id)})
+            self._send(client, {"type": HISTORY, "threads": self._history.threads(user_id)})
         elif isinstance(thread_id, str):
             messages = [m.as_json() for m in self._history.messages(user_id, thread_id)]
-            self._send(client, {"type": "history", "thread_id": thread_id, "messages": messages})
+            self._send(client, {"type": HISTORY, "thread_id": thread_id, "messages": messages})
         else:
             problem = "get_history 'thread_id' must be a string"
-            self._send(client, _error("invalid_message", problem))
+            self._send(client, _error(INVALID_MESSAGE, problem))
 
     # -- agent runs ----------------------------------------------------------------
 
@@ -409,7 +423,7 @@ class ReferenceServer:
         for index, step in enumerate(plan):
             if index:
                 await asyncio.sleep(self._config.agent_delay_s)
-            if step.event["type"] == "agent_completed":
+            if step.event["type"] == AGENT_COMPLETED:
                 # Recorded before it is sent: a client reacting to agent_completed
                 # with get_history must find the answer there.
                 answer = Message("agent", step.event["result"], run.run_id)

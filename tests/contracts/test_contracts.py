@@ -12,9 +12,9 @@ import pytest_asyncio
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.contracts.contracts import AGENT_EVENTS
 from pytest_ws_resilience.errors import ContractViolationError
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
+from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS
 
 #: Bound of waits that are expected to succeed: far above what a loopback run takes.
 WAIT_S = 5.0

@@ -21,7 +21,8 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.isolation.detector import CANARY, TAINT, USER_ID, IsolationDetector
+from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.markers import CANARY, TAINT, USER_ID
 from pytest_ws_resilience.testing import LEAK, ReferenceServer, ServerConfig
 
 FAST_BACKOFF = Backoff(base=0.02, cap=0.08)

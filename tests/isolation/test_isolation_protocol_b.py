@@ -13,7 +13,8 @@ from protocol_b import ProtocolBServer
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.isolation.detector import CANARY, IDENTITY_KINDS, TAINT, IsolationDetector
+from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.markers import CANARY, IDENTITY_KINDS, TAINT
 
 pytestmark = [pytest.mark.websocket_security, pytest.mark.asyncio]
 

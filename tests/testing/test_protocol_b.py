@@ -13,8 +13,9 @@ from protocol_b import ProtocolBServer, plan_job
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.contracts.contracts import AGENT_EVENTS, EventContract
+from pytest_ws_resilience.contracts.contract import EventContract
 from pytest_ws_resilience.errors import ContractViolationError, WsAuthError
+from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS
 
 WAIT_S = 5.0
 JOBS = EventContract(

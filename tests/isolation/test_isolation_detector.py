@@ -1,4 +1,5 @@
-"""The isolation rules and the marker index, as pure logic: no sockets, no loop.
+"""The isolation rules (`isolation.detector`): identity, taint, canaries, registration and
+the allowlist, as pure logic: no sockets, no loop.
 
 Frames are built with a real `EventLog` (it parses JSON as the client does), users and
 tokens with a real `TokenFactory`.
@@ -7,25 +8,14 @@ tokens with a real `TokenFactory`.
 from __future__ import annotations
 
 import json
-import random
 import re
 
 import pytest
 
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
-from pytest_ws_resilience.errors import IsolationViolationError, WsResilienceError
-from pytest_ws_resilience.isolation.detector import (
-    CANARY,
-    EMAIL,
-    TAINT,
-    TOKEN,
-    USER_ID,
-    IsolationDetector,
-    frame_strings,
-    sent_strings,
-)
-from pytest_ws_resilience.isolation.index import MarkerIndex
+from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.markers import CANARY, EMAIL, TAINT, USER_ID
 
 
 @pytest.fixture
@@ -50,113 +40,6 @@ def detector_with(
     detector.add_user(alice)
     detector.add_user(bob)
     return detector, alice, bob
-
-
-# -- MarkerIndex ------------------------------------------------------------------------
-
-
-def naive_find(text: str, markers: list[str]) -> set[tuple[int, str]]:
-    found = set()
-    for marker in markers:
-        at = text.find(marker)
-        while at >= 0:
-            found.add((at, marker))
-            at = text.find(marker, at + 1)
-    return found
-
-
-def random_marker(rng: random.Random, text: str, length: int, alphabet: str) -> str:
-    """Half the time a piece of ``text`` (so it occurs), else random letters."""
-    if rng.random() < 0.5 and len(text) >= length:
-        start = rng.randrange(0, len(text) - length + 1)
-        return text[start : start + length]
-    return "".join(rng.choice(alphabet) for _ in range(length))
-
-
-@pytest.mark.parametrize("k", [2, 3, 6])
-def test_index_finds_every_occurrence_like_a_naive_search(k: int) -> None:
-    """Property test (seeded): markers of every sampling tier, repeated k-grams, windows
-    that move as they miss, markers discarded and added between scans."""
-    rng = random.Random(20240917 + k)
-    alphabet = "abc"  # small, so markers overlap, share k-grams and occur often
-    moved = 0
-    for _ in range(100):
-        index: MarkerIndex[int] = MarkerIndex(k)
-        markers: dict[str, int] = {}
-        for scan in range(12):
-            text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 80)))
-            for n in range(rng.randrange(0, 8)):
-                marker = random_marker(rng, text, rng.randrange(k, k + 40), alphabet)
-                index.add(marker, scan * 100 + n)
-                markers[marker] = scan * 100 + n
-            for marker in rng.sample(sorted(markers), min(len(markers), rng.randrange(0, 3))):
-                index.discard(marker)
-                del markers[marker]
-            windows = {m: index._markers[m][2] for m in markers}
-            found = index.find(text)
-            moved += sum(windows[m] != index._markers[m][2] for m in markers)
-            expected = naive_find(text, list(markers))
-            assert {(m.start, m.marker) for m in found} == expected
-            assert len(found) == len(expected)  # no occurrence twice
-            assert all(text[m.start : m.end] == m.marker for m in found)
-            assert all(markers[m.marker] == m.value for m in found)
-            assert len(index) == len(markers)
-            # With a relevance filter: everything when a relevant marker occurs.
-            filtered = index.find(text, lambda value: value % 2 == 0)
-            if any(markers[marker] % 2 == 0 for _, marker in expected):
-                assert {(m.start, m.marker) for m in filtered} == expected
-            else:
-                assert filtered == [] or {(m.start, m.marker) for m in filtered} == expected
-            assert len(index) == len(markers)
-    assert moved or k == 6  # the noisy-window moves were exercised (short k-grams miss)
-
-
-def test_index_rejects_markers_shorter_than_k_and_replaces_values() -> None:
-    index: MarkerIndex[str] = MarkerIndex(6)
-    assert index.add("short", "x") is False
-    assert "short" not in index
-    assert index.add("long enough", "first") is True
-    assert index.add("long enough", "second") is True
-    assert len(index) == 1
-    assert [m.value for m in index.find("it is long enough!")] == ["second"]
-    index.discard("long enough")
-    assert index.find("it is long enough!") == []
-    assert len(index) == 0
-
-
-def test_index_scans_texts_of_exactly_k_characters() -> None:
-    index: MarkerIndex[int] = MarkerIndex(6)
-    index.add("abcdef", 1)
-    assert [m.start for m in index.find("abcdef")] == [0]
-    assert index.find("abcdeg") == []
-
-
-def test_index_rejects_k_below_one() -> None:
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        MarkerIndex(0)
-
-
-# -- frame walks ------------------------------------------------------------------------
-
-
-def test_frame_strings_takes_values_keys_and_ints_but_not_bools_or_floats() -> None:
-    strings = frame_strings({"user_id": 12345678, "ok": True, "ratio": 0.25, "tags": ["a", 7]})
-    assert sorted(strings) == sorted(["user_id", "12345678", "ok", "ratio", "tags", "a", "7"])
-    # Strings too short to hold a marker are left out.
-    assert sorted(frame_strings({"user_id": 12345678, "ok": "fine", "n": [7]}, 4)) == [
-        "12345678",
-        "fine",
-        "user_id",
-    ]
-
-
-def test_sent_strings_marks_values_under_untainted_keys() -> None:
-    values = sent_strings(
-        {"type": "user_message", "text": "hello there", "meta": {"op": ["x"], "note": "n"}},
-        frozenset({"type", "op"}),
-    )
-    assert sorted(values) == [("hello there", True), ("n", True), ("user_message", False),
-                              ("x", False)]  # fmt: skip
 
 
 # -- identity ---------------------------------------------------------------------------
@@ -383,65 +266,7 @@ def test_an_allowlisted_value_covers_a_marker_inside_it(tokens: TokenFactory) ->
     assert detector.observe_received(bob.id, received({"t": "the quarterly report template"})) == []
 
 
-# -- the report -------------------------------------------------------------------------
-
-
-def test_violation_redacts_a_token_and_truncates_the_frame(tokens: TokenFactory) -> None:
-    detector, alice, bob = detector_with(tokens)
-    frame = {"auth": alice.token, "padding": "x" * 2000}
-    found = detector.observe_received(bob.id, received(frame), lambda: "bob#7 / conn-3")
-    kinds = {v.marker_kind for v in found}
-    assert TOKEN in kinds
-    token_violation = next(v for v in found if v.marker_kind == TOKEN)
-    assert token_violation.receiver_connection == "bob#7 / conn-3"
-    for text in (str(token_violation), detector.report()):
-        assert alice.token not in text
-        assert "<redacted" in text
-    assert len(token_violation.frame) <= 300
-    assert token_violation.frame.endswith("...")
-
-
-def test_one_violation_per_marker_per_frame_and_nested_markers_fold(tokens: TokenFactory) -> None:
-    detector, alice, bob = detector_with(tokens)
-    # The email holds the id: one finding (the email), not two; repeats fold too.
-    frame = {"a": alice.email, "b": alice.email}
-    found = detector.observe_received(bob.id, received(frame))
-    assert [(v.marker_kind, v.owner) for v in found] == [(EMAIL, alice.id)]
-
-
-def test_report_groups_violations_and_assert_clean_raises(tokens: TokenFactory) -> None:
-    detector, alice, bob = detector_with(tokens)
-    assert detector.report().startswith("no isolation violations (0 frames checked")
-    detector.assert_clean()
-    log = EventLog()
-    detector.observe_received(bob.id, received({"user_id": alice.id}, log))
-    detector.observe_received(alice.id, received({"user_id": bob.id}, log))
-    detector.observe_received(bob.id, received({"user_id": alice.id}, log))
-    report = detector.report()
-    assert report.splitlines()[0].startswith("3 isolation violations")
-    assert f"{alice.id}'s data reached {bob.id} (2):" in report
-    assert f"{bob.id}'s data reached {alice.id} (1):" in report
-    with pytest.raises(IsolationViolationError) as caught:
-        detector.assert_clean()
-    assert isinstance(caught.value, AssertionError)
-    assert isinstance(caught.value, WsResilienceError)
-    assert len(caught.value.violations) == 3
-    assert str(caught.value) == report
-    detector.reset()
-    assert detector.violations == []
-    detector.assert_clean()
-    assert detector.checks == 3  # a running total
-    assert detector.observe_received(bob.id, received({"user_id": alice.id}))  # markers kept
-
-
-def test_violations_are_capped_and_the_rest_counted(tokens: TokenFactory) -> None:
-    detector, alice, bob = detector_with(tokens, max_violations=2)
-    for _ in range(5):
-        detector.observe_received(bob.id, received({"user_id": alice.id}))
-    assert len(detector.violations) == 2
-    assert detector.violations_dropped == 3
-    assert detector.violation_count == 5
-    assert "and 3 more" in detector.report()
+# -- options ----------------------------------------------------------------------------
 
 
 def test_invalid_options_are_rejected() -> None:

@@ -1,0 +1,72 @@
+"""The declaration (`contracts.contract`): names normalised, contracts immutable and
+validated with one-line errors; pure, without sockets."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pytest_ws_resilience.contracts.contract import EventContract
+from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS
+
+ABCD = EventContract(events=["a", "b", "c", "d"], name="ABCD")
+
+
+def frames(names: Sequence[str], run: str | None = "run-1", field: str = "type") -> list[Any]:
+    """Frames named ``names``, all of run ``run`` (no run field when None)."""
+    return [{field: n} if run is None else {field: n, "run_id": run} for n in names]
+
+
+def test_lists_and_single_names_are_normalised() -> None:
+    contract = EventContract(events=["a", "b"], repeatable="a", optional=["a"])
+    assert contract.events == ("a", "b") and contract.repeatable == frozenset({"a"})
+    assert contract.terminal is None and contract.terminal_event == "b"
+    assert contract == EventContract(events=("a", "b"), repeatable={"a"}, optional={"a"})
+    assert hash(contract) == hash(EventContract(events=("a", "b"), repeatable=("a",),
+                                                optional=("a",)))  # fmt: skip
+    assert "repeatable=['a']" in repr(contract)
+
+
+def test_contracts_are_immutable_and_with_changes_revalidates() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        AGENT_EVENTS.name = "other"  # type: ignore[misc]
+    faster = AGENT_EVENTS.with_changes(budgets={"agent_completed": 2.5})
+    assert faster.budgets == {"agent_completed": 2.5} and faster.events == AGENT_EVENTS.events
+    assert AGENT_EVENTS.budgets == {}
+    with pytest.raises(ValueError, match="budget 'nope' not among the events"):
+        AGENT_EVENTS.with_changes(budgets={"nope": 1})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"events": []}, "at least one event"),
+        ({"events": ["a", ""]}, "non-empty strings"),
+        ({"events": ["a", "b", "a"]}, "'a' is listed twice"),
+        ({"events": ["a"], "field": ""}, "field must be a non-empty string"),
+        ({"events": ["a"], "correlation": ""}, "correlation must be a field name"),
+        ({"events": ["a", "b"], "terminal": "z"}, "terminal 'z' not among the events"),
+        ({"events": ["a", "b"], "repeatable": {"x", "y"}}, "repeatable 'x', 'y' not among"),
+        ({"events": ["a", "b"], "optional": ["z"]}, "optional 'z' not among"),
+        ({"events": ["a", "b"], "budgets": {"z": 1}}, "budget 'z' not among"),
+        ({"events": ["a", "b"], "budgets": {"a": -0.5}}, "must be >= 0 seconds"),
+        ({"events": ["a", "b"], "budgets": {"a": float("nan")}}, "must be seconds"),
+        ({"events": ["a", "b"], "budgets": {"a": "1"}}, "must be seconds"),
+        ({"events": ["a", "b"], "optional": ["b"]}, "terminal 'b' cannot be optional"),
+        ({"events": ["a", "b"], "terminal": "a"}, "must be the last event"),
+    ],
+)
+def test_invalid_contracts_raise_one_line_value_errors(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        EventContract(**kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_check_needs_one_time_per_event() -> None:
+    with pytest.raises(ValueError, match="2 events but 1 times"):
+        ABCD.check(frames(["a", "b"]), times=[0.0])
