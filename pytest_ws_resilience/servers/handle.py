@@ -1,7 +1,8 @@
 """`ServiceHandle`: one running service, as tests see it.
 
-It starts the service (Docker container or local process), waits until the health
-check passes, and removes it again; launch and wait sit in the same try as the
+It starts the service (Docker container or local process), waits until it is up by the
+one readiness rule (`readiness`; the handle is the `probe.ReadinessTarget`), and removes
+it again; launch and wait sit in the same try as the
 teardown, so a failed wait removes what it started (after reading its logs). Recovery
 tests drive it with container chaos: ``await pause()``, ``unpause()``, ``kill()``,
 ``restart()`` (which waits for readiness again, on the same port). A handle on a
