@@ -50,7 +50,7 @@ from pytest_ws_resilience.plugin.stash import (
     WATCH_KEY,
 )
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.asgi_app import check_app_importable, require_uvicorn
+from pytest_ws_resilience.servers.asgi_import import check_app_importable, require_uvicorn
 
 __all__ = [
     "APP_HELP",

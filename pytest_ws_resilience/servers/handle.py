@@ -1,7 +1,8 @@
 """`ServiceHandle`: one running service, as tests see it.
 
-It starts the service (Docker container or local process), waits until the health
-check passes, and removes it again; launch and wait sit in the same try as the
+It starts the service (Docker container or local process), waits until it is up by the
+one readiness rule (`readiness`; the handle is the `probe.ReadinessTarget`), and removes
+it again; launch and wait sit in the same try as the
 teardown, so a failed wait removes what it started (after reading its logs). Recovery
 tests drive it with container chaos: ``await pause()``, ``unpause()``, ``kill()``,
 ``restart()`` (which waits for readiness again, on the same port). A handle on a
@@ -21,19 +22,30 @@ from typing import Any, Self
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.services import Backend, ResolvedService, ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import ServiceChaosError, ServiceError
+from pytest_ws_resilience.errors import (
+    ServiceChaosError,
+    ServiceError,
+    ServiceExitedError,
+    ServiceNotReadyError,
+)
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.docker_backend import DockerBackend, find_reusable
 from pytest_ws_resilience.servers.engine import docker_client
 from pytest_ws_resilience.servers.labels import container_labels, current_run_id
 from pytest_ws_resilience.servers.ports import free_loopback_port
-from pytest_ws_resilience.servers.probe import wait_ready, wait_ready_blocking
+from pytest_ws_resilience.servers.probe import ProbeAuth, wait_ready, wait_ready_blocking
 from pytest_ws_resilience.servers.process_backend import (
     ProcessBackend,
     process_alive,
     read_log_tail,
 )
-from pytest_ws_resilience.servers.readiness import ReadinessResult
+from pytest_ws_resilience.servers.readiness import (
+    ReadinessCheck,
+    ReadinessResult,
+    exited_message,
+    not_ready_message,
+    tail_lines,
+)
 
 __all__ = ["DEFAULT_STOP_TIMEOUT_S", "ServiceHandle"]
 
@@ -197,12 +209,21 @@ class ServiceHandle:
             self._docker = docker_client()
         return self._docker
 
-    def _token(self) -> str | None:
+    def _probe_auth(self) -> ProbeAuth | None:
+        """The token of an ``auth=True`` check, and how to send it."""
         if not self.spec.auth or self.token_factory is None:
             return None
-        return self.token_factory.user(id=f"ws-resilience-probe-{self.name}").token
+        token = self.token_factory.user(id=f"ws-resilience-probe-{self.name}").token
+        return ProbeAuth(token, settings=self.settings, methods=self.auth)
 
-    def _alive(self) -> str | None:
+    # -- the readiness target (`probe.ReadinessTarget`) ----------------------------------
+
+    def probe_url(self) -> str | None:
+        """Where the health check connects; None before the service is placed."""
+        return None if self._resolved is None else self._resolved.url
+
+    def exit_reason(self) -> str | None:
+        """None while the container / process runs, else how it ended."""
         if self._docker_backend is not None:
             return self._docker_backend.exit_reason()
         if self._process_backend is not None:
@@ -211,24 +232,43 @@ class ServiceHandle:
             return "process is gone"
         return None
 
-    def _all_logs(self) -> str:
+    def log_so_far(self) -> str:
+        """The service's recent log (unredacted: the errors redact their messages)."""
         if self._docker_backend is not None:
             return self._docker_backend.logs(_LOG_CAPTURE_LINES)
         if self._process_backend is not None:
             return self._process_backend.logs(_LOG_CAPTURE_LINES)
         return ""
 
-    def _wait_blocking(self, spec: ServiceSpec, started_at: float | None) -> ReadinessResult:
-        return wait_ready_blocking(
-            spec,
-            self.resolved,
-            alive=self._alive,
-            logs=self._all_logs,
-            token=self._token(),
-            settings=self.settings,
-            auth=self.auth,
-            started_at=started_at,
+    def _ready_or_raise(self, result: ReadinessResult, check: ReadinessCheck) -> ReadinessResult:
+        """The service's typed errors for a wait that did not end ready."""
+        if result.ready is not None:
+            return result
+        if result.ended is not None:
+            raise ServiceExitedError(
+                exited_message(
+                    self.name, reason=result.ended, logs=result.logs, waited_s=result.waited_s
+                ),
+                service=self.name,
+                logs=tail_lines(result.logs),
+            )
+        raise ServiceNotReadyError(
+            not_ready_message(
+                self.name,
+                deadline_s=check.startup_timeout,
+                attempts=result.attempts,
+                last_error=result.last_error,
+                logs=result.logs,
+                what=check.what,
+            ),
+            service=self.name,
+            logs=tail_lines(result.logs),
+            last_error=result.last_error,
         )
+
+    def _wait_blocking(self, check: ReadinessCheck, started_at: float | None) -> ReadinessResult:
+        result = wait_ready_blocking(self, check, auth=self._probe_auth(), started_at=started_at)
+        return self._ready_or_raise(result, check)
 
     def start(self) -> Self:
         """Start the service and return once it is ready (blocking).
@@ -271,7 +311,7 @@ class ServiceHandle:
                 process = ProcessBackend(self._log_dir)
                 self._process_backend = process
                 process.launch(self.spec, self._resolved)
-            self.readiness = self._wait_blocking(self.spec, started_at)
+            self.readiness = self._wait_blocking(ReadinessCheck.of_service(self.spec), started_at)
         except BaseException:
             self._teardown(DEFAULT_STOP_TIMEOUT_S, keep_reusable=False)
             raise
@@ -280,7 +320,8 @@ class ServiceHandle:
     def _adopt_reusable(self) -> bool:
         """Adopt the first running container of this spec that passes a health check."""
         client = self._docker_client()
-        quick = dataclasses.replace(self.spec, startup_timeout=self.spec.attempt_timeout)
+        check = ReadinessCheck.of_service(self.spec)
+        quick = dataclasses.replace(check, startup_timeout=check.attempt_timeout)
         for container, port in find_reusable(client, self.spec):
             backend = DockerBackend(client)
             backend.adopt(container)
@@ -380,14 +421,7 @@ class ServiceHandle:
             await asyncio.to_thread(backend.restart, timeout)
         else:
             await asyncio.to_thread(backend.restart, self.spec, timeout)
-        self.readiness = await wait_ready(
-            self.spec,
-            self.resolved,
-            alive=self._alive,
-            logs=self._all_logs,
-            token=self._token(),
-            settings=self.settings,
-            auth=self.auth,
-            started_at=started_at,
-        )
+        check = ReadinessCheck.of_service(self.spec)
+        result = await wait_ready(self, check, auth=self._probe_auth(), started_at=started_at)
+        self.readiness = self._ready_or_raise(result, check)
         return self.readiness

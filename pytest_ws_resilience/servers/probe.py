@@ -1,10 +1,20 @@
-"""The health checks over real sockets, and the bounded wait that repeats them.
+"""The one wait for readiness: real probes over real sockets, repeated until the rule of
+`readiness` says ready, the server ends, or the deadline passes.
 
-The policy (steps, pauses, messages) is `readiness`; this module does the I/O: a real
-WebSocket upgrade with `websockets` (which checks the 101 and ``Sec-WebSocket-Accept``),
-an authenticated `WsClient` connection and ping, or the weaker tcp / http checks.
-Backend calls (is the container running? its logs) are blocking and go through
-`asyncio.to_thread`.
+Every kind of server answers the same small interface, `ReadinessTarget` (as
+testcontainers' ``WaitStrategyTarget``): where it listens, whether it still runs, its log
+so far. `ServiceHandle` (Docker and process services, ``--ws-server-cmd``), the two ASGI
+runners and the embedded reference server (through an adapter in `under_test`) all
+answer it, and all are waited for by `wait_ready` (or `wait_ready_blocking` from plain
+code).
+
+This module does the I/O and nothing else: `probe_once` performs one attempt (a real
+WebSocket upgrade with `websockets`, which checks the 101 and ``Sec-WebSocket-Accept``;
+an authenticated `WsClient` connection; the weaker tcp / http checks) and translates
+whatever happened, a status, a timeout, a refusal, an exception, into a `ProbeOutcome`
+(`outcome_of`). The verdict, the pauses and the messages are `readiness`'s. The wait
+returns a `ReadinessResult` whether or not the server got ready: each caller raises its
+own typed error from it (`raise_unless_served` for a server under test).
 """
 
 from __future__ import annotations
@@ -12,62 +22,145 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidMessage,
+    InvalidStatus,
+)
 
 from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import ServiceError, ServiceExitedError, ServiceNotReadyError
+from pytest_ws_resilience.errors import WsConnectError, WsResilienceError, WsTimeoutError
+from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.readiness import (
+    NOT_LISTENING,
     STEP_AUTH,
     STEP_PING,
     STEP_UPGRADE,
+    Answer,
+    ProbeOutcome,
+    ReadinessCheck,
     ReadinessResult,
-    describe_failure,
-    exited_message,
-    not_ready_message,
+    judge,
     poll_delays,
+    server_not_ready_message,
     tail_lines,
 )
 
 __all__ = [
-    "AliveCheck",
-    "LogReader",
-    "NotYet",
-    "probe_http",
+    "ProbeAuth",
+    "ReadinessTarget",
+    "outcome_of",
     "probe_once",
-    "probe_tcp",
-    "probe_websocket",
+    "raise_unless_served",
     "wait_ready",
     "wait_ready_blocking",
 ]
 
-#: None while the service runs, else how it ended (e.g. "exited with status 1").
-AliveCheck = Callable[[], str | None]
-#: The service's log so far (blocking; called in a thread).
-LogReader = Callable[[], str]
-
 _CLOSE_TIMEOUT_S = 1.0
+#: How long the blocking wrapper waits beyond the deadline: the last attempt, the last
+#: log read (a Docker API call) and the loop's shutdown.
+_JOIN_MARGIN_S = 35.0
 
 
-class NotYet(Exception):
-    """One attempt failed in a way that means "not ready yet"; the text says why."""
+class ReadinessTarget(Protocol):
+    """What the wait needs of a server, whatever runs it.
+
+    The methods are blocking and may be slow (a Docker API call): the wait calls them
+    in a worker thread.
+    """
+
+    def probe_url(self) -> str | None:
+        """The ``ws://`` URL of the endpoint to probe; None while the server has no
+        address yet (its port is not bound or not printed yet)."""
+        ...
+
+    def exit_reason(self) -> str | None:
+        """None while the server runs, else how it ended (e.g. ``process exited with
+        status 3``)."""
+        ...
+
+    def log_so_far(self) -> str:
+        """The server's log (or output) so far; empty when it has none of its own."""
+        ...
 
 
-async def probe_websocket(
+@dataclass(frozen=True)
+class ProbeAuth:
+    """How an authenticated probe (a check with ``auth``) presents its token.
+
+    Args:
+        token: the token the handshake carries.
+        settings: the auth chain and parameter names (`WsClient`'s).
+        methods: the auth method(s) to use (default: the settings' chain).
+    """
+
+    token: str
+    settings: WsSettings | None = None
+    methods: str | Sequence[str] | None = None
+
+
+# -- one attempt ---------------------------------------------------------------------------
+
+
+def _require_token(check: ReadinessCheck, auth: ProbeAuth | None) -> None:
+    if check.auth and auth is None:
+        raise ValueError("an authenticated check needs a token (auth=ProbeAuth(...))")
+
+
+def outcome_of(
+    exc: BaseException, *, steps: Mapping[str, float], at: float, bound_s: float
+) -> ProbeOutcome:
+    """Translate what an attempt raised into the plain data the rule judges."""
+    done = dict(steps)
+
+    def made(answer: Answer, *, status: int | None = None, detail: str = "") -> ProbeOutcome:
+        return ProbeOutcome(answer, at, done, status=status, detail=redact(detail), bound_s=bound_s)
+
+    if isinstance(exc, InvalidStatus):
+        return made(Answer.STATUS, status=exc.response.status_code)
+    if isinstance(exc, InvalidHeader):
+        return made(Answer.INVALID_RESPONSE, detail=str(exc))
+    if isinstance(exc, InvalidMessage):
+        cause = exc.__cause__
+        return made(Answer.NO_HTTP_RESPONSE, detail=type(cause).__name__ if cause else "")
+    if isinstance(exc, InvalidHandshake):
+        return made(Answer.HANDSHAKE_FAILED, detail=str(exc))
+    if isinstance(exc, TimeoutError):  # WsTimeoutError too: a handshake out of time
+        return made(Answer.TIMED_OUT)
+    if isinstance(exc, ConnectionRefusedError):
+        return made(Answer.REFUSED)
+    if isinstance(exc, ConnectionResetError):
+        return made(Answer.RESET)
+    if isinstance(exc, ConnectionClosed | EOFError):
+        return made(Answer.CLOSED)
+    if isinstance(exc, WsConnectError):  # the authenticated probe: the client's verdict
+        statuses = [a.status for a in exc.attempts if a.status is not None]
+        if statuses:
+            return made(Answer.STATUS, status=statuses[-1], detail=exc.message)
+    if isinstance(exc, WsResilienceError):
+        return made(Answer.FAILED, detail=exc.message.splitlines()[0] if exc.message else "")
+    if isinstance(exc, OSError):
+        return made(Answer.FAILED, detail=f"{type(exc).__name__}: {exc.strerror or exc}")
+    return made(Answer.FAILED, detail=f"{type(exc).__name__}: {exc}")
+
+
+async def _upgrade(
     url: str,
+    steps: dict[str, float],
     *,
     timeout: float,  # noqa: ASYNC109 (bounds the handshake and the ping)
-    ping: bool = False,
-) -> dict[str, float]:
-    """A real, unauthenticated upgrade (and optionally one ping round trip).
-
-    Returns:
-        ``{"upgrade": t}`` (and ``"ping"``), monotonic times of success.
-    """
-    steps: dict[str, float] = {}
+    ping: bool,
+) -> None:
+    """A real, unauthenticated upgrade (and optionally one ping round trip)."""
     async with connect(
         url,
         proxy=None,
@@ -81,23 +174,22 @@ async def probe_websocket(
             async with asyncio.timeout(timeout):
                 await (await conn.ping())
             steps[STEP_PING] = time.monotonic()
-    return steps
 
 
-async def _probe_authenticated(
+async def _upgrade_authenticated(
     url: str,
+    steps: dict[str, float],
     *,
-    token: str,
+    auth: ProbeAuth,
     timeout: float,  # noqa: ASYNC109
     ping: bool,
-    settings: WsSettings | None,
-    auth: str | Sequence[str] | None,
-) -> dict[str, float]:
+) -> None:
+    """The upgrade with a token, through `WsClient` (so the configured auth chain)."""
     client = WsClient(
         url,
-        token=token,
-        auth=auth,
-        settings=settings,
+        token=auth.token,
+        auth=auth.methods,
+        settings=auth.settings,
         connect_retries=0,
         connect_timeout=timeout,
         recv_timeout=timeout,
@@ -107,226 +199,229 @@ async def _probe_authenticated(
     )
     try:
         await client.connect()
-        now = time.monotonic()
-        steps = {STEP_UPGRADE: now, STEP_AUTH: now}
+        steps[STEP_UPGRADE] = steps[STEP_AUTH] = time.monotonic()
         if ping:
             await client.ping()
             steps[STEP_PING] = time.monotonic()
-        return steps
     finally:
         await client.close()
 
 
-async def probe_tcp(
+async def _connect_tcp(
     host: str,
     port: int,
+    steps: dict[str, float],
     *,
-    timeout: float,  # noqa: ASYNC109 (bounds the connect)
-) -> dict[str, float]:
+    timeout: float,  # noqa: ASYNC109
+) -> None:
     """Connect only: the weakest check (a port can be open long before the app serves)."""
     async with asyncio.timeout(timeout):
         _, writer = await asyncio.open_connection(host, port)
-    at = time.monotonic()
+    steps[STEP_UPGRADE] = time.monotonic()
     writer.close()
     try:
         async with asyncio.timeout(_CLOSE_TIMEOUT_S):
             await writer.wait_closed()
     except (OSError, TimeoutError):
         pass
-    return {STEP_UPGRADE: at}
 
 
-async def probe_http(
+async def _get_http(
     host: str,
     port: int,
     path: str,
     *,
-    timeout: float,  # noqa: ASYNC109 (bounds the request and the answer)
-) -> dict[str, float]:
-    """Any HTTP response to ``GET path``: weaker than an upgrade (a 200 from a proxy or
-    a framework's default page passes), for services that are no WebSocket server."""
+    timeout: float,  # noqa: ASYNC109
+) -> bytes:
+    """The status line of the answer to ``GET path``."""
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(host, port)
         try:
             request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
             writer.write(request.encode("latin-1"))
             await writer.drain()
-            status_line = await reader.readline()
+            return await reader.readline()
         finally:
             writer.close()
-    if not status_line.startswith(b"HTTP/"):
-        raise NotYet(f"no HTTP response to GET {path} (got {status_line[:40]!r})")
-    return {STEP_UPGRADE: time.monotonic()}
 
 
 async def probe_once(
-    spec: ServiceSpec,
-    resolved: ResolvedService,
+    url: str,
+    check: ReadinessCheck,
     *,
-    timeout: float,  # noqa: ASYNC109
-    token: str | None = None,
-    settings: WsSettings | None = None,
-    auth: str | Sequence[str] | None = None,
-) -> dict[str, float]:
-    """One attempt of ``spec``'s health check (every step but ``alive``).
+    timeout: float,  # noqa: ASYNC109 (bounds each step of the attempt)
+    auth: ProbeAuth | None = None,
+) -> ProbeOutcome:
+    """One attempt of ``check`` (every step but ``alive``) on ``url``.
 
-    Returns:
-        step name -> monotonic time it succeeded.
+    Never raises for what the server does: every failure is reported as an outcome
+    for `readiness.judge`.
 
     Raises:
-        NotYet: any failure, with a short reason.
+        ValueError: ``check.auth`` without ``auth`` (nothing to present).
     """
+    _require_token(check, auth)
+    steps: dict[str, float] = {}
     try:
-        if spec.health == "tcp":
-            return await probe_tcp(resolved.host, resolved.port, timeout=timeout)
-        if spec.health == "http":
-            return await probe_http(resolved.host, resolved.port, resolved.path, timeout=timeout)
-        if spec.auth:
-            if token is None:
-                raise NotYet("auth=True but no token factory was given to mint a token")
-            return await _probe_authenticated(
-                resolved.url,
-                token=token,
-                timeout=timeout,
-                ping=spec.ping,
-                settings=settings,
-                auth=auth,
-            )
-        return await probe_websocket(resolved.url, timeout=timeout, ping=spec.ping)
-    except NotYet:
-        raise
-    except Exception as exc:  # every other failure of an attempt means "not yet"
-        raise NotYet(describe_failure(exc, timeout=timeout)) from None
+        if check.health == "websocket":
+            if auth is not None and check.auth:
+                await _upgrade_authenticated(
+                    url, steps, auth=auth, timeout=timeout, ping=check.ping
+                )
+            else:
+                await _upgrade(url, steps, timeout=timeout, ping=check.ping)
+        else:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 80
+            if check.health == "tcp":
+                await _connect_tcp(host, port, steps, timeout=timeout)
+            else:
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                line = await _get_http(host, port, path, timeout=timeout)
+                if not line.startswith(b"HTTP/"):
+                    return ProbeOutcome(
+                        Answer.FAILED,
+                        time.monotonic(),
+                        detail=f"no HTTP response to GET {path} (got {line[:40]!r})",
+                    )
+                steps[STEP_UPGRADE] = time.monotonic()
+    except Exception as exc:  # every failure of an attempt is reported, not raised
+        return outcome_of(exc, steps=steps, at=time.monotonic(), bound_s=timeout)
+    return ProbeOutcome(Answer.COMPLETED, time.monotonic(), steps)
 
 
-def _what(spec: ServiceSpec) -> str:
-    if spec.health == "tcp":
-        return "a TCP connect (health='tcp')"
-    if spec.health == "http":
-        return "an HTTP response (health='http')"
-    extra = " with a token" if spec.auth else ""
-    return f"a WebSocket upgrade{extra}" + (" and a ping round trip" if spec.ping else "")
+# -- the wait ------------------------------------------------------------------------------
+
+
+async def _give_up(result: ReadinessResult, target: ReadinessTarget) -> ReadinessResult:
+    result.logs = await asyncio.to_thread(target.log_so_far)
+    result.finished = time.monotonic()
+    return result
 
 
 async def wait_ready(
-    spec: ServiceSpec,
-    resolved: ResolvedService,
+    target: ReadinessTarget,
+    check: ReadinessCheck,
     *,
-    alive: AliveCheck,
-    logs: LogReader,
-    token: str | None = None,
-    settings: WsSettings | None = None,
-    auth: str | Sequence[str] | None = None,
+    auth: ProbeAuth | None = None,
     started_at: float | None = None,
 ) -> ReadinessResult:
-    """Repeat the health check until it passes, the service ends, or the deadline.
+    """Probe ``target`` until the rule says ready, the target ends, or the deadline.
 
     Args:
-        spec, resolved: the service and where it listens.
-        alive: the backend's liveness check (blocking; run in a thread).
-        logs: the backend's log reader, for the failure message.
-        token: for ``auth=True``: the token the authenticated handshake sends.
-        settings, auth: how that token is sent (`WsClient`'s auth chain).
+        target: the server (its methods are blocking: called in a worker thread).
+        check: what to check and the deadlines.
+        auth: the token of an authenticated check.
         started_at: monotonic start of the wait (default: now); the deadline counts
-            from it, so a caller can include the container start.
+            from it, so a caller can include the server's launch.
+
+    Returns:
+        The result: ``ready`` set when ready; else ``ended`` (the target ended, at
+        once) or neither (the deadline passed), with the target's log in ``logs``.
 
     Raises:
-        ServiceExitedError: the service ended; at once, with its last log lines.
-        ServiceNotReadyError: the deadline passed; with the last error and log lines.
+        ValueError: ``check.auth`` without ``auth``.
     """
+    _require_token(check, auth)
     start = time.monotonic() if started_at is None else started_at
-    deadline = start + spec.startup_timeout
-    result = ReadinessResult(service=spec.name, started_at=start)
+    deadline = start + check.startup_timeout
+    result = ReadinessResult(started_at=start)
     delays = poll_delays()
     while True:
-        ended = await asyncio.to_thread(alive)
-        now = time.monotonic()
+        ended = await asyncio.to_thread(target.exit_reason)
+        alive_at = time.monotonic()
         if ended is not None:
-            text = await asyncio.to_thread(logs)
-            raise ServiceExitedError(
-                exited_message(spec.name, reason=ended, logs=text, waited_s=now - start),
-                service=spec.name,
-                logs=tail_lines(text),
-            )
-        remaining = deadline - now
+            result.ended = ended
+            return await _give_up(result, target)
+        remaining = deadline - alive_at
         if remaining <= 0:
-            text = await asyncio.to_thread(logs)
-            raise ServiceNotReadyError(
-                not_ready_message(
-                    spec.name,
-                    deadline_s=spec.startup_timeout,
-                    attempts=result.attempts,
-                    last_error=result.last_error,
-                    logs=text,
-                    what=_what(spec),
-                ),
-                service=spec.name,
-                logs=tail_lines(text),
-                last_error=result.last_error,
-            )
-        result.attempts += 1
-        try:
-            steps = await probe_once(
-                spec,
-                resolved,
-                timeout=min(spec.attempt_timeout, remaining),
-                token=token,
-                settings=settings,
-                auth=auth,
-            )
-        except NotYet as not_yet:
-            result.last_error = str(not_yet)
+            return await _give_up(result, target)
+        url = await asyncio.to_thread(target.probe_url)
+        if url is None:
+            result.last_error = NOT_LISTENING
         else:
-            result.ready_at = {"alive": now, **steps}
-            result.ready = time.monotonic()
-            return result
-        pause = min(next(delays), max(0.0, deadline - time.monotonic()))
-        await asyncio.sleep(pause)
+            result.url = url
+            result.attempts += 1
+            outcome = await probe_once(
+                url, check, timeout=min(check.attempt_timeout, remaining), auth=auth
+            )
+            verdict = judge(check, outcome)
+            if verdict.ready:
+                result.ready_at = {"alive": alive_at, **verdict.steps}
+                result.ready = time.monotonic()
+                return result
+            if not (verdict.cut_short and result.last_error):
+                result.last_error = verdict.reason
+        await asyncio.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
 
 def wait_ready_blocking(
-    spec: ServiceSpec,
-    resolved: ResolvedService,
+    target: ReadinessTarget,
+    check: ReadinessCheck,
     *,
-    alive: AliveCheck,
-    logs: LogReader,
-    token: str | None = None,
-    settings: WsSettings | None = None,
-    auth: str | Sequence[str] | None = None,
+    auth: ProbeAuth | None = None,
     started_at: float | None = None,
 ) -> ReadinessResult:
     """`wait_ready` from plain code: in a short-lived thread with its own event loop, so
-    it also works where the calling thread already runs a loop (an async fixture)."""
+    it also works where the calling thread already runs a loop (an async fixture).
+
+    A wait that does not end in time (a hung log read) is reported as a result that
+    timed out, saying so in ``last_error``.
+    """
+    start = time.monotonic() if started_at is None else started_at
     outcome: list[ReadinessResult | BaseException] = []
 
     def main() -> None:
         try:
-            outcome.append(
-                asyncio.run(
-                    wait_ready(
-                        spec,
-                        resolved,
-                        alive=alive,
-                        logs=logs,
-                        token=token,
-                        settings=settings,
-                        auth=auth,
-                        started_at=started_at,
-                    )
-                )
-            )
+            outcome.append(asyncio.run(wait_ready(target, check, auth=auth, started_at=start)))
         except BaseException as err:
             outcome.append(err)
 
-    thread = threading.Thread(target=main, name=f"ws-service-ready-{spec.name}", daemon=True)
+    thread = threading.Thread(target=main, name="ws-readiness-wait", daemon=True)
     thread.start()
     # The wait is bounded by its deadline; the margin covers the last attempt and logs.
-    thread.join(spec.startup_timeout + spec.attempt_timeout + 35.0)
+    thread.join(max(0.0, start + check.startup_timeout - time.monotonic()) + _JOIN_MARGIN_S)
     if thread.is_alive() or not outcome:
-        raise ServiceError(
-            f"service {spec.name!r}: the readiness wait did not end in time", service=spec.name
+        return ReadinessResult(
+            started_at=start,
+            last_error="the readiness wait did not end in time",
+            finished=time.monotonic(),
         )
     first = outcome[0]
     if isinstance(first, BaseException):
         raise first
     return first
+
+
+def raise_unless_served(
+    result: ReadinessResult,
+    *,
+    what: str,
+    deadline_s: float,
+    startup_error: type[WsResilienceError],
+) -> None:
+    """The errors of a server under test (the ASGI app, the embedded server).
+
+    Raises:
+        startup_error: the server ended before it was ready: ``{what} {how it
+            ended}``, then its output tail when it has output.
+        WsTimeoutError: the deadline passed; the message names the URL and the last
+            answer.
+    """
+    if result.ready is not None:
+        return
+    if result.ended is not None:
+        text = f"{what} {result.ended}"
+        if result.logs.strip():
+            text += f"; its output ends with:\n{tail_lines(result.logs)}"
+        raise startup_error(text)
+    raise WsTimeoutError(
+        server_not_ready_message(
+            what,
+            url=result.url,
+            deadline_s=deadline_s,
+            attempts=result.attempts,
+            last_error=result.last_error,
+            logs=result.logs,
+        )
+    )

@@ -1,52 +1,71 @@
-"""When is a service ready? The policy, with no I/O: steps, polling, verdicts, messages.
+"""When is a server up? The one rule, for every kind of server, with no I/O.
 
-A service is ready after every step of its health check succeeded in one attempt:
+The embedded reference server, the user's ASGI app (in a thread or a subprocess), a
+``--ws-server-cmd`` process and the Docker and process services are all waited for by
+this rule, through the one wait in `probe`. A server is ready after one attempt passed
+every step of its check:
 
-1. ``alive``: the container is running / the process has not exited. If not, the
-   wait fails at once with the service's last log lines (no point waiting longer).
-2. ``upgrade``: a real WebSocket upgrade, 101 with a valid ``Sec-WebSocket-Accept``
-   (``tcp``: a connect; ``http``: any HTTP response, both weaker).
-3. ``auth``: an authenticated handshake, when asked for.
-4. ``ping``: one ping round trip, when asked for.
+1. ``alive``: the server has not ended (thread, process, container). If it has, the
+   wait fails at once with its last log lines: there is no point waiting longer.
+2. ``upgrade``: a real WebSocket handshake on the endpoint answered with one of
+   - ``101 Switching Protocols`` with a valid ``Sec-WebSocket-Accept``: ready;
+   - ``401`` or ``403`` to a probe that carried no token: the endpoint exists and
+     checks tokens, so it is served: ready (but a ``ping`` step needs a connection,
+     so a check that asks for one is not satisfied by a refusal);
+   - ``401`` or ``403`` to an authenticated probe: "not yet", the token is rejected
+     (the message hints at the secret or key the server verifies tokens with);
+   - anything else (another status, no valid HTTP answer, a bad
+     ``Sec-WebSocket-Accept``, a timeout, a refusal, a reset): "not yet".
+   (``tcp``: a connect; ``http``: any HTTP answer. Both are weaker, for services that
+   are no WebSocket servers.)
+3. ``auth``: the handshake carried a token minted for the run, when asked for.
+4. ``ping``: one ping round trip on that connection, when asked for.
 
-Resets, refusals, EOF, half-finished handshakes and any non-101 answer mean "not yet".
-Attempts are bounded each (``attempt_timeout``) and all together (``startup_timeout``);
-the pause between them starts at 10 ms and grows to 100 ms, so readiness is noticed
-within about 100 ms and a slow start is not hammered. The I/O lives in `probe`.
+Attempts are bounded each (``attempt_timeout``) and all together
+(``startup_timeout``); the pause between them starts at 10 ms and grows to 100 ms
+(`POLL_BACKOFF`), so readiness is noticed within about 100 ms and a slow start is not
+hammered.
+
+The sans-I/O contract: this module never sees a socket, an exception or a clock. The
+probe (`probe.probe_once`) performs one attempt and reports what happened as a
+`ProbeOutcome` (plain data: which `Answer`, the HTTP status, the monotonic time of the
+answer, the steps it completed); `judge` turns that into a `Verdict`, and the caller
+must then either return (ready) or pause for the next of `poll_delays` and probe
+again. The messages of a failed wait are built here too.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidHeader,
-    InvalidMessage,
-    InvalidStatus,
-)
+from enum import StrEnum
+from typing import Self
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.services import ServiceSpec
-from pytest_ws_resilience.errors import WsResilienceError
-from pytest_ws_resilience.redaction import redact
 
 __all__ = [
+    "AUTH_REJECTIONS",
+    "DEFAULT_ATTEMPT_TIMEOUT_S",
     "LOG_TAIL_LINES",
+    "NOT_LISTENING",
     "POLL_BACKOFF",
     "STEP_ALIVE",
     "STEP_AUTH",
     "STEP_PING",
     "STEP_UPGRADE",
+    "Answer",
+    "ProbeOutcome",
+    "ReadinessCheck",
     "ReadinessResult",
-    "describe_failure",
+    "Verdict",
+    "describe",
     "exited_message",
+    "judge",
     "not_ready_message",
     "poll_delays",
-    "steps_for",
+    "server_not_ready_message",
     "tail_lines",
 ]
 
@@ -55,21 +74,199 @@ STEP_UPGRADE = "upgrade"
 STEP_AUTH = "auth"
 STEP_PING = "ping"
 
+#: Handshake refusals that prove an endpoint exists and checks tokens.
+AUTH_REJECTIONS = frozenset({401, 403})
 #: Pauses between attempts: 10 ms, growing by half each time, at most 100 ms.
 POLL_BACKOFF = Backoff(base=0.01, factor=1.5, cap=0.1)
+#: The bound of one attempt when the caller does not choose one.
+DEFAULT_ATTEMPT_TIMEOUT_S = 2.0
 #: Log lines put in a start failure.
 LOG_TAIL_LINES = 30
+#: Why an attempt was not made: the server has no address yet (port not bound/printed).
+NOT_LISTENING = "not listening yet (no address to probe: still starting)"
+
+_HEALTH_KINDS = ("websocket", "tcp", "http")
 
 
-def steps_for(spec: ServiceSpec) -> tuple[str, ...]:
-    """The steps of ``spec``'s health check, in order (``upgrade`` is the tcp connect
-    or the http answer for those checks)."""
-    steps = [STEP_ALIVE, STEP_UPGRADE]
-    if spec.auth:
-        steps.append(STEP_AUTH)
-    if spec.ping:
-        steps.append(STEP_PING)
-    return tuple(steps)
+class Answer(StrEnum):
+    """What one probe saw, as the probe reports it (see `ProbeOutcome`)."""
+
+    #: Every step the probe was asked for succeeded (101 with a valid accept, the auth,
+    #: the ping; for ``tcp`` a connect, for ``http`` an HTTP answer).
+    COMPLETED = "completed"
+    #: An HTTP status other than 101 answered the upgrade (``status`` holds it).
+    STATUS = "status"
+    #: A response to the upgrade that is not a valid handshake (e.g. a wrong
+    #: ``Sec-WebSocket-Accept``); ``detail`` says what.
+    INVALID_RESPONSE = "invalid_response"
+    #: No parseable HTTP response to the upgrade; ``detail`` may name the cause.
+    NO_HTTP_RESPONSE = "no_http_response"
+    #: The handshake failed some other way; ``detail`` says how.
+    HANDSHAKE_FAILED = "handshake_failed"
+    #: Nothing answered within the attempt's bound (``bound_s``).
+    TIMED_OUT = "timed_out"
+    REFUSED = "refused"
+    RESET = "reset"
+    #: The connection closed (EOF) before the check finished.
+    CLOSED = "closed"
+    #: Anything else; ``detail`` is one redacted line.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """What one wait checks, and how long it may take.
+
+    Args:
+        startup_timeout: the deadline of the whole wait, seconds.
+        attempt_timeout: the bound of one attempt, seconds.
+        health: ``websocket`` (a real handshake), ``tcp`` (connect only) or ``http``
+            (any HTTP answer).
+        auth: the handshake carries a token (the caller hands the probe one).
+        ping: one ping round trip on the connection, after the handshake.
+    """
+
+    startup_timeout: float
+    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT_S
+    health: str = "websocket"
+    auth: bool = False
+    ping: bool = False
+
+    def __post_init__(self) -> None:
+        if self.health not in _HEALTH_KINDS:
+            raise ValueError(f"health = {self.health!r}: expected one of {_HEALTH_KINDS}")
+        if (self.auth or self.ping) and self.health != "websocket":
+            raise ValueError("auth and ping need health = 'websocket'")
+
+    @classmethod
+    def of_service(cls, spec: ServiceSpec) -> Self:
+        """The check a `ServiceSpec` asks for."""
+        return cls(
+            startup_timeout=spec.startup_timeout,
+            attempt_timeout=spec.attempt_timeout,
+            health=spec.health,
+            auth=spec.auth,
+            ping=spec.ping,
+        )
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps, in order (``upgrade`` is the tcp connect or the http answer for
+        those checks)."""
+        optional = ((STEP_AUTH, self.auth), (STEP_PING, self.ping))
+        return (STEP_ALIVE, STEP_UPGRADE, *(step for step, wanted in optional if wanted))
+
+    @property
+    def what(self) -> str:
+        """What the wait waits for, in words (part of the messages)."""
+        if self.health == "tcp":
+            return "a TCP connect (health='tcp')"
+        if self.health == "http":
+            return "an HTTP response (health='http')"
+        token = " with a token" if self.auth else ""
+        ping = " and a ping round trip" if self.ping else ""
+        return f"a WebSocket upgrade{token}{ping}"
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What one attempt saw, translated by the probe into plain data.
+
+    Args:
+        answer: how the attempt ended.
+        at: monotonic time of the answer (or of the failure).
+        steps: step name -> monotonic time, for the steps the probe completed
+            (``upgrade``, ``auth``, ``ping``).
+        status: the HTTP status, for `Answer.STATUS`.
+        detail: one redacted line, for the answers that carry one.
+        bound_s: the attempt's bound, for `Answer.TIMED_OUT`.
+    """
+
+    answer: Answer
+    at: float
+    steps: Mapping[str, float] = field(default_factory=dict)
+    status: int | None = None
+    detail: str = ""
+    bound_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The rule's answer on one attempt: ready (with the time of each step) or not yet
+    (with the reason in a few words).
+
+    ``cut_short`` marks an attempt that timed out because the deadline left it less
+    than its full bound: its "no answer" says less than what an earlier attempt saw
+    (say, an HTTP 404), so the wait keeps the earlier reason as the last answer.
+    """
+
+    ready: bool
+    reason: str = ""
+    steps: Mapping[str, float] = field(default_factory=dict)
+    cut_short: bool = False
+
+
+def judge(check: ReadinessCheck, outcome: ProbeOutcome) -> Verdict:
+    """Apply the rule (see the module docstring) to one attempt's outcome.
+
+    After a "not yet" verdict the caller pauses (`poll_delays`) and probes again, until
+    the server ends or the deadline passes; after "ready" it stops probing.
+    """
+    if outcome.answer is Answer.COMPLETED:
+        missing = [s for s in check.steps[1:] if s not in outcome.steps]
+        if not missing:
+            return Verdict(True, steps=dict(outcome.steps))
+        return Verdict(False, f"the probe skipped the steps {', '.join(missing)}")
+    status = outcome.status
+    if outcome.answer is Answer.STATUS and status in AUTH_REJECTIONS:
+        if check.auth:
+            return Verdict(
+                False,
+                f"HTTP {status}: the token was rejected (does the server verify tokens "
+                "with the run's secret or key?)",
+            )
+        if check.ping:
+            return Verdict(
+                False,
+                f"HTTP {status}: the endpoint is served but wants a token, so there is no "
+                "connection to ping (ping=True needs auth=True)",
+            )
+        return Verdict(True, steps={STEP_UPGRADE: outcome.at})
+    cut_short = (
+        outcome.answer is Answer.TIMED_OUT
+        and outcome.bound_s is not None
+        and outcome.bound_s < check.attempt_timeout
+    )
+    return Verdict(False, describe(outcome), cut_short=cut_short)
+
+
+def describe(outcome: ProbeOutcome) -> str:
+    """One short line saying what an attempt saw, for "not yet" and the final message."""
+    answer, detail = outcome.answer, outcome.detail
+    if answer is Answer.STATUS:
+        if outcome.status in AUTH_REJECTIONS:
+            return f"HTTP {outcome.status}: the endpoint wants a token"
+        return f"HTTP {outcome.status} instead of 101 Switching Protocols (not a WebSocket upgrade)"
+    if answer is Answer.INVALID_RESPONSE:
+        return f"invalid handshake response: {detail}"
+    if answer is Answer.NO_HTTP_RESPONSE:
+        return "no valid HTTP response to the upgrade" + (f" ({detail})" if detail else "")
+    if answer is Answer.HANDSHAKE_FAILED:
+        return f"handshake rejected: {detail}"
+    if answer is Answer.TIMED_OUT:
+        bound = f" after {outcome.bound_s:.2f} s" if outcome.bound_s is not None else ""
+        if STEP_UPGRADE in outcome.steps:
+            return f"no pong{bound} (the handshake succeeded, the ping got no answer)"
+        return f"no answer{bound} (the port may be open with nothing speaking WebSocket)"
+    if answer is Answer.REFUSED:
+        return "connection refused (nothing listening yet)"
+    if answer is Answer.RESET:
+        return "connection reset by peer"
+    if answer is Answer.CLOSED:
+        return "connection closed during the check"
+    if answer is Answer.COMPLETED:
+        return "the check passed"
+    return detail or answer.value
 
 
 def poll_delays() -> Iterator[float]:
@@ -79,7 +276,8 @@ def poll_delays() -> Iterator[float]:
 
 
 def tail_lines(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` non-empty-trailing lines of a log, or ``(no output)``."""
+    """The last ``lines`` lines of a log (trailing blank lines dropped), or
+    ``(no output)``."""
     kept = text.rstrip().splitlines()[-lines:]
     return "\n".join(kept) if kept else "(no output)"
 
@@ -88,38 +286,44 @@ def tail_lines(text: str, lines: int = LOG_TAIL_LINES) -> str:
 class ReadinessResult:
     """How a wait for readiness went, with monotonic timestamps.
 
-    ``ready_at[step]`` is when that step first succeeded within the successful attempt
-    (all of them: the benchmark compares ``ready_at["upgrade"]`` with when the server
-    could first answer); ``ready`` is when the wait returned.
+    ``ready_at[step]`` is when that step succeeded within the successful attempt (the
+    benchmark compares ``ready_at["upgrade"]`` with when the server could first answer);
+    ``ready`` is when the wait returned, None when it gave up. Then ``ended`` says how
+    the server ended (None: the deadline passed), ``finished`` when the wait gave up,
+    and ``logs`` holds the server's log at that moment.
     """
 
-    service: str
     started_at: float
     ready_at: dict[str, float] = field(default_factory=dict)
     attempts: int = 0
     last_error: str = ""
+    #: The last URL probed (None: the server never had an address).
+    url: str | None = None
     ready: float | None = None
+    ended: str | None = None
+    finished: float | None = None
+    logs: str = field(default="", repr=False)
 
     @property
     def elapsed_s(self) -> float | None:
         """Seconds from the start of the wait to ready (None while not ready)."""
         return None if self.ready is None else self.ready - self.started_at
 
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready, timestamps relative to the start of the wait (seconds)."""
-        return {
-            "service": self.service,
-            "attempts": self.attempts,
-            "elapsed_s": self.elapsed_s,
-            "steps_s": {k: v - self.started_at for k, v in self.ready_at.items()},
-            "last_error": self.last_error,
-        }
+    @property
+    def waited_s(self) -> float:
+        """Seconds from the start of the wait to its end (ready or not)."""
+        end = self.ready if self.ready is not None else self.finished
+        return 0.0 if end is None else end - self.started_at
+
+
+# -- messages ------------------------------------------------------------------------------
 
 
 def not_ready_message(
     name: str, *, deadline_s: float, attempts: int, last_error: str, logs: str, what: str
 ) -> str:
-    """First line: which service, how long, what it last answered; then its log tail."""
+    """A service's deadline passed. First line: which service, how long, what it last
+    answered; then its log tail."""
     return (
         f"service {name!r} was not ready within {deadline_s:g} s ({attempts} attempts; "
         f"waited for {what}); last error: {last_error or 'none'}\n"
@@ -128,39 +332,23 @@ def not_ready_message(
 
 
 def exited_message(name: str, *, reason: str, logs: str, waited_s: float) -> str:
-    """First line: the service ended (and how) before it was ready; then its log tail."""
+    """A service ended before it was ready. First line: how; then its log tail."""
     return (
         f"service {name!r} {reason} after {waited_s:.2f} s, before it was ready\n"
         f"last log lines of {name!r}:\n{tail_lines(logs)}"
     )
 
 
-def describe_failure(exc: BaseException, *, timeout: float | None = None) -> str:
-    """One short line saying why an attempt was "not yet", for the final message."""
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        if status in (401, 403):
-            return f"HTTP {status}: the endpoint wants a token (auth=True with a token factory)"
-        return f"HTTP {status} instead of 101 Switching Protocols (not a WebSocket upgrade)"
-    if isinstance(exc, InvalidHeader):
-        return f"invalid handshake response: {exc}"
-    if isinstance(exc, InvalidMessage):
-        cause = exc.__cause__
-        detail = f" ({type(cause).__name__})" if cause is not None else ""
-        return f"no valid HTTP response to the upgrade{detail}"
-    if isinstance(exc, InvalidHandshake):
-        return f"handshake rejected: {exc}"
-    if isinstance(exc, TimeoutError):
-        bound = f" after {timeout:.2f} s" if timeout is not None else ""
-        return f"no answer{bound} (the port may be open with nothing speaking WebSocket)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (nothing listening yet)"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by peer"
-    if isinstance(exc, ConnectionClosed | EOFError):
-        return "connection closed during the check"
-    if isinstance(exc, WsResilienceError):
-        return exc.message.splitlines()[0] if exc.message else type(exc).__name__
-    if isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {exc.strerror or exc}"
-    return redact(f"{type(exc).__name__}: {exc}")
+def server_not_ready_message(
+    what: str, *, url: str | None, deadline_s: float, attempts: int, last_error: str, logs: str
+) -> str:
+    """A server under test (the ASGI app, the embedded server) never answered. One line
+    naming the URL and the last answer; then the output tail, when it has output."""
+    where = url if url is not None else "its endpoint (it never had an address)"
+    text = (
+        f"{what} did not answer a WebSocket handshake on {where} within {deadline_s:g} s "
+        f"({attempts} attempts); last answer: {last_error or 'none'}"
+    )
+    if logs.strip():
+        text += f"\nits output ends with:\n{tail_lines(logs)}"
+    return text

@@ -2,11 +2,14 @@
 (``--ws-server-cmd``), or the embedded reference server.
 
 Library code (no pytest): the `ws_server` fixture calls `open_server_under_test` once per
-session and `ServerUnderTest.close` at the end.
+session and `ServerUnderTest.close` at the end. Whatever it starts counts as up by the
+one readiness rule (`readiness`), waited for by `probe.wait_ready`: the embedded server
+through `EmbeddedTarget`, the app and the command through their own runners.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,16 +18,21 @@ from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
 from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.probe import raise_unless_served, wait_ready_blocking
+from pytest_ws_resilience.servers.readiness import DEFAULT_ATTEMPT_TIMEOUT_S, ReadinessCheck
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 __all__ = [
     "SERVER_CMD_SECRET_ENV",
+    "EmbeddedTarget",
     "ServerUnderTest",
     "open_server_under_test",
     "server_cmd_spec",
+    "start_embedded_server",
     "token_factory_for",
 ]
 
@@ -36,6 +44,51 @@ SERVER_CMD_SERVICE = "server-under-test"
 
 #: An app's startup (imports, lifespan) may well take longer than one handshake.
 _APP_STARTUP_MIN_S = 30.0
+
+
+@dataclass(frozen=True)
+class EmbeddedTarget:
+    """The embedded reference server as a `probe.ReadinessTarget`: `EmbeddedServer`
+    itself knows only that its socket listens; this lets the one rule check that it
+    answers a handshake too."""
+
+    server: EmbeddedServer
+
+    def probe_url(self) -> str | None:
+        return self.server.url if self.server.running else None
+
+    def exit_reason(self) -> str | None:
+        return None if self.server.running else "stopped before it answered a handshake"
+
+    def log_so_far(self) -> str:
+        return ""  # it logs through the test process's own logging
+
+
+def start_embedded_server(config: ServerConfig, timeout: float) -> EmbeddedServer:
+    """Start the embedded server and return it once it is up by the one rule (its
+    probe carries no token: the 401 of an authenticating server proves it serves).
+
+    Raises:
+        WsTimeoutError: not up within ``timeout`` seconds.
+        WsResilienceError: it failed to start, or stopped before it answered.
+    """
+    started_at = time.monotonic()
+    embedded = EmbeddedServer(config).start(timeout=timeout)
+    check = ReadinessCheck(
+        startup_timeout=timeout, attempt_timeout=min(timeout, DEFAULT_ATTEMPT_TIMEOUT_S)
+    )
+    try:
+        result = wait_ready_blocking(EmbeddedTarget(embedded), check, started_at=started_at)
+        raise_unless_served(
+            result,
+            what="embedded reference server",
+            deadline_s=timeout,
+            startup_error=WsResilienceError,
+        )
+    except BaseException:
+        embedded.stop(timeout=1.0)
+        raise
+    return embedded
 
 
 @dataclass
@@ -191,5 +244,5 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
         max_message_size=settings.max_message_size,
         recv_timeout=settings.recv_timeout.value,
     )
-    embedded = EmbeddedServer(config).start(timeout=settings.connect_timeout.value)
+    embedded = start_embedded_server(config, settings.connect_timeout.value)
     return ServerUnderTest(url=embedded.url, source="embedded", embedded=embedded)

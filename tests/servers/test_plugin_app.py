@@ -2,8 +2,8 @@
 
 pytester projects hold small FastAPI and Starlette apps that verify the plugin's JWTs
 with pyjwt (the secret comes from the variable named by ``jwt_secret_env``), real
-sockets throughout. Pure helpers (import paths, readiness rule, settings precedence) are
-unit-tested at the end.
+sockets throughout. Pure helpers (import paths, settings precedence) are unit-tested at
+the end; the runners themselves in test_asgi_thread.py and test_asgi_process.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,7 @@ import pytest
 
 from pytest_ws_resilience.config.app_path import AppPath, parse_app_path
 from pytest_ws_resilience.config.loading import CommandLine, load_settings
-from pytest_ws_resilience.errors import AsgiAppStartupError, WsConfigError, WsTimeoutError
-from pytest_ws_resilience.servers.asgi_app import (
-    AsgiAppServer,
-    handshake_ready,
-    parse_listening_port,
-)
+from pytest_ws_resilience.errors import WsConfigError
 
 pytestmark = pytest.mark.websocket_integration
 
@@ -432,46 +426,6 @@ def test_ws_app_and_ws_url_together_are_a_usage_error(project):
     result.stderr.fnmatch_lines(["ERROR: --ws-app and --ws-url both name the server*"])
 
 
-# -- the library: readiness --------------------------------------------------------------
-
-_Scope = MutableMapping[str, Any]
-_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-async def not_found_app(scope: _Scope, receive: _Receive, send: _Send) -> None:
-    """A raw ASGI app whose WebSocket path answers HTTP 404 (denial response)."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            kind = message["type"].removeprefix("lifespan.")
-            await send({"type": f"lifespan.{kind}.complete"})
-            if kind == "shutdown":
-                return
-    elif scope["type"] == "websocket":
-        await receive()  # websocket.connect
-        await send({"type": "websocket.http.response.start", "status": 404, "headers": []})
-        await send({"type": "websocket.http.response.body", "body": b"no such endpoint"})
-
-
-def test_an_endpoint_answering_404_is_not_ready_and_the_error_names_url_and_answer():
-    server = AsgiAppServer(AppPath("tests", "not_found_app"), path="/nope", app=not_found_app)
-    with pytest.raises(WsTimeoutError, match=r"ws://127\.0\.0\.1:\d+/nope.*last answer: HTTP 404"):
-        server.start(timeout=0.5)
-    assert not server.running
-
-
-def test_a_lifespan_failure_is_reported_at_once_with_the_traceback():
-    async def failing(scope: _Scope, receive: _Receive, send: _Send) -> None:
-        assert scope["type"] == "lifespan"
-        await receive()
-        raise ValueError("no config for the app")
-
-    server = AsgiAppServer(AppPath("tests", "failing"), app=failing)
-    with pytest.raises(AsgiAppStartupError, match=r"(?s)failed to start.*no config for the app"):
-        server.start(timeout=30)  # fails at once, long before the deadline
-
-
 # -- pure helpers ---------------------------------------------------------------------------
 
 
@@ -493,23 +447,6 @@ def test_app_paths_parse(text, expected):
 def test_malformed_app_paths_are_refused(text):
     with pytest.raises(ValueError, match="expected 'module:attr' or 'module:factory\\(\\)'"):
         parse_app_path(text)
-
-
-def test_ready_means_switched_or_an_auth_rejection():
-    assert [s for s in (101, 200, 400, 401, 403, 404, 500, 503) if handshake_ready(s)] == [
-        101,
-        401,
-        403,
-    ]
-
-
-def test_the_listening_port_is_read_from_uvicorns_output():
-    text = (
-        "INFO:     Started server process [7]\n"
-        "INFO:     Uvicorn running on http://127.0.0.1:43117 (Press CTRL+C to quit)\n"
-    )
-    assert parse_listening_port(text) == 43117
-    assert parse_listening_port("INFO:     Waiting for application startup.") is None
 
 
 def _settings(tool: dict[str, Any], **cli: Any) -> Any:

@@ -1,6 +1,7 @@
-"""Readiness over real sockets: a service is ready only once it answers a real WebSocket
-upgrade (101 and a valid ``Sec-WebSocket-Accept``), never merely because its port is
-open; a service that dies fails the wait at once, with its logs.
+"""Readiness of services over real sockets, by the one rule: a service is ready once it
+answers a real WebSocket upgrade (101 and a valid ``Sec-WebSocket-Accept``, or a 401/403
+to a probe without token), never merely because its port is open; a rejected token is
+"not yet"; a service that dies fails the wait at once, with its logs.
 
 The services are real local processes (`tests/service_apps/late_server.py` and the
 reference server); the Docker versions of the same cases are in test_services_docker.py.
@@ -141,15 +142,26 @@ def test_authenticated_readiness_with_a_ping_round_trip(started: list[ServiceHan
     assert readiness.ready_at["auth"] <= readiness.ready_at["ping"] <= (readiness.ready or 0)
 
 
-def test_an_unauthenticated_probe_of_an_auth_server_says_it_wants_a_token(
+def test_an_auth_server_is_ready_on_its_refusal_of_a_probe_without_token(
     started: list[ServiceHandle],
 ) -> None:
-    spec, _ = reference_spec("ref-noauth", startup_timeout=5.0, attempt_timeout=0.5)
+    # The one rule: a 401 to a tokenless probe proves the endpoint is served.
+    spec, _ = reference_spec("ref-noauth", startup_timeout=20, attempt_timeout=0.5)
+    handle = ServiceHandle(spec)
+    started.append(handle)
+    handle.start()
+    assert handle.readiness is not None and handle.readiness.ready is not None
+    assert list(handle.readiness.ready_at) == ["alive", "upgrade"]
+
+
+def test_a_ping_check_is_not_satisfied_by_a_refusal(started: list[ServiceHandle]) -> None:
+    spec, _ = reference_spec("ref-noauth-ping", ping=True, startup_timeout=1.0)
     handle = ServiceHandle(spec)
     started.append(handle)
     with pytest.raises(ServiceNotReadyError) as info:
         handle.start()
-    assert "HTTP 401: the endpoint wants a token" in info.value.last_error
+    assert info.value.last_error.startswith("HTTP 401: the endpoint is served but wants a token")
+    assert "ping=True needs auth=True" in str(info.value).splitlines()[0]
 
 
 def test_tokens_signed_with_the_wrong_key_never_make_it_ready(
@@ -161,6 +173,8 @@ def test_tokens_signed_with_the_wrong_key_never_make_it_ready(
     with pytest.raises(ServiceNotReadyError) as info:
         handle.start()
     assert "401" in info.value.last_error or "403" in info.value.last_error
+    assert "the token was rejected" in info.value.last_error
+    assert "secret or key" in str(info.value).splitlines()[0]
 
 
 def test_auth_without_a_token_factory_fails_at_once() -> None:

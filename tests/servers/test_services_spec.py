@@ -1,16 +1,12 @@
-"""Pure logic of the services: specs and their TOML tables, the readiness policy, the
-leftover rule, the host mounts. No Docker, no sockets."""
+"""Pure logic of the services: specs and their TOML tables, the leftover rule, the host
+mounts. No Docker, no sockets (the readiness rule is tested in test_readiness.py)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 
 import pytest
-from websockets.datastructures import Headers
-from websockets.exceptions import InvalidStatus
-from websockets.http11 import Response
 
 from pytest_ws_resilience.config.services import ServiceSpec, parse_services
 from pytest_ws_resilience.errors import ServiceSpecError, WsConfigError
@@ -24,14 +20,6 @@ from pytest_ws_resilience.servers.labels import (
     container_labels,
     current_owner_pid,
     is_leftover,
-)
-from pytest_ws_resilience.servers.readiness import (
-    POLL_BACKOFF,
-    describe_failure,
-    not_ready_message,
-    poll_delays,
-    steps_for,
-    tail_lines,
 )
 
 ORIGIN = "pyproject.toml"
@@ -161,59 +149,6 @@ def test_parse_services_errors_are_one_line(table: dict[str, object], message: s
         parse_services(table, origin=ORIGIN)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
-
-
-# -- readiness policy ---------------------------------------------------------------------
-
-
-def test_polling_starts_at_10_ms_and_never_waits_more_than_100_ms() -> None:
-    delays = list(itertools.islice(poll_delays(), 40))
-    assert delays[0] == pytest.approx(0.01)
-    assert delays == sorted(delays)
-    assert max(delays) == POLL_BACKOFF.cap == pytest.approx(0.1)
-    assert delays[-1] == pytest.approx(0.1)
-
-
-def test_steps_follow_the_spec() -> None:
-    assert steps_for(ServiceSpec("s", command="x")) == ("alive", "upgrade")
-    assert steps_for(ServiceSpec("s", command="x", auth=True, ping=True)) == (
-        "alive",
-        "upgrade",
-        "auth",
-        "ping",
-    )
-
-
-def test_the_not_ready_message_leads_with_service_deadline_and_last_error() -> None:
-    logs = "\n".join(f"line {n}" for n in range(100))
-    text = not_ready_message(
-        "api", deadline_s=5, attempts=12, last_error="HTTP 503", logs=logs, what="an upgrade"
-    )
-    first, *rest = text.splitlines()
-    assert first == (
-        "service 'api' was not ready within 5 s (12 attempts; waited for an upgrade); "
-        "last error: HTTP 503"
-    )
-    assert rest[-1] == "line 99" and "line 69" not in rest and "line 70" in rest
-    assert tail_lines("") == "(no output)"
-
-
-def _status(code: int) -> InvalidStatus:
-    return InvalidStatus(Response(code, "x", Headers()))
-
-
-@pytest.mark.parametrize(
-    ("exc", "text"),
-    [
-        (_status(200), "HTTP 200 instead of 101 Switching Protocols"),
-        (_status(401), "HTTP 401: the endpoint wants a token"),
-        (ConnectionRefusedError(), "connection refused (nothing listening yet)"),
-        (ConnectionResetError(), "connection reset by peer"),
-        (TimeoutError(), "no answer after 0.50 s"),
-    ],
-)
-def test_failures_are_described_in_a_few_words(exc: BaseException, text: str) -> None:
-    assert describe_failure(exc, timeout=0.5).startswith(text)
 
 
 # -- labels and leftovers -------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""Importing the user's ASGI app for ``--ws-app``: is uvicorn there, does the path name
+something, and the import itself.
+
+Two kinds of failure, told apart on purpose: a mistake in the configuration (no such
+module or attribute, uvicorn missing) is found before any test runs and reported as one
+line (`AsgiAppImportError`, `AsgiExtraMissingError`); an exception raised by the app's
+own code is a startup failure, reported once with its traceback (`AsgiAppStartupError`)
+when the server starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import traceback
+from typing import Any
+
+from pytest_ws_resilience.config.app_path import AppPath
+from pytest_ws_resilience.errors import (
+    AsgiAppImportError,
+    AsgiAppStartupError,
+    AsgiExtraMissingError,
+)
+
+__all__ = ["ASGI_EXTRA_HINT", "check_app_importable", "load_app", "require_uvicorn"]
+
+#: How to install what ``--ws-app`` needs; part of the missing-extra error.
+ASGI_EXTRA_HINT = "pip install 'pytest-ws-resilience[asgi]'"
+
+
+def require_uvicorn(subject: str = "--ws-app") -> None:
+    """Fail with the install hint when uvicorn (the ``asgi`` extra) cannot be imported.
+
+    Raises:
+        AsgiExtraMissingError: one line naming the extra.
+    """
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise AsgiExtraMissingError(f"{subject} needs uvicorn: {ASGI_EXTRA_HINT}") from None
+
+
+def _is_missing(err: ModuleNotFoundError, module: str) -> bool:
+    """True when the error is about ``module`` itself (or a parent package), not about
+    something the app imports."""
+    parts = module.split(".")
+    return err.name in {".".join(parts[: i + 1]) for i in range(len(parts))}
+
+
+def check_app_importable(app: AppPath, *, subject: str, execute: bool = True) -> None:
+    """Check a configuration mistake early: the module or the attribute does not exist.
+
+    With ``execute`` the module is imported (the attribute is checked too); without it
+    only located (for a subprocess app, so its code does not run in this process).
+    An exception raised by the app's own code is left for startup, which reports it
+    with its traceback (`load_app`): it is not a mistake in the path.
+
+    Raises:
+        AsgiAppImportError: one line, e.g. ``--ws-app=nope.mod:app: cannot import
+            module 'nope.mod' (ModuleNotFoundError: No module named 'nope')``.
+    """
+    try:
+        if execute:
+            module = importlib.import_module(app.module)
+        else:
+            if importlib.util.find_spec(app.module) is None:
+                raise ModuleNotFoundError(f"No module named {app.module!r}", name=app.module)
+            return
+    except ModuleNotFoundError as err:
+        if _is_missing(err, app.module):
+            raise AsgiAppImportError(
+                f"{subject}: cannot import module {app.module!r} ({type(err).__name__}: {err})"
+            ) from None
+        return
+    except Exception:
+        return  # the app's own bug: reported with its traceback when the server starts
+    try:
+        _resolve_attr(module, app.attr)
+    except AttributeError:
+        raise AsgiAppImportError(
+            f"{subject}: module {app.module!r} has no attribute {app.attr!r}"
+        ) from None
+
+
+def _resolve_attr(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def load_app(app: AppPath) -> Any:
+    """Import the app (calling the factory for ``module:factory()``).
+
+    Raises:
+        AsgiAppStartupError: anything the import or the factory raised, with its
+            traceback.
+    """
+    try:
+        target = _resolve_attr(importlib.import_module(app.module), app.attr)
+        return target() if app.factory else target
+    except Exception:
+        raise AsgiAppStartupError(
+            f"ASGI app {app} failed to load:\n{traceback.format_exc()}"
+        ) from None

@@ -1,0 +1,224 @@
+"""The user's ASGI app served by ``python -m uvicorn`` in a subprocess, for apps that
+need a process of their own (signal handlers, global state, their own event-loop
+policy).
+
+uvicorn binds port 0 and prints the port it got (`parse_listening_port`); the process's
+output goes to a temporary file, read for that line and shown when the app does not
+start. The server counts as up by the one readiness rule (`readiness`, waited for by
+`probe.wait_ready`); a process that exits first raises `AsgiAppStartupError` at once,
+with its output tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pytest_ws_resilience.config.app_path import AppPath
+from pytest_ws_resilience.config.services import LOOPBACK_HOST
+from pytest_ws_resilience.errors import AsgiAppStartupError
+from pytest_ws_resilience.servers.probe import raise_unless_served, wait_ready_blocking
+from pytest_ws_resilience.servers.readiness import ReadinessCheck
+
+__all__ = ["AsgiAppProcess", "parse_listening_port"]
+
+logger = logging.getLogger(__name__)
+
+_LISTENING_RE = re.compile(r"Uvicorn running on https?://[^\s:]+:(\d+)")
+
+
+def parse_listening_port(output: str) -> int | None:
+    """The port from uvicorn's "Uvicorn running on http://HOST:PORT" line, if printed."""
+    match = _LISTENING_RE.search(output)
+    return int(match.group(1)) if match else None
+
+
+class AsgiAppProcess:
+    """An ASGI app served by ``python -m uvicorn`` in a subprocess.
+
+    It answers `probe.ReadinessTarget` (`probe_url`, `exit_reason`, `log_so_far`), so
+    `start` waits for it with the one readiness rule.
+
+    Args:
+        app_path: the import path (uvicorn imports it in the subprocess).
+        path: the WebSocket endpoint's path.
+        app_dirs: directories put first on the subprocess's ``PYTHONPATH`` (as
+            uvicorn's ``--app-dir``), e.g. the project's rootdir.
+        env: the subprocess's environment (default: this process's).
+    """
+
+    def __init__(
+        self,
+        app_path: AppPath,
+        *,
+        path: str = "/",
+        app_dirs: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._app_path = app_path
+        self._path = path
+        self._app_dirs = tuple(app_dirs)
+        self._env = env
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._output: Path | None = None
+        self._port = 0
+
+    def __repr__(self) -> str:
+        state = f"url={self.url!r}" if self._port else "stopped"
+        return f"AsgiAppProcess({self._app_path}, {state})"
+
+    @property
+    def app_path(self) -> AppPath:
+        return self._app_path
+
+    @property
+    def url(self) -> str:
+        if not self._port:
+            raise RuntimeError("AsgiAppProcess is not started; call start() first")
+        return f"ws://{LOOPBACK_HOST}:{self._port}{self._path}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and bool(self._port)
+
+    def command(self) -> list[str]:
+        """The uvicorn command line (shown in errors, handy to run by hand)."""
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            self._app_path.uvicorn_target,
+            "--host",
+            LOOPBACK_HOST,
+            "--port",
+            "0",
+            "--lifespan",
+            "on",
+            "--ws",
+            "auto",
+            # info prints the "running on" line that carries the port.
+            "--log-level",
+            "info",
+            "--no-access-log",
+        ]
+        if self._app_path.factory:
+            command.append("--factory")
+        return command
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(self._env if self._env is not None else os.environ)
+        paths = [*self._app_dirs, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    # -- the readiness target --------------------------------------------------------
+
+    def probe_url(self) -> str | None:
+        """The endpoint's URL once uvicorn printed the port it listens on."""
+        if not self._port:
+            port = parse_listening_port(self.log_so_far())
+            if port is None:
+                return None
+            self._port = port
+        return self.url
+
+    def exit_reason(self) -> str | None:
+        """How the process ended (its exit code); None while it runs."""
+        proc = self._proc
+        if proc is None:
+            return "was stopped"
+        code = proc.poll()
+        return None if code is None else f"exited with code {code} before serving"
+
+    def log_so_far(self) -> str:
+        """The process's output (stdout and stderr) so far."""
+        output = self._output
+        if output is None:
+            return ""
+        try:
+            return output.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start the subprocess; return once it is up by the one readiness rule.
+
+        Raises:
+            AsgiAppStartupError: the process exited (the message holds its output tail).
+            WsTimeoutError: not up within ``timeout`` seconds (the message names the
+                URL, or that no port was printed, and the last answer).
+        """
+        if self.running:
+            return self
+        started_at = time.monotonic()
+        fd, name = tempfile.mkstemp(prefix="ws-app-", suffix=".log")
+        self._output = Path(name)
+        # The child writes through its own copy of the descriptor; this process reads
+        # the file by name (a shared descriptor would share the read offset too).
+        with os.fdopen(fd, "wb") as output:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=self._app_dirs[0] if self._app_dirs else None,
+            )
+        try:
+            result = wait_ready_blocking(
+                self, ReadinessCheck(startup_timeout=timeout), started_at=started_at
+            )
+            raise_unless_served(
+                result,
+                what=f"ASGI app {self._app_path} (subprocess)",
+                deadline_s=timeout,
+                startup_error=AsgiAppStartupError,
+            )
+        except BaseException:
+            self.stop(timeout=2.0)
+            raise
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM (uvicorn shuts down gracefully, lifespan included), then kill at
+        about ``timeout`` seconds. Idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout * 0.8)
+            except subprocess.TimeoutExpired:
+                logger.warning("ASGI app %s did not stop on SIGTERM; killing", self._app_path)
+                proc.kill()
+                try:
+                    proc.wait(max(0.5, timeout * 0.2))
+                except subprocess.TimeoutExpired:
+                    pass
+        if self._output is not None:
+            self._output.unlink(missing_ok=True)
+            self._output = None
+        self._port = 0
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
