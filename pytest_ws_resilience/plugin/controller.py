@@ -1,94 +1,107 @@
-"""One ASGI app for all xdist workers (``app_share``): the controller serves it.
+"""`WsController`: the plugin object of the xdist controller (pytest-xdist's ``DSession``).
 
-By default each xdist worker serves its own copy of the app (apps keep in-memory
-state). With ``--ws-app-share`` / ``app_share = true`` the controller starts the app
-once, before any worker exists, hands its URL to every worker through xdist's
-``workerinput``, and stops it after all workers have finished: no worker ever starts or
-stops it. Registered only on an xdist controller, so xdist's hooks are never declared
-where xdist is absent.
+The controller runs no test. Its part of the run:
+
+- hands every worker the run's `RunHandoff` in ``pytest_configure_node`` (the one
+  ``workerinput`` payload: run id, owner pid, state directory, secret, chaos seed, the
+  shared app's URL), built once by the entry point and completed here once the shared
+  app is up;
+- with ``--ws-app-share`` / ``app_share = true``, serves the one ASGI app of all
+  workers: started at session start, before xdist's own ``pytest_sessionstart`` spawns
+  the workers, stopped at unconfigure, after they are all gone; no worker starts or
+  stops it;
+- receives each worker's `WorkerResults` in ``pytest_testnodedown`` (its report records
+  and its scheduling tally), then prints one summary and writes one report;
+- says in the header what ``--dist`` does with the scheduling group, and warns when it
+  defeats it.
+
+Registered only on a controller, so xdist's hooks are never declared where xdist is
+absent.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.plugin.handoff import RunHandoff, WorkerResults
+from pytest_ws_resilience.plugin.roles import worker_id_in
+from pytest_ws_resilience.plugin.scheduling import RunScheduling
+from pytest_ws_resilience.plugin.session import WsSession
+from pytest_ws_resilience.plugin.stash import RUN_KEY
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
     open_server_under_test,
     token_factory_for,
 )
 
-__all__ = [
-    "RunSeedController",
-    "SharedAppController",
-    "is_xdist_controller",
-    "shared_app_url",
-    "worker_chaos_seed",
-]
-
-#: The key under which workers find the shared app's URL in ``config.workerinput``.
-WORKER_INPUT_KEY = "ws_resilience_shared_app_url"
-#: The key under which workers find the run's chaos seed.
-SEED_INPUT_KEY = "ws_resilience_chaos_seed"
+__all__ = ["WsController"]
 
 
-def is_xdist_controller(config: pytest.Config) -> bool:
-    """True in the process that distributes tests to xdist workers."""
-    dist = getattr(config.option, "dist", "no")
-    return dist != "no" and not hasattr(config, "workerinput")
+class WsController(WsSession):
+    """The xdist controller's hooks (see the module's docstring)."""
 
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: WsSettings,
+        run: RunHandoff,
+        *,
+        report_path: Path | None,
+    ) -> None:
+        super().__init__(config, settings, run, report_path=report_path)
+        self.scheduling = RunScheduling(str(config.getoption("dist")))
+        #: The app served to every worker (``app_share``), while it runs.
+        self.shared_app: ServerUnderTest | None = None
 
-def shared_app_url(config: pytest.Config) -> str | None:
-    """On a worker of a shared-app run: the URL of the app the controller serves."""
-    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    url = workerinput.get(WORKER_INPUT_KEY)
-    return url if isinstance(url, str) else None
+    # -- xdist's hooks -----------------------------------------------------------------
 
+    def pytest_configure_node(self, node: Any) -> None:
+        self.run.to_workerinput(node.workerinput)
 
-class SharedAppController:
-    """xdist controller hooks: serve the app before the workers, stop it after them."""
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        results = WorkerResults.from_workeroutput(getattr(node, "workeroutput", None))
+        worker = worker_id_in(getattr(node, "workerinput", {}))
+        self.report.add_worker_payload(worker, results.report if results else None)
+        self.scheduling.add_worker(results.scheduling if results else None)
 
-    def __init__(self, settings: WsSettings) -> None:
-        self.settings = settings
-        self.server: ServerUnderTest | None = None
+    # -- the role's steps --------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)  # before xdist's own sessionstart spawns the workers
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def _role_open_run(self) -> None:
+        """Serve the shared app before the workers exist; they get its URL."""
+        server = self.settings.server
+        if server.app is None or not server.app_share:
+            return
         try:
-            self.server = open_server_under_test(self.settings, token_factory_for(self.settings))
+            self.shared_app = open_server_under_test(
+                self.settings, token_factory_for(self.settings)
+            )
         except WsResilienceError as err:
             pytest.exit(
                 f"the ASGI app under test (shared by the xdist workers) failed to start:\n{err}",
                 returncode=pytest.ExitCode.TESTS_FAILED,
             )
+        self.run = self.run.with_shared_app(self.shared_app.url)
+        self.config.stash[RUN_KEY] = self.run
 
-    def pytest_configure_node(self, node: Any) -> None:
-        if self.server is not None:
-            node.workerinput[WORKER_INPUT_KEY] = self.server.url
+    def _role_header_lines(self) -> list[str]:
+        return self.scheduling.header_lines()
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if self.server is not None:
-            self.server.close(timeout=self.settings.close_timeout.value)
-            self.server = None
+    def _role_finish_report(self, session: pytest.Session) -> None:
+        # Within pytest's warning capture of sessionfinish, before the report records
+        # the exit status the warnings may change.
+        self.scheduling.warn(session)
+        super()._role_finish_report(session)
 
+    def _role_write_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        self.scheduling.write_summary(terminalreporter)
 
-def worker_chaos_seed(config: pytest.Config) -> int | None:
-    """On an xdist worker: the run's chaos seed, drawn once by the controller."""
-    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    seed = workerinput.get(SEED_INPUT_KEY)
-    return seed if isinstance(seed, int) else None
-
-
-class RunSeedController:
-    """xdist controller hook: every worker gets the controller's chaos seed, so a run has
-    one seed (printed once, replayable with ``--ws-chaos-seed``) however many workers."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[SEED_INPUT_KEY] = self.seed
+    def _role_close_run(self) -> None:
+        """Stop the shared app, after every worker is gone."""
+        if self.shared_app is not None:
+            self.shared_app.close(timeout=self.settings.close_timeout.value)
+            self.shared_app = None

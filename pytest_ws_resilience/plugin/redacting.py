@@ -1,46 +1,23 @@
-"""Report-side hooks: secrets are redacted from everything pytest prints or writes.
+"""Redaction of what pytest prints or writes: test reports and captured log records.
 
-Tokens are redacted at the source (reprs, error messages, the package's logs); these
-hooks are the net under that: failure tracebacks, assertion diffs, captured output and
-log records of any logger, before terminal, junitxml or xdist see them.
+Tokens are redacted at the source (reprs, error messages, the package's logs); this is
+the net under that: failure tracebacks, assertion diffs, captured output and log records
+of any logger, before terminal, junitxml or xdist see them. The rule itself is
+`pytest_ws_resilience.redaction.redact`; here it is applied to pytest's objects. The
+role objects call these steps from their hooks (``pytest_sessionstart``,
+``pytest_runtest_makereport``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 import pytest
 
-from pytest_ws_resilience.plugin.stash import CHAOS_KEY, CHAOS_SEED_KEY, ISOLATION_REPORT_KEY
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, ISOLATION_REPORT_KEY, RUN_KEY
 from pytest_ws_resilience.redaction import RedactingFilter, redact
 
-__all__ = ["chaos_replay_hint", "pytest_runtest_makereport", "pytest_sessionstart"]
+__all__ = ["add_failure_sections", "chaos_replay_hint", "redact_logs", "redact_report"]
 
 _LOG_HANDLERS = ("caplog_handler", "report_handler", "log_cli_handler", "log_file_handler")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    redact_report(report)
-    isolation = item.stash.get(ISOLATION_REPORT_KEY, None)
-    if report.failed and report.when == "call" and isolation is not None:
-        report.sections.append(("ws-isolation", redact(isolation)))
-    if report.failed and item.stash.get(CHAOS_KEY, None):
-        report.sections.append(("ws-chaos", chaos_replay_hint(item)))
-    return report
-
-
-def chaos_replay_hint(item: pytest.Item) -> str:
-    """How to replay a failed test's chaos: the run seed and the command."""
-    run_seed = item.config.stash.get(CHAOS_SEED_KEY, None)
-    proxy_seeds = ", ".join(str(s) for s in item.stash.get(CHAOS_KEY, []))
-    return (
-        f"chaos seed {run_seed} (proxy seeds {proxy_seeds}); replay with: "
-        f"pytest --ws-chaos-seed={run_seed} '{item.nodeid}'"
-    )
 
 
 def redact_report(report: pytest.TestReport) -> None:
@@ -57,9 +34,29 @@ def redact_report(report: pytest.TestReport) -> None:
     report.sections = [(title, redact(content)) for title, content in report.sections]
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+def add_failure_sections(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Add to a failed test's report its isolation report and how to replay its chaos."""
+    isolation = item.stash.get(ISOLATION_REPORT_KEY, None)
+    if report.failed and report.when == "call" and isolation is not None:
+        report.sections.append(("ws-isolation", redact(isolation)))
+    if report.failed and item.stash.get(CHAOS_KEY, None):
+        report.sections.append(("ws-chaos", chaos_replay_hint(item)))
+
+
+def chaos_replay_hint(item: pytest.Item) -> str:
+    """How to replay a failed test's chaos: the run seed and the command."""
+    run = item.config.stash.get(RUN_KEY, None)
+    run_seed = run.chaos_seed if run is not None else None
+    proxy_seeds = ", ".join(str(s) for s in item.stash.get(CHAOS_KEY, []))
+    return (
+        f"chaos seed {run_seed} (proxy seeds {proxy_seeds}); replay with: "
+        f"pytest --ws-chaos-seed={run_seed} '{item.nodeid}'"
+    )
+
+
+def redact_logs(config: pytest.Config) -> None:
     """Redact log records of every logger, as pytest's logging plugin captures them."""
-    logging_plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
     if logging_plugin is None:
         return
     redacting = RedactingFilter()

@@ -1,13 +1,12 @@
-"""pytest glue of the run report: collect per-test records, merge xdist workers, print
-the ``ws-resilience`` terminal section and write ``--ws-report``.
+"""The run report's collector: per-test records, one summary, the ``--ws-report`` file.
 
 Every process that runs tests records them (at each test's teardown report, when its
-clients are closed). A worker hands its records to the controller through xdist's
-``workeroutput`` at session finish; the controller receives them in
-``pytest_testnodedown`` (a hook declared only where xdist is installed, so it lives in
-a class registered only on an xdist controller), then prints one summary for the whole
-run and writes the report file, once. Without xdist the same path runs with one source.
-The figures and texts come from the pure modules beside this one.
+clients are closed). A worker hands its records to the controller when it finishes
+(`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller adds each worker's
+as it goes down, then prints one summary for the whole run and writes the report file,
+once. Without xdist the same path runs with one source. No hooks here: the role objects
+(`pytest_ws_resilience.plugin.session`, ``controller``, ``worker``) call these steps.
+The figures and texts come from the pure modules of `pytest_ws_resilience.report`.
 """
 
 from __future__ import annotations
@@ -17,20 +16,15 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.plugin.controller import is_xdist_controller
-from pytest_ws_resilience.plugin.stash import (
-    CHAOS_SEED_KEY,
-    SERVICES_STARTED_KEY,
-    SETTINGS_KEY,
-    WATCH_KEY,
-)
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
 from pytest_ws_resilience.report.document import build_document, dumps, is_html_path
 from pytest_ws_resilience.report.html import render_html
@@ -43,35 +37,7 @@ from pytest_ws_resilience.report.records import (
 )
 from pytest_ws_resilience.report.summary import summary_lines
 
-__all__ = [
-    "WORKER_OUTPUT_KEY",
-    "ReportCollector",
-    "XdistReportHooks",
-    "check_report_path",
-    "configure",
-    "phase_result",
-]
-
-#: The key of a worker's records in xdist's ``workeroutput``.
-WORKER_OUTPUT_KEY = "ws_resilience_report"
-
-
-def configure(config: pytest.Config) -> None:
-    """Called by the plugin's pytest_configure: registers the report hooks.
-
-    Raises:
-        pytest.UsageError: ``--ws-report`` names a path that cannot be written, said
-            now rather than after the whole run.
-    """
-    raw = config.getoption("ws_report", None)
-    worker = _worker_id(config)
-    path = None
-    if raw and worker is None:
-        path = check_report_path(raw, config.invocation_params.dir)
-    collector = ReportCollector(config, path=path, worker=worker)
-    config.pluginmanager.register(collector, "ws_resilience.report")
-    if config.pluginmanager.hasplugin("xdist") and is_xdist_controller(config):
-        config.pluginmanager.register(XdistReportHooks(collector), "ws_resilience.report_xdist")
+__all__ = ["ReportCollector", "check_report_path", "phase_result"]
 
 
 def check_report_path(raw: str, cwd: Path) -> Path:
@@ -95,12 +61,6 @@ def check_report_path(raw: str, cwd: Path) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise pytest.UsageError(f"{where}: cannot write there (permission denied)")
     return path
-
-
-def _worker_id(config: pytest.Config) -> str | None:
-    """The xdist worker id ("gw0", ...) in a worker process, else None."""
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    return None if workerinput is None else str(workerinput.get("workerid", "worker"))
 
 
 def phase_result(report: pytest.TestReport) -> PhaseResult:
@@ -164,11 +124,30 @@ def _versions() -> dict[str, str]:
 
 
 class ReportCollector:
-    """Per-process report hooks: records tests, finishes the run's report."""
+    """The records of this process's tests, and the run's report where it ends.
 
-    def __init__(self, config: pytest.Config, *, path: Path | None, worker: str | None) -> None:
+    Args:
+        config: this process's config (its invocation, for the report's run info).
+        settings: the run's settings.
+        path: the ``--ws-report`` file (checked by `check_report_path`); None for none,
+            and always None on a worker.
+        name: this process in the report ("main", "controller", "gw0", ...).
+        worker: the xdist worker id on a worker, else None.
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: WsSettings,
+        *,
+        path: Path | None,
+        name: str,
+        worker: str | None,
+    ) -> None:
         self.config = config
+        self.settings = settings
         self.path = path
+        self.name = name
         #: None on the controller or without xdist; "gw0"... in a worker.
         self.worker = worker
         self.records: list[TestRecord] = []
@@ -182,42 +161,33 @@ class ReportCollector:
         self.started_at = time.time()
         self._phases: dict[str, list[PhaseResult]] = {}
 
-    @property
-    def _own_name(self) -> str:
-        if self.worker is not None:
-            return self.worker
-        return "controller" if is_xdist_controller(self.config) else "main"
-
-    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+    def header_lines(self) -> list[str]:
+        """The report-header line naming the report file (none without one)."""
         if self.path is None:
             return []
         kind = "HTML" if is_html_path(self.path.name) else "JSON"
         return [f"ws-resilience report: {self.path} ({kind})"]
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def start_clock(self) -> None:
+        """The session starts: the run's start time in the report."""
         self.started_at = time.time()
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """One phase report of ``item``; the test's record is made at its teardown."""
         phases = self._phases.setdefault(item.nodeid, [])
         phases.append(phase_result(report))
         if report.when == "teardown":
             # Teardown is last: the test's clients are closed, its watch complete.
             del self._phases[item.nodeid]
             self.records.append(_record_of(item, phases, self.worker or "main"))
-        return report
 
-    def own_source(self) -> Source:
-        seed = self.config.stash.get(CHAOS_SEED_KEY, None)
-        services: list[str] = self.config.stash.get(SERVICES_STARTED_KEY, [])
+    def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
+        """This process's part of the report: its records and what it started."""
         return Source(
-            worker=self._own_name,
+            worker=self.name,
             records=tuple(self.records),
-            services_started=tuple(services),
-            chaos_seed=seed,
+            services_started=tuple(services_started),
+            chaos_seed=chaos_seed,
             started_at=self.started_at,
             finished_at=time.time(),
         )
@@ -229,49 +199,40 @@ class ReportCollector:
         else:
             self.sources.append(Source.from_payload(payload))
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        source = self.own_source()
-        if self.worker is not None:
-            workeroutput: dict[str, Any] = getattr(self.config, "workeroutput", {})
-            workeroutput[WORKER_OUTPUT_KEY] = source.to_payload()
-            return
-        sources = [*self.sources, source]
+    def finish(self, own: Source, exitstatus: int) -> None:
+        """The run's end (not on a worker): the summary of every source, and the file."""
+        sources = [*self.sources, own]
         self.summary = summarize(sources)
         if self.path is not None:
-            self.report_status = self._write(sources, source, int(session.exitstatus))
+            self.report_status = self._write(sources, own, exitstatus)
 
     def _run_info(self, own: Source, exitstatus: int) -> dict[str, Any]:
-        settings = self.config.stash.get(SETTINGS_KEY, None)
-        info: dict[str, Any] = {"exit_status": exitstatus}
-        if settings is not None:
-            if settings.server.app is not None:
-                url = f"app {settings.server.app}"
-            elif settings.server.url is None:
-                url = "embedded reference server"
-            else:
-                url = settings.server.url  # redacted with the whole document
-            info.update(
-                env=settings.env,
-                url=url,
-                timeouts={
-                    name: {"value": None, "source": "default"}
-                    if t is None
-                    else {"value": t.value, "source": t.source}
-                    for name, t in settings.timeouts.items()
-                },
-            )
-        info.update(
-            chaos_seed=own.chaos_seed,
-            started_at=self.started_at,
-            finished_at=own.finished_at,
-            args=list(self.config.invocation_params.args),
-            rootdir=str(self.config.rootpath),
-            platform=sys.platform,
-            versions=_versions(),
-            lost_workers=list(self.lost_workers),
-        )
-        return info
+        settings = self.settings
+        if settings.server.app is not None:
+            url = f"app {settings.server.app}"
+        elif settings.server.url is None:
+            url = "embedded reference server"
+        else:
+            url = settings.server.url  # redacted with the whole document
+        return {
+            "exit_status": exitstatus,
+            "env": settings.env,
+            "url": url,
+            "timeouts": {
+                name: {"value": None, "source": "default"}
+                if t is None
+                else {"value": t.value, "source": t.source}
+                for name, t in settings.timeouts.items()
+            },
+            "chaos_seed": own.chaos_seed,
+            "started_at": self.started_at,
+            "finished_at": own.finished_at,
+            "args": list(self.config.invocation_params.args),
+            "rootdir": str(self.config.rootpath),
+            "platform": sys.platform,
+            "versions": _versions(),
+            "lost_workers": list(self.lost_workers),
+        }
 
     def _write(self, sources: list[Source], own: Source, exitstatus: int) -> str:
         assert self.path is not None
@@ -291,7 +252,8 @@ class ReportCollector:
             return f"NOT written to {self.path}: {err.strerror or err}"
         return f"written to {self.path}"
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+    def write_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """The ``ws-resilience`` section of the terminal summary (the run's end only)."""
         if self.worker is not None or self.summary is None:
             return
         if not (self.summary.used or self.path is not None or self.lost_workers):
@@ -304,15 +266,3 @@ class ReportCollector:
                 f"missing: the records of {', '.join(self.lost_workers)} (worker went down "
                 "before finishing)"
             )
-
-
-class XdistReportHooks:
-    """xdist controller hooks: receive each worker's records when it finishes."""
-
-    def __init__(self, collector: ReportCollector) -> None:
-        self.collector = collector
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        workeroutput = getattr(node, "workeroutput", None) or {}
-        worker = str(getattr(node, "workerinput", {}).get("workerid", "worker"))
-        self.collector.add_worker_payload(worker, workeroutput.get(WORKER_OUTPUT_KEY))

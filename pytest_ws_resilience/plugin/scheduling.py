@@ -1,39 +1,42 @@
-"""pytest glue of ``concurrent_safe`` scheduling under pytest-xdist.
+"""``concurrent_safe`` scheduling under pytest-xdist, applied to pytest's items.
 
-The rule itself is `pytest_ws_resilience.plugin.xdist_groups`; this module applies it:
+The rule itself is `pytest_ws_resilience.plugin.xdist_groups`; this module applies it.
+No hooks here: the role objects call these steps, each from the hook and at the moment
+that matters (`pytest_ws_resilience.plugin.session`):
 
-- in every process that collects (an xdist worker, or a run with xdist loaded and
-  ``-n 0``), a ``tryfirst`` ``pytest_collection_modifyitems`` adds
-  ``xdist_group(SERIAL_GROUP)`` to connection tests not marked ``concurrent_safe``.
-  ``tryfirst`` matters: xdist's worker reads the group markers in its own
+- where tests are collected (an xdist worker, or a run with xdist loaded and ``-n 0``),
+  `mark_groups` adds ``xdist_group(SERIAL_GROUP)`` to connection tests not marked
+  ``concurrent_safe``, before xdist's worker reads the group markers in its own
   ``pytest_collection_modifyitems`` (it appends ``@group`` to each node id, which
-  ``--dist loadgroup`` then splits), and that plugin is registered after ours, so
-  without ``tryfirst`` it would run first and never see the marker (pytest-xdist
-  #1241, #1253). A worker reports what it did through ``workeroutput``;
-- on a ``--dist loadgroup`` worker, a ``trylast`` hook checks that xdist's suffix
-  took, and restores it where it did not: pytest 9.2's structured node ids ignore
-  the field xdist 3.8 writes, so every group silently stops working (pytest-xdist
-  #1386). Once xdist sets the suffix itself, this does nothing;
-- on the controller (which collects nothing), a report-header line says what the
-  ``--dist`` mode does with the group, and after the workers are done one
-  `WsSchedulingWarning` says so when the mode defeats it for tests that need it, and
-  one names unsafe tests that kept a group of their own.
+  ``--dist loadgroup`` then splits). That worker plugin is registered after ours and
+  pytest calls later plugins first, so the step runs before the ``yield`` of a
+  ``wrapper=True`` hook: in a plain hook it would come too late and xdist would never
+  see the marker (pytest-xdist #1241, #1253);
+- on a ``--dist loadgroup`` worker, `repair_loadgroup_ids` (after that ``yield``, so
+  after xdist's hook) checks that xdist's suffix took, and restores it where it did
+  not: pytest 9.2's structured node ids ignore the field xdist 3.8 writes, so every
+  group silently stops working (pytest-xdist #1386). Once xdist sets the suffix
+  itself, it does nothing. A worker then counts what it did (`collected_tally`) and
+  hands the tally to the controller;
+- on the controller (which collects nothing), `RunScheduling` gives the report-header
+  line saying what the ``--dist`` mode does with the group and, after the workers are
+  done, one `WsSchedulingWarning` when the mode defeats it for tests that need it, and
+  one naming unsafe tests that kept a group of their own.
 
-Every hook lives in a class registered only when xdist is loaded, so xdist's hooks
-are never declared, nor xdist imported, where it is absent.
+Without pytest-xdist nothing here runs: every test runs one at a time anyway.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from pytest_ws_resilience.errors import WsSchedulingWarning
-from pytest_ws_resilience.plugin.controller import is_xdist_controller
 from pytest_ws_resilience.plugin.xdist_groups import (
-    Decision,
+    GroupPlacement,
     SchedulingTally,
     decide,
     dist_warning,
@@ -46,90 +49,40 @@ from pytest_ws_resilience.plugin.xdist_groups import (
     user_group_warning,
 )
 
-__all__ = [
-    "WORKER_OUTPUT_KEY",
-    "CollectionScheduling",
-    "ControllerScheduling",
-    "LoadgroupIdRepair",
-    "configure",
-]
+__all__ = ["RunScheduling", "collected_tally", "mark_groups", "repair_loadgroup_ids"]
 
-#: The key under which a worker's `SchedulingTally` travels in ``workeroutput``.
-WORKER_OUTPUT_KEY = "ws_resilience_scheduling"
-
-# Tests of a loadgroup worker whose node id could not get its group suffix.
-_UNGROUPED_KEY = pytest.StashKey[int]()
-
-# Each test's decision with its node id as collected (xdist's loadgroup later adds
+# Each test's placement with its node id as collected (xdist's loadgroup later adds
 # "@group" to the node id; messages name the test as the user wrote it).
-_DECISION_KEY = pytest.StashKey[tuple[str, Decision]]()
+_PLACEMENT_KEY = pytest.StashKey[tuple[str, GroupPlacement]]()
 
 
-def configure(config: pytest.Config) -> None:
-    """Called by the plugin's pytest_configure: registers the scheduling hooks, only
-    when pytest-xdist is loaded (without it every test runs one at a time anyway)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    config.pluginmanager.register(CollectionScheduling(), "ws_resilience.scheduling")
-    if getattr(config.option, "loadgroup", False):  # set by xdist on loadgroup workers
-        config.pluginmanager.register(LoadgroupIdRepair(), "ws_resilience.loadgroup_ids")
-    if is_xdist_controller(config):
-        dist = str(config.getoption("dist"))
-        config.pluginmanager.register(
-            ControllerScheduling(dist), "ws_resilience.scheduling_controller"
+def _user_groups(item: pytest.Item) -> tuple[str, ...]:
+    return user_group_names((mark.args, mark.kwargs) for mark in item.iter_markers("xdist_group"))
+
+
+def mark_groups(items: Sequence[pytest.Item]) -> None:
+    """Place each test, and add the serial group's marker to those it serializes."""
+    for item in items:
+        placement = decide(
+            fixturenames=getattr(item, "fixturenames", ()),
+            concurrent_safe=item.get_closest_marker("concurrent_safe") is not None,
+            markers=(mark.name for mark in item.iter_markers()),
+            user_groups=_user_groups(item),
         )
+        item.stash[_PLACEMENT_KEY] = (item.nodeid, placement)
+        if placement.group is not None:
+            item.add_marker(pytest.mark.xdist_group(placement.group))
 
 
-class CollectionScheduling:
-    """Where tests are collected: apply the rule, and tell the controller about it."""
-
-    @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads xdist_group markers
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            decision = decide(
-                fixturenames=getattr(item, "fixturenames", ()),
-                concurrent_safe=item.get_closest_marker("concurrent_safe") is not None,
-                markers=(mark.name for mark in item.iter_markers()),
-                user_groups=user_group_names(
-                    (mark.args, mark.kwargs) for mark in item.iter_markers("xdist_group")
-                ),
-            )
-            item.stash[_DECISION_KEY] = (item.nodeid, decision)
-            if decision.group is not None:
-                item.add_marker(pytest.mark.xdist_group(decision.group))
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        # Counted here, after -m/-k deselection and the plugin's skip markers.
-        workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
-        if workeroutput is None:
-            return
-        # Tests skipped outright (ws_env, websocket_security) run nothing, so need no
-        # serializing either.
-        tally = tally_of(
-            item.stash[_DECISION_KEY]
-            for item in session.items
-            if _DECISION_KEY in item.stash and item.get_closest_marker("skip") is None
-        )
-        tally.ungrouped_ids = session.config.stash.get(_UNGROUPED_KEY, 0)
-        workeroutput[WORKER_OUTPUT_KEY] = tally.as_dict()
-
-
-class LoadgroupIdRepair:
-    """On a ``--dist loadgroup`` worker: make sure grouped tests carry xdist's suffix."""
-
-    @pytest.hookimpl(trylast=True)  # after xdist's worker wrote (or failed to write) it
-    def pytest_collection_modifyitems(
-        self, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        ungrouped = 0
-        for item in items:
-            groups = user_group_names(
-                (mark.args, mark.kwargs) for mark in item.iter_markers("xdist_group")
-            )
-            nodeid = loadgroup_node_id(item.nodeid, groups)
-            if nodeid is not None and not _set_node_id(item, nodeid):
-                ungrouped += 1
-        config.stash[_UNGROUPED_KEY] = ungrouped
+def repair_loadgroup_ids(items: Sequence[pytest.Item]) -> int:
+    """Give grouped tests xdist's loadgroup suffix where it did not take; the number of
+    tests that could not get it."""
+    ungrouped = 0
+    for item in items:
+        nodeid = loadgroup_node_id(item.nodeid, _user_groups(item))
+        if nodeid is not None and not _set_node_id(item, nodeid):
+            ungrouped += 1
+    return ungrouped
 
 
 def _set_node_id(item: pytest.Item, nodeid: str) -> bool:
@@ -147,8 +100,22 @@ def _set_node_id(item: pytest.Item, nodeid: str) -> bool:
     return item.nodeid == nodeid
 
 
-class ControllerScheduling:
-    """On the xdist controller: the header line, the summary line and the warnings."""
+def collected_tally(items: Sequence[pytest.Item], *, ungrouped_ids: int) -> SchedulingTally:
+    """What the collection did, counted after ``-m``/``-k`` deselection and the plugin's
+    skip markers: tests skipped outright (``ws_env``, ``websocket_security``) run
+    nothing, so need no serializing either."""
+    tally = tally_of(
+        item.stash[_PLACEMENT_KEY]
+        for item in items
+        if _PLACEMENT_KEY in item.stash and item.get_closest_marker("skip") is None
+    )
+    tally.ungrouped_ids = ungrouped_ids
+    return tally
+
+
+class RunScheduling:
+    """On the xdist controller: the header line, the workers' tallies, the warnings and
+    the summary line."""
 
     def __init__(self, dist: str) -> None:
         self.dist = dist
@@ -157,24 +124,27 @@ class ControllerScheduling:
         # Warnings turned into errors by the user's filters.
         self.errors: list[str] = []
 
-    def pytest_report_header(self) -> list[str]:
+    def header_lines(self) -> list[str]:
         line = header_line(self.dist)
         return [line] if line else []
 
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
+    def add_worker(self, data: dict[str, Any] | None) -> None:
+        """A worker went down, with its tally (None: it crashed, or collected nothing)."""
         self.workers += 1
-        data = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
         if data is None:
-            return  # a worker that crashed reports nothing
+            return
         tally = SchedulingTally.from_dict(data)
         if self.tally is None:
             self.tally = tally
         else:
             self.tally.merge(tally)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        # Inside pytest's warning capture of sessionfinish: the warnings go to the
-        # warnings summary, and -W / filterwarnings apply to them.
+    def warn(self, session: pytest.Session) -> None:
+        """Issue the run's scheduling warnings (from within ``pytest_sessionfinish``).
+
+        Inside pytest's warning capture of sessionfinish: the warnings go to the
+        warnings summary, and -W / filterwarnings apply to them.
+        """
         if self.tally is None:
             return
         messages = [
@@ -201,7 +171,8 @@ class ControllerScheduling:
                 if session.exitstatus == pytest.ExitCode.OK:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+    def write_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """The summary line, and the warnings the user's filters made errors."""
         if self.tally is None:
             return
         line = summary_line(self.dist, self.tally, self.workers)

@@ -72,7 +72,7 @@ def started_line(
     image: str | None = None,
     ready_s: float | None = None,
 ) -> str:
-    """One line for the run's list of services (``SERVICES_STARTED_KEY``), e.g.
+    """One line for the run's list of started services (``ServicesRuntime.started``), e.g.
     ``api: started docker container 1a2b3c4d5e6f (image x) at ws://127.0.0.1:4100/, ready
     in 0.42 s``. ``how`` says what this process did: started, attached (shared), ..."""
     what = "docker container" if backend == "docker" else "process"

@@ -1,35 +1,31 @@
-"""pytest glue of the services: the ``ws_services`` fixture and marker,
-``ws_service_factory``, ``--ws-require-services``, ``--ws-server-cmd``, and who starts,
-reaps and removes what in a run.
+"""The services runtime of one pytest process: specs, handles, failures, the run's chores.
 
 Who does what:
 
-- the run's first process (the only one without xdist, else the xdist controller)
-  draws the run id (every container's run label), a state directory and, when no key
-  is configured, the run's HS256 secret; it reaps the leftovers of dead runs at session
-  start, and removes every service of the run once at the end, after all workers
-  finished;
-- xdist workers get those through ``workerinput``; the first to need a service starts
-  it (file lock), the others attach to it; a worker never removes a shared service;
+- the run's owner (the only process without xdist, else the xdist controller) reaps
+  the leftovers of dead runs at session start, and removes every service of the run
+  once at the end, after all workers finished;
+- every process starts a shared service on first need: the first one under a file
+  lock, the others attach to it (``servers.sharing``); a worker never removes one;
 - every process removes its private services (``ws_service_factory``) at test teardown.
 
-The rules (marker arguments, skip or fail, the reasons) are in
-`pytest_ws_resilience.plugin.service_rules`; starting, sharing and reaping in the library
-modules of this package.
+The run id, owner pid, state directory and secret come from the run's
+`pytest_ws_resilience.plugin.handoff.RunHandoff`. The rules (marker arguments, skip or
+fail, the reasons) are `pytest_ws_resilience.plugin.service_rules`; starting, sharing
+and reaping are the library's (`pytest_ws_resilience.servers`). This module has no
+hooks: the role objects (`pytest_ws_resilience.plugin.session`) call the runtime's
+steps, and the fixtures (`pytest_ws_resilience.plugin.fixtures`) reach it through
+``config.stash[SERVICES_KEY]``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 import shutil
-import sys
-import tempfile
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import pytest
 
@@ -38,66 +34,36 @@ from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.plugin import service_rules as rules
-from pytest_ws_resilience.plugin.controller import is_xdist_controller
-from pytest_ws_resilience.plugin.fixtures import test_watch
-from pytest_ws_resilience.plugin.stash import SERVICES_STARTED_KEY, SETTINGS_KEY
+from pytest_ws_resilience.plugin.handoff import RunHandoff
+from pytest_ws_resilience.plugin.watch import test_watch
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
-from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV, new_run_id
+from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV
 from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
 from pytest_ws_resilience.servers.sharing import SharedServices
 from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV, token_factory_for
 
 __all__ = [
-    "RUNTIME_KEY",
-    "WORKER_INPUT_KEY",
-    "RunContext",
-    "ServiceFactory",
+    "LOG_TAIL_LINES",
+    "STOP_TIMEOUT_S",
+    "PrivateServices",
     "ServiceRegistry",
-    "ServicesController",
     "ServicesRuntime",
-    "configure",
-    "ws_service_factory",
-    "ws_service_specs",
-    "ws_services",
 ]
 
-#: ``workerinput`` key: the run context the controller hands to each xdist worker.
-WORKER_INPUT_KEY = "ws_resilience_services"
 #: Log lines of a service attached to the report of a failed test that used it.
 LOG_TAIL_LINES = 50
 #: Grace between SIGTERM and SIGKILL when the plugin stops a service.
 STOP_TIMEOUT_S = 10.0
-_SERVICE_FIXTURES = frozenset({"ws_services", "ws_service_factory"})
 
-Role = Literal["single", "controller", "worker"]
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every process of one run agrees on: handed from the controller to workers."""
-
-    run_id: str
-    #: The pid owning the run's containers (the controller's): a container a worker
-    #: started is not taken for a leftover when that worker exits first.
-    owner_pid: int
-    state_dir: str
-    #: The run's HS256 secret, used where no key is configured.
-    run_secret: str | None = dataclasses.field(default=None, repr=False)
-
-    @classmethod
-    def new(cls) -> RunContext:
-        run_id = new_run_id()
-        return cls(
-            run_id=run_id,
-            owner_pid=os.getpid(),
-            # Created on first use only: most runs never start a service.
-            state_dir=str(Path(tempfile.gettempdir()) / f"ws-resilience-run-{run_id}"),
-            # Used only where no key is configured (the loader decides).
-            run_secret=secrets.token_urlsafe(32),
-        )
+#: Per test: the handles it used, by report-section title.
+_USED_KEY = pytest.StashKey[dict[str, ServiceHandle]]()
+#: Per test: the reason it was skipped for (the skip is then shown at the test).
+_SKIP_REASON_KEY = pytest.StashKey[str]()
+#: Per test: the titles whose logs are already in a report (each is attached once).
+_LOGS_ATTACHED_KEY = pytest.StashKey[set[str]]()
 
 
 class _UnknownService(Exception):
@@ -121,14 +87,20 @@ class _Unavailable(Exception):
 class ServicesRuntime:
     """The services of this process: specs, shared handles, failures, run-level chores.
 
-    One per pytest process, kept in ``config.stash[RUNTIME_KEY]``.
+    One per pytest process, kept in ``config.stash[SERVICES_KEY]``.
+
+    Args:
+        settings: the run's settings.
+        run: what every process of the run agrees on (run id, owner pid, state dir).
+        owns_run: True in the process that reaps at the start and removes at the end
+            (the only process, or the xdist controller); False on an xdist worker.
     """
 
-    def __init__(self, config: pytest.Config, role: Role, context: RunContext) -> None:
-        self.config = config
-        self.role = role
-        self.context = context
-        self.sharing = SharedServices(Path(context.state_dir), context.run_id)
+    def __init__(self, settings: WsSettings, run: RunHandoff, *, owns_run: bool) -> None:
+        self.settings = settings
+        self.run = run
+        self.owns_run = owns_run
+        self.sharing = SharedServices(Path(run.state_dir), run.run_id)
         #: Specs added in code (``ws_service_specs``, ``ws_services.add``).
         self.specs: dict[str, ServiceSpec] = {}
         self.handles: dict[str, ServiceHandle] = {}
@@ -137,6 +109,9 @@ class ServicesRuntime:
         self.failures: dict[str, _Unavailable] = {}
         #: The test being set up, run or torn down (its services are recorded on it).
         self.current_item: pytest.Item | None = None
+        #: Services this process started (or adopted), one line each ("name: how"),
+        #: for the terminal summary and the report.
+        self.started: list[str] = []
         self.reaped: list[str] = []
         self.removed: int | None = None
         self._reap_done = False
@@ -145,17 +120,8 @@ class ServicesRuntime:
         self._saved_environ: dict[str, str | None] = {}
 
     @property
-    def settings(self) -> WsSettings:
-        return self.config.stash.get(SETTINGS_KEY, None) or WsSettings()
-
-    @property
-    def owns_run(self) -> bool:
-        """True in the process that reaps at the start and removes at the end."""
-        return self.role != "worker"
-
-    @property
     def state_dir(self) -> Path:
-        return Path(self.context.state_dir)
+        return Path(self.run.state_dir)
 
     # -- specs -------------------------------------------------------------------------
 
@@ -191,6 +157,14 @@ class ServicesRuntime:
                 if name not in names:
                     names.append(name)
         return tuple(names)
+
+    def registry(self) -> ServiceRegistry:
+        """The ``ws_services`` fixture's object over this runtime."""
+        return ServiceRegistry(self)
+
+    def private_services(self) -> PrivateServices:
+        """The ``ws_service_factory`` fixture's object for one test."""
+        return PrivateServices(self)
 
     # -- starting ----------------------------------------------------------------------
 
@@ -230,7 +204,7 @@ class ServicesRuntime:
     def _new_handle(self, spec: ServiceSpec) -> ServiceHandle:
         return ServiceHandle(
             spec,
-            run_id=self.context.run_id,
+            run_id=self.run.run_id,
             token_factory=self.tokens(),
             settings=self.settings,
             log_dir=self.state_dir / "logs",
@@ -299,7 +273,7 @@ class ServicesRuntime:
             image=handle.spec.image,
             ready_s=readiness.elapsed_s if readiness is not None and timed else None,
         )
-        self.config.stash.setdefault(SERVICES_STARTED_KEY, []).append(line)
+        self.started.append(line)
 
     # -- what a test used -----------------------------------------------------------------
 
@@ -320,7 +294,69 @@ class ServicesRuntime:
             self.current_item.stash[_SKIP_REASON_KEY] = failure.reason
         pytest.skip(redact(failure.reason))
 
+    def annotate_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Show a services skip at the test (not in this file); attach the service logs
+        of a failed test that used services (each once)."""
+        reason = item.stash.get(_SKIP_REASON_KEY, None)
+        if report.skipped and reason is not None and isinstance(report.longrepr, tuple):
+            path, line = item.reportinfo()[:2]
+            report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
+        if not report.failed:
+            return
+        attached = item.stash.setdefault(_LOGS_ATTACHED_KEY, set())
+        for title, handle in item.stash.get(_USED_KEY, {}).items():
+            if title in attached:
+                continue
+            attached.add(title)
+            try:
+                logs = handle.logs(tail=LOG_TAIL_LINES)
+            except Exception as err:  # the logs are a help, never a second failure
+                logs = f"(logs unavailable: {type(err).__name__}: {err})"
+            report.sections.append((f"ws-service {title}", redact(logs or "(no output)")))
+
+    # -- what the run shows -------------------------------------------------------------
+
+    def header_lines(self) -> list[str]:
+        """The report-header line of the configured services (none without services)."""
+        services = self.settings.services
+        if not (services.specs or services.needed):
+            return []
+        described = ", ".join(
+            f"{name} ({spec.image if spec.backend == 'docker' else 'process'})"
+            for name, spec in services.specs.items()
+        )
+        if services.required:
+            policy = f"unavailable -> fail ({services.required_source})"
+        else:
+            policy = "unavailable -> skip (--ws-require-services: fail)"
+        every = f"; every test needs {', '.join(services.needed)}" if services.needed else ""
+        return [f"ws-resilience services: {described or 'none defined'}{every}; {policy}"]
+
+    def summary_lines(self) -> list[str]:
+        """What the run's owner reaped and removed, for the terminal summary."""
+        if not self.owns_run:
+            return []
+        lines: list[str] = []
+        if self.reaped:
+            lines.append(
+                f"ws-resilience services: reaped {len(self.reaped)} leftover container(s) "
+                f"of dead runs: {', '.join(self.reaped)}"
+            )
+        if self.removed:
+            lines.append(
+                f"ws-resilience services: removed {self.removed} service(s) of run "
+                f"{self.run.run_id} at the end"
+            )
+        return lines
+
     # -- run-level chores ---------------------------------------------------------------
+
+    def reap_at_start(self) -> None:
+        """The run's owner reaps dead runs' containers before any worker or test starts,
+        when Docker services are configured (otherwise on the first one's start)."""
+        specs = self.settings.services.specs.values()
+        if self.owns_run and any(spec.backend == "docker" for spec in specs):
+            self.reap_once()
 
     def reap_once(self) -> None:
         """Remove the labelled containers of dead runs on this host, once per process.
@@ -335,7 +371,7 @@ class ServicesRuntime:
             return
         client = docker_client()
         try:
-            self.reaped.extend(reap_leftovers(client, current_run=self.context.run_id))
+            self.reaped.extend(reap_leftovers(client, current_run=self.run.run_id))
         finally:
             client.close()
 
@@ -351,77 +387,33 @@ class ServicesRuntime:
             # Containers no record names: a worker that died between start and record.
             client = docker_client()
             try:
-                removed += remove_run(client, self.context.run_id, STOP_TIMEOUT_S)
+                removed += remove_run(client, self.run.run_id, STOP_TIMEOUT_S)
             finally:
                 client.close()
         self.removed = removed
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def export_environ(self) -> None:
-        """Make the library's labels agree with the run (restored by `restore_environ`)."""
+        """Make the library's labels agree with the run (restored by `close`)."""
         for key, value in (
-            (RUN_ID_ENV, self.context.run_id),
-            (RUN_OWNER_PID_ENV, str(self.context.owner_pid)),
+            (RUN_ID_ENV, self.run.run_id),
+            (RUN_OWNER_PID_ENV, str(self.run.owner_pid)),
         ):
             self._saved_environ[key] = os.environ.get(key)
             os.environ[key] = value
 
-    def restore_environ(self) -> None:
-        for key, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_environ.clear()
-
-
-#: The runtime of this pytest process.
-RUNTIME_KEY = pytest.StashKey[ServicesRuntime]()
-#: Per test: the handles it used, by report-section title.
-_USED_KEY = pytest.StashKey[dict[str, ServiceHandle]]()
-#: Per test: the reason it was skipped for (the skip is then shown at the test).
-_SKIP_REASON_KEY = pytest.StashKey[str]()
-
-
-# -- configure ----------------------------------------------------------------------------
-
-
-def _role(config: pytest.Config) -> Role:
-    if hasattr(config, "workerinput"):
-        return "worker"
-    return "controller" if is_xdist_controller(config) else "single"
-
-
-def run_context(config: pytest.Config) -> RunContext:
-    """What every process of this run agrees on: drawn here by the run's first process,
-    handed to xdist workers (which find it in ``workerinput``)."""
-    if _role(config) == "worker":
-        given = getattr(config, "workerinput", {}).get(WORKER_INPUT_KEY)
-        if given is not None:
-            return RunContext(**given)
-    return RunContext.new()
-
-
-def configure(config: pytest.Config, context: RunContext) -> None:
-    """Called by the plugin's pytest_configure once the settings are stored: sets up this
-    process's `ServicesRuntime` and registers the hooks (the xdist controller's only on
-    the controller)."""
-    role = _role(config)
-    runtime = ServicesRuntime(config, role, context)
-    runtime.export_environ()
-    config.stash[RUNTIME_KEY] = runtime
-    config.pluginmanager.register(sys.modules[__name__], "ws_resilience.services")
-    if role == "controller":
-        config.pluginmanager.register(
-            ServicesController(runtime), "ws_resilience.services_controller"
-        )
-
-
-def _runtime(config: pytest.Config) -> ServicesRuntime | None:
-    return config.stash.get(RUNTIME_KEY, None)
-
-
-# -- fixtures -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """The process's end: finish the run if the session did not (a usage error, a
+        crash), then restore the environment."""
+        try:
+            self.finish()
+        finally:
+            for key, value in self._saved_environ.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_environ.clear()
 
 
 class ServiceRegistry:
@@ -487,45 +479,18 @@ class ServiceRegistry:
         return self[name].url
 
 
-class ServiceFactory(Protocol):
-    def __call__(self, spec: ServiceSpec | str, **changes: Any) -> ServiceHandle: ...
+class PrivateServices:
+    """The private services of one test (``ws_service_factory``): started on demand,
+    stopped by `stop_all` at its teardown."""
 
+    def __init__(self, runtime: ServicesRuntime) -> None:
+        self._runtime = runtime
+        self.handles: list[ServiceHandle] = []
 
-@pytest.fixture(scope="session")
-def ws_service_specs() -> Iterable[ServiceSpec]:
-    """Services defined in code: override it (session scope, in a conftest) to return
-    `ServiceSpec` objects; they join those of ``[tool.ws_resilience.services]``."""
-    return ()
-
-
-@pytest.fixture(scope="session")
-def ws_services(
-    pytestconfig: pytest.Config, ws_service_specs: Iterable[ServiceSpec]
-) -> ServiceRegistry:
-    """``ws_services["name"] -> ServiceHandle``: the run's services, started lazily,
-    healthy by a real WebSocket handshake, shared across xdist workers, removed once
-    at the end of the run."""
-    runtime = _runtime(pytestconfig)
-    if runtime is None:  # pragma: no cover - the plugin's configure always sets it
-        raise RuntimeError("the ws-resilience plugin is not configured")
-    for spec in ws_service_specs:
-        runtime.add(spec)
-    return ServiceRegistry(runtime)
-
-
-@pytest.fixture
-def ws_service_factory(
-    pytestconfig: pytest.Config, ws_services: ServiceRegistry
-) -> Iterator[ServiceFactory]:
-    """``ws_service_factory(spec_or_name, **changes) -> ServiceHandle``: a private
-    instance of a service for this test, for container chaos (``pause``, ``unpause``,
-    ``kill``, ``restart``); removed at teardown (bounded). ``changes`` replace fields
-    of the spec (e.g. ``env=...``). Skipped or failed like ``ws_services``."""
-    runtime = _runtime(pytestconfig)
-    assert runtime is not None
-    handles: list[ServiceHandle] = []
-
-    def make(spec: ServiceSpec | str, **changes: Any) -> ServiceHandle:
+    def start(self, spec: ServiceSpec | str, **changes: Any) -> ServiceHandle:
+        """A new instance of ``spec`` (or of the service of that name), ``changes``
+        replacing fields of the spec; skips or fails the test as ``ws_services`` does."""
+        runtime = self._runtime
         if isinstance(spec, str):
             unknown: str | None = None
             try:
@@ -544,174 +509,16 @@ def ws_service_factory(
             unavailable = err
         if unavailable is not None:  # outside the except block: no chained traceback
             runtime.refuse(unavailable)
-        handles.append(handle)
-        runtime.record_use(f"{spec.name} (private {len(handles)})", handle)
+        self.handles.append(handle)
+        runtime.record_use(f"{spec.name} (private {len(self.handles)})", handle)
         return handle
 
-    try:
-        yield make
-    finally:
+    def stop_all(self) -> list[str]:
+        """Stop every instance, newest first (bounded); the errors, one line each."""
         errors: list[str] = []
-        for handle in reversed(handles):
+        for handle in reversed(self.handles):
             try:
                 handle.stop(STOP_TIMEOUT_S)
             except ServiceError as err:
                 errors.append(err.message)
-        if errors:
-            pytest.fail("; ".join(errors), pytrace=False)
-
-
-@pytest.fixture(autouse=True)
-def _ws_services_marker(request: pytest.FixtureRequest) -> None:
-    """Before the test's own fixtures: its services (marker, env) healthy, or a skip."""
-    runtime = _runtime(request.config)
-    if runtime is None:
-        return
-    try:
-        names = runtime.needed_names(request.node)
-    except ValueError as err:  # a malformed marker on an item no collector checked
-        message = str(err)
-    else:
-        message = ""
-    if message:
-        pytest.fail(message, pytrace=False)
-    if not names and _SERVICE_FIXTURES.isdisjoint(request.fixturenames):
-        return
-    # Specs a module or class overrides ws_service_specs with join the run's.
-    for spec in request.getfixturevalue("ws_service_specs"):
-        runtime.add(spec)
-    registry: ServiceRegistry = request.getfixturevalue("ws_services")
-    for name in names:
-        registry[name]
-
-
-# -- hooks --------------------------------------------------------------------------------
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The run's owner reaps dead runs' containers before any worker or test starts,
-    when services are configured (otherwise on the first Docker service's start)."""
-    runtime = _runtime(session.config)
-    settings = runtime.settings if runtime is not None else None
-    if runtime is None or settings is None or not runtime.owns_run:
-        return
-    if any(spec.backend == "docker" for spec in settings.services.specs.values()):
-        runtime.reap_once()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    runtime = _runtime(item.config)
-    if runtime is not None:
-        runtime.current_item = item
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    try:
-        return (yield)
-    finally:
-        runtime = _runtime(item.config)
-        if runtime is not None:
-            runtime.current_item = None
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Show a services skip at the test (not in this file); attach the service logs of
-    a failed test that used services."""
-    report = yield
-    reason = item.stash.get(_SKIP_REASON_KEY, None)
-    if report.skipped and reason is not None and isinstance(report.longrepr, tuple):
-        path, line = item.reportinfo()[:2]
-        report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
-    if report.failed:
-        attached = item.stash.setdefault(_LOGS_ATTACHED_KEY, set())
-        for title, handle in item.stash.get(_USED_KEY, {}).items():
-            if title in attached:
-                continue
-            attached.add(title)
-            try:
-                logs = handle.logs(tail=LOG_TAIL_LINES)
-            except Exception as err:  # the logs are a help, never a second failure
-                logs = f"(logs unavailable: {type(err).__name__}: {err})"
-            report.sections.append((f"ws-service {title}", redact(logs or "(no output)")))
-    return report
-
-
-#: Per test: the titles whose logs are already in a report (each is attached once).
-_LOGS_ATTACHED_KEY = pytest.StashKey[set[str]]()
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    runtime = _runtime(config)
-    if runtime is None:
-        return []
-    settings = runtime.settings
-    lines: list[str] = []
-    specs = settings.services.specs
-    if specs or settings.services.needed:
-        described = ", ".join(
-            f"{name} ({spec.image if spec.backend == 'docker' else 'process'})"
-            for name, spec in specs.items()
-        )
-        if settings.services.required:
-            policy = f"unavailable -> fail ({settings.services.required_source})"
-        else:
-            policy = "unavailable -> skip (--ws-require-services: fail)"
-        every = (
-            f"; every test needs {', '.join(settings.services.needed)}"
-            if settings.services.needed
-            else ""
-        )
-        lines.append(f"ws-resilience services: {described or 'none defined'}{every}; {policy}")
-    return lines
-
-
-@pytest.hookimpl(trylast=True)  # after xdist's own: every worker has finished
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    runtime = _runtime(session.config)
-    if runtime is None:
-        return
-    runtime.finish()  # the run's owner only: a worker never removes a shared service
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    runtime = _runtime(config)
-    if runtime is None or not runtime.owns_run:
-        return
-    if runtime.reaped:
-        terminalreporter.write_line(
-            f"ws-resilience services: reaped {len(runtime.reaped)} leftover container(s) of "
-            f"dead runs: {', '.join(runtime.reaped)}"
-        )
-    if runtime.removed:
-        terminalreporter.write_line(
-            f"ws-resilience services: removed {runtime.removed} service(s) of run "
-            f"{runtime.context.run_id} at the end"
-        )
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    runtime = _runtime(config)
-    if runtime is None:
-        return
-    try:
-        runtime.finish()  # a run that ended before sessionfinish (usage error, crash)
-    finally:
-        runtime.restore_environ()
-
-
-class ServicesController:
-    """xdist controller hooks: hand the run context (run id, owner pid, state
-    directory, run secret) to each worker. Registered only on a controller, so xdist's
-    hooks are never declared where xdist is absent."""
-
-    def __init__(self, runtime: ServicesRuntime) -> None:
-        self.runtime = runtime
-
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKER_INPUT_KEY] = dataclasses.asdict(self.runtime.context)
+        return errors

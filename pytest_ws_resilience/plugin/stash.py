@@ -1,36 +1,51 @@
-"""Keys for state kept on the pytest ``Config`` stash (shared by plugin and fixtures)."""
+"""Keys of the state the plugin keeps on pytest's stashes, shared by its modules.
+
+The one place where the role objects, the feature parts and the fixtures meet: a
+fixture module imports this module (and `pytest_ws_resilience.plugin.watch`), never
+another piece of glue. The types behind the keys are imported for the type checker
+only, so importing the keys loads none of the modules that fill them.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.plugin.watch import TestWatch
+if TYPE_CHECKING:
+    from pytest_ws_resilience.config.settings import WsSettings
+    from pytest_ws_resilience.load.bench import ReplayTimer
+    from pytest_ws_resilience.plugin.handoff import RunHandoff
+    from pytest_ws_resilience.plugin.services import ServicesRuntime
 
 __all__ = [
     "CHAOS_KEY",
-    "CHAOS_SEED_KEY",
     "ISOLATION_REPORT_KEY",
-    "SERVICES_STARTED_KEY",
+    "REPLAY_TIMER_KEY",
+    "RUN_KEY",
+    "SERVICES_KEY",
     "SETTINGS_KEY",
-    "WATCH_KEY",
 ]
 
-#: The run's resolved settings, stored by the plugin at configure time.
-SETTINGS_KEY = pytest.StashKey[WsSettings]()
+# -- on config.stash: one per process --------------------------------------------------
 
-#: What the current test watches (its clients, and the isolation guard once on).
-WATCH_KEY = pytest.StashKey[TestWatch]()
+#: The run's resolved settings, loaded once at configure time, never changed after.
+SETTINGS_KEY: pytest.StashKey[WsSettings] = pytest.StashKey()
 
-#: The run's chaos seed (``--ws-chaos-seed``, or drawn once at random).
-CHAOS_SEED_KEY = pytest.StashKey[int]()
+#: What every process of the run agrees on (run id, chaos seed, ...): drawn by the
+#: run's first process, received by xdist workers.
+RUN_KEY: pytest.StashKey[RunHandoff] = pytest.StashKey()
+
+#: The services of this process (specs, handles, failures, the run's chores).
+SERVICES_KEY: pytest.StashKey[ServicesRuntime] = pytest.StashKey()
+
+# -- on item.stash: one per test ---------------------------------------------------------
 
 #: Seeds of the chaos proxies a test made (printed when it fails, for replay).
-CHAOS_KEY = pytest.StashKey[list[int]]()
+CHAOS_KEY: pytest.StashKey[list[int]] = pytest.StashKey()
 
 #: The isolation report of a test that failed on its own (added to its failure report).
-ISOLATION_REPORT_KEY = pytest.StashKey[str]()
+ISOLATION_REPORT_KEY: pytest.StashKey[str] = pytest.StashKey()
 
-#: Services this process started (or adopted), one line each ("name: how"), for the
-#: terminal summary and the report.
-SERVICES_STARTED_KEY = pytest.StashKey[list[str]]()
+#: The clock a test's ``benchmark`` fixture reads when the test uses ``ws_benchmark``.
+REPLAY_TIMER_KEY: pytest.StashKey[ReplayTimer] = pytest.StashKey()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import pytest
+
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.isolation.guard import IsolationGuard
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.client.client import WsClient
 
-__all__ = ["TestWatch"]
+__all__ = ["WATCH_KEY", "TestWatch", "test_watch"]
 
 
 class TestWatch:
@@ -78,3 +80,15 @@ class TestWatch:
             return
         for client in self.clients:
             self.guard.detector.detach(client)
+
+
+#: What the current test watches (its clients, and the isolation guard once on).
+WATCH_KEY = pytest.StashKey[TestWatch]()
+
+
+def test_watch(node: pytest.Item) -> TestWatch:
+    """The `TestWatch` of a test item (made on first use)."""
+    return node.stash.setdefault(WATCH_KEY, TestWatch())
+
+
+test_watch.__test__ = False  # type: ignore[attr-defined]

@@ -2,8 +2,9 @@
 
 Pure policy, no pytest and no I/O: `decide` maps what a test uses (its fixture
 closure), whether it is marked ``concurrent_safe`` and the ``xdist_group`` names the
-user gave it to a `Decision`; `dist_problem` says whether an xdist ``--dist`` mode
-honours the group at all; the rest builds the one-line messages the pytest glue
+user gave it to a `GroupPlacement` (which ``xdist_group`` the test is placed in, if
+any, and why); `dist_problem` says whether an xdist ``--dist`` mode honours the group
+at all; the rest builds the one-line messages the pytest glue
 (`pytest_ws_resilience.plugin.scheduling`) shows.
 
 The rule:
@@ -30,7 +31,7 @@ __all__ = [
     "CONNECTION_MARKERS",
     "RECOMMENDED_ADDOPTS",
     "SERIAL_GROUP",
-    "Decision",
+    "GroupPlacement",
     "Schedule",
     "SchedulingTally",
     "decide",
@@ -103,8 +104,8 @@ class Schedule(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
-    """The rule's answer for one test.
+class GroupPlacement:
+    """The rule's answer for one test: the ``xdist_group`` it is placed in, and why.
 
     Attributes:
         schedule: what happens to the test.
@@ -126,7 +127,7 @@ def decide(
     concurrent_safe: bool,
     user_groups: Sequence[str] = (),
     markers: Iterable[str] = (),
-) -> Decision:
+) -> GroupPlacement:
     """Apply the rule to one test.
 
     Args:
@@ -144,12 +145,12 @@ def decide(
     )
     groups = tuple(user_groups)
     if not used:
-        return Decision(Schedule.UNTOUCHED, user_groups=groups)
+        return GroupPlacement(Schedule.UNTOUCHED, user_groups=groups)
     if concurrent_safe:
-        return Decision(Schedule.CONCURRENT, connection_fixtures=used, user_groups=groups)
+        return GroupPlacement(Schedule.CONCURRENT, connection_fixtures=used, user_groups=groups)
     if groups:
-        return Decision(Schedule.USER_GROUP, connection_fixtures=used, user_groups=groups)
-    return Decision(Schedule.SERIALIZED, group=SERIAL_GROUP, connection_fixtures=used)
+        return GroupPlacement(Schedule.USER_GROUP, connection_fixtures=used, user_groups=groups)
+    return GroupPlacement(Schedule.SERIALIZED, group=SERIAL_GROUP, connection_fixtures=used)
 
 
 def user_group_names(marks: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]) -> tuple[str, ...]:
@@ -184,14 +185,14 @@ class SchedulingTally:
     user_group: list[str] = field(default_factory=list)
     ungrouped_ids: int = 0
 
-    def add(self, nodeid: str, decision: Decision) -> None:
+    def add(self, nodeid: str, placement: GroupPlacement) -> None:
         """Count one selected test."""
-        if decision.schedule is Schedule.SERIALIZED:
+        if placement.schedule is Schedule.SERIALIZED:
             self.serialized += 1
-        elif decision.schedule is Schedule.CONCURRENT:
+        elif placement.schedule is Schedule.CONCURRENT:
             self.concurrent += 1
-        elif decision.schedule is Schedule.USER_GROUP:
-            groups = ", ".join(repr(name) for name in decision.user_groups)
+        elif placement.schedule is Schedule.USER_GROUP:
+            groups = ", ".join(repr(name) for name in placement.user_groups)
             self.user_group.append(f"{nodeid} (group {groups})")
 
     @property
@@ -342,9 +343,9 @@ def summary_line(dist: str, tally: SchedulingTally, workers: int) -> str | None:
     )
 
 
-def tally_of(decisions: Iterable[tuple[str, Decision]]) -> SchedulingTally:
-    """Count (nodeid, decision) pairs."""
+def tally_of(placements: Iterable[tuple[str, GroupPlacement]]) -> SchedulingTally:
+    """Count (nodeid, placement) pairs."""
     tally = SchedulingTally()
-    for nodeid, decision in decisions:
-        tally.add(nodeid, decision)
+    for nodeid, placement in placements:
+        tally.add(nodeid, placement)
     return tally

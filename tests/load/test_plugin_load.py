@@ -15,7 +15,7 @@ pytestmark = pytest.mark.websocket_integration
 RECORD_STORMS = """
 import json
 import pytest
-from pytest_ws_resilience.plugin.fixtures import test_watch
+from pytest_ws_resilience.plugin.watch import test_watch
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item):

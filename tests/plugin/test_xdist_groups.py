@@ -9,7 +9,7 @@ from pytest_ws_resilience.plugin.xdist_groups import (
     CONNECTION_MARKERS,
     RECOMMENDED_ADDOPTS,
     SERIAL_GROUP,
-    Decision,
+    GroupPlacement,
     Schedule,
     SchedulingTally,
     decide,
@@ -29,8 +29,8 @@ from pytest_ws_resilience.plugin.xdist_groups import (
 
 @pytest.mark.parametrize("fixture", sorted(CONNECTION_FIXTURES))
 def test_every_connection_fixture_serializes_an_unmarked_test(fixture: str) -> None:
-    decision = decide(fixturenames=["request", fixture], concurrent_safe=False)
-    assert decision == Decision(
+    placement = decide(fixturenames=["request", fixture], concurrent_safe=False)
+    assert placement == GroupPlacement(
         Schedule.SERIALIZED, group=SERIAL_GROUP, connection_fixtures=(fixture,)
     )
 
@@ -51,8 +51,8 @@ def test_connection_fixtures_are_the_documented_ones() -> None:
 def test_a_ws_services_marker_makes_a_connection_test() -> None:
     """Services named by the marker start at run time, outside the fixture closure."""
     assert CONNECTION_MARKERS == {"ws_services"}
-    decision = decide(fixturenames=["request"], concurrent_safe=False, markers=["ws_services"])
-    assert decision == Decision(
+    placement = decide(fixturenames=["request"], concurrent_safe=False, markers=["ws_services"])
+    assert placement == GroupPlacement(
         Schedule.SERIALIZED, group=SERIAL_GROUP, connection_fixtures=("ws_services",)
     )
     other = decide(fixturenames=["request"], concurrent_safe=False, markers=["performance"])
@@ -63,26 +63,28 @@ def test_a_ws_services_marker_makes_a_connection_test() -> None:
     "fixtures", [[], ["tmp_path"], ["ws_server", "ws_user", "ws_tokens", "ws_settings"]]
 )
 def test_a_test_without_connections_is_left_alone(fixtures: list[str]) -> None:
-    decision = decide(fixturenames=fixtures, concurrent_safe=False, user_groups=["db"])
-    assert decision.schedule is Schedule.UNTOUCHED
-    assert decision.group is None
-    assert decision.user_groups == ("db",)
+    placement = decide(fixturenames=fixtures, concurrent_safe=False, user_groups=["db"])
+    assert placement.schedule is Schedule.UNTOUCHED
+    assert placement.group is None
+    assert placement.user_groups == ("db",)
 
 
 def test_concurrent_safe_connection_test_gets_no_group() -> None:
-    decision = decide(fixturenames=["ws_pool", "ws_client"], concurrent_safe=True)
-    assert decision == Decision(Schedule.CONCURRENT, connection_fixtures=("ws_client", "ws_pool"))
+    placement = decide(fixturenames=["ws_pool", "ws_client"], concurrent_safe=True)
+    assert placement == GroupPlacement(
+        Schedule.CONCURRENT, connection_fixtures=("ws_client", "ws_pool")
+    )
 
 
 def test_concurrent_safe_wins_over_a_user_group() -> None:
-    decision = decide(fixturenames=["ws_client"], concurrent_safe=True, user_groups=["db"])
-    assert decision.schedule is Schedule.CONCURRENT
-    assert decision.group is None
+    placement = decide(fixturenames=["ws_client"], concurrent_safe=True, user_groups=["db"])
+    assert placement.schedule is Schedule.CONCURRENT
+    assert placement.group is None
 
 
 def test_a_user_group_on_an_unsafe_test_is_kept_not_overwritten() -> None:
-    decision = decide(fixturenames=["ws_chaos"], concurrent_safe=False, user_groups=["db"])
-    assert decision == Decision(
+    placement = decide(fixturenames=["ws_chaos"], concurrent_safe=False, user_groups=["db"])
+    assert placement == GroupPlacement(
         Schedule.USER_GROUP, group=None, connection_fixtures=("ws_chaos",), user_groups=("db",)
     )
 

@@ -1,0 +1,409 @@
+"""The plugin's fixtures bound to an event loop: clients, pool, chaos, storm.
+
+Connections belong to the loop they were opened in, so these fixtures and the tests
+using them must share it. pytest-asyncio needs a fixture's loop scope when the fixture
+is defined, and ours is configurable (ini ``ws_loop_scope``: "function", the default, or
+"session" so pooled connections live across tests), so `loop_scoped_fixtures` defines
+them at configure time, for that scope, as a plugin module of their own. Each checks
+(`check_loop`) that the test runs in its loop, and says how to fix it when not.
+
+Like `pytest_ws_resilience.plugin.fixtures`, this module imports no other glue than the
+shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.watch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+import pytest_asyncio
+
+from pytest_ws_resilience.chaos.seeds import derive_seed
+from pytest_ws_resilience.client.client import WsClient, close_clients
+from pytest_ws_resilience.client.metrics import Counters
+from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.load.results import StormResult
+from pytest_ws_resilience.load.storm import Storm
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
+from pytest_ws_resilience.plugin.watch import TestWatch, test_watch
+from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+from pytest_ws_resilience.servers.under_test import ServerUnderTest
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.chaos.proxy import ChaosProxy
+    from pytest_ws_resilience.plugin.options import LoopScope
+
+__all__ = [
+    "ChaosFactory",
+    "ClientFactory",
+    "TestPool",
+    "TestStorm",
+    "check_loop",
+    "loop_scoped_fixtures",
+]
+
+
+class ClientFactory(Protocol):
+    def __call__(
+        self,
+        user: TestUser | None = None,
+        *,
+        token: str | None = None,
+        url: str | None = None,
+        auth: str | Sequence[str] | None = None,
+        max_message_size: int | None = None,
+        connect: bool = True,
+        **options: Any,
+    ) -> Awaitable[WsClient]: ...
+
+
+class ChaosFactory(Protocol):
+    def __call__(
+        self,
+        upstream_url: str | None = None,
+        *,
+        preset: str | None = None,
+        seed: int | None = None,
+        strip_compression: bool = True,
+    ) -> Awaitable[ChaosProxy]: ...
+
+
+def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: str) -> None:
+    """Fail clearly when a test runs in another loop than the fixture's connections."""
+    if asyncio.get_running_loop() is not fixture_loop:
+        raise WsResilienceError(
+            f"{name} lives in the {loop_scope}-scoped event loop (ini ws_loop_scope = "
+            f"{loop_scope}) but this test runs in another one: mark it "
+            f'@pytest.mark.asyncio(loop_scope="{loop_scope}") or set '
+            f"asyncio_default_test_loop_scope = {loop_scope}"
+        )
+
+
+async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
+    """Close every client at once, bounded by the close timeout (plus a margin)."""
+    await close_clients(clients, settings.close_timeout.value + 1.0)
+
+
+class TestPool:
+    """The ``ws_pool`` fixture: this test's leases on the session's `ConnectionPool`.
+
+    Every client acquired here is watched by ``ws_isolation`` (when on) and goes back
+    to the pool at the end of the test.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        watch: TestWatch,
+        *,
+        url: str,
+        default_user: TestUser,
+        loop: asyncio.AbstractEventLoop,
+        loop_scope: LoopScope,
+    ) -> None:
+        self.pool = pool
+        self._watch = watch
+        self._url = url
+        self._default_user = default_user
+        self._loop = loop
+        self._loop_scope = loop_scope
+        self._leased: list[WsClient] = []
+
+    def __repr__(self) -> str:
+        return f"TestPool(leased={len(self._leased)}, {self.pool!r})"
+
+    @property
+    def stats(self) -> PoolStats:
+        return self.pool.stats
+
+    async def acquire(
+        self,
+        user: TestUser | None = None,
+        *,
+        url: str | None = None,
+        auth: str | Sequence[str] | None = None,
+        **options: Any,
+    ) -> WsClient:
+        """A connected client for ``user`` (`ws_pool_user` when None): reused if the pool
+        holds a healthy one for the same user, URL, auth and options."""
+        check_loop(self._loop, "ws_pool", self._loop_scope)
+        before = self.pool.stats
+        client = await self.pool.acquire(
+            user if user is not None else self._default_user,
+            url=url or self._url,
+            auth=auth,
+            **options,
+        )
+        after = self.pool.stats
+        self._leased.append(client)
+        self._watch.track(client)
+        # For the run report. The session's pool serves one test at a time per process,
+        # so the difference is this acquire's.
+        self._watch.pool_hits += after.hits - before.hits
+        misses = after.misses - before.misses
+        self._watch.pool_misses += misses
+        if misses:
+            # A fresh connection: all of its traffic (the server's greeting, which may
+            # have arrived before it was tracked) belongs to this test.
+            self._watch.baselines[id(client)] = Counters()
+        return client
+
+    async def release(self, client: WsClient) -> None:
+        """Give ``client`` back before the end of the test (optional)."""
+        if client in self._leased:
+            self._leased.remove(client)
+        self._watch.untrack(client)
+        await self.pool.release(client)
+
+    async def release_all(self) -> None:
+        for client in list(self._leased):
+            await self.release(client)
+
+
+class TestStorm(Storm):
+    """The ``ws_storm`` fixture: a `Storm` against the server under test, whose clients
+    the test watches and whose results go to the reports."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        url: str,
+        tokens: TokenFactory,
+        settings: WsSettings,
+        *,
+        watch: TestWatch,
+        loop: asyncio.AbstractEventLoop,
+        loop_scope: str,
+        **options: Any,
+    ) -> None:
+        super().__init__(url, tokens, settings, **options)
+        self._watch = watch
+        self._loop = loop
+        self._loop_scope = loop_scope
+
+    def _check_ready(self) -> None:
+        check_loop(self._loop, "ws_storm", self._loop_scope)
+
+    def _on_client(self, client: WsClient) -> None:
+        self._watch.track(client)  # ws_isolation watches storm clients too
+
+    def _on_client_closed(self, client: WsClient) -> None:
+        self._watch.untrack(client)
+
+    def _on_result(self, result: StormResult) -> None:
+        self._watch.storms.append(result.as_dict())
+
+
+def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
+    """Build the event-loop-bound fixtures for ``loop_scope``, as a plugin module.
+
+    pytest-asyncio needs a fixture's loop scope when the fixture is defined; this one is
+    configurable (ini ``ws_loop_scope``), so the fixtures are defined here, at configure
+    time, and registered as a plugin.
+    """
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_client_factory(
+        request: pytest.FixtureRequest,
+        ws_server: ServerUnderTest,
+        ws_settings: WsSettings,
+        ws_user_factory: Callable[..., TestUser],
+    ) -> AsyncIterator[ClientFactory]:
+        """``await ws_client_factory(user=None, *, token=None, url=None, auth=None, ...)``.
+
+        Each call returns a `WsClient` (connected unless ``connect=False``) for ``user``
+        (a fresh one when None); ``token`` overrides the user's token (negative tests);
+        ``auth`` is a method or a fallback chain; other keywords go to `WsClient`. Every
+        client made here is closed at teardown, concurrently and bounded.
+        """
+        loop = asyncio.get_running_loop()
+        watch = test_watch(request.node)
+        clients: list[WsClient] = []
+
+        async def make_client(
+            user: TestUser | None = None,
+            *,
+            token: str | None = None,
+            url: str | None = None,
+            auth: str | Sequence[str] | None = None,
+            max_message_size: int | None = None,
+            connect: bool = True,
+            **options: Any,
+        ) -> WsClient:
+            check_loop(loop, "ws_client_factory", loop_scope)
+            client = WsClient(
+                url or ws_server.url,
+                user=user if user is not None else ws_user_factory(),
+                token=token,
+                auth=auth,
+                settings=ws_settings,
+                max_message_size=max_message_size,
+                **options,
+            )
+            clients.append(client)
+            watch.track(client)
+            if connect:
+                await client.connect()
+            return client
+
+        try:
+            yield make_client
+        finally:
+            await _close_all(clients, ws_settings)
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_client(ws_client_factory: ClientFactory, ws_user: TestUser) -> WsClient:
+        """A connected `WsClient` for `ws_user` (closed at teardown by the factory)."""
+        return await ws_client_factory(ws_user)
+
+    if loop_scope == "session":
+
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def _ws_shared_pool(ws_settings: WsSettings) -> AsyncIterator[ConnectionPool]:
+            pool = ConnectionPool(settings=ws_settings)
+            try:
+                yield pool
+            finally:
+                await pool.cleanup_all()
+
+    else:
+
+        @pytest.fixture(scope="session")
+        def _ws_shared_pool(ws_settings: WsSettings) -> ConnectionPool:
+            # Function-scoped loops: ws_pool empties the pool at the end of each test.
+            return ConnectionPool(settings=ws_settings)
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_pool(
+        request: pytest.FixtureRequest,
+        _ws_shared_pool: ConnectionPool,
+        ws_server: ServerUnderTest,
+        ws_pool_user: TestUser,
+    ) -> AsyncIterator[TestPool]:
+        """``client = await ws_pool.acquire(user=None, **options)``: pooled connections.
+
+        Connections are kept per user (never crossing users), health-checked before
+        reuse and handed back at the end of the test; ``ws_pool.stats`` has hits,
+        misses, evictions and the reuse rate. Reuse across tests needs the session loop
+        (ini ``ws_loop_scope = session``); with function-scoped loops the pool is
+        emptied after each test.
+        """
+        pool = TestPool(
+            _ws_shared_pool,
+            test_watch(request.node),
+            url=ws_server.url,
+            default_user=ws_pool_user,
+            loop=asyncio.get_running_loop(),
+            loop_scope=loop_scope,
+        )
+        try:
+            yield pool
+        finally:
+            await pool.release_all()
+            if loop_scope == "function":
+                await _ws_shared_pool.cleanup_all()
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_chaos(
+        request: pytest.FixtureRequest, ws_server: ServerUnderTest, ws_settings: WsSettings
+    ) -> AsyncIterator[ChaosFactory]:
+        """``proxy = await ws_chaos(upstream_url=None, *, preset=None, seed=None)``.
+
+        A `ChaosProxy` on a free loopback port in front of ``upstream_url`` (default:
+        the server under test); connect through it with
+        ``ws_client_factory(url=proxy.url)``. ``preset`` arms a named toxic set ("3g",
+        "lossy_wifi", ...) before the first connection. Random faults are seeded from
+        the run's seed (``--ws-chaos-seed``), the test and the proxy's number, so a
+        failing test prints the seed that replays it. Proxies stop at teardown, bounded.
+        """
+        from pytest_ws_resilience.chaos.presets import apply_preset
+        from pytest_ws_resilience.chaos.proxy import ChaosProxy
+
+        loop = asyncio.get_running_loop()
+        run = request.config.stash.get(RUN_KEY, None)
+        run_seed = run.chaos_seed if run is not None else 0
+        seeds = request.node.stash.setdefault(CHAOS_KEY, [])
+        proxies: list[ChaosProxy] = []
+
+        async def make_proxy(
+            upstream_url: str | None = None,
+            *,
+            preset: str | None = None,
+            seed: int | None = None,
+            strip_compression: bool = True,
+        ) -> ChaosProxy:
+            check_loop(loop, "ws_chaos", loop_scope)
+            proxy_seed = (
+                seed
+                if seed is not None
+                else derive_seed(run_seed, request.node.nodeid, len(proxies))
+            )
+            proxy = ChaosProxy(
+                upstream_url or ws_server.url,
+                seed=proxy_seed,
+                strip_compression=strip_compression,
+            )
+            if preset is not None:
+                apply_preset(proxy, preset)  # armed before start: no connection escapes
+            await proxy.start()
+            proxies.append(proxy)
+            seeds.append(proxy_seed)
+            test_watch(request.node).proxies.append(proxy)
+            return proxy
+
+        try:
+            yield make_proxy
+        finally:
+            bound = ws_settings.close_timeout.value
+            await asyncio.gather(*(p.stop(timeout=bound) for p in proxies), return_exceptions=True)
+
+    @pytest_asyncio.fixture(loop_scope=loop_scope)
+    async def ws_storm(
+        request: pytest.FixtureRequest,
+        ws_server: ServerUnderTest,
+        ws_settings: WsSettings,
+        ws_tokens: TokenFactory,
+    ) -> AsyncIterator[TestStorm]:
+        """``result = await ws_storm.connect(n, *, rate=None, users=None, hold=False, ...)``;
+        also ``ws_storm.cycles(n, concurrency=...)`` and ``ws_storm.burst(clients, msgs)``.
+
+        Authenticated storms against the server under test (a fresh user per
+        connection unless ``users=`` is given), each returning a `StormResult` with
+        p50/p95/p99 of connect, first message and round trip, errors by kind and RSS
+        growth, and thresholds (``result.assert_p95(connect_ms=500)``). Results go to
+        the run's reports; held connections are closed at teardown, bounded.
+        """
+        storm = TestStorm(
+            ws_server.url,
+            ws_tokens,
+            ws_settings,
+            watch=test_watch(request.node),
+            loop=asyncio.get_running_loop(),
+            loop_scope=loop_scope,
+        )
+        try:
+            yield storm
+        finally:
+            await storm.aclose()
+
+    module = ModuleType(f"pytest_ws_resilience.plugin.loop_fixtures[{loop_scope}]")
+    module.__doc__ = f"Event-loop-bound fixtures of pytest-ws-resilience ({loop_scope} loops)."
+    fixtures = {
+        "ws_client_factory": ws_client_factory,
+        "ws_client": ws_client,
+        "_ws_shared_pool": _ws_shared_pool,
+        "ws_pool": ws_pool,
+        "ws_chaos": ws_chaos,
+        "ws_storm": ws_storm,
+    }
+    for name, fixture in fixtures.items():
+        setattr(module, name, fixture)
+    return module

@@ -1,0 +1,298 @@
+"""`WsSession`: the plugin object of a pytest process, with the hooks every process runs.
+
+The entry point (`pytest_ws_resilience.plugin.entry`) registers one role object per
+process: this class in a run without xdist (or with ``-n 0``), its subclasses
+`pytest_ws_resilience.plugin.controller.WsController` on an xdist controller and
+`pytest_ws_resilience.plugin.worker.WsWorker` on a worker (as pytest-xdist's
+``DSession`` and ``WorkerInteractor``). Each hook is implemented once, here, and calls the
+feature parts in the order that matters; a role changes a step by overriding one of the
+``_role`` methods at the bottom, never a hook, so a hook's options (``tryfirst``,
+``wrapper``) are written once.
+
+The feature parts keep their logic: the services runtime
+(`pytest_ws_resilience.plugin.services`), the report collector
+(`pytest_ws_resilience.plugin.report`), scheduling (`pytest_ws_resilience.plugin.
+scheduling`), redaction (`pytest_ws_resilience.plugin.redacting`) and the marker rules
+(`pytest_ws_resilience.plugin.markers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.timeouts import shown
+from pytest_ws_resilience.plugin import options
+from pytest_ws_resilience.plugin.fixtures import arm_replay_timer
+from pytest_ws_resilience.plugin.handoff import RunHandoff
+from pytest_ws_resilience.plugin.markers import (
+    security_skip_reason,
+    ws_env_names,
+    ws_env_skip_reason,
+)
+from pytest_ws_resilience.plugin.redacting import add_failure_sections, redact_logs, redact_report
+from pytest_ws_resilience.plugin.report import ReportCollector
+from pytest_ws_resilience.plugin.roles import process_name, worker_id, xdist_loaded
+from pytest_ws_resilience.plugin.scheduling import mark_groups
+from pytest_ws_resilience.plugin.service_rules import services_marker_names
+from pytest_ws_resilience.plugin.services import ServicesRuntime
+from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY
+from pytest_ws_resilience.plugin.watch import WATCH_KEY
+from pytest_ws_resilience.redaction import redact
+
+__all__ = ["WsSession", "settings_header_lines"]
+
+#: Markers whose arguments are checked at collection: marker name -> its validator.
+_MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
+    "ws_env": ws_env_names,
+    "ws_services": services_marker_names,
+}
+
+
+def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
+    """The report-header lines of the run's settings: env, server, timeouts, chaos seed."""
+    server = settings.server
+    if server.app is not None:
+        how = " in a subprocess" if server.app_subprocess else ""
+        url = f"app {server.app} (served by uvicorn{how})"
+    elif server.command is not None:
+        url = f"command {redact(server.command)!r} (--ws-server-cmd)"
+    elif server.url is None:
+        url = "embedded reference server"
+    else:
+        url = f"{redact(server.url)} ({server.url_source})"
+    path = f", path={server.path}" if server.path != "/" else ""
+    timeouts = ", ".join(
+        f"{name.removesuffix('_timeout')}={shown(value)}"
+        for name, value in settings.timeouts.items()
+    )
+    return [
+        f"ws-resilience: env={settings.env} ({settings.env_source}), url={url}{path}",
+        f"ws-resilience timeouts: {timeouts}",
+        f"ws-resilience chaos seed: {run.chaos_seed} "
+        f"({'--ws-chaos-seed' if seed_given else 'random'})",
+    ]
+
+
+class WsSession:
+    """The plugin's hooks in one process of the run: the only one, without xdist.
+
+    Args:
+        config: this process's config.
+        settings: the run's settings, loaded once by the entry point.
+        run: what every process of the run agrees on (`RunHandoff`).
+        report_path: the ``--ws-report`` file, checked; None for none (always on a
+            worker, which hands its records to the controller instead).
+    """
+
+    #: Whether this process reaps leftovers at the start and removes the run's
+    #: services at the end (a worker leaves that to the controller).
+    owns_run = True
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: WsSettings,
+        run: RunHandoff,
+        *,
+        report_path: Path | None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.run = run
+        self.services = ServicesRuntime(settings, run, owns_run=self.owns_run)
+        self.report = ReportCollector(
+            config,
+            settings,
+            path=report_path,
+            name=process_name(config),
+            worker=worker_id(config),
+        )
+        #: Scheduling groups are added where tests are collected with xdist loaded
+        #: (a worker, or ``-n 0``): without xdist every test runs one at a time anyway.
+        self.marks_groups = xdist_loaded(config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(run_id={self.run.run_id})"
+
+    # -- session -----------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist's sessionstart spawns the workers
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._role_open_run()
+        self.services.reap_at_start()
+        redact_logs(session.config)
+        self.report.start_clock()
+
+    # pytest prints header lines in the reverse order of the calls: trylast puts the
+    # block first, under the platform line, where the settings lines always were.
+    @pytest.hookimpl(trylast=True)
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return [
+            *settings_header_lines(
+                self.settings,
+                self.run,
+                seed_given=options.chaos_seed_option(config) is not None,
+            ),
+            *self.services.header_lines(),
+            *self._role_header_lines(),
+            *self.report.header_lines(),
+        ]
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own: every worker has finished
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._role_finish_report(session)
+        self.services.finish()  # the run's owner only: a worker never removes a service
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        self.report.write_summary(terminalreporter)
+        self._role_write_summary(terminalreporter)
+        for line in self.services.summary_lines():
+            terminalreporter.write_line(line)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._role_close_run()
+        self.services.close()  # finishes a run that ended before sessionfinish
+
+    # -- collection --------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Module | pytest.Class, name: str, obj: object
+    ) -> Generator[None, Any, Any]:
+        """Turn a malformed ``ws_env`` or ``ws_services`` marker into a collection error
+        naming the test."""
+        result = yield
+        for item in result if isinstance(result, list) else [result]:
+            if isinstance(item, pytest.Item):
+                for marker_name, check in _MARKER_ARGUMENT_CHECKS.items():
+                    for marker in item.iter_markers(marker_name):
+                        try:
+                            check(marker.args, test=item.name)
+                        except ValueError as err:
+                            raise collector.CollectError(str(err)) from None
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> Generator[None, None, None]:
+        """Before every other plugin: the scheduling groups, so that xdist's worker,
+        which reads them in its own hook, sees them. After every other plugin: the
+        skips, and the role's repairs."""
+        if self.marks_groups:
+            mark_groups(items)
+        yield
+        self._skip_unrunnable(items)
+        self._role_after_collection(config, items)
+
+    def _skip_unrunnable(self, items: list[pytest.Item]) -> None:
+        """Skip ``ws_env`` tests of other envs, and ``websocket_security`` tests without
+        auth.
+
+        For ``ws_env`` the closest marker wins. A skip marker, rather than `pytest.skip`
+        in a hook, so that ``-rs`` points at the test and the skip happens before any
+        fixture starts.
+        """
+        server = self.settings.server
+        security_reason = security_skip_reason(
+            embedded=server.url is None and server.app is None,
+            auth_configured=self.settings.keys.configured,
+        )
+        for item in items:
+            if security_reason and item.get_closest_marker("websocket_security") is not None:
+                item.add_marker(pytest.mark.skip(reason=security_reason))
+            marker = item.get_closest_marker("ws_env")
+            if marker is None:
+                continue
+            try:
+                names = ws_env_names(marker.args, test=item.name)
+            except ValueError:
+                continue  # reported by pytest_runtest_setup
+            reason = ws_env_skip_reason(names, self.settings.env)
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+    # -- one test ----------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        arm_replay_timer(item)  # before pytest-benchmark builds the benchmark fixture
+        self.services.current_item = item
+        # A malformed ws_env marker on an item the Python collector did not check.
+        marker = item.get_closest_marker("ws_env")
+        if marker is not None:
+            try:
+                ws_env_names(marker.args, test=item.name)
+            except ValueError as err:
+                pytest.fail(str(err), pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Fail a test whose users saw each other's data; report it once.
+
+        A test whose body passed fails here with the isolation report. A test that
+        failed on its own keeps its failure, with the report added to it (not as a
+        second error).
+        """
+        watch = item.stash.get(WATCH_KEY, None)
+        try:
+            result = yield
+        except BaseException:
+            if watch is not None and watch.guard is not None:
+                report = watch.guard.verdict()
+                if report is not None:
+                    item.stash[ISOLATION_REPORT_KEY] = report
+            raise
+        if watch is not None and watch.guard is not None:
+            report = watch.guard.verdict()
+            if report is not None:
+                pytest.fail(report, pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            self.services.current_item = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        self.services.annotate_report(item, report)
+        redact_report(report)  # everything above included
+        add_failure_sections(item, report)
+        self.report.record(item, report)
+        return report
+
+    # -- what a role changes ---------------------------------------------------------------
+
+    def _role_open_run(self) -> None:
+        """At session start, before anything else of ours (and before xdist's)."""
+
+    def _role_header_lines(self) -> list[str]:
+        """Report-header lines of the role, after the services line."""
+        return []
+
+    def _role_after_collection(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """After every plugin's ``pytest_collection_modifyitems``."""
+
+    def _role_finish_report(self, session: pytest.Session) -> None:
+        """The end of the run's report: here, its summary and file."""
+        own = self.report.own_source(
+            chaos_seed=self.run.chaos_seed, services_started=self.services.started
+        )
+        self.report.finish(own, int(session.exitstatus))
+
+    def _role_write_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Terminal-summary lines of the role, after the report's section."""
+
+    def _role_close_run(self) -> None:
+        """At unconfigure, before the services runtime closes."""
