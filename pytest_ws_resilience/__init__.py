@@ -68,7 +68,7 @@ _EXPORTS = {
     "IsolationViolation": "pytest_ws_resilience.isolation.detector",
     "IsolationViolationError": "pytest_ws_resilience.errors",
     "MessageFault": "pytest_ws_resilience.chaos.messages",
-    "PoolStats": "pytest_ws_resilience.pool.pool",
+    "PoolStats": "pytest_ws_resilience.pool.stats",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
@@ -128,5 +128,6 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.detector import IsolationDetector, IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm
-    from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+    from pytest_ws_resilience.pool.pool import ConnectionPool
+    from pytest_ws_resilience.pool.stats import PoolStats
     from pytest_ws_resilience.servers.handle import ServiceHandle

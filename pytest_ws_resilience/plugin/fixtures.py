@@ -38,7 +38,8 @@ from pytest_ws_resilience.errors import (
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, CHAOS_SEED_KEY, SETTINGS_KEY, WATCH_KEY
 from pytest_ws_resilience.plugin.watch import IsolationGuard, TestWatch
-from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+from pytest_ws_resilience.pool.pool import ConnectionPool
+from pytest_ws_resilience.pool.stats import PoolStats
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
     open_server_under_test,
