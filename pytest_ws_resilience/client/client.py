@@ -9,7 +9,8 @@ where it can be; this one ties them to one connection:
 - receiving: one reader task per connection (here) records every frame in the
   `eventlog`, reads the `greeting`, runs the receive hooks and `observers`, and wakes
   the waits of `waiting`, which look for what `matching` describes;
-- `metrics` counts, `logs` redacts, `tokens` mints the users.
+- `bounds` holds the timeouts, `metrics` counts, `logs` redacts, `tokens` mints the
+  users.
 
 Every wait is bounded: the handshake by the connect timeout, waits and sends by the
 recv timeout, ``close()`` by the close timeout even against a peer that never answers.
@@ -30,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from pytest_ws_resilience.client.auth_methods import auth_chain
+from pytest_ws_resilience.client.bounds import ClientBounds
 from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.client.handshake import Connector, Opened
@@ -40,7 +42,7 @@ from pytest_ws_resilience.client.observers import ClientObserver, Observers, Rec
 from pytest_ws_resilience.client.waiting import EventWaiter
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.config.timeouts import Source, TimeoutValue, resolve_timeout
+from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.contracts.contracts import ContractResult, EventContract
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
@@ -123,8 +125,9 @@ class WsClient:
             max_message_size if max_message_size is not None else s.max_message_size
         )
         self._name = name or (f"{user.id}#{_client_counter}" if user else f"ws{_client_counter}")
-        # Settings are immutable: only the recv timeout can change (the server's greeting).
-        self._close_bound = resolve_timeout(s.close_timeout, explicit=close_timeout)
+        self._bounds = bounds = ClientBounds(
+            s, recv=recv_timeout, close=close_timeout, connect=connect_timeout
+        )
         self._connector = Connector(
             url,
             self._token,
@@ -132,16 +135,12 @@ class WsClient:
             settings=s,
             retries=connect_retries if connect_retries is not None else s.connect_retries,
             backoff=backoff if backoff is not None else s.backoff,
-            connect_timeout=resolve_timeout(s.connect_timeout, explicit=connect_timeout),
-            close_timeout=self._close_bound,
+            connect_timeout=bounds.connect,
+            close_timeout=bounds.close,
             max_message_size=self._max_message_size,
             options=connect_options,
             label=self._name,
         )
-        self._explicit_recv = recv_timeout
-        self._negotiated_recv: float | None = None
-        # The recv bound is read on every wait and send: resolve it once per change.
-        self._recv_bound = self._resolve_recv_bound()
 
         self._log = EventLog(log_size)
         self._waiter = EventWaiter(self._log, self._name, url)
@@ -227,28 +226,12 @@ class WsClient:
     def timeouts(self) -> dict[str, TimeoutValue | None]:
         """Effective timeouts by name, each with where it came from (the agent timeout
         is None when not configured)."""
-        return {
-            "recv_timeout": self._recv_bound,
-            "close_timeout": self._close_bound,
-            "connect_timeout": self._connector.connect_timeout,
-            "agent_timeout": self._settings.agent_timeout,
-        }
+        return self._bounds.as_dict()
 
     @property
     def close_timeout(self) -> TimeoutValue:
         """The bound of `close` (explicit, else the settings')."""
-        return self._close_bound
-
-    def _resolve_recv_bound(self) -> TimeoutValue:
-        return resolve_timeout(
-            self._settings.recv_timeout,
-            explicit=self._explicit_recv,
-            negotiated=self._negotiated_recv,
-        )
-
-    def _wait_bound(self, timeout: float | None) -> TimeoutValue:
-        """The bound of one wait: its own ``timeout``, else the recv timeout."""
-        return self._recv_bound if timeout is None else TimeoutValue(timeout, Source.EXPLICIT)
+        return self._bounds.close
 
     # -- observers ---------------------------------------------------------------------
 
@@ -373,8 +356,7 @@ class WsClient:
             return
         self._connection_id = greeting.connection_id
         if greeting.recv_timeout is not None:
-            self._negotiated_recv = greeting.recv_timeout
-            self._recv_bound = self._resolve_recv_bound()
+            self._bounds.negotiate(greeting.recv_timeout)
 
     # -- waiting -----------------------------------------------------------------------
 
@@ -395,7 +377,9 @@ class WsClient:
             WsTimeoutError: nothing matched in time (says what was expected and what came).
             WsConnectionClosedError: the connection closed first.
         """
-        return await self._waiter.expect(expected_event(type, fields), self._wait_bound(timeout))
+        return await self._waiter.expect(
+            expected_event(type, fields), self._bounds.for_wait(timeout)
+        )
 
     async def expect_sequence(
         self,
@@ -412,7 +396,7 @@ class WsClient:
             WsTimeoutError: a step was not seen in time (names the step).
             WsConnectionClosedError: the connection closed first.
         """
-        return await self._waiter.expect_sequence(expected, self._wait_bound(timeout))
+        return await self._waiter.expect_sequence(expected, self._bounds.for_wait(timeout))
 
     async def expect_contract(
         self,
@@ -434,7 +418,7 @@ class WsClient:
                 with an expected-vs-observed transcript; also when the terminal event
                 did not come within the timeout or the connection closed first.
         """
-        bound = self._wait_bound(timeout)
+        bound = self._bounds.for_wait(timeout)
         return await self._waiter.expect_contract(contract, correlation, bound)
 
     # -- sending -----------------------------------------------------------------------
@@ -461,7 +445,7 @@ class WsClient:
                 await conn.send(message)
             else:
                 # A peer that stops reading fills the buffers: bound the wait for room.
-                async with asyncio.timeout(self._recv_bound.value):
+                async with asyncio.timeout(self._bounds.recv.value):
                     await conn.send(message)
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else conn.close_code
@@ -473,7 +457,7 @@ class WsClient:
         except TimeoutError:
             raise WsTimeoutError(
                 f"{self._name}: send of {size} bytes did not complete within "
-                f"recv_timeout={self._recv_bound} (the peer stopped reading?)"
+                f"recv_timeout={self._bounds.recv} (the peer stopped reading?)"
             ) from None
         self._metrics.sent += 1
         self._metrics.bytes_sent += size
@@ -491,7 +475,7 @@ class WsClient:
     async def ping(self) -> float:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""
         conn = self._open_connection("ping")
-        bound = self._recv_bound
+        bound = self._bounds.recv
         started = time.perf_counter()
         try:
             async with asyncio.timeout(bound.value):
@@ -515,7 +499,7 @@ class WsClient:
         conn, reader = self._conn, self._reader
         if conn is None:
             return
-        bound = self._close_bound.value
+        bound = self._bounds.close.value
         try:
             async with asyncio.timeout(bound):
                 await conn.close()
@@ -543,8 +527,7 @@ class WsClient:
         """
         await self.close()
         self._waiter.skip_received()
-        self._negotiated_recv = None
-        self._recv_bound = self._resolve_recv_bound()
+        self._bounds.negotiate(None)
         self._connection_id = None
         async with self._connect_lock:
             self._on_open(await self._connector.open(self._metrics))

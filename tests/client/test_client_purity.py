@@ -11,6 +11,7 @@ import pytest
 
 PURE_MODULES = [
     "pytest_ws_resilience.client.auth_methods",
+    "pytest_ws_resilience.client.bounds",
     "pytest_ws_resilience.client.eventlog",
     "pytest_ws_resilience.client.fallback",
     "pytest_ws_resilience.client.greeting",
