@@ -68,7 +68,7 @@ _EXPORTS = {
     "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
-    "PoolStats": "pytest_ws_resilience.pool.pool",
+    "PoolStats": "pytest_ws_resilience.pool.stats",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
@@ -125,6 +125,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm
-    from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+    from pytest_ws_resilience.pool.pool import ConnectionPool
+    from pytest_ws_resilience.pool.stats import PoolStats
     from pytest_ws_resilience.servers.handle import ServiceHandle
     from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS

@@ -1,8 +1,9 @@
 """How a token rides on a WebSocket handshake: the four auth methods, as pure data.
 
 `build_connect_request` turns (method, URL, token) into the URL, headers and
-subprotocols to open a connection with. It does no I/O, so every method is unit
-tested without a socket, and the client's fallback chain is a loop over its output.
+subprotocols to open a connection with; `auth_chain` says which methods a client tries.
+It does no I/O, so every method is unit tested without a socket, and the client's
+fallback chain is a loop over its output.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pytest_ws_resilience.config.settings import AUTH_METHODS
 from pytest_ws_resilience.redaction import REDACTED, redact
 
-__all__ = ["ConnectRequest", "build_connect_request", "normalize_auth"]
+__all__ = ["ConnectRequest", "auth_chain", "build_connect_request", "normalize_auth"]
 
 # Headers whose value is a credential, whatever the token looks like.
 _SECRET_HEADERS = frozenset({"authorization", "cookie"})
@@ -124,4 +125,23 @@ def normalize_auth(auth: str | Sequence[str] | None, default: Sequence[str]) -> 
     chain = tuple(dict.fromkeys(methods))
     if not chain:
         raise ValueError(f"empty auth method chain; valid: {', '.join(AUTH_METHODS)}")
+    return chain
+
+
+def auth_chain(
+    auth: str | Sequence[str] | None, token: str | None, default: Sequence[str]
+) -> tuple[str, ...]:
+    """The fallback chain a client walks: ``auth`` or ``default`` (`normalize_auth`);
+    "none" alone when neither ``auth`` nor a token is given.
+
+    Raises:
+        ValueError: an unknown method, an empty chain, or a method that needs a token
+            when there is none (checked here, before any connection is tried).
+    """
+    if auth is None and token is None:
+        return ("none",)
+    chain = normalize_auth(auth, default)
+    if token is None and chain != ("none",):
+        methods = ", ".join(m for m in chain if m != "none")
+        raise ValueError(f"auth method(s) {methods} need a token; pass user= or token=")
     return chain

@@ -1,8 +1,9 @@
-"""The bounded record of every frame a client received, and the event matcher.
+"""The bounded record of every frame a client received.
 
-Pure data, no I/O: the client's reader appends, waits scan. The log is a ring buffer
-so a client that receives 10,000+ messages keeps a flat memory footprint; ``total``
-and ``dropped`` say how much went through and how much was evicted.
+Pure data, no I/O: the client's reader appends, waits scan (what they look for is
+`pytest_ws_resilience.client.matching`). The log is a ring buffer so a client that
+receives 10,000+ messages keeps a flat memory footprint; ``total`` and ``dropped`` say
+how much went through and how much was evicted.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-__all__ = ["EventLog", "LogRecord", "matches"]
+__all__ = ["EventLog", "LogRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,24 +115,3 @@ class EventLog:
     def clear(self) -> None:
         """Forget retained records; indexes keep counting up."""
         self._records.clear()
-
-
-def matches(data: Any, expected: Mapping[str, Any]) -> bool:
-    """True when ``data`` is a mapping holding every key of ``expected`` with its value.
-
-    A callable expected value is a predicate on the actual value
-    (``matches(e, {"seq": lambda s: s > 3})``). An empty ``expected`` matches any mapping.
-    """
-    if not isinstance(data, Mapping):
-        return False
-    for key, want in expected.items():
-        if key not in data:
-            return False
-        have = data[key]
-        if callable(want):
-            predicate: Callable[[Any], Any] = want
-            if not predicate(have):
-                return False
-        elif have != want:
-            return False
-    return True

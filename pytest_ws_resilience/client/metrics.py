@@ -10,11 +10,20 @@ from typing import Any
 
 from pytest_ws_resilience.errors import Attempt
 
-__all__ = ["MAX_SPANS", "ClientMetrics", "ConnectionSpan", "Counters"]
+__all__ = ["MAX_SPANS", "ClientMetrics", "ConnectionSpan", "Counters", "payload_size"]
 
 #: Connection spans kept per client: a client reconnecting in a loop keeps its first
 #: ones (``connects`` still counts them all), so memory stays bounded.
 MAX_SPANS = 1000
+
+
+def payload_size(message: str | bytes) -> int:
+    """The bytes a message counts for: its UTF-8 size for text (what goes on the wire,
+    and what the max message size limits)."""
+    if isinstance(message, str):
+        # Most frames are ASCII JSON: skip the encode copy when it cannot change the size.
+        return len(message) if message.isascii() else len(message.encode())
+    return len(message)
 
 
 @dataclass

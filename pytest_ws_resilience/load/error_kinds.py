@@ -15,6 +15,12 @@ from __future__ import annotations
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from pytest_ws_resilience.client.fallback import (
+    CONNECTION_REFUSED,
+    CONNECTION_RESET,
+    HANDSHAKE_CUT_SHORT,
+    TIMED_OUT,
+)
 from pytest_ws_resilience.errors import (
     WsAuthError,
     WsConnectError,
@@ -29,13 +35,13 @@ ERROR_KINDS: tuple[str, ...] = ("timeout", "refused", "reset", "auth", "closed",
 # Close code of a connection that ended without a close frame (RFC 6455, 7.1.5).
 _ABNORMAL_CLOSURE = 1006
 
-# `WsClient` records each attempt's outcome as a short phrase (see client._network_outcome);
-# a connect error is of the kind of its last attempt.
+# `WsClient` records each attempt's outcome as a short phrase (the phrases of
+# `pytest_ws_resilience.client.fallback`); a connect error is of the kind of its last attempt.
 _OUTCOME_KINDS: tuple[tuple[str, str], ...] = (
-    ("connection refused", "refused"),
-    ("connection reset", "reset"),
-    ("closed during the handshake", "closed"),
-    ("timed out", "timeout"),
+    (CONNECTION_REFUSED, "refused"),
+    (CONNECTION_RESET, "reset"),
+    (HANDSHAKE_CUT_SHORT, "closed"),
+    (TIMED_OUT, "timeout"),
 )
 
 

@@ -26,7 +26,8 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pytest_ws_resilience.client.client import WsClient, close_clients
-from pytest_ws_resilience.client.eventlog import LogRecord, matches
+from pytest_ws_resilience.client.eventlog import LogRecord
+from pytest_ws_resilience.client.matching import matches
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError

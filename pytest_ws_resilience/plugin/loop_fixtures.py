@@ -31,7 +31,8 @@ from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
 from pytest_ws_resilience.plugin.watch import TestWatch, test_watch
-from pytest_ws_resilience.pool.pool import ConnectionPool, PoolStats
+from pytest_ws_resilience.pool.pool import ConnectionPool
+from pytest_ws_resilience.pool.stats import PoolStats
 from pytest_ws_resilience.servers.under_test import ServerUnderTest
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ back to the next ``acquire`` for exactly the same identity, after a ping.
 The rules, in order of importance:
 
 - **Never cross users.** A client is reused only for the same key: URL, user id, token,
-  auth chain and client options (`pool_key`). Same id with another token is a miss.
+  auth chain and client options (`pytest_ws_resilience.pool.keys`). Same id with
+  another token is a miss.
 - **Exclusive leases.** An idle client is taken out of the idle set before anything is
   awaited, so concurrent ``acquire`` calls never share one.
 - **Clean slate.** A reused client's event log is reset (`WsClient.reset_log`) and its
@@ -19,190 +20,45 @@ The rules, in order of importance:
 - **Bounded.** At most ``max_size`` open connections; a miss when full evicts the least
   recently used idle client, and raises `WsPoolExhaustedError` when all are leased.
 - **One event loop per client.** A client belongs to the loop it connected in. One of
-  another loop is evicted ("loop") without awaiting anything on that loop.
+  another loop is evicted ("loop") without awaiting anything on that loop
+  (`pytest_ws_resilience.pool.abandon`).
 
-The key and the stats are pure data (`pool_key`, `PoolStats`); `ConnectionPool` is the
-asyncio glue around them.
+The key and the stats are pure data (`pytest_ws_resilience.pool.keys`,
+`pytest_ws_resilience.pool.stats`); this module is the asyncio bookkeeping around them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import socket
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.tokens import TestUser
+from pytest_ws_resilience.client.client import WsClient, close_clients
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
     WsPoolExhaustedError,
     WsResilienceError,
 )
-from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.pool.abandon import abandon
+from pytest_ws_resilience.pool.keys import PoolKey, pool_key
+from pytest_ws_resilience.pool.stats import PoolStats
 
-__all__ = [
-    "EVICTION_REASONS",
-    "ConnectionPool",
-    "PoolKey",
-    "PoolStats",
-    "pool_key",
-]
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client.tokens import TestUser
+
+__all__ = ["ConnectionPool"]
 
 _logger = logging.getLogger("pytest_ws_resilience.pool")
-
-#: Why a connection left the pool before ``cleanup_all``.
-#: dead: closed by either side; unhealthy: no pong within the health-check timeout;
-#: idle: unused longer than ``idle_timeout``; capacity: made room for a miss (LRU);
-#: loop: belongs to another (or a closed) event loop.
-EVICTION_REASONS = ("dead", "unhealthy", "idle", "capacity", "loop")
 
 #: Added to a client's close timeout to bound closing several at once: covers the
 #: client's own wait for its reader task after the close handshake.
 _CLOSE_MARGIN_S = 2.5
-
-
-# -- pure data: keys and stats -------------------------------------------------------------
-
-
-class _Identity:
-    """An unhashable option value compared by identity; holds a reference, so the id
-    cannot be reused by another object while a key lives."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Identity) and other.value is self.value
-
-    def __hash__(self) -> int:
-        return id(self.value)
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for an option value: equal values give equal keys."""
-    if isinstance(value, Mapping):
-        return ("mapping", frozenset((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", frozenset(_freeze(v) for v in value))
-    try:
-        hash(value)
-    except TypeError:
-        return _Identity(value)
-    return value
-
-
-def _digest(token: str | None) -> str | None:
-    # Keys hold a digest, not the token, so a key shown in a debugger leaks nothing.
-    return None if token is None else hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class PoolKey:
-    """What must be identical for a connection to be reused.
-
-    Built by `pool_key`; the token is kept only as a SHA-256 digest.
-    """
-
-    url: str
-    user_id: str
-    token_digest: str | None = field(repr=False)
-    auth: tuple[str, ...] | None
-    options: Any = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"PoolKey(url={redact(self.url)!r}, user_id={self.user_id!r}, auth={self.auth!r})"
-
-
-def pool_key(
-    user: TestUser,
-    *,
-    url: str,
-    auth: str | Sequence[str] | None = None,
-    options: Mapping[str, Any] | None = None,
-) -> PoolKey:
-    """The reuse key of a connection for ``user`` at ``url`` with ``auth`` and ``options``.
-
-    ``options`` are the `WsClient` keyword arguments; a ``token`` among them replaces
-    ``user.token``. Unhashable option values that are not mappings, lists or sets
-    match only themselves (the same object).
-    """
-    opts = dict(options or {})
-    token = opts.pop("token", None)
-    if token is None:
-        token = user.token
-    chain = None if auth is None else ((auth,) if isinstance(auth, str) else tuple(auth))
-    return PoolKey(
-        url=url,
-        user_id=user.id,
-        token_digest=_digest(token),
-        auth=chain,
-        options=frozenset((name, _freeze(value)) for name, value in opts.items()),
-    )
-
-
-@dataclass
-class PoolStats:
-    """Counters of a pool (a snapshot: `ConnectionPool.stats` builds a new one).
-
-    Attributes:
-        hits: acquires served by an idle connection.
-        misses: acquires that had to open a connection (counted even if it failed).
-        evictions: connections removed before ``cleanup_all``, all reasons.
-        evicted_by_reason: ``evictions`` by reason (see `EVICTION_REASONS`).
-        created: connections opened.
-        closed: connections closed (evictions and ``cleanup_all``).
-        size: open connections now (idle + leased, including ones being opened).
-        idle: connections waiting for reuse.
-        leased: connections handed out and not released.
-    """
-
-    hits: int = 0
-    misses: int = 0
-    evictions: int = 0
-    evicted_by_reason: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(EVICTION_REASONS, 0)
-    )
-    created: int = 0
-    closed: int = 0
-    size: int = 0
-    idle: int = 0
-    leased: int = 0
-
-    @property
-    def reuse_rate(self) -> float:
-        """hits / (hits + misses); 0.0 before any acquire."""
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for reports (JSON-ready)."""
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "reuse_rate": self.reuse_rate,
-            "evictions": self.evictions,
-            "evicted_by_reason": dict(self.evicted_by_reason),
-            "created": self.created,
-            "closed": self.closed,
-            "size": self.size,
-            "idle": self.idle,
-            "leased": self.leased,
-        }
-
-
-# -- asyncio glue ------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -215,49 +71,6 @@ class _Entry:
     idle_since: float = 0.0
     #: ``time.monotonic()`` of the last pong the pool saw (frames are read from the log).
     alive_at: float = 0.0
-
-
-def _abandon(client: WsClient, loop: asyncio.AbstractEventLoop) -> None:
-    """Best-effort close of a client whose loop is not the running one; never awaits.
-
-    The socket is shut down at once (the peer sees the end now), then the transport is
-    aborted through its own loop if that loop can still run callbacks. A closed loop
-    is never touched: the socket is released directly (`_release_socket`).
-    """
-    conn = client.connection
-    if conn is None:
-        return
-    transport = conn.transport
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    if loop.is_closed():
-        _release_socket(transport)
-        return
-    try:
-        if loop.is_running():  # running elsewhere (another thread): ask it to abort
-            loop.call_soon_threadsafe(transport.abort)
-        else:  # idle loop: unregister now; the loop runs the rest if it ever runs again
-            transport.abort()
-    except Exception as exc:  # best effort only: dropping the client must never fail
-        _logger.debug("could not abort %r: %s", client, exc)
-
-
-def _release_socket(transport: asyncio.BaseTransport) -> None:
-    """Close the socket of a transport whose event loop is closed.
-
-    Such a transport can never run its own close (that needs its loop), so its file
-    descriptor would stay open until garbage collection, which then warns "unclosed
-    transport". asyncio's selector transports keep the socket in ``_sock`` and skip the
-    warning once it is None, as after a normal close: do that. Other transports (e.g.
-    uvloop's) are left to the collector; their peer already saw the shutdown.
-    """
-    raw = getattr(transport, "_sock", None)
-    if isinstance(raw, socket.socket):
-        raw.close()
-        with contextlib.suppress(AttributeError):
-            transport._sock = None  # type: ignore[attr-defined]
 
 
 class ConnectionPool:
@@ -465,7 +278,7 @@ class ConnectionPool:
         local = [e.client for e in entries if e.loop is loop]
         for entry in entries:
             if entry.loop is not loop:
-                _abandon(entry.client, entry.loop)
+                abandon(entry.client, entry.loop)
         self._stats.closed += len(entries)
         await self._close_clients(local)
 
@@ -477,7 +290,7 @@ class ConnectionPool:
         """
         entries = self._take_all()
         for entry in entries:
-            _abandon(entry.client, entry.loop)
+            abandon(entry.client, entry.loop)
         self._stats.closed += len(entries)
 
     # -- internals: bookkeeping (no awaits, so concurrent acquires see it at once) -------
@@ -543,7 +356,7 @@ class ConnectionPool:
             if conn is not None:
                 conn.transport.abort()  # the reader sees the end on the next loop pass
         else:
-            _abandon(entry.client, entry.loop)
+            abandon(entry.client, entry.loop)
 
     # -- internals: I/O ------------------------------------------------------------
 
@@ -626,27 +439,11 @@ class ConnectionPool:
         await self._close_clients(clients)
 
     async def _close_clients(self, clients: Sequence[WsClient]) -> None:
-        """Close ``clients`` concurrently; bounded, never raises."""
-        if not clients:
-            return
-        bound = max(self._close_bound(c) for c in clients)
-        tasks = [asyncio.ensure_future(c.close()) for c in clients]
-        done, pending = await asyncio.wait(tasks, timeout=bound)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                _logger.debug("pool close failed: %s", task.exception())
-        for client in clients:
-            conn = client.connection
-            if conn is not None and not client.closed:
-                conn.transport.abort()
-
-    @staticmethod
-    def _close_bound(client: WsClient) -> float:
-        return client.close_timeout.value + _CLOSE_MARGIN_S
+        """Close ``clients`` concurrently; bounded by the longest close timeout among
+        them plus a margin, never raises."""
+        if clients:
+            bound = max(c.close_timeout.value for c in clients) + _CLOSE_MARGIN_S
+            await close_clients(clients, bound)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

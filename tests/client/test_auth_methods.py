@@ -8,6 +8,7 @@ import pytest
 
 from pytest_ws_resilience.client.auth_methods import (
     ConnectRequest,
+    auth_chain,
     build_connect_request,
     normalize_auth,
 )
@@ -111,3 +112,19 @@ def test_normalize_auth_rejects_unknown_and_empty() -> None:
         normalize_auth(["header", "bearer"], DEFAULT_AUTH_CHAIN)
     with pytest.raises(ValueError, match="empty"):
         normalize_auth([], DEFAULT_AUTH_CHAIN)
+
+
+def test_auth_chain_without_auth_or_token_is_none_alone() -> None:
+    assert auth_chain(None, None, DEFAULT_AUTH_CHAIN) == ("none",)
+
+
+def test_auth_chain_with_a_token_is_the_given_chain_else_the_default() -> None:
+    assert auth_chain(None, "t" * 20, DEFAULT_AUTH_CHAIN) == DEFAULT_AUTH_CHAIN
+    assert auth_chain(None, "t" * 20, ("header", "cookie")) == ("header", "cookie")
+    assert auth_chain("query", "t" * 20, DEFAULT_AUTH_CHAIN) == ("query",)
+    assert auth_chain("none", None, DEFAULT_AUTH_CHAIN) == ("none",)
+
+
+def test_auth_chain_needing_a_token_without_one_names_the_methods() -> None:
+    with pytest.raises(ValueError, match=r"auth method\(s\) header, cookie need a token"):
+        auth_chain(["header", "none", "cookie"], None, DEFAULT_AUTH_CHAIN)

@@ -1,5 +1,8 @@
-"""`WsClient` against the reference server over real loopback sockets: auth methods,
-the fallback chain, waiting, reconnect, metrics, memory, redaction."""
+"""`WsClient` over real loopback sockets: construction, the greeting's timeouts,
+reconnect, ping, metrics, receive hooks, sending limits, closing, memory, redaction.
+
+Connecting (auth methods, the fallback chain, retries) is tested in
+``test_client_handshake.py``, waiting in ``test_client_waiting.py``."""
 
 from __future__ import annotations
 
@@ -15,29 +18,27 @@ from dataclasses import replace
 
 import pytest
 import pytest_asyncio
-from peers import burst_server, recording_server
+from peers import burst_server, never_closing_server, recording_server
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.eventlog import LogRecord
-from pytest_ws_resilience.client.tokens import RsaKeyPair, TokenFactory
+from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import DEFAULT_AUTH_CHAIN, ServerChoice, WsSettings
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue
 from pytest_ws_resilience.errors import (
-    Attempt,
     WsAuthError,
-    WsConnectionClosedError,
     WsMessageTooLargeError,
     WsResilienceError,
     WsTimeoutError,
 )
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
-AGENT_FLOW = ["agent_started", "agent_thinking", "tool_executing", "tool_completed",
-              "agent_completed"]  # fmt: skip
 FAST_BACKOFF = Backoff(base=0.02, cap=0.08)
 #: Generous bound for "promptly": far below the timeouts the tests would otherwise hit.
 PROMPT_S = 1.5
+#: Scheduling slack allowed on top of a configured bound.
+MARGIN_S = 1.0
 
 
 @pytest.fixture
@@ -51,195 +52,10 @@ async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def rsa_keys() -> RsaKeyPair:
-    return RsaKeyPair.generate()
-
-
 def make_client(url: str, tokens: TokenFactory, **kwargs: object) -> WsClient:
     kwargs.setdefault("user", tokens.user())
     kwargs.setdefault("backoff", FAST_BACKOFF)
     return WsClient(url, **kwargs)  # type: ignore[arg-type]
-
-
-# -- auth methods ------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("method", DEFAULT_AUTH_CHAIN)
-async def test_each_auth_method_alone_connects_hs256(
-    server: ReferenceServer, tokens: TokenFactory, method: str
-) -> None:
-    user = tokens.user()
-    async with WsClient(server.url, user=user, auth=method) as client:
-        hello = await client.expect("connection_established", timeout=5)
-        assert hello["user_id"] == user.id
-        assert client.metrics.auth_method == client.auth_method == method
-        assert client.metrics.attempts == [Attempt(method, "connected", 101)]
-        assert client.metrics.handshake_s is not None and client.metrics.handshake_s > 0
-        assert client.metrics.connects == 1 and client.metrics.retries == 0
-        assert client.connection_id == hello["connection_id"]
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("method", DEFAULT_AUTH_CHAIN)
-async def test_each_auth_method_alone_connects_rs256(rsa_keys: RsaKeyPair, method: str) -> None:
-    tokens = TokenFactory(private_key=rsa_keys.private_pem, public_key=rsa_keys.public_pem)
-    user = tokens.user()
-    config = ServerConfig(public_key=tokens.verification_key)
-    async with ReferenceServer(config) as server, WsClient(server.url, user=user, auth=method) as c:
-        hello = await c.expect("connection_established", timeout=5)
-        assert hello["user_id"] == user.id
-        assert c.metrics.auth_method == method
-
-
-@pytest.mark.asyncio
-async def test_fallback_chain_reaches_cookie_on_cookie_only_server(tokens: TokenFactory) -> None:
-    config = ServerConfig(secret=tokens.secret, accepted_auth=("cookie",))
-    async with ReferenceServer(config) as server:
-        client = make_client(server.url, tokens)
-        assert client.auth_methods == DEFAULT_AUTH_CHAIN
-        async with client:
-            await client.expect("connection_established", timeout=5)
-            assert client.metrics.auth_method == "cookie"
-            assert client.metrics.attempts == [
-                Attempt("subprotocol", "HTTP 401", 401),
-                Attempt("query", "HTTP 401", 401),
-                Attempt("header", "HTTP 401", 401),
-                Attempt("cookie", "connected", 101),
-            ]
-            assert client.metrics.retries == 0
-        assert server.stats.handshakes_attempted == 4
-
-
-@pytest.mark.asyncio
-async def test_every_method_rejected_raises_auth_error_listing_all_four(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    user = tokens.user()
-    client = WsClient(server.url, user=user, token=tokens.wrong_key(user), backoff=FAST_BACKOFF)
-    with pytest.raises(WsAuthError) as info:
-        await client.connect()
-    message = str(info.value)
-    for method in DEFAULT_AUTH_CHAIN:
-        assert f"{method}: HTTP 401" in message
-    assert [a.method for a in info.value.attempts] == list(DEFAULT_AUTH_CHAIN)
-    assert server.stats.connections_opened == 0
-    assert not client.connected and not client.closed
-
-
-@pytest.mark.asyncio
-async def test_concurrent_connects_open_one_connection(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    client = make_client(server.url, tokens, auth="subprotocol")
-    try:
-        results = await asyncio.gather(*(client.connect() for _ in range(10)))
-        assert all(r is client for r in results)
-        await client.expect("connection_established", timeout=5)
-        assert server.stats.connections_opened == 1
-        assert server.stats.handshakes_attempted == 1
-        assert client.metrics.connects == 1
-    finally:
-        await client.close()
-
-
-# -- waiting -----------------------------------------------------------------------------
-
-
-@pytest.mark.asyncio
-async def test_expect_sequence_follows_the_agent_flow(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    async with make_client(server.url, tokens) as client:
-        await client.send_json({"type": "user_message", "text": "hi", "thread_id": "t1"})
-        events = await client.expect_sequence(AGENT_FLOW, timeout=5)
-        assert [e["type"] for e in events] == AGENT_FLOW
-        assert {e["thread_id"] for e in events} == {"t1"}
-        assert len({e["run_id"] for e in events}) == 1
-
-
-@pytest.mark.asyncio
-async def test_expect_matches_fields_and_skips_what_came_before(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    async with make_client(server.url, tokens) as client:
-        await client.send_json({"type": "user_message", "text": "a", "run_id": "run-a"})
-        done = await client.expect(type="agent_completed", run_id="run-a", timeout=5)
-        assert done["user_id"] == client.user.id  # type: ignore[union-attr]
-        # Everything up to the match is consumed: the flow's earlier events are behind us.
-        with pytest.raises(WsTimeoutError):
-            await client.expect(type="agent_started", timeout=0.1)
-        # A mapping step in a sequence and a predicate field.
-        await client.send_json({"type": "ping", "n": 1})
-        await client.send_json({"type": "ping", "n": 2})
-        pongs = await client.expect_sequence([{"type": "pong", "n": 1}, {"n": 2}], timeout=5)
-        assert [p["n"] for p in pongs] == [1, 2]
-        await client.send_json({"type": "ping", "n": 7})
-        assert (await client.expect("pong", n=lambda n: n > 5, timeout=5))["n"] == 7
-
-
-@pytest.mark.asyncio
-async def test_expect_timeout_error_says_what_was_expected_and_what_came(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    async with make_client(server.url, tokens) as client:
-        await client.send_json({"type": "ping", "marker": "seen-before-timeout"})
-        await client.expect("pong", timeout=5)
-        started = time.monotonic()
-        with pytest.raises(WsTimeoutError) as info:
-            await client.expect("never_sent", run_id="r9", timeout=0.2)
-        assert time.monotonic() - started < PROMPT_S
-        message = str(info.value)
-        assert "never_sent" in message and "r9" in message
-        assert "0.2s (explicit)" in message
-        assert "seen-before-timeout" in message  # the recent events are shown
-
-
-@pytest.mark.asyncio
-async def test_expect_sequence_timeout_names_the_failing_step(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    async with make_client(server.url, tokens) as client:
-        await client.send_json({"type": "user_message", "text": "x"})
-        with pytest.raises(WsTimeoutError) as info:
-            await client.expect_sequence(["agent_started", "no_such_event"], timeout=0.5)
-        message = str(info.value)
-        assert "step 2/2" in message and "no_such_event" in message
-        assert "agent_started" in message
-
-
-@pytest.mark.asyncio
-async def test_client_close_during_expect_raises_connection_closed_promptly(
-    server: ReferenceServer, tokens: TokenFactory
-) -> None:
-    client = await make_client(server.url, tokens).connect()
-    waiter = asyncio.create_task(client.expect("never_sent", timeout=30))
-    await asyncio.sleep(0)  # let the wait start
-    started = time.monotonic()
-    await client.close()
-    with pytest.raises(WsConnectionClosedError):
-        async with asyncio.timeout(PROMPT_S):
-            await waiter
-    assert time.monotonic() - started < PROMPT_S
-    assert client.closed and not client.connected
-    assert client.close_code == 1000
-
-
-@pytest.mark.asyncio
-async def test_server_close_during_expect_raises_with_the_close_code(tokens: TokenFactory) -> None:
-    config = ServerConfig(secret=tokens.secret, max_message_size=1024)
-    async with ReferenceServer(config) as server, make_client(server.url, tokens) as client:
-        await client.expect("connection_established", timeout=5)
-        waiter = asyncio.create_task(client.expect("never_sent", timeout=30))
-        await client.send_text("x" * 4096)  # above the server's limit: it closes with 1009
-        with pytest.raises(WsConnectionClosedError) as info:
-            async with asyncio.timeout(PROMPT_S):
-                await waiter
-        assert info.value.code == 1009
-        assert client.closed and client.close_code == 1009
-        with pytest.raises(WsConnectionClosedError):
-            await client.send_json({"type": "ping"})
 
 
 # -- timeouts ----------------------------------------------------------------------------
@@ -474,3 +290,44 @@ async def test_token_never_shows_in_repr_errors_or_logs(
         assert user.token not in text
     assert "query: HTTP 401" in str(info.value)
     assert any(r.name.startswith("pytest_ws_resilience.client") for r in caplog.records)
+
+
+# -- closing -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_close_is_bounded_against_a_peer_that_never_closes() -> None:
+    async with never_closing_server() as server:
+        client = await WsClient(server.url, close_timeout=0.3).connect()
+        assert server.handshakes == 1
+        started = time.monotonic()
+        await client.close()
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.3 + MARGIN_S
+        assert client.closed and not client.connected
+        assert server.bytes_after_handshake > 0  # our close frame did go out
+        assert client.close_code == 1006  # no close frame came back: abnormal closure
+
+
+@pytest.mark.asyncio
+async def test_close_is_idempotent_and_safe_on_a_dead_connection() -> None:
+    async with recording_server() as server:
+        client = await WsClient(server.url).connect()
+        await client.close()
+        await client.close()
+        assert client.closed and client.close_code == 1000
+    # The server is gone too: closing again must still not raise.
+    await asyncio.wait_for(client.close(), timeout=MARGIN_S)
+    with pytest.raises(WsResilienceError):
+        await client.send_text("late")
+
+
+@pytest.mark.asyncio
+async def test_connect_after_close_opens_a_new_connection() -> None:
+    async with recording_server() as server:
+        client = await WsClient(server.url).connect()
+        await client.close()
+        async with client:
+            assert client.connected
+        assert server.connections == 2
+        assert client.metrics.connects == 2

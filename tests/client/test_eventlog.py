@@ -1,4 +1,4 @@
-"""Unit tests of the event log ring buffer and the event matcher (pure, no I/O)."""
+"""Unit tests of the event log ring buffer (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_ws_resilience.client.eventlog import EventLog, matches
+from pytest_ws_resilience.client.eventlog import EventLog
 
 
 def test_append_parses_json_once_and_keeps_raw() -> None:
@@ -85,24 +85,3 @@ def test_empty_log_state() -> None:
 def test_maxlen_must_be_positive() -> None:
     with pytest.raises(ValueError, match="maxlen"):
         EventLog(maxlen=0)
-
-
-def test_matches_requires_every_expected_key_equal() -> None:
-    event = {"type": "agent_completed", "run_id": "r1", "seq": 4}
-    assert matches(event, {"type": "agent_completed"})
-    assert matches(event, {"type": "agent_completed", "run_id": "r1"})
-    assert not matches(event, {"type": "agent_completed", "run_id": "r2"})
-    assert not matches(event, {"missing": None})
-    assert matches(event, {})
-
-
-def test_matches_accepts_predicates() -> None:
-    event = {"type": "agent_thinking", "seq": 5}
-    assert matches(event, {"seq": lambda s: s > 3})
-    assert not matches(event, {"seq": lambda s: s > 9})
-
-
-def test_matches_rejects_non_mappings() -> None:
-    assert not matches(None, {})
-    assert not matches([1, 2], {"type": "x"})
-    assert not matches("text", {})

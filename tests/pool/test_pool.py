@@ -1,6 +1,7 @@
 """`ConnectionPool` over real loopback sockets against the reference server: reuse,
 never crossing users, clean leases, health checks, eviction, bounds, cleanup and
-event loops. The key and the stats are also unit-tested as pure data."""
+event loops (abandoning clients of other loops). The key and the stats, pure data, are
+unit-tested in ``test_pool_keys.py`` and ``test_pool_stats.py``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pytest_ws_resilience.errors import (
     WsResilienceError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.pool.pool import EVICTION_REASONS, ConnectionPool, PoolStats, pool_key
+from pytest_ws_resilience.pool.pool import ConnectionPool
 from pytest_ws_resilience.testing import EmbeddedServer, ReferenceServer, ServerConfig
 
 #: Generous bound for "promptly": far below the timeouts a hang would hit.
@@ -665,54 +666,14 @@ def test_cleanup_all_nowait_drops_clients_of_a_closed_loop(
         time.sleep(0.005)
 
 
-# -- pure data ---------------------------------------------------------------------------
+# -- construction ------------------------------------------------------------------------
 
 
-def test_pool_key_separates_every_part_of_the_identity() -> None:
-    user = TestUser(id="u1", email="u1@example.test", token="t1")
-    same = TestUser(id="u1", email="u1@example.test", token="t1")
-    url = "ws://127.0.0.1:1/"
-    base = pool_key(user, url=url)
-    assert pool_key(same, url=url) == base
-    assert pool_key(user, url=url, options={"token": "t2"}) != base
-    assert pool_key(TestUser(id="u2", email="x", token="t1"), url=url) != base
-    assert pool_key(user, url="ws://127.0.0.1:2/") != base
-    assert pool_key(user, url=url, auth="query") != base
-    assert pool_key(user, url=url, auth="query") == pool_key(user, url=url, auth=["query"])
-    headers_1 = {"additional_headers": {"A": "1", "B": "2"}}
-    headers_2 = {"additional_headers": {"B": "2", "A": "1"}}
-    assert pool_key(user, url=url, options=headers_1) == pool_key(user, url=url, options=headers_2)
-
-
-def test_pool_key_matches_unhashable_unknown_values_by_identity_only() -> None:
-    class Opaque:
-        __hash__ = None  # type: ignore[assignment]
-
-    user = TestUser(id="u1", email="u1@example.test", token="t1")
-    value = Opaque()
-    key = pool_key(user, url="ws://127.0.0.1:1/", options={"thing": value})
-    assert key == pool_key(user, url="ws://127.0.0.1:1/", options={"thing": value})
-    assert key != pool_key(user, url="ws://127.0.0.1:1/", options={"thing": Opaque()})
-
-
-def test_pool_key_and_pool_reprs_hide_the_token() -> None:
-    user = TestUser(id="u1", email="u1@example.test", token="secret-token-value-123")
-    key = pool_key(user, url="ws://127.0.0.1:1/")
-    assert "secret-token-value-123" not in repr(key)
-    pool = ConnectionPool()
-    assert repr(pool) == (
+def test_pool_repr_shows_sizes_and_counters() -> None:
+    assert repr(ConnectionPool()) == (
         "ConnectionPool(size=0/50, idle=0, leased=0, hits=0, misses=0, evictions=0, "
         "reuse_rate=0.00)"
     )
-
-
-def test_pool_stats_reuse_rate_and_dict() -> None:
-    assert PoolStats().reuse_rate == 0.0
-    stats = PoolStats(hits=3, misses=1)
-    assert stats.reuse_rate == 0.75
-    data = stats.as_dict()
-    assert data["reuse_rate"] == 0.75 and data["hits"] == 3
-    assert set(data["evicted_by_reason"]) == set(EVICTION_REASONS)
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,27 @@
-"""`WsClient` against misbehaving loopback servers: rejections, 5xx, refused ports,
-silent handshakes and peers that never close. Every wait here is bounded, and timing
-assertions are generous bounds on behaviour that is itself about time."""
+"""Connecting `WsClient` over real loopback sockets: each auth method against the
+reference server, the fallback chain, and misbehaving servers (rejections, 5xx, refused
+ports, silent handshakes). The rules themselves are unit-tested without sockets in
+``test_client_fallback.py`` and ``test_auth_methods.py``. Every wait here is bounded,
+and timing assertions are generous bounds on behaviour that is itself about time."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+import pytest_asyncio
 from peers import (
     flaky_server,
     late_listener,
-    never_closing_server,
-    recording_server,
     rejecting_server,
     silent_server,
 )
 
 from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.client.tokens import RsaKeyPair, TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import DEFAULT_AUTH_CHAIN, WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
@@ -27,9 +29,9 @@ from pytest_ws_resilience.errors import (
     Attempt,
     WsAuthError,
     WsConnectError,
-    WsResilienceError,
     WsTimeoutError,
 )
+from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
 FAST_BACKOFF = Backoff(base=0.02, cap=0.08)
 #: Scheduling slack allowed on top of a configured bound.
@@ -41,6 +43,108 @@ CLOCK_SLACK_S = 0.005
 @pytest.fixture
 def tokens() -> TokenFactory:
     return TokenFactory()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
+    async with ReferenceServer(ServerConfig(secret=tokens.secret)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def rsa_keys() -> RsaKeyPair:
+    return RsaKeyPair.generate()
+
+
+def make_client(url: str, tokens: TokenFactory, **kwargs: object) -> WsClient:
+    kwargs.setdefault("user", tokens.user())
+    kwargs.setdefault("backoff", FAST_BACKOFF)
+    return WsClient(url, **kwargs)  # type: ignore[arg-type]
+
+
+# -- auth methods ------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", DEFAULT_AUTH_CHAIN)
+async def test_each_auth_method_alone_connects_hs256(
+    server: ReferenceServer, tokens: TokenFactory, method: str
+) -> None:
+    user = tokens.user()
+    async with WsClient(server.url, user=user, auth=method) as client:
+        hello = await client.expect("connection_established", timeout=5)
+        assert hello["user_id"] == user.id
+        assert client.metrics.auth_method == client.auth_method == method
+        assert client.metrics.attempts == [Attempt(method, "connected", 101)]
+        assert client.metrics.handshake_s is not None and client.metrics.handshake_s > 0
+        assert client.metrics.connects == 1 and client.metrics.retries == 0
+        assert client.connection_id == hello["connection_id"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", DEFAULT_AUTH_CHAIN)
+async def test_each_auth_method_alone_connects_rs256(rsa_keys: RsaKeyPair, method: str) -> None:
+    tokens = TokenFactory(private_key=rsa_keys.private_pem, public_key=rsa_keys.public_pem)
+    user = tokens.user()
+    config = ServerConfig(public_key=tokens.verification_key)
+    async with ReferenceServer(config) as server, WsClient(server.url, user=user, auth=method) as c:
+        hello = await c.expect("connection_established", timeout=5)
+        assert hello["user_id"] == user.id
+        assert c.metrics.auth_method == method
+
+
+@pytest.mark.asyncio
+async def test_fallback_chain_reaches_cookie_on_cookie_only_server(tokens: TokenFactory) -> None:
+    config = ServerConfig(secret=tokens.secret, accepted_auth=("cookie",))
+    async with ReferenceServer(config) as server:
+        client = make_client(server.url, tokens)
+        assert client.auth_methods == DEFAULT_AUTH_CHAIN
+        async with client:
+            await client.expect("connection_established", timeout=5)
+            assert client.metrics.auth_method == "cookie"
+            assert client.metrics.attempts == [
+                Attempt("subprotocol", "HTTP 401", 401),
+                Attempt("query", "HTTP 401", 401),
+                Attempt("header", "HTTP 401", 401),
+                Attempt("cookie", "connected", 101),
+            ]
+            assert client.metrics.retries == 0
+        assert server.stats.handshakes_attempted == 4
+
+
+@pytest.mark.asyncio
+async def test_every_method_rejected_raises_auth_error_listing_all_four(
+    server: ReferenceServer, tokens: TokenFactory
+) -> None:
+    user = tokens.user()
+    client = WsClient(server.url, user=user, token=tokens.wrong_key(user), backoff=FAST_BACKOFF)
+    with pytest.raises(WsAuthError) as info:
+        await client.connect()
+    message = str(info.value)
+    for method in DEFAULT_AUTH_CHAIN:
+        assert f"{method}: HTTP 401" in message
+    assert [a.method for a in info.value.attempts] == list(DEFAULT_AUTH_CHAIN)
+    assert server.stats.connections_opened == 0
+    assert not client.connected and not client.closed
+
+
+@pytest.mark.asyncio
+async def test_concurrent_connects_open_one_connection(
+    server: ReferenceServer, tokens: TokenFactory
+) -> None:
+    client = make_client(server.url, tokens, auth="subprotocol")
+    try:
+        results = await asyncio.gather(*(client.connect() for _ in range(10)))
+        assert all(r is client for r in results)
+        await client.expect("connection_established", timeout=5)
+        assert server.stats.connections_opened == 1
+        assert server.stats.handshakes_attempted == 1
+        assert client.metrics.connects == 1
+    finally:
+        await client.close()
+
+
+# -- misbehaving servers ------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
@@ -181,41 +285,3 @@ async def test_connect_timeout_comes_from_settings_with_its_source() -> None:
     async with silent_server() as server:
         with pytest.raises(WsTimeoutError, match=r"0\.2s \(profile test\)"):
             await WsClient(server.url, settings=settings).connect()
-
-
-@pytest.mark.asyncio
-async def test_close_is_bounded_against_a_peer_that_never_closes() -> None:
-    async with never_closing_server() as server:
-        client = await WsClient(server.url, close_timeout=0.3).connect()
-        assert server.handshakes == 1
-        started = time.monotonic()
-        await client.close()
-        elapsed = time.monotonic() - started
-        assert elapsed < 0.3 + MARGIN_S
-        assert client.closed and not client.connected
-        assert server.bytes_after_handshake > 0  # our close frame did go out
-        assert client.close_code == 1006  # no close frame came back: abnormal closure
-
-
-@pytest.mark.asyncio
-async def test_close_is_idempotent_and_safe_on_a_dead_connection() -> None:
-    async with recording_server() as server:
-        client = await WsClient(server.url).connect()
-        await client.close()
-        await client.close()
-        assert client.closed and client.close_code == 1000
-    # The server is gone too: closing again must still not raise.
-    await asyncio.wait_for(client.close(), timeout=MARGIN_S)
-    with pytest.raises(WsResilienceError):
-        await client.send_text("late")
-
-
-@pytest.mark.asyncio
-async def test_connect_after_close_opens_a_new_connection() -> None:
-    async with recording_server() as server:
-        client = await WsClient(server.url).connect()
-        await client.close()
-        async with client:
-            assert client.connected
-        assert server.connections == 2
-        assert client.metrics.connects == 2

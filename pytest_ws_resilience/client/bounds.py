@@ -1,0 +1,66 @@
+"""The bounds of one client's waits, each with its source: connect, close, recv.
+
+Pure, no I/O. The precedence is `pytest_ws_resilience.config.timeouts.resolve_timeout`'s
+(explicit > server-negotiated > configured); this module applies it to one client.
+Connect and close are fixed when the client is made (settings are immutable). The recv
+bound is the only one that moves: a greeting may negotiate it, and a reconnect forgets
+that until the new connection's greeting. A wait's own ``timeout`` beats them all.
+"""
+
+from __future__ import annotations
+
+from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.timeouts import Source, TimeoutValue, resolve_timeout
+
+__all__ = ["ClientBounds"]
+
+
+class ClientBounds:
+    """The resolved timeouts of one `WsClient`.
+
+    Args:
+        settings: the configured values (and the agent timeout, reported as is).
+        recv: explicit recv timeout, seconds (beats a negotiated one).
+        close: explicit close timeout, seconds.
+        connect: explicit connect timeout, seconds.
+    """
+
+    __slots__ = ("_configured_recv", "_explicit_recv", "agent", "close", "connect", "recv")
+
+    def __init__(
+        self,
+        settings: WsSettings,
+        *,
+        recv: float | None = None,
+        close: float | None = None,
+        connect: float | None = None,
+    ) -> None:
+        self._configured_recv = settings.recv_timeout
+        self._explicit_recv = recv
+        #: Bound of one opening handshake.
+        self.connect = resolve_timeout(settings.connect_timeout, explicit=connect)
+        #: Bound of ``close()``.
+        self.close = resolve_timeout(settings.close_timeout, explicit=close)
+        #: How long an agent run may take; None when not configured.
+        self.agent = settings.agent_timeout
+        #: Bound of waits and sends. Read on every wait: resolved once per change.
+        self.recv = resolve_timeout(settings.recv_timeout, explicit=recv)
+
+    def negotiate(self, recv_timeout: float | None) -> None:
+        """The server asked for ``recv_timeout`` seconds (None: forget what it asked)."""
+        self.recv = resolve_timeout(
+            self._configured_recv, explicit=self._explicit_recv, negotiated=recv_timeout
+        )
+
+    def for_wait(self, timeout: float | None) -> TimeoutValue:
+        """The bound of one wait: its own ``timeout``, else the recv bound."""
+        return self.recv if timeout is None else TimeoutValue(timeout, Source.EXPLICIT)
+
+    def as_dict(self) -> dict[str, TimeoutValue | None]:
+        """Every bound by its setting's name (the agent timeout None when not set)."""
+        return {
+            "recv_timeout": self.recv,
+            "close_timeout": self.close,
+            "connect_timeout": self.connect,
+            "agent_timeout": self.agent,
+        }

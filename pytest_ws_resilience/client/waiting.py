@@ -1,0 +1,300 @@
+"""Bounded waits over a client's event log: ``expect``, ``expect_sequence``,
+``expect_contract``.
+
+The asyncio side of waiting. The reader task appends each frame to the `EventLog` and
+calls `EventWaiter.wake`; a waiter scans the records it has not consumed yet and sleeps
+until the next wake. Nothing polls. What a wait looks for is
+`pytest_ws_resilience.client.matching`'s; this module decides when to look and when to
+give up:
+
+- **A cursor.** ``expect`` consumes what it scanned: the next wait starts after the
+  match, so the same frame never satisfies two waits.
+- **A deadline per wait** (a sequence shares one): ``timeout`` or the recv timeout.
+  One shared watchdog timer wakes waiters at the earliest deadline instead of a
+  timeout handle per wait, which keeps a round trip lean.
+- **The end of the stream** raises at once (`WsConnectionClosedError` with the close
+  code) once the records that came before the close were scanned.
+- **A failing receive hook** surfaces in the next wait, since the reader task cannot
+  raise into the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
+from pytest_ws_resilience.client.matching import (
+    describe_expected,
+    matches,
+    recent_events,
+    sequence_steps,
+)
+from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.contracts.contract import EventContract
+from pytest_ws_resilience.contracts.result import ContractResult
+from pytest_ws_resilience.errors import (
+    WsConnectionClosedError,
+    WsResilienceError,
+    WsTimeoutError,
+)
+
+__all__ = ["EventWaiter"]
+
+
+class EventWaiter:
+    """The waiting side of one client's event log, across its connections.
+
+    The client drives it: `attach` when a connection opens; its reader task `wake` after
+    each frame it logged, `end` when the connection is over (so does ``close()``), and
+    `hook_failed` when a receive hook raised. The client's ``expect*`` methods wait
+    through it.
+
+    Args:
+        log: the client's event log.
+        label: the client's name, for errors.
+        url: the client's URL, for errors (redacted when the error is built).
+    """
+
+    __slots__ = (
+        "_arrived",
+        "_checked_runs",
+        "_hook_error",
+        "_label",
+        "_log",
+        "_url",
+        "_watchdog",
+        "attached",
+        "close_code",
+        "cursor",
+        "ended",
+    )
+
+    def __init__(self, log: EventLog, label: str, url: str) -> None:
+        self._log = log
+        self._label = label
+        self._url = url
+        #: Index of the first record no wait has consumed.
+        self.cursor = 0
+        #: A connection was opened (waits before that are a usage error).
+        self.attached = False
+        #: The current connection is over and every frame it carried is logged.
+        self.ended = False
+        #: Close code of the connection that ended (None while open).
+        self.close_code: int | None = None
+        self._arrived = asyncio.Event()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._hook_error: BaseException | None = None
+        # Correlation values of runs already checked by expect_contract (not re-picked).
+        self._checked_runs: set[Any] = set()
+
+    # -- driven by the reader and the client ---------------------------------------------
+
+    def attach(self) -> None:
+        """A connection opened: frames may come again."""
+        self.attached = True
+        self.ended = False
+        self.close_code = None
+
+    def wake(self) -> None:
+        """Wake every waiter (a frame was logged, or the stream ended)."""
+        arrived = self._arrived
+        arrived.set()
+        arrived.clear()
+
+    def end(self, close_code: int | None) -> None:
+        """The connection is over (closed by either side, or its reader failed)."""
+        self.ended = True
+        self.close_code = close_code
+        self.wake()
+
+    def hook_failed(self, exc: BaseException) -> None:
+        """Keep the first exception of a receive hook for the next wait to raise."""
+        if self._hook_error is None:
+            self._hook_error = exc
+
+    def skip_received(self) -> None:
+        """Start the next wait after everything received so far (a reconnect)."""
+        self.cursor = self._log.last_index + 1
+
+    def forget(self) -> None:
+        """Start afresh after the log was cleared: runs already checked count again."""
+        self.skip_received()
+        self._checked_runs.clear()
+
+    def stop(self) -> None:
+        """Cancel the watchdog timer (the client closed)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    # -- the waits -----------------------------------------------------------------------
+
+    @staticmethod
+    def _deadline(bound: TimeoutValue) -> float:
+        return asyncio.get_running_loop().time() + bound.value
+
+    async def expect(self, expected: Mapping[str, Any], bound: TimeoutValue) -> dict[str, Any]:
+        """The first unconsumed event matching ``expected``; consumes through it.
+
+        Raises:
+            WsTimeoutError: nothing matched within ``bound``.
+            WsConnectionClosedError: the connection closed first.
+        """
+        record = await self.watch(
+            _accepting(expected), self._deadline(bound), _describing(expected), consume=True
+        )
+        if record is None:
+            raise WsTimeoutError(
+                f"{self._label}: no event matching {describe_expected(expected)} within "
+                f"recv_timeout={bound}; {recent_events(self._log)}"
+            )
+        found: dict[str, Any] = record.data  # matches() accepts mappings only
+        return found
+
+    async def expect_sequence(
+        self, items: Sequence[str | Mapping[str, Any]], bound: TimeoutValue
+    ) -> list[dict[str, Any]]:
+        """Events matching each item in order, others allowed in between; one deadline.
+
+        Raises:
+            WsTimeoutError: a step was not seen in time (names the step).
+            WsConnectionClosedError: the connection closed first.
+        """
+        steps = sequence_steps(items)
+        deadline = self._deadline(bound)
+        found: list[dict[str, Any]] = []
+        for number, step in enumerate(steps, 1):
+            label = f"sequence step {number}/{len(steps)} "
+            record = await self.watch(
+                _accepting(step), deadline, _describing(step, label), consume=True
+            )
+            if record is None:
+                seen = [e.get("type") for e in found]
+                raise WsTimeoutError(
+                    f"{self._label}: {label}{describe_expected(step)} not seen within "
+                    f"recv_timeout={bound}; matched before it: {seen}; {recent_events(self._log)}"
+                )
+            found.append(record.data)
+        return found
+
+    async def expect_contract(
+        self, contract: EventContract, correlation: Any, bound: TimeoutValue
+    ) -> ContractResult:
+        """Check one run against ``contract`` through its terminal event.
+
+        The run is the first one seen among the unconsumed events not checked before,
+        or the one whose correlation value is ``correlation``. With a correlation field
+        the cursor stays put (interleaved runs can each be checked); without one it
+        moves past the terminal event.
+
+        Raises:
+            ContractViolationError: the run broke the contract, its terminal event did
+                not come within ``bound``, or the connection closed first.
+        """
+        deadline = self._deadline(bound)
+        checker = contract.checker(
+            correlation, skip_runs=frozenset(self._checked_runs), started_at=time.monotonic()
+        )
+        reason: str | None = None
+        try:
+            record = await self.watch(
+                lambda r: checker.feed(r.data, r.received_at),
+                deadline,
+                lambda: f"contract {contract.name or contract.events!r}",
+                consume=False,
+            )
+            if record is None:
+                reason = f"terminal event not seen within recv_timeout={bound}"
+            elif contract.correlation is None:
+                # Without a correlation field runs cannot be told apart: the next check
+                # starts after this run's terminal event.
+                self.cursor = record.index + 1
+        except WsConnectionClosedError as closed:
+            reason = f"connection closed (code {closed.code}) before the terminal event"
+        result = checker.finish(reason=reason)
+        if result.run is not None:
+            self._checked_runs.add(result.run)
+        result.raise_for_violations()
+        return result
+
+    async def watch(
+        self,
+        accept: Callable[[LogRecord], bool],
+        deadline: float,
+        describe: Callable[[], str],
+        *,
+        consume: bool,
+    ) -> LogRecord | None:
+        """Feed unconsumed records, old then new, to ``accept`` until it says yes.
+
+        Returns that record, or None when the ``deadline`` (loop time) passes. With
+        ``consume`` the cursor moves past what was scanned. ``describe`` names the wait
+        in errors; it is called only then (this is the hot path).
+
+        Raises:
+            WsResilienceError: no connection was ever opened.
+            WsConnectionClosedError: the connection ended before a record was accepted.
+            Exception: the first exception of a receive hook since the last wait.
+        """
+        scan_from = self.cursor
+        log = self._log
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._hook_error is not None:
+                error, self._hook_error = self._hook_error, None
+                raise error
+            for record in log.since(scan_from):
+                scan_from = record.index + 1
+                if accept(record):
+                    if consume:
+                        self.cursor = scan_from
+                    return record
+            if not self.attached:
+                raise WsResilienceError(
+                    f"{self._label} is not connected (call connect() first) while waiting "
+                    f"for {describe()}"
+                )
+            if self.ended:
+                if consume:
+                    self.cursor = scan_from
+                raise WsConnectionClosedError(
+                    f"connection {self._label} to {self._url} closed (code {self.close_code}) "
+                    f"while waiting for {describe()}; {recent_events(log)}",
+                    code=self.close_code,
+                )
+            if loop.time() >= deadline:
+                return None
+            self._arm_watchdog(loop, deadline)
+            await self._arrived.wait()
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make sure waiters are woken no later than ``deadline``.
+
+        One shared timer instead of a timeout per wait: back-to-back waits with
+        deadlines ``now + recv_timeout`` find a timer already due earlier and create
+        none. A waiter woken by a timer that is not its own deadline re-arms it for
+        that deadline.
+        """
+        watchdog = self._watchdog
+        if watchdog is not None and not watchdog.cancelled() and watchdog.when() <= deadline:
+            return
+        if watchdog is not None:
+            watchdog.cancel()
+        self._watchdog = loop.call_at(deadline, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        self.wake()
+
+
+def _accepting(expected: Mapping[str, Any]) -> Callable[[LogRecord], bool]:
+    """The record test of a wait for ``expected`` (non-JSON frames never match)."""
+    return lambda record: record.data is not None and matches(record.data, expected)
+
+
+def _describing(expected: Mapping[str, Any], label: str = "") -> Callable[[], str]:
+    """What a wait for ``expected`` says it waited for, built only if an error needs it."""
+    return lambda: f"{label}{describe_expected(expected)}"
