@@ -26,7 +26,7 @@ from typing import Self
 from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.config.services import LOOPBACK_HOST
 from pytest_ws_resilience.errors import AsgiAppStartupError
-from pytest_ws_resilience.servers.probe import raise_unless_served, wait_ready_blocking
+from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.readiness import ReadinessCheck
 
 __all__ = ["AsgiAppProcess", "parse_listening_port"]
@@ -178,14 +178,12 @@ class AsgiAppProcess:
                 cwd=self._app_dirs[0] if self._app_dirs else None,
             )
         try:
-            result = wait_ready_blocking(
-                self, ReadinessCheck(startup_timeout=timeout), started_at=started_at
-            )
-            raise_unless_served(
-                result,
+            wait_served(
+                self,
+                ReadinessCheck(startup_timeout=timeout),
                 what=f"ASGI app {self._app_path} (subprocess)",
-                deadline_s=timeout,
                 startup_error=AsgiAppStartupError,
+                started_at=started_at,
             )
         except BaseException:
             self.stop(timeout=2.0)

@@ -63,6 +63,7 @@ __all__ = [
     "raise_unless_served",
     "wait_ready",
     "wait_ready_blocking",
+    "wait_served",
 ]
 
 _CLOSE_TIMEOUT_S = 1.0
@@ -391,6 +392,28 @@ def wait_ready_blocking(
     if isinstance(first, BaseException):
         raise first
     return first
+
+
+def wait_served(
+    target: ReadinessTarget,
+    check: ReadinessCheck,
+    *,
+    what: str,
+    startup_error: type[WsResilienceError],
+    started_at: float | None = None,
+) -> ReadinessResult:
+    """Wait for a server under test (the ASGI app, the embedded server) and raise its
+    errors: `wait_ready_blocking`, then `raise_unless_served`.
+
+    Args:
+        what: how errors name the server, e.g. ``"ASGI app myapp:app"``.
+        startup_error: raised when the server ended before it was ready.
+    """
+    result = wait_ready_blocking(target, check, started_at=started_at)
+    raise_unless_served(
+        result, what=what, deadline_s=check.startup_timeout, startup_error=startup_error
+    )
+    return result
 
 
 def raise_unless_served(

@@ -22,7 +22,7 @@ from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
 from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.probe import raise_unless_served, wait_ready_blocking
+from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.readiness import DEFAULT_ATTEMPT_TIMEOUT_S, ReadinessCheck
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
@@ -78,12 +78,12 @@ def start_embedded_server(config: ServerConfig, timeout: float) -> EmbeddedServe
         startup_timeout=timeout, attempt_timeout=min(timeout, DEFAULT_ATTEMPT_TIMEOUT_S)
     )
     try:
-        result = wait_ready_blocking(EmbeddedTarget(embedded), check, started_at=started_at)
-        raise_unless_served(
-            result,
+        wait_served(
+            EmbeddedTarget(embedded),
+            check,
             what="embedded reference server",
-            deadline_s=timeout,
             startup_error=WsResilienceError,
+            started_at=started_at,
         )
     except BaseException:
         embedded.stop(timeout=1.0)

@@ -13,11 +13,9 @@ import logging
 import secrets
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 from peers import burst_server, never_closing_server, recording_server
 
 from pytest_ws_resilience.client.client import WsClient
@@ -39,17 +37,6 @@ FAST_BACKOFF = Backoff(base=0.02, cap=0.08)
 PROMPT_S = 1.5
 #: Scheduling slack allowed on top of a configured bound.
 MARGIN_S = 1.0
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
-    async with ReferenceServer(ServerConfig(secret=tokens.secret)) as running:
-        yield running
 
 
 def make_client(url: str, tokens: TokenFactory, **kwargs: object) -> WsClient:

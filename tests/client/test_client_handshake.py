@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 from peers import (
     flaky_server,
     late_listener,
@@ -38,17 +36,6 @@ FAST_BACKOFF = Backoff(base=0.02, cap=0.08)
 MARGIN_S = 1.0
 #: asyncio may wake a timer up to one clock tick early.
 CLOCK_SLACK_S = 0.005
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
-    async with ReferenceServer(ServerConfig(secret=tokens.secret)) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

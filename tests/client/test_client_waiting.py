@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
@@ -23,17 +22,6 @@ AGENT_FLOW = ["agent_started", "agent_thinking", "tool_executing", "tool_complet
 FAST_BACKOFF = Backoff(base=0.02, cap=0.08)
 #: Generous bound for "promptly": far below the timeouts the tests would otherwise hit.
 PROMPT_S = 1.5
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
-    async with ReferenceServer(ServerConfig(secret=tokens.secret)) as running:
-        yield running
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:

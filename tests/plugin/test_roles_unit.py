@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -84,22 +82,3 @@ def test_worker_results_survive_the_trip_to_the_controller() -> None:
 def test_a_worker_that_went_down_has_no_results() -> None:
     assert WorkerResults.from_workeroutput(None) is None
     assert WorkerResults.from_workeroutput({"exitstatus": 1}) is None
-
-
-# -- light imports -------------------------------------------------------------------------
-
-_HEAVY = ("asyncio", "socket", "subprocess", "pytest", "docker", "uvicorn", "websockets")
-
-
-@pytest.mark.parametrize("module", ["markers", "xdist_groups", "service_rules", "roles", "options"])
-def test_pure_plugin_modules_import_nothing_that_does_io(module: str) -> None:
-    """In a fresh interpreter: the entry point lives in its own module, so importing a
-    rule of the plugin does not import the plugin."""
-    code = (
-        f"import sys, pytest_ws_resilience.plugin.{module}\n"
-        f"print(sorted(n for n in {_HEAVY!r} if n in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
