@@ -40,6 +40,7 @@ from pytest_ws_resilience.config.profiles import (
 )
 from pytest_ws_resilience.config.services import ServiceSpec, parse_services
 from pytest_ws_resilience.config.settings import (
+    ConnectionOptions,
     KeySettings,
     ServerChoice,
     ServiceSettings,
@@ -56,6 +57,8 @@ from pytest_ws_resilience.config.validation import (
     show_value,
     table_name,
     validate_app,
+    validate_app_env,
+    validate_lifespan,
     validate_path,
     validate_server_cmd,
     validate_settings_table,
@@ -77,6 +80,7 @@ class CommandLine:
     app: str | None = None
     app_subprocess: bool = False
     app_share: bool = False
+    app_lifespan: str | None = None
     server_cmd: str | None = None
     require_services: bool = False
 
@@ -322,6 +326,14 @@ def load_settings(
         auth_query_param=value("auth_query_param"),
         auth_cookie=value("auth_cookie"),
         auth_subprotocol=value("auth_subprotocol"),
+        greeting=value("greeting"),
+        connection=ConnectionOptions(
+            headers=value("headers"),
+            origin=value("origin"),
+            subprotocols=tuple(value("subprotocols")),
+            user_agent=value("user_agent"),
+            compression=value("compression"),
+        ),
         keys=keys,
         server=server,
         services=ServiceSettings(
@@ -381,6 +393,8 @@ def _server_choice(
         command = validate_server_cmd(cli.server_cmd, cli_url=cli.url, cli_app=cli.app)
         url, url_source, app = None, "--ws-server-cmd", None
     share = app is not None and _flag(top, origin, "app_share", cli.app_share)
+    lifespan, lifespan_source = _lifespan(top, origin, cli)
+    app_env = validate_app_env(f"{origin} {table_name()}: app_env", top.get("app_env", {}))
     if shared_app_url is not None and app is not None:
         # A worker of an app_share run: the controller serves the app for everyone.
         url, url_source, app = shared_app_url, f"app {app} shared by the xdist controller", None
@@ -393,8 +407,22 @@ def _server_choice(
         app_subprocess=app_subprocess,
         app_share=share,
         app_dirs=tuple(app_dirs) if app is not None else (),
+        app_lifespan=lifespan,
+        app_lifespan_source=lifespan_source,
+        app_env=app_env,
         command=command,
     )
+
+
+def _lifespan(top: Mapping[str, Any], origin: str, cli: CommandLine) -> tuple[str, str]:
+    """How the app's lifespan runs, and where that came from (``--ws-app-lifespan`` >
+    ``app_lifespan`` > "auto")."""
+    if cli.app_lifespan is not None:
+        return validate_lifespan("--ws-app-lifespan", cli.app_lifespan), "--ws-app-lifespan"
+    if "app_lifespan" in top:
+        where = f"{origin} {table_name()}: app_lifespan"
+        return validate_lifespan(where, top["app_lifespan"]), f"pyproject {table_name()}"
+    return "auto", Source.DEFAULT
 
 
 def _service_specs(table: Mapping[str, Any], origin: str) -> dict[str, ServiceSpec]:

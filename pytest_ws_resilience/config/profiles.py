@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from pytest_ws_resilience.config.settings import DEFAULT_MAX_MESSAGE_SIZE
+from pytest_ws_resilience.config.settings import DEFAULT_GREETING, DEFAULT_MAX_MESSAGE_SIZE
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 
 __all__ = [
@@ -68,6 +68,13 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "jwt_audience": None,
         "jwt_issuer": None,
         "services": None,
+        "greeting": DEFAULT_GREETING,
+        # What every handshake carries besides the credential (ConnectionOptions).
+        "headers": (),
+        "origin": None,
+        "subprotocols": (),
+        "user_agent": None,
+        "compression": True,
     }
 )
 

@@ -12,6 +12,9 @@ Its parts:
 - the client options, flat, because every client reads them: timeouts (always set,
   each with its source), retries, backoff, message size, auth method names and the
   greeting the server's first frame carries;
+- `connection`: what every handshake the plugin makes carries besides a credential
+  (headers, Origin, subprotocols, User-Agent, compression): clients, the pool, storms,
+  chaos clients and readiness probes alike;
 - `keys`: what signs the tokens and what the server checks in them;
 - `server`: which server the run talks to (a URL, the user's ASGI app, a command, or
   the embedded reference server);
@@ -20,22 +23,24 @@ Its parts:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue
-from pytest_ws_resilience.redaction import secret_repr
+from pytest_ws_resilience.redaction import REDACTED, secret_repr
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.config.services import ServiceSpec
 
 __all__ = [
+    "APP_LIFESPANS",
     "AUTH_METHODS",
     "DEFAULT_AUTH_CHAIN",
     "DEFAULT_GREETING",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "ConnectionOptions",
     "KeySettings",
     "ServerChoice",
     "ServiceSettings",
@@ -50,6 +55,68 @@ DEFAULT_MAX_MESSAGE_SIZE = 5 * 1024 * 1024
 #: ``recv_timeout`` (SPEC section 3): the reference server's greeting, a common shape
 #: for agent backends. A setting, so the client itself knows no protocol.
 DEFAULT_GREETING = "connection_established"
+#: How ``--ws-app`` runs the app's ASGI lifespan, as uvicorn's ``--lifespan``: "auto"
+#: uses it when the app supports it (Django Channels' router does not).
+APP_LIFESPANS = ("auto", "on", "off")
+# Headers whose value is a credential: redacted wherever options are shown.
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """What every opening handshake carries besides the credential.
+
+    The same for a test's clients, the pool, storms, chaos clients and the readiness
+    probes, so a server that checks Origin or a header accepts all of them. Values that
+    look like credentials (``Authorization``, ``Cookie``) are redacted in ``repr``.
+    """
+
+    #: Extra request headers, in order.
+    headers: tuple[tuple[str, str], ...] = ()
+    #: The ``Origin`` header (browsers send one; Origin-checking servers require it).
+    origin: str | None = None
+    #: Subprotocols offered besides the auth method's own.
+    subprotocols: tuple[str, ...] = ()
+    #: The ``User-Agent`` header; None: websockets' own.
+    user_agent: str | None = None
+    #: Offer permessage-deflate (websockets' default); False: no compression.
+    compression: bool = True
+
+    def __repr__(self) -> str:
+        headers = tuple(
+            (name, REDACTED if name.lower() in _SECRET_HEADERS else value)
+            for name, value in self.headers
+        )
+        return (
+            f"ConnectionOptions(headers={headers!r}, origin={self.origin!r}, "
+            f"subprotocols={self.subprotocols!r}, user_agent={self.user_agent!r}, "
+            f"compression={self.compression!r})"
+        )
+
+    def merged(
+        self,
+        *,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        user_agent: str | None = None,
+        compression: bool | None = None,
+    ) -> ConnectionOptions:
+        """These options with a client's own on top: given headers are added (a header
+        of the same name replaces the configured one), other values replace."""
+        merged_headers = self.headers
+        if headers:
+            items = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+            names = {name.lower() for name, _ in items}
+            kept = tuple((n, v) for n, v in self.headers if n.lower() not in names)
+            merged_headers = kept + items
+        return ConnectionOptions(
+            headers=merged_headers,
+            origin=origin if origin is not None else self.origin,
+            subprotocols=tuple(subprotocols) if subprotocols is not None else self.subprotocols,
+            user_agent=user_agent if user_agent is not None else self.user_agent,
+            compression=compression if compression is not None else self.compression,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,9 +175,26 @@ class ServerChoice:
     #: Directories put first on ``sys.path`` to import the app (pytest's rootdir and the
     #: invocation directory, as uvicorn's ``--app-dir``).
     app_dirs: tuple[str, ...] = ()
+    #: How uvicorn runs the app's lifespan: "auto", "on" or "off" (`APP_LIFESPANS`).
+    app_lifespan: str = "auto"
+    app_lifespan_source: str = Source.DEFAULT
+    #: Environment variables the app needs (``app_env``, e.g. ``DJANGO_SETTINGS_MODULE``):
+    #: set before the app is imported in-process, passed to a subprocess.
+    app_env: tuple[tuple[str, str], ...] = ()
     #: A local command run as the server (``--ws-server-cmd``), ``{port}`` filled with a
     #: free loopback port.
     command: str | None = None
+
+    def describe(self) -> str:
+        """The server under test in one phrase, for headers, summaries and reports:
+        its URL, ``app <path>``, ``command <cmd>`` or the embedded reference server."""
+        if self.url is not None:
+            return self.url
+        if self.app is not None:
+            return f"app {self.app}"
+        if self.command is not None:
+            return f"command {self.command}"
+        return "embedded reference server"
 
     @property
     def kind(self) -> str:
@@ -159,6 +243,7 @@ class WsSettings:
     backoff: Backoff = Backoff()
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     #: Fallback order tried by clients with a token; empty: the default chain.
+    #: ``("none",)``: the server is unauthenticated (no key needed, no token presented).
     auth_methods: tuple[str, ...] = ()
     auth_query_param: str = "token"
     auth_cookie: str = "access_token"
@@ -166,6 +251,8 @@ class WsSettings:
     #: ``type`` of the server's greeting frame (``connection_id``, ``recv_timeout``);
     #: None: clients negotiate nothing.
     greeting: str | None = DEFAULT_GREETING
+    #: Headers, Origin, subprotocols, User-Agent and compression of every handshake.
+    connection: ConnectionOptions = ConnectionOptions()
     keys: KeySettings = KeySettings()
     server: ServerChoice = ServerChoice()
     services: ServiceSettings = ServiceSettings()
@@ -180,6 +267,12 @@ class WsSettings:
             f"agent_timeout={self.agent_timeout}, auth_methods={self.effective_auth_methods}, "
             f"keys={self.keys!r})"
         )
+
+    @property
+    def unauthenticated(self) -> bool:
+        """True when the server under test checks no credential (``auth_methods =
+        ["none"]``): no key is needed or minted and clients present no token."""
+        return self.auth_methods == ("none",)
 
     @property
     def effective_auth_methods(self) -> tuple[str, ...]:

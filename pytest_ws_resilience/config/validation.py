@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_ws_resilience.config.app_path import parse_app_path
-from pytest_ws_resilience.config.settings import AUTH_METHODS
+from pytest_ws_resilience.config.settings import APP_LIFESPANS, AUTH_METHODS
 from pytest_ws_resilience.errors import WsConfigError
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "table_name",
     "unknown_key_error",
     "validate_app",
+    "validate_app_env",
+    "validate_lifespan",
     "validate_path",
     "validate_server_cmd",
     "validate_settings_table",
@@ -45,6 +47,8 @@ _TIMEOUT_KEYS = ("recv_timeout", "close_timeout", "connect_timeout", "agent_time
 _SECONDS_KEYS = (*_TIMEOUT_KEYS, "backoff_base", "backoff_cap")
 _STRING_KEYS = ("jwt_audience", "jwt_issuer", "auth_query_param", "auth_cookie", "auth_subprotocol")
 _ENV_NAME_KEYS = ("jwt_secret_env", "jwt_public_key_env", "jwt_private_key_env")
+#: What every handshake carries (`ConnectionOptions`).
+_CONNECTION_KEYS = ("headers", "origin", "subprotocols", "user_agent", "compression")
 
 #: Keys allowed at the top level (as defaults for every env) and in each env table.
 SETTING_KEYS: tuple[str, ...] = (
@@ -57,10 +61,12 @@ SETTING_KEYS: tuple[str, ...] = (
     *_ENV_NAME_KEYS,
     *_STRING_KEYS,
     "services",
+    "greeting",
+    *_CONNECTION_KEYS,
 )
 #: Top-level-only keys of the ASGI-app feature: the app is served for every env that has
 #: no ``url``.
-APP_KEYS = ("app", "app_subprocess", "app_share")
+APP_KEYS = ("app", "app_subprocess", "app_share", "app_lifespan", "app_env")
 #: Keys of the top-level table: the settings (defaults of every env), the env tables, the
 #: app keys; ``services`` may also be a table of service definitions there.
 TOP_LEVEL_KEYS = (*SETTING_KEYS, "envs", *APP_KEYS)
@@ -76,6 +82,20 @@ _SECRET_KEYS = {
     "jwt_private_key": "jwt_private_key_env",
 }
 _ENV_VAR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# RFC 9110 token characters: what a header name may hold.
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers the handshake itself sets: configuring them would break the upgrade.
+_HANDSHAKE_HEADERS = frozenset(
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
 _SHOWN_VALUE_MAX = 60
 
 
@@ -197,6 +217,93 @@ def _auth_methods(where: str, key: str, value: Any) -> tuple[str, ...]:
     return methods
 
 
+def _headers(where: str, key: str, value: Any) -> tuple[tuple[str, str], ...]:
+    # Values are never shown: a header may carry an API key.
+    if not isinstance(value, Mapping):
+        raise bad_value(
+            where, key, "...", 'a table of header names to values, e.g. {"X-Api-Key" = "..."}'
+        )
+    headers = []
+    for name, header_value in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+            raise WsConfigError(f"{where}: {key} has an invalid header name {show_value(name)}")
+        lowered = name.lower()
+        if lowered in _HANDSHAKE_HEADERS:
+            raise WsConfigError(
+                f"{where}: {key} sets {name!r}, which the WebSocket handshake sets itself"
+                + ("; use subprotocols = [...]" if lowered == "sec-websocket-protocol" else "")
+            )
+        if lowered == "origin":
+            raise WsConfigError(f"{where}: {key} sets 'Origin'; use origin = \"...\" instead")
+        if lowered == "user-agent":
+            raise WsConfigError(
+                f"{where}: {key} sets 'User-Agent'; use user_agent = \"...\" instead"
+            )
+        if not isinstance(header_value, str) or "\n" in header_value or "\r" in header_value:
+            raise WsConfigError(
+                f"{where}: {key}.{name} is invalid: expected a one-line string value"
+            )
+        headers.append((name, header_value))
+    return tuple(headers)
+
+
+def _origin(where: str, key: str, value: Any) -> str:
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if (
+            parts.scheme in ("http", "https", "ws", "wss")
+            and parts.netloc
+            and not parts.path.strip("/")
+        ):
+            return value
+    raise bad_value(
+        where, key, value, "an origin such as 'http://localhost:8000' (scheme and host)"
+    )
+
+
+def _boolean(where: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise bad_value(where, key, value, "true or false")
+    return value
+
+
+def _greeting(where: str, key: str, value: Any) -> str | None:
+    """The greeting frame's ``type``, or false when the server sends no greeting."""
+    if value is False:
+        return None
+    if isinstance(value, str) and value.strip():
+        return value
+    raise bad_value(where, key, value, "the greeting frame's type, or false for none")
+
+
+def validate_lifespan(subject: str, value: Any) -> str:
+    """``app_lifespan`` / ``--ws-app-lifespan``: one of `APP_LIFESPANS`."""
+    if value not in APP_LIFESPANS:
+        raise WsConfigError(
+            f"{subject} = {show_value(value)} is invalid: expected one of "
+            f"{', '.join(APP_LIFESPANS)} (off for apps without lifespan support, such as "
+            f"Django Channels' ProtocolTypeRouter)"
+        )
+    return str(value)
+
+
+def validate_app_env(subject: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """``app_env``: a table of environment variable names to string values."""
+    if not isinstance(value, Mapping):
+        raise WsConfigError(
+            f"{subject} is invalid: expected a table of variables, e.g. "
+            f'{{DJANGO_SETTINGS_MODULE = "mysite.settings"}}'
+        )
+    pairs = []
+    for name, var_value in value.items():
+        if not isinstance(name, str) or not _ENV_VAR_NAME_RE.fullmatch(name):
+            raise WsConfigError(f"{subject} has an invalid variable name {show_value(name)}")
+        if not isinstance(var_value, str):
+            raise WsConfigError(f"{subject}.{name} is invalid: expected a string value")
+        pairs.append((name, var_value))
+    return tuple(pairs)
+
+
 _Validator = Callable[[str, str, Any], Any]
 
 
@@ -215,8 +322,16 @@ def _validator(key: str) -> _Validator:
         return _auth_methods
     if key in _ENV_NAME_KEYS:
         return _env_var_name
-    if key == "services":
+    if key in ("services", "subprotocols"):
         return _string_list
+    if key == "headers":
+        return _headers
+    if key == "origin":
+        return _origin
+    if key == "compression":
+        return _boolean
+    if key == "greeting":
+        return _greeting
     return _string
 
 

@@ -59,6 +59,10 @@ APP_SUBPROCESS_HELP = (
     "serve the --ws-app app with 'python -m uvicorn' in a subprocess instead of a thread "
     "of the test process (for apps that need a process of their own)."
 )
+APP_LIFESPAN_HELP = (
+    "How --ws-app runs the app's ASGI lifespan: auto (default: when the app supports it), "
+    "on, or off (e.g. Django Channels' ProtocolTypeRouter). Config: app_lifespan."
+)
 APP_SHARE_HELP = (
     "under pytest-xdist, serve one --ws-app app for all workers (started and stopped by "
     "the controller) instead of one per worker."
@@ -113,6 +117,13 @@ def add_options(parser: pytest.Parser) -> None:
         help=APP_SHARE_HELP,
     )
     group.addoption(
+        "--ws-app-lifespan",
+        dest="ws_app_lifespan",
+        metavar="auto|on|off",
+        default=None,
+        help=APP_LIFESPAN_HELP,
+    )
+    group.addoption(
         "--ws-chaos-seed",
         dest="ws_chaos_seed",
         metavar="N",
@@ -144,6 +155,7 @@ def command_line(config: pytest.Config) -> CommandLine:
         app=config.getoption("ws_app"),
         app_subprocess=bool(config.getoption("ws_app_subprocess")),
         app_share=bool(config.getoption("ws_app_share")),
+        app_lifespan=config.getoption("ws_app_lifespan", None),
         server_cmd=config.getoption("ws_server_cmd", None),
         require_services=bool(config.getoption("ws_require_services", False)),
     )

@@ -31,6 +31,7 @@ PURE_MODULES = (
     "config.backoff",
     "config.loading",
     "config.profiles",
+    "config.routes",
     "config.services",
     "config.settings",
     "config.timeouts",
