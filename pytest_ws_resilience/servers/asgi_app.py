@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol, Self
 
 from pytest_ws_resilience.config.app_path import AppPath
+from pytest_ws_resilience.config.settings import ConnectionOptions
 from pytest_ws_resilience.servers.asgi_import import require_uvicorn
 from pytest_ws_resilience.servers.asgi_process import AsgiAppProcess
 from pytest_ws_resilience.servers.asgi_thread import AsgiAppServer
@@ -46,8 +47,16 @@ def open_app_server(
     in_subprocess: bool = False,
     app_dirs: Sequence[str] = (),
     timeout: float = 10.0,
+    lifespan: str = "auto",
+    env: Sequence[tuple[str, str]] = (),
+    connection: ConnectionOptions | None = None,
+    unauthenticated: bool = False,
 ) -> AsgiAppServer | AsgiAppProcess:
     """Start ``app_path`` the configured way and return it once it is up.
+
+    ``lifespan`` is uvicorn's ("auto": used when the app supports it); ``env`` is set
+    for the app (in this process while it runs, or in the subprocess's environment);
+    ``connection`` and ``unauthenticated`` shape the readiness probes.
 
     Raises:
         AsgiExtraMissingError: uvicorn is not installed.
@@ -60,7 +69,22 @@ def open_app_server(
             sys.path.insert(0, directory)
     server: AsgiAppServer | AsgiAppProcess
     if in_subprocess:
-        server = AsgiAppProcess(app_path, path=path, app_dirs=app_dirs)
+        server = AsgiAppProcess(
+            app_path,
+            path=path,
+            app_dirs=app_dirs,
+            lifespan=lifespan,
+            app_env=env,
+            connection=connection,
+            unauthenticated=unauthenticated,
+        )
     else:
-        server = AsgiAppServer(app_path, path=path)
+        server = AsgiAppServer(
+            app_path,
+            path=path,
+            lifespan=lifespan,
+            env=env,
+            connection=connection,
+            unauthenticated=unauthenticated,
+        )
     return server.start(timeout=timeout)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from pytest_ws_resilience.config.app_path import AppPath
@@ -22,10 +25,56 @@ from pytest_ws_resilience.errors import (
     AsgiExtraMissingError,
 )
 
-__all__ = ["ASGI_EXTRA_HINT", "check_app_importable", "load_app", "require_uvicorn"]
+__all__ = [
+    "ASGI_EXTRA_HINT",
+    "LIFESPAN_OFF_HINT",
+    "app_environment",
+    "check_app_importable",
+    "lifespan_hint",
+    "load_app",
+    "require_uvicorn",
+]
 
 #: How to install what ``--ws-app`` needs; part of the missing-extra error.
 ASGI_EXTRA_HINT = "pip install 'pytest-ws-resilience[asgi]'"
+#: Added to a startup failure that looks like an app without lifespan support.
+LIFESPAN_OFF_HINT = (
+    "hint: the app looks like it does not support the ASGI lifespan (Django Channels' "
+    "ProtocolTypeRouter does not): run it with --ws-app-lifespan=off "
+    '(or app_lifespan = "off" in [tool.ws_resilience])'
+)
+#: What a failure says when the app raised on the lifespan scope itself.
+LIFESPAN_UNSUPPORTED_MARK = "the app raised on the 'lifespan' scope before reading it"
+_LIFESPAN_SIGNS = (
+    "scope type 'lifespan'",  # Channels' ProtocolTypeRouter
+    "Exception in 'lifespan' protocol",  # uvicorn, lifespan="on"
+    LIFESPAN_UNSUPPORTED_MARK,  # the thread runner's lifespan watch
+)
+
+
+def lifespan_hint(text: str, lifespan: str) -> str:
+    """`LIFESPAN_OFF_HINT` when a startup failure's text (message and log) looks like an
+    app that does not support the lifespan, and the lifespan was not already off; else
+    ""."""
+    if lifespan == "off" or not any(sign in text for sign in _LIFESPAN_SIGNS):
+        return ""
+    return LIFESPAN_OFF_HINT
+
+
+@contextmanager
+def app_environment(env: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """``os.environ`` with ``env`` set (``app_env``, e.g. ``DJANGO_SETTINGS_MODULE``)
+    inside the block, and restored after it."""
+    saved = {name: os.environ.get(name) for name, _ in env}
+    os.environ.update(dict(env))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def require_uvicorn(subject: str = "--ws-app") -> None:
@@ -47,13 +96,16 @@ def _is_missing(err: ModuleNotFoundError, module: str) -> bool:
     return err.name in {".".join(parts[: i + 1]) for i in range(len(parts))}
 
 
-def check_app_importable(app: AppPath, *, subject: str, execute: bool = True) -> None:
+def check_app_importable(
+    app: AppPath, *, subject: str, execute: bool = True, env: Sequence[tuple[str, str]] = ()
+) -> None:
     """Check a configuration mistake early: the module or the attribute does not exist.
 
     With ``execute`` the module is imported (the attribute is checked too); without it
     only located (for a subprocess app, so its code does not run in this process).
     An exception raised by the app's own code is left for startup, which reports it
-    with its traceback (`load_app`): it is not a mistake in the path.
+    with its traceback (`load_app`): it is not a mistake in the path. ``env`` (the
+    ``app_env`` setting) is set during the import, as it is when the app is served.
 
     Raises:
         AsgiAppImportError: one line, e.g. ``--ws-app=nope.mod:app: cannot import
@@ -61,7 +113,8 @@ def check_app_importable(app: AppPath, *, subject: str, execute: bool = True) ->
     """
     try:
         if execute:
-            module = importlib.import_module(app.module)
+            with app_environment(env):
+                module = importlib.import_module(app.module)
         else:
             if importlib.util.find_spec(app.module) is None:
                 raise ModuleNotFoundError(f"No module named {app.module!r}", name=app.module)

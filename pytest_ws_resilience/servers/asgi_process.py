@@ -25,7 +25,10 @@ from typing import Self
 
 from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.config.services import LOOPBACK_HOST
+from pytest_ws_resilience.config.settings import ConnectionOptions
 from pytest_ws_resilience.errors import AsgiAppStartupError
+from pytest_ws_resilience.servers.asgi_import import lifespan_hint
+from pytest_ws_resilience.servers.asgi_wrap import APP_ENV, LIFESPAN_ENV
 from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.readiness import ReadinessCheck
 
@@ -54,6 +57,12 @@ class AsgiAppProcess:
         app_dirs: directories put first on the subprocess's ``PYTHONPATH`` (as
             uvicorn's ``--app-dir``), e.g. the project's rootdir.
         env: the subprocess's environment (default: this process's).
+        lifespan: uvicorn's ``--lifespan``: "auto" (used when the app supports it),
+            "on" or "off".
+        app_env: variables added to that environment (``app_env``, e.g.
+            ``DJANGO_SETTINGS_MODULE``).
+        connection: what the readiness probes' handshakes carry (headers, Origin).
+        unauthenticated: the app checks no credential: a 401/403 to the probe is final.
     """
 
     def __init__(
@@ -63,11 +72,19 @@ class AsgiAppProcess:
         path: str = "/",
         app_dirs: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        lifespan: str = "auto",
+        app_env: Sequence[tuple[str, str]] = (),
+        connection: ConnectionOptions | None = None,
+        unauthenticated: bool = False,
     ) -> None:
         self._app_path = app_path
         self._path = path
         self._app_dirs = tuple(app_dirs)
         self._env = env
+        self._lifespan = lifespan
+        self._app_env = tuple(app_env)
+        self._connection = connection
+        self._unauthenticated = unauthenticated
         self._proc: subprocess.Popen[bytes] | None = None
         self._output: Path | None = None
         self._port = 0
@@ -91,18 +108,22 @@ class AsgiAppProcess:
         return self._proc is not None and self._proc.poll() is None and bool(self._port)
 
     def command(self) -> list[str]:
-        """The uvicorn command line (shown in errors, handy to run by hand)."""
+        """The uvicorn command line. It serves `asgi_wrap` (the app behind the
+        lifespan watch), which reads the app's path from the environment
+        (`_environment`); by hand, ``python -m uvicorn APP --lifespan MODE`` serves the
+        same app."""
         command = [
             sys.executable,
             "-m",
             "uvicorn",
-            self._app_path.uvicorn_target,
+            "pytest_ws_resilience.servers.asgi_wrap:app",
+            "--factory",
             "--host",
             LOOPBACK_HOST,
             "--port",
             "0",
             "--lifespan",
-            "on",
+            self._lifespan,
             "--ws",
             "auto",
             # info prints the "running on" line that carries the port.
@@ -110,12 +131,13 @@ class AsgiAppProcess:
             "info",
             "--no-access-log",
         ]
-        if self._app_path.factory:
-            command.append("--factory")
         return command
 
     def _environment(self) -> dict[str, str]:
         env = dict(self._env if self._env is not None else os.environ)
+        env.update(dict(self._app_env))
+        env[APP_ENV] = str(self._app_path)
+        env[LIFESPAN_ENV] = self._lifespan
         paths = [*self._app_dirs, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -180,10 +202,12 @@ class AsgiAppProcess:
         try:
             wait_served(
                 self,
-                ReadinessCheck(startup_timeout=timeout),
+                ReadinessCheck(startup_timeout=timeout, unauthenticated=self._unauthenticated),
                 what=f"ASGI app {self._app_path} (subprocess)",
                 startup_error=AsgiAppStartupError,
                 started_at=started_at,
+                connection=self._connection,
+                hint=lambda text: lifespan_hint(text, self._lifespan),
             )
         except BaseException:
             self.stop(timeout=2.0)

@@ -2,10 +2,14 @@
 
 As the embedded reference server runs: tests keep any event-loop scope, and the app's
 in-memory state lives in the test process. uvicorn binds port 0 itself (the port is
-free and held, no race), runs the app's lifespan, and the server counts as up by the
-one readiness rule (`readiness`, waited for by `probe.wait_ready`). A startup that
-fails (import error, exception in the lifespan) ends the thread, and `start` raises
-`AsgiAppStartupError` at once, with the app's traceback.
+free and held, no race), runs the app's lifespan as configured (``app_lifespan``:
+"auto", as uvicorn, uses it when the app supports it; Django Channels' router does
+not), and the server counts as up by the one readiness rule (`readiness`, waited for
+by `probe.wait_ready`). A startup that fails (import error, exception in the lifespan)
+ends the thread, and `start` raises `AsgiAppStartupError` at once, with the app's
+traceback (and the ``--ws-app-lifespan=off`` hint when the app looks like it has no
+lifespan support). uvicorn's error log (an exception in a handler) is kept while the
+server runs, so a failed start attaches it, trimmed (`log_digest`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.config.services import LOOPBACK_HOST
+from pytest_ws_resilience.config.settings import ConnectionOptions
 from pytest_ws_resilience.errors import AsgiAppStartupError
-from pytest_ws_resilience.servers.asgi_import import load_app
+from pytest_ws_resilience.servers.asgi_import import lifespan_hint, load_app
+from pytest_ws_resilience.servers.asgi_lifespan import LifespanWatch
 from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.readiness import ReadinessCheck
 
@@ -41,35 +48,6 @@ _Receive = Callable[[], Awaitable[_Message]]
 _Send = Callable[[_Message], Awaitable[None]]
 
 
-class _LifespanWatch:
-    """ASGI middleware keeping the app's lifespan failures (uvicorn only logs them).
-
-    Starlette turns an exception in the lifespan into a ``lifespan.startup.failed``
-    message carrying the traceback; other apps raise. Both end up in ``failures``.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.failures: list[str] = []
-
-    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-
-        async def watched_send(message: _Message) -> None:
-            if message["type"] in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
-                self.failures.append(str(message.get("message") or message["type"]))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched_send)
-        except BaseException:
-            if not self.failures:  # Starlette sends the traceback, then raises again
-                self.failures.append(traceback.format_exc())
-            raise
-
-
 class _LifespanLogFilter(logging.Filter):
     """Drops uvicorn's own lifespan error records: `AsgiAppServer` reports them itself
     (once, with the traceback), so they would only print the traceback a second time."""
@@ -79,6 +57,37 @@ class _LifespanLogFilter(logging.Filter):
 
 
 _LIFESPAN_LOG_FILTER = _LifespanLogFilter()
+#: uvicorn's error log kept per server: its first records and its last ones.
+_LOG_HEAD_RECORDS = 200
+_LOG_TAIL_RECORDS = 2000
+
+
+class _LogKeeper(logging.Handler):
+    """Keeps uvicorn's error log (handler exceptions, with their tracebacks) while a
+    server runs: the server's "log" attached, trimmed, to a failed start."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        self.head: list[str] = []
+        self.tail: deque[str] = deque(maxlen=_LOG_TAIL_RECORDS)
+        self.skipped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            return
+        if len(self.head) < _LOG_HEAD_RECORDS:
+            self.head.append(text)
+            return
+        if len(self.tail) == self.tail.maxlen:
+            self.skipped += 1
+        self.tail.append(text)
+
+    def text(self) -> str:
+        skipped = [f"... {self.skipped:,} log records skipped ..."] if self.skipped else []
+        return "\n".join([*self.head, *skipped, *self.tail])
 
 
 class AsgiAppServer:
@@ -98,6 +107,11 @@ class AsgiAppServer:
         path: the WebSocket endpoint's path, probed for readiness and part of ``url``.
         app: an already imported app object, used instead of importing ``app_path``.
         shutdown_grace: seconds uvicorn waits for open connections at stop.
+        lifespan: "auto" (used when the app supports it), "on" or "off".
+        env: environment variables set before the app is imported (``app_env``),
+            restored at `stop`.
+        connection: what the readiness probes' handshakes carry (headers, Origin).
+        unauthenticated: the app checks no credential: a 401/403 to the probe is final.
     """
 
     def __init__(
@@ -107,14 +121,24 @@ class AsgiAppServer:
         path: str = "/",
         app: Any = None,
         shutdown_grace: float = 2.0,
+        lifespan: str = "auto",
+        env: Sequence[tuple[str, str]] = (),
+        connection: ConnectionOptions | None = None,
+        unauthenticated: bool = False,
     ) -> None:
         self._app_path = app_path
         self._path = path
         self._app = app
+        self._lifespan = lifespan
+        self._env = tuple(env)
+        self._saved_env: dict[str, str | None] | None = None
+        self._connection = connection
+        self._unauthenticated = unauthenticated
+        self._log = _LogKeeper()
         self._grace = max(1, round(shutdown_grace))
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
-        self._watch: _LifespanWatch | None = None
+        self._watch: LifespanWatch | None = None
         self._error: str | None = None
         self._lock = threading.Lock()
         self._port = 0
@@ -162,8 +186,9 @@ class AsgiAppServer:
         return f"failed to start:\n{detail or '(no traceback)'}"
 
     def log_so_far(self) -> str:
-        """Nothing: the app logs through the test process's own logging."""
-        return ""
+        """uvicorn's error log since `start` (the app's other logging goes through the
+        test process's own)."""
+        return self._log.text()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -181,6 +206,9 @@ class AsgiAppServer:
             if self.running:
                 return self
             self._error = None
+            self._set_env()
+            self._log = _LogKeeper()
+            logging.getLogger("uvicorn.error").addHandler(self._log)
             self._thread = threading.Thread(
                 target=self._thread_main, name=f"ws-app {self._app_path}", daemon=True
             )
@@ -188,10 +216,12 @@ class AsgiAppServer:
         try:
             wait_served(
                 self,
-                ReadinessCheck(startup_timeout=timeout),
+                ReadinessCheck(startup_timeout=timeout, unauthenticated=self._unauthenticated),
                 what=f"ASGI app {self._app_path}",
                 startup_error=AsgiAppStartupError,
                 started_at=started_at,
+                connection=self._connection,
+                hint=lambda text: lifespan_hint(text, self._lifespan),
             )
         except BaseException:
             self.stop(timeout=2.0)
@@ -219,6 +249,22 @@ class AsgiAppServer:
             self._thread = None
             self._server = None
             self._port = 0
+            logging.getLogger("uvicorn.error").removeHandler(self._log)
+            self._restore_env()
+
+    def _set_env(self) -> None:
+        """``app_env`` into ``os.environ`` before the app is imported (in the thread)."""
+        if self._saved_env is None and self._env:
+            self._saved_env = {name: os.environ.get(name) for name, _ in self._env}
+            os.environ.update(dict(self._env))
+
+    def _restore_env(self) -> None:
+        saved, self._saved_env = self._saved_env, None
+        for name, value in (saved or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __enter__(self) -> Self:
         return self.start()
@@ -253,12 +299,12 @@ class AsgiAppServer:
         import uvicorn
 
         app = self._app if self._app is not None else load_app(self._app_path)
-        self._watch = _LifespanWatch(app)
+        self._watch = LifespanWatch(app, self._lifespan)
         config = uvicorn.Config(
             self._watch,
             host=LOOPBACK_HOST,
             port=0,  # uvicorn binds it: the port is free and held, no race
-            lifespan="on",
+            lifespan=self._lifespan,  # type: ignore[arg-type]
             ws="auto",
             interface="asgi3",
             log_level="warning",

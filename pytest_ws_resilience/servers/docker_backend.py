@@ -114,12 +114,15 @@ class DockerBackend:
         oom = " (out of memory)" if state.get("OOMKilled") else ""
         return f"container {status} with status {code}{oom}"
 
-    def logs(self, tail: int = 50) -> str:
-        """The container's stdout and stderr, last ``tail`` lines ("" if unreadable)."""
+    def logs(self, tail: int | None = 50) -> str:
+        """The container's stdout and stderr, last ``tail`` lines ("" if unreadable);
+        ``tail=None``: all of it (a failed start attaches its digest: first lines too)."""
         if self.container is None:
             return ""
         try:
-            return _decode(self.container.logs(stdout=True, stderr=True, tail=tail))
+            return _decode(
+                self.container.logs(stdout=True, stderr=True, tail="all" if tail is None else tail)
+            )
         except Exception:
             return ""
 

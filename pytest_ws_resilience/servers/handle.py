@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.services import Backend, ResolvedService, ServiceSpec
-from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.settings import ConnectionOptions, WsSettings
 from pytest_ws_resilience.errors import (
     ServiceChaosError,
     ServiceError,
@@ -32,19 +32,21 @@ from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.docker_backend import DockerBackend, find_reusable
 from pytest_ws_resilience.servers.engine import docker_client
 from pytest_ws_resilience.servers.labels import container_labels, current_run_id
+from pytest_ws_resilience.servers.log_digest import digest
 from pytest_ws_resilience.servers.ports import free_loopback_port
 from pytest_ws_resilience.servers.probe import ProbeAuth, wait_ready, wait_ready_blocking
 from pytest_ws_resilience.servers.process_backend import (
     ProcessBackend,
     process_alive,
+    read_log_digest_source,
     read_log_tail,
 )
 from pytest_ws_resilience.servers.readiness import (
     ReadinessCheck,
     ReadinessResult,
     exited_message,
+    never_message,
     not_ready_message,
-    tail_lines,
 )
 
 __all__ = ["DEFAULT_STOP_TIMEOUT_S", "ServiceHandle"]
@@ -233,24 +235,43 @@ class ServiceHandle:
         return None
 
     def log_so_far(self) -> str:
-        """The service's recent log (unredacted: the errors redact their messages)."""
+        """The service's log, its beginning and its end (unredacted: the errors redact
+        their messages, and trim it with `log_digest.digest`)."""
         if self._docker_backend is not None:
-            return self._docker_backend.logs(_LOG_CAPTURE_LINES)
-        if self._process_backend is not None:
-            return self._process_backend.logs(_LOG_CAPTURE_LINES)
+            return self._docker_backend.logs(None)
+        if self._process_backend is not None and self._process_backend.log_path is not None:
+            return read_log_digest_source(self._process_backend.log_path)
         return ""
+
+    def _check(self) -> ReadinessCheck:
+        """The spec's check; a tokenless probe is final on 401/403 when the settings say
+        the servers are unauthenticated."""
+        unauthenticated = self.settings is not None and self.settings.unauthenticated
+        return ReadinessCheck.of_service(self.spec, unauthenticated=unauthenticated)
+
+    def _connection(self) -> ConnectionOptions | None:
+        return None if self.settings is None else self.settings.connection
 
     def _ready_or_raise(self, result: ReadinessResult, check: ReadinessCheck) -> ReadinessResult:
         """The service's typed errors for a wait that did not end ready."""
         if result.ready is not None:
             return result
+        if result.never is not None:
+            raise ServiceNotReadyError(
+                never_message(
+                    f"service {self.name!r}", url=result.url, reason=result.never, logs=result.logs
+                ),
+                service=self.name,
+                logs=digest(result.logs),
+                last_error=result.never,
+            )
         if result.ended is not None:
             raise ServiceExitedError(
                 exited_message(
                     self.name, reason=result.ended, logs=result.logs, waited_s=result.waited_s
                 ),
                 service=self.name,
-                logs=tail_lines(result.logs),
+                logs=digest(result.logs),
             )
         raise ServiceNotReadyError(
             not_ready_message(
@@ -262,12 +283,18 @@ class ServiceHandle:
                 what=check.what,
             ),
             service=self.name,
-            logs=tail_lines(result.logs),
+            logs=digest(result.logs),
             last_error=result.last_error,
         )
 
     def _wait_blocking(self, check: ReadinessCheck, started_at: float | None) -> ReadinessResult:
-        result = wait_ready_blocking(self, check, auth=self._probe_auth(), started_at=started_at)
+        result = wait_ready_blocking(
+            self,
+            check,
+            auth=self._probe_auth(),
+            started_at=started_at,
+            connection=self._connection(),
+        )
         return self._ready_or_raise(result, check)
 
     def start(self) -> Self:
@@ -311,7 +338,7 @@ class ServiceHandle:
                 process = ProcessBackend(self._log_dir)
                 self._process_backend = process
                 process.launch(self.spec, self._resolved)
-            self.readiness = self._wait_blocking(ReadinessCheck.of_service(self.spec), started_at)
+            self.readiness = self._wait_blocking(self._check(), started_at)
         except BaseException:
             self._teardown(DEFAULT_STOP_TIMEOUT_S, keep_reusable=False)
             raise
@@ -320,7 +347,7 @@ class ServiceHandle:
     def _adopt_reusable(self) -> bool:
         """Adopt the first running container of this spec that passes a health check."""
         client = self._docker_client()
-        check = ReadinessCheck.of_service(self.spec)
+        check = self._check()
         quick = dataclasses.replace(check, startup_timeout=check.attempt_timeout)
         for container, port in find_reusable(client, self.spec):
             backend = DockerBackend(client)
@@ -421,7 +448,13 @@ class ServiceHandle:
             await asyncio.to_thread(backend.restart, timeout)
         else:
             await asyncio.to_thread(backend.restart, self.spec, timeout)
-        check = ReadinessCheck.of_service(self.spec)
-        result = await wait_ready(self, check, auth=self._probe_auth(), started_at=started_at)
+        check = self._check()
+        result = await wait_ready(
+            self,
+            check,
+            auth=self._probe_auth(),
+            started_at=started_at,
+            connection=self._connection(),
+        )
         self.readiness = self._ready_or_raise(result, check)
         return self.readiness

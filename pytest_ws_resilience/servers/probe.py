@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -37,9 +37,10 @@ from websockets.exceptions import (
 )
 
 from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.settings import ConnectionOptions, WsSettings
 from pytest_ws_resilience.errors import WsConnectError, WsResilienceError, WsTimeoutError
 from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.servers.log_digest import digest
 from pytest_ws_resilience.servers.readiness import (
     NOT_LISTENING,
     STEP_AUTH,
@@ -50,9 +51,9 @@ from pytest_ws_resilience.servers.readiness import (
     ReadinessCheck,
     ReadinessResult,
     judge,
+    never_message,
     poll_delays,
     server_not_ready_message,
-    tail_lines,
 )
 
 __all__ = [
@@ -154,21 +155,43 @@ def outcome_of(
     return made(Answer.FAILED, detail=f"{type(exc).__name__}: {exc}")
 
 
+def _connect_options(connection: ConnectionOptions | None) -> dict[str, object]:
+    """websockets' ``connect`` arguments for the configured headers, Origin,
+    subprotocols and User-Agent: a probe connects as the clients will (an
+    Origin-checking server refuses a probe without the Origin)."""
+    if connection is None:
+        return {"compression": None}
+    options: dict[str, object] = {
+        "compression": "deflate" if connection.compression else None,
+    }
+    if connection.headers:
+        options["additional_headers"] = list(connection.headers)
+    if connection.origin is not None:
+        options["origin"] = connection.origin
+    if connection.subprotocols:
+        options["subprotocols"] = list(connection.subprotocols)
+    if connection.user_agent is not None:
+        options["user_agent_header"] = connection.user_agent
+    return options
+
+
 async def _upgrade(
     url: str,
     steps: dict[str, float],
     *,
     timeout: float,  # noqa: ASYNC109 (bounds the handshake and the ping)
     ping: bool,
+    connection: ConnectionOptions | None = None,
 ) -> None:
-    """A real, unauthenticated upgrade (and optionally one ping round trip)."""
+    """A real, unauthenticated upgrade (and optionally one ping round trip), carrying
+    the connection options."""
     async with connect(
         url,
         proxy=None,
         open_timeout=timeout,
         close_timeout=_CLOSE_TIMEOUT_S,
         ping_interval=None,
-        compression=None,
+        **_connect_options(connection),  # type: ignore[arg-type]
     ) as conn:
         steps[STEP_UPGRADE] = time.monotonic()
         if ping:
@@ -252,8 +275,12 @@ async def probe_once(
     *,
     timeout: float,  # noqa: ASYNC109 (bounds each step of the attempt)
     auth: ProbeAuth | None = None,
+    connection: ConnectionOptions | None = None,
 ) -> ProbeOutcome:
     """One attempt of ``check`` (every step but ``alive``) on ``url``.
+
+    ``connection``: the headers, Origin, subprotocols and User-Agent of the tokenless
+    upgrade (the authenticated one takes them from ``auth.settings``).
 
     Never raises for what the server does: every failure is reported as an outcome
     for `readiness.judge`.
@@ -270,7 +297,7 @@ async def probe_once(
                     url, steps, auth=auth, timeout=timeout, ping=check.ping
                 )
             else:
-                await _upgrade(url, steps, timeout=timeout, ping=check.ping)
+                await _upgrade(url, steps, timeout=timeout, ping=check.ping, connection=connection)
         else:
             parts = urlsplit(url)
             host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -306,19 +333,24 @@ async def wait_ready(
     *,
     auth: ProbeAuth | None = None,
     started_at: float | None = None,
+    connection: ConnectionOptions | None = None,
 ) -> ReadinessResult:
-    """Probe ``target`` until the rule says ready, the target ends, or the deadline.
+    """Probe ``target`` until the rule says ready or never, the target ends, or the
+    deadline.
 
     Args:
         target: the server (its methods are blocking: called in a worker thread).
         check: what to check and the deadlines.
         auth: the token of an authenticated check.
+        connection: what a tokenless probe's handshake carries (the settings'
+            `ConnectionOptions`).
         started_at: monotonic start of the wait (default: now); the deadline counts
             from it, so a caller can include the server's launch.
 
     Returns:
         The result: ``ready`` set when ready; else ``ended`` (the target ended, at
-        once) or neither (the deadline passed), with the target's log in ``logs``.
+        once), ``never`` (an answer that will not change, at once) or neither (the
+        deadline passed), with the target's log in ``logs``.
 
     Raises:
         ValueError: ``check.auth`` without ``auth``.
@@ -328,6 +360,8 @@ async def wait_ready(
     deadline = start + check.startup_timeout
     result = ReadinessResult(started_at=start)
     delays = poll_delays()
+    last_status: int | None = None
+    repeats = 0
     while True:
         ended = await asyncio.to_thread(target.exit_reason)
         alive_at = time.monotonic()
@@ -344,13 +378,22 @@ async def wait_ready(
             result.url = url
             result.attempts += 1
             outcome = await probe_once(
-                url, check, timeout=min(check.attempt_timeout, remaining), auth=auth
+                url,
+                check,
+                timeout=min(check.attempt_timeout, remaining),
+                auth=auth,
+                connection=connection,
             )
-            verdict = judge(check, outcome)
+            repeats = repeats + 1 if outcome.status == last_status is not None else 1
+            last_status = outcome.status
+            verdict = judge(check, outcome, repeats=repeats)
             if verdict.ready:
                 result.ready_at = {"alive": alive_at, **verdict.steps}
                 result.ready = time.monotonic()
                 return result
+            if verdict.never:
+                result.never = result.last_error = verdict.reason
+                return await _give_up(result, target)
             if not (verdict.cut_short and result.last_error):
                 result.last_error = verdict.reason
         await asyncio.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
@@ -362,6 +405,7 @@ def wait_ready_blocking(
     *,
     auth: ProbeAuth | None = None,
     started_at: float | None = None,
+    connection: ConnectionOptions | None = None,
 ) -> ReadinessResult:
     """`wait_ready` from plain code: in a short-lived thread with its own event loop, so
     it also works where the calling thread already runs a loop (an async fixture).
@@ -374,7 +418,11 @@ def wait_ready_blocking(
 
     def main() -> None:
         try:
-            outcome.append(asyncio.run(wait_ready(target, check, auth=auth, started_at=start)))
+            outcome.append(
+                asyncio.run(
+                    wait_ready(target, check, auth=auth, started_at=start, connection=connection)
+                )
+            )
         except BaseException as err:
             outcome.append(err)
 
@@ -401,17 +449,26 @@ def wait_served(
     what: str,
     startup_error: type[WsResilienceError],
     started_at: float | None = None,
+    connection: ConnectionOptions | None = None,
+    hint: Callable[[str], str] | None = None,
 ) -> ReadinessResult:
     """Wait for a server under test (the ASGI app, the embedded server) and raise its
     errors: `wait_ready_blocking`, then `raise_unless_served`.
 
     Args:
         what: how errors name the server, e.g. ``"ASGI app myapp:app"``.
-        startup_error: raised when the server ended before it was ready.
+        startup_error: raised when the server ended before it was ready, or answered
+            what will not change.
+        connection: what the probes' handshakes carry.
+        hint: given the failure's text (with the whole log), a line to add, or "".
     """
-    result = wait_ready_blocking(target, check, started_at=started_at)
+    result = wait_ready_blocking(target, check, started_at=started_at, connection=connection)
     raise_unless_served(
-        result, what=what, deadline_s=check.startup_timeout, startup_error=startup_error
+        result,
+        what=what,
+        deadline_s=check.startup_timeout,
+        startup_error=startup_error,
+        hint=hint,
     )
     return result
 
@@ -422,29 +479,48 @@ def raise_unless_served(
     what: str,
     deadline_s: float,
     startup_error: type[WsResilienceError],
+    hint: Callable[[str], str] | None = None,
 ) -> None:
     """The errors of a server under test (the ASGI app, the embedded server).
 
     Raises:
         startup_error: the server ended before it was ready: ``{what} {how it
-            ended}``, then its output tail when it has output.
+            ended}``, then its output, trimmed (`log_digest.digest`), when it has
+            output; or it answered what will not change (`readiness.never_message`).
         WsTimeoutError: the deadline passed; the message names the URL and the last
             answer.
     """
     if result.ready is not None:
         return
+    extra = ""
+    if hint is not None:
+        extra = hint(f"{result.ended or ''}\n{result.logs}")
+    if result.never is not None:
+        text = never_message(what, url=result.url, reason=result.never, logs=result.logs)
+        raise startup_error(_with_hint(text, extra))
     if result.ended is not None:
         text = f"{what} {result.ended}"
         if result.logs.strip():
-            text += f"; its output ends with:\n{tail_lines(result.logs)}"
-        raise startup_error(text)
+            text += f"; its output (trimmed):\n{digest(result.logs)}"
+        raise startup_error(_with_hint(text, extra))
     raise WsTimeoutError(
-        server_not_ready_message(
-            what,
-            url=result.url,
-            deadline_s=deadline_s,
-            attempts=result.attempts,
-            last_error=result.last_error,
-            logs=result.logs,
+        _with_hint(
+            server_not_ready_message(
+                what,
+                url=result.url,
+                deadline_s=deadline_s,
+                attempts=result.attempts,
+                last_error=result.last_error,
+                logs=result.logs,
+            ),
+            extra,
         )
     )
+
+
+def _with_hint(text: str, hint: str) -> str:
+    """The hint right after the first line (read before the log)."""
+    if not hint:
+        return text
+    first, sep, rest = text.partition("\n")
+    return f"{first}\n{hint}{sep}{rest}"

@@ -18,7 +18,13 @@ from pathlib import Path
 from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
 
-__all__ = ["ProcessBackend", "process_alive", "read_log_tail", "terminate_pid"]
+__all__ = [
+    "ProcessBackend",
+    "process_alive",
+    "read_log_digest_source",
+    "read_log_tail",
+    "terminate_pid",
+]
 
 # After SIGKILL a process is gone within milliseconds; this only bounds a zombie wait.
 _KILL_WAIT_S = 5.0
@@ -182,3 +188,28 @@ def read_log_tail(path: Path, tail: int) -> str:
         return ""
     lines = data.decode("utf-8", "replace").splitlines()
     return "\n".join(lines[-tail:]) if tail > 0 else ""
+
+
+#: What `read_log_digest_source` reads of a log: its first and its last bytes.
+_HEAD_BYTES = 64 * 1024
+_TAIL_BYTES = 1024 * 1024
+
+
+def read_log_digest_source(path: Path) -> str:
+    """A log file's beginning and end, for `log_digest.digest` (which keeps the first
+    and the last lines and folds repeats): the whole file when it is small, else its
+    first 64 KiB and last 1 MiB with one line saying how much was skipped."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(0)
+            if size <= _HEAD_BYTES + _TAIL_BYTES:
+                return log.read().decode("utf-8", "replace")
+            head = log.read(_HEAD_BYTES).decode("utf-8", "replace").rpartition("\n")[0]
+            log.seek(size - _TAIL_BYTES)
+            tail = log.read().decode("utf-8", "replace").partition("\n")[2]
+    except OSError:
+        return ""
+    skipped = size - _HEAD_BYTES - _TAIL_BYTES
+    return f"{head}\n... {skipped:,} bytes of log skipped ...\n{tail}"

@@ -14,12 +14,24 @@ every step of its check:
      so a check that asks for one is not satisfied by a refusal);
    - ``401`` or ``403`` to an authenticated probe: "not yet", the token is rejected
      (the message hints at the secret or key the server verifies tokens with);
+   - an answer that will not change (see "never" below): the wait fails at once;
    - anything else (another status, no valid HTTP answer, a bad
      ``Sec-WebSocket-Accept``, a timeout, a refusal, a reset): "not yet".
    (``tcp``: a connect; ``http``: any HTTP answer. Both are weaker, for services that
    are no WebSocket servers.)
 3. ``auth``: the handshake carried a token minted for the run, when asked for.
 4. ``ping``: one ping round trip on that connection, when asked for.
+
+"Never": an answer from a live server that no amount of waiting changes ends the wait
+at once, with one line naming the status and the URL (a 404 for a wrong path used to
+be retried for 30 s):
+
+- ``404`` (wrong path), ``405`` (not an upgrade endpoint), ``400`` (the server refuses
+  the handshake request itself: a header, a subprotocol, the Origin);
+- ``401`` / ``403`` to a probe without a token when the configuration says the server
+  is unauthenticated (``auth_methods = ["none"]``): it should accept that handshake;
+- the same ``5xx`` `SERVER_ERROR_REPEATS` times in a row (one 5xx may be a server
+  still warming up; the same one three times is a handler that fails every time).
 
 Attempts are bounded each (``attempt_timeout``) and all together
 (``startup_timeout``); the pause between them starts at 10 ms and grows to 100 ms
@@ -44,13 +56,16 @@ from typing import Self
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.services import ServiceSpec
+from pytest_ws_resilience.servers.log_digest import digest
 
 __all__ = [
     "AUTH_REJECTIONS",
     "DEFAULT_ATTEMPT_TIMEOUT_S",
     "LOG_TAIL_LINES",
+    "NEVER_STATUSES",
     "NOT_LISTENING",
     "POLL_BACKOFF",
+    "SERVER_ERROR_REPEATS",
     "STEP_ALIVE",
     "STEP_AUTH",
     "STEP_PING",
@@ -63,6 +78,7 @@ __all__ = [
     "describe",
     "exited_message",
     "judge",
+    "never_message",
     "not_ready_message",
     "poll_delays",
     "server_not_ready_message",
@@ -76,6 +92,10 @@ STEP_PING = "ping"
 
 #: Handshake refusals that prove an endpoint exists and checks tokens.
 AUTH_REJECTIONS = frozenset({401, 403})
+#: Answers to the upgrade that will not change however long the wait: it fails at once.
+NEVER_STATUSES = frozenset({400, 404, 405})
+#: The same 5xx this many times in a row from a live server fails the wait.
+SERVER_ERROR_REPEATS = 3
 #: Pauses between attempts: 10 ms, growing by half each time, at most 100 ms.
 POLL_BACKOFF = Backoff(base=0.01, factor=1.5, cap=0.1)
 #: The bound of one attempt when the caller does not choose one.
@@ -124,6 +144,10 @@ class ReadinessCheck:
             (any HTTP answer).
         auth: the handshake carries a token (the caller hands the probe one).
         ping: one ping round trip on the connection, after the handshake.
+        unauthenticated: the server checks no credential (``auth_methods =
+            ["none"]``): a 401/403 to the tokenless probe is final, not "served".
+        path_setting: the setting that chose the probed path, named by the hint of a
+            404 (e.g. ``--ws-path / path``).
     """
 
     startup_timeout: float
@@ -131,6 +155,8 @@ class ReadinessCheck:
     health: str = "websocket"
     auth: bool = False
     ping: bool = False
+    unauthenticated: bool = False
+    path_setting: str = "--ws-path / path"
 
     def __post_init__(self) -> None:
         if self.health not in _HEALTH_KINDS:
@@ -139,14 +165,17 @@ class ReadinessCheck:
             raise ValueError("auth and ping need health = 'websocket'")
 
     @classmethod
-    def of_service(cls, spec: ServiceSpec) -> Self:
-        """The check a `ServiceSpec` asks for."""
+    def of_service(cls, spec: ServiceSpec, *, unauthenticated: bool = False) -> Self:
+        """The check a `ServiceSpec` asks for (``unauthenticated``: the run's settings
+        say the servers check no credential)."""
         return cls(
             startup_timeout=spec.startup_timeout,
             attempt_timeout=spec.attempt_timeout,
             health=spec.health,
             auth=spec.auth,
             ping=spec.ping,
+            unauthenticated=unauthenticated and not spec.auth,
+            path_setting=f"the service's path ({spec.path!r})",
         )
 
     @property
@@ -192,8 +221,9 @@ class ProbeOutcome:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The rule's answer on one attempt: ready (with the time of each step) or not yet
-    (with the reason in a few words).
+    """The rule's answer on one attempt: ready (with the time of each step), not yet
+    (with the reason in a few words), or ``never`` (the reason is the whole first line
+    of the failure: the answer will not change, the wait fails at once).
 
     ``cut_short`` marks an attempt that timed out because the deadline left it less
     than its full bound: its "no answer" says less than what an earlier attempt saw
@@ -204,13 +234,41 @@ class Verdict:
     reason: str = ""
     steps: Mapping[str, float] = field(default_factory=dict)
     cut_short: bool = False
+    never: bool = False
 
 
-def judge(check: ReadinessCheck, outcome: ProbeOutcome) -> Verdict:
+def _never(check: ReadinessCheck, status: int, repeats: int) -> str | None:
+    """Why ``status`` will not change (the hint after the status), or None."""
+    if status == 404:
+        return f"wrong path? ({check.path_setting})"
+    if status == 405:
+        return f"the endpoint takes no WebSocket upgrade: wrong path? ({check.path_setting})"
+    if status == 400:
+        return (
+            "the server refused the handshake request itself (a required header, "
+            "subprotocol or Origin? see the connection options)"
+        )
+    if status in AUTH_REJECTIONS and check.unauthenticated and not check.auth:
+        return (
+            'auth_methods = ["none"] says the server needs no token, yet it refused a '
+            "handshake without one: the refusal does not depend on credentials (Origin? "
+            "allowed hosts? a required header? the path?)"
+        )
+    if 500 <= status < 600 and repeats >= SERVER_ERROR_REPEATS:
+        return f"{repeats} times in a row: the handler fails on every handshake (see its log)"
+    return None
+
+
+def judge(check: ReadinessCheck, outcome: ProbeOutcome, *, repeats: int = 1) -> Verdict:
     """Apply the rule (see the module docstring) to one attempt's outcome.
 
+    Args:
+        repeats: how many attempts in a row, this one included, answered this same
+            HTTP status (the caller counts; a 5xx is final at `SERVER_ERROR_REPEATS`).
+
     After a "not yet" verdict the caller pauses (`poll_delays`) and probes again, until
-    the server ends or the deadline passes; after "ready" it stops probing.
+    the server ends or the deadline passes; after "ready" it stops probing; after
+    "never" it fails at once with the reason.
     """
     if outcome.answer is Answer.COMPLETED:
         missing = [s for s in check.steps[1:] if s not in outcome.steps]
@@ -218,6 +276,14 @@ def judge(check: ReadinessCheck, outcome: ProbeOutcome) -> Verdict:
             return Verdict(True, steps=dict(outcome.steps))
         return Verdict(False, f"the probe skipped the steps {', '.join(missing)}")
     status = outcome.status
+    if outcome.answer is Answer.STATUS and status is not None and check.health == "websocket":
+        hint = _never(check, status, repeats)
+        if hint is not None:
+            return Verdict(
+                False,
+                f"answered HTTP {status} to the WebSocket handshake: {hint}",
+                never=True,
+            )
     if outcome.answer is Answer.STATUS and status in AUTH_REJECTIONS:
         if check.auth:
             return Verdict(
@@ -277,7 +343,8 @@ def poll_delays() -> Iterator[float]:
 
 def tail_lines(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log (trailing blank lines dropped), or
-    ``(no output)``."""
+    ``(no output)``. Failures attach `log_digest.digest` instead (first and last lines,
+    repeats folded)."""
     kept = text.rstrip().splitlines()[-lines:]
     return "\n".join(kept) if kept else "(no output)"
 
@@ -290,7 +357,8 @@ class ReadinessResult:
     benchmark compares ``ready_at["upgrade"]`` with when the server could first answer);
     ``ready`` is when the wait returned, None when it gave up. Then ``ended`` says how
     the server ended (None: the deadline passed), ``finished`` when the wait gave up,
-    and ``logs`` holds the server's log at that moment.
+    ``never`` the final answer that ended it early, and ``logs`` holds the server's log
+    at that moment.
     """
 
     started_at: float
@@ -301,6 +369,9 @@ class ReadinessResult:
     url: str | None = None
     ready: float | None = None
     ended: str | None = None
+    #: The wait failed at once on an answer that will not change: the reason, one line
+    #: (without the URL; `never_message` writes the whole line).
+    never: str | None = None
     finished: float | None = None
     logs: str = field(default="", repr=False)
 
@@ -327,15 +398,25 @@ def not_ready_message(
     return (
         f"service {name!r} was not ready within {deadline_s:g} s ({attempts} attempts; "
         f"waited for {what}); last error: {last_error or 'none'}\n"
-        f"last log lines of {name!r}:\n{tail_lines(logs)}"
+        f"log of {name!r} (trimmed):\n{digest(logs)}"
     )
+
+
+def never_message(what: str, *, url: str | None, reason: str, logs: str) -> str:
+    """The wait met an answer that will not change (`Verdict.never`). One line naming
+    the server, the URL and the status with its hint; then the server's log, trimmed
+    (`log_digest.digest`), when it has one."""
+    text = f"{what} at {url or 'its endpoint'} {reason}"
+    if logs.strip():
+        text += f"\nits log (trimmed):\n{digest(logs)}"
+    return text
 
 
 def exited_message(name: str, *, reason: str, logs: str, waited_s: float) -> str:
     """A service ended before it was ready. First line: how; then its log tail."""
     return (
         f"service {name!r} {reason} after {waited_s:.2f} s, before it was ready\n"
-        f"last log lines of {name!r}:\n{tail_lines(logs)}"
+        f"log of {name!r} (trimmed):\n{digest(logs)}"
     )
 
 
@@ -350,5 +431,5 @@ def server_not_ready_message(
         f"({attempts} attempts); last answer: {last_error or 'none'}"
     )
     if logs.strip():
-        text += f"\nits output ends with:\n{tail_lines(logs)}"
+        text += f"\nits output (trimmed):\n{digest(logs)}"
     return text

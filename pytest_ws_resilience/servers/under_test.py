@@ -9,13 +9,16 @@ through `EmbeddedTarget`, the app and the command through their own runners.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.app_path import parse_app_path
+from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
@@ -109,6 +112,34 @@ class ServerUnderTest:
     def __str__(self) -> str:
         return self.url
 
+    def url_for(self, path: str, **params: Any) -> str:
+        """The ``ws://`` URL of another endpoint of this server: ``path`` is a template
+        whose ``{name}`` placeholders are filled from ``params`` (percent-quoted).
+
+        ``ws_server.url_for("/ws/chat/{room}/", room="lobby")`` ->
+        ``ws://127.0.0.1:PORT/ws/chat/lobby/``. The scheme, host and port are the
+        server's; its configured path is replaced (a query in ``path`` is kept).
+
+        Raises:
+            ValueError: a path not starting with "/", a placeholder without a value, or
+                a value without a placeholder (one line naming it).
+        """
+        return url_for(self.url, path, params)
+
+    def describe(self) -> str:
+        """What was tested, in one phrase: ``command '...' at ws://...``, ``app X
+        (served by uvicorn) at ws://...``, the embedded server or the URL."""
+        where = redact(self.url)
+        if self.embedded is not None:
+            return f"embedded reference server at {where}"
+        if self.app is not None:
+            return f"app {self.app.app_path} (served by uvicorn) at {where}"
+        if self.process is not None:
+            command = self.process.spec.command or ""
+            shown = command if isinstance(command, str) else shlex.join(command)
+            return f"command {redact(shown)!r} at {where}"
+        return where
+
     def __repr__(self) -> str:
         if self.embedded is not None:
             kind = "embedded reference server"
@@ -188,11 +219,13 @@ def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
 
     Healthy after an authenticated WebSocket handshake on ``settings.server.path`` (so a server
     that answers 401 to a token it cannot verify is reported, not taken as up); under
-    HS256 the process finds the run's secret in ``$WS_RESILIENCE_SECRET``.
+    HS256 the process finds the run's secret in ``$WS_RESILIENCE_SECRET``. An
+    unauthenticated server (``auth_methods = ["none"]``) is probed without a token and
+    given no secret.
     """
     assert settings.server.command is not None
     env: dict[str, str] = {}
-    if tokens.algorithm == "HS256" and tokens.secret is not None:
+    if tokens.algorithm == "HS256" and tokens.secret is not None and not settings.unauthenticated:
         env[SERVER_CMD_SECRET_ENV] = tokens.secret
     connect = settings.connect_timeout.value
     return ServiceSpec(
@@ -201,7 +234,7 @@ def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
         env=env,
         path=settings.server.path,
         health="websocket",
-        auth=True,
+        auth=not settings.unauthenticated,
         startup_timeout=max(connect, _APP_STARTUP_MIN_S),
         attempt_timeout=min(connect, 2.0),
     )
@@ -231,6 +264,10 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
             in_subprocess=settings.server.app_subprocess,
             app_dirs=settings.server.app_dirs,
             timeout=max(settings.connect_timeout.value, _APP_STARTUP_MIN_S),
+            lifespan=settings.server.app_lifespan,
+            env=settings.server.app_env,
+            connection=settings.connection,
+            unauthenticated=settings.unauthenticated,
         )
         return ServerUnderTest(url=app.url, source=settings.server.app_source, app=app)
     config = ServerConfig(

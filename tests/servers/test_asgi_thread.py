@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.config.app_path import AppPath
-from pytest_ws_resilience.errors import AsgiAppStartupError, WsTimeoutError
+from pytest_ws_resilience.errors import AsgiAppStartupError
 from pytest_ws_resilience.servers.asgi_thread import AsgiAppServer
 
 _Scope = MutableMapping[str, Any]
@@ -55,10 +55,12 @@ async def token_checking_app(scope: _Scope, receive: _Receive, send: _Send) -> N
         await receive()
 
 
-def test_an_endpoint_answering_404_is_not_ready_and_the_error_names_url_and_answer():
+def test_an_endpoint_answering_404_fails_at_once_naming_url_and_status():
     server = AsgiAppServer(AppPath("tests", "not_found_app"), path="/nope", app=not_found_app)
-    with pytest.raises(WsTimeoutError, match=r"ws://127\.0\.0\.1:\d+/nope.*last answer: HTTP 404"):
-        server.start(timeout=0.5)
+    with pytest.raises(
+        AsgiAppStartupError, match=r"ws://127\.0\.0\.1:\d+/nope answered HTTP 404 to the"
+    ):
+        server.start(timeout=30)
     assert not server.running
 
 

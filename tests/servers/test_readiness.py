@@ -8,14 +8,17 @@ import itertools
 import pytest
 
 from pytest_ws_resilience.config.services import ServiceSpec
+from pytest_ws_resilience.servers.log_digest import DIGEST_MAX_LINES
 from pytest_ws_resilience.servers.readiness import (
     NOT_LISTENING,
     POLL_BACKOFF,
+    SERVER_ERROR_REPEATS,
     Answer,
     ProbeOutcome,
     ReadinessCheck,
     ReadinessResult,
     judge,
+    never_message,
     not_ready_message,
     poll_delays,
     server_not_ready_message,
@@ -75,13 +78,81 @@ def test_an_auth_refusal_does_not_satisfy_a_check_that_wants_a_ping() -> None:
     assert "ping=True needs auth=True" in verdict.reason
 
 
-@pytest.mark.parametrize("code", [200, 400, 404, 426, 500, 503])
+@pytest.mark.parametrize("code", [200, 426, 500, 503])
 def test_any_other_status_is_not_yet(code: int) -> None:
     verdict = judge(PLAIN, status(code))
-    assert not verdict.ready
+    assert not verdict.ready and not verdict.never
     assert verdict.reason == (
         f"HTTP {code} instead of 101 Switching Protocols (not a WebSocket upgrade)"
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        (404, "wrong path? (--ws-path / path)"),
+        (405, "takes no WebSocket upgrade: wrong path?"),
+        (400, "refused the handshake request itself"),
+    ],
+)
+def test_answers_that_will_not_change_are_never(code: int, hint: str) -> None:
+    for check in (PLAIN, WITH_TOKEN):
+        verdict = judge(check, status(code))
+        assert verdict.never and not verdict.ready
+        assert verdict.reason.startswith(f"answered HTTP {code} to the WebSocket handshake: ")
+        assert hint in verdict.reason
+
+
+def test_a_404_names_the_setting_that_chose_the_path() -> None:
+    spec = ServiceSpec("api", command="serve {port}", path="/socket")
+    verdict = judge(ReadinessCheck.of_service(spec), status(404))
+    assert verdict.never and "wrong path? (the service's path ('/socket'))" in verdict.reason
+
+
+@pytest.mark.parametrize("code", [401, 403])
+def test_an_auth_refusal_of_an_unauthenticated_server_is_never(code: int) -> None:
+    check = ReadinessCheck(startup_timeout=5, unauthenticated=True)
+    verdict = judge(check, status(code))
+    assert verdict.never and not verdict.ready
+    assert f"answered HTTP {code} to the WebSocket handshake" in verdict.reason
+    assert "does not depend on credentials" in verdict.reason and "Origin" in verdict.reason
+    spec = ServiceSpec("api", command="serve {port}")
+    assert ReadinessCheck.of_service(spec, unauthenticated=True).unauthenticated
+
+
+@pytest.mark.parametrize("code", [500, 502, 503])
+def test_the_same_5xx_three_times_in_a_row_is_never(code: int) -> None:
+    assert SERVER_ERROR_REPEATS == 3
+    for repeats in (1, 2):
+        assert not judge(PLAIN, status(code), repeats=repeats).never
+    verdict = judge(PLAIN, status(code), repeats=3)
+    assert verdict.never and verdict.reason == (
+        f"answered HTTP {code} to the WebSocket handshake: 3 times in a row: the handler "
+        "fails on every handshake (see its log)"
+    )
+
+
+def test_statuses_do_not_end_tcp_or_http_checks() -> None:
+    check = ReadinessCheck(startup_timeout=5, health="http")
+    assert not judge(check, status(404)).never
+
+
+def test_the_never_message_is_one_line_then_the_trimmed_log() -> None:
+    logs = "\n".join(["booting", *(f"noise {n}" for n in range(300)), "the end"])
+    text = never_message(
+        "service 'api'",
+        url="ws://127.0.0.1:9/wrong",
+        reason="answered HTTP 404 to the WebSocket handshake: wrong path? (x)",
+        logs=logs,
+    )
+    first, second, *log = text.splitlines()
+    assert first == (
+        "service 'api' at ws://127.0.0.1:9/wrong answered HTTP 404 to the WebSocket "
+        "handshake: wrong path? (x)"
+    )
+    assert second == "its log (trimmed):"
+    assert len(log) <= DIGEST_MAX_LINES and log[0] == "booting" and log[-1] == "the end"
+    assert never_message("x", url=None, reason="r", logs="") == "x at its endpoint r"
 
 
 def test_a_probe_that_skipped_a_step_the_check_asks_for_is_not_ready() -> None:
@@ -193,7 +264,8 @@ def test_the_not_ready_message_leads_with_service_deadline_and_last_error() -> N
         "service 'api' was not ready within 5 s (12 attempts; waited for an upgrade); "
         "last error: HTTP 503"
     )
-    assert rest[-1] == "line 99" and "line 69" not in rest and "line 70" in rest
+    assert rest[0] == "log of 'api' (trimmed):"
+    assert rest[1] == "line 0" and rest[-1] == "line 99" and len(rest) - 1 <= DIGEST_MAX_LINES
     assert tail_lines("") == "(no output)"
 
 
@@ -220,4 +292,4 @@ def test_a_server_under_test_that_never_answers_names_its_url_and_last_answer() 
     )
     first, *rest = no_address.splitlines()
     assert "never had an address" in first and f"last answer: {NOT_LISTENING}" in first
-    assert rest == ["its output ends with:", "INFO: Waiting for application startup."]
+    assert rest == ["its output (trimmed):", "INFO: Waiting for application startup."]

@@ -19,6 +19,7 @@ from service_apps.support import late_spec, reference_spec, ws_listening_at
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.errors import ServiceError, ServiceExitedError, ServiceNotReadyError
 from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.log_digest import DIGEST_MAX_LINES
 
 STOP_S = 5.0
 
@@ -111,7 +112,7 @@ def test_the_http_check_passes_on_any_http_answer(started: list[ServiceHandle]) 
     assert handle.readiness is not None
 
 
-def test_a_process_that_exits_fails_fast_with_its_last_log_lines(
+def test_a_process_that_exits_fails_fast_with_its_log_trimmed(
     started: list[ServiceHandle],
 ) -> None:
     spec = late_spec("crash", "exit", 0.2, startup_timeout=30)
@@ -126,7 +127,9 @@ def test_a_process_that_exits_fails_fast_with_its_last_log_lines(
     assert message.splitlines()[0].startswith("service 'crash' process exited with status 3")
     assert "fatal: cannot open the database (on purpose)" in message
     assert "startup log line 39" in message
-    assert "startup log line 5\n" not in message  # only the last 30 lines
+    log = message.split("(trimmed):\n", 1)[1].splitlines()
+    assert log[0].startswith("late_server mode=exit") and "startup log line 0" in log
+    assert len(log) <= DIGEST_MAX_LINES  # the first lines and the last ones
     # The log survives the process, on the handle.
     assert "fatal: cannot open the database" in handle.logs()
 
