@@ -26,7 +26,12 @@ from pytest_ws_resilience.errors import AsgiAppStartupError, ServiceError, WsTim
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
 from pytest_ws_resilience.load.bench import AsyncBenchmark, ReplayTimer
-from pytest_ws_resilience.plugin.stash import REPLAY_TIMER_KEY, SERVICES_KEY, SETTINGS_KEY
+from pytest_ws_resilience.plugin.stash import (
+    REPLAY_TIMER_KEY,
+    SERVER_URLS_KEY,
+    SERVICES_KEY,
+    SETTINGS_KEY,
+)
 from pytest_ws_resilience.plugin.watch import test_watch
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.under_test import (
@@ -89,12 +94,14 @@ def ws_server(
     request: pytest.FixtureRequest, ws_settings: WsSettings, ws_tokens: TokenFactory
 ) -> Iterator[ServerUnderTest]:
     """The server under test: the configured URL, the user's ASGI app (``--ws-app``),
-    else the embedded reference server.
+    the ``--ws-server-cmd`` process, else the embedded reference server.
 
     The app or the embedded server starts once per session (once per xdist worker) on a
     free loopback port and stops (bounded) when the session ends. An app that fails to
     start fails the first test that needs it, with the app's traceback, and stops the
-    session: the other tests would only repeat the same error.
+    session: the other tests would only repeat the same error. ``str(ws_server)`` is
+    its URL; ``ws_server.url_for("/ws/chat/{room}/", room="lobby")`` the URL of another
+    endpoint of it. The URL it served is named in the summary and the report.
     """
     failure: str | None = None
     try:
@@ -109,6 +116,7 @@ def ws_server(
             f"the {what} under test failed to start; session stopped (see the first error)"
         )
         pytest.fail(failure, pytrace=False)
+    request.config.stash.setdefault(SERVER_URLS_KEY, []).append(server.url)
     try:
         yield server
     finally:

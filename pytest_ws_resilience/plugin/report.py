@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.plugin.stash import SERVER_URLS_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
 from pytest_ws_resilience.report.document import build_document, dumps, is_html_path
@@ -35,6 +36,7 @@ from pytest_ws_resilience.report.records import (
     build_record,
     client_usage,
 )
+from pytest_ws_resilience.report.server_info import server_line, server_record
 from pytest_ws_resilience.report.summary import summary_lines
 
 __all__ = ["ReportCollector", "check_report_path", "phase_result"]
@@ -182,7 +184,9 @@ class ReportCollector:
             self.records.append(_record_of(item, phases, self.worker or "main"))
 
     def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
-        """This process's part of the report: its records and what it started."""
+        """This process's part of the report: its records, what it started, and the URL
+        its ``ws_server`` served (the fixture keeps it in ``SERVER_URLS_KEY``)."""
+        served: list[str] = self.config.stash.get(SERVER_URLS_KEY, [])
         return Source(
             worker=self.name,
             records=tuple(self.records),
@@ -190,6 +194,13 @@ class ReportCollector:
             chaos_seed=chaos_seed,
             started_at=self.started_at,
             finished_at=time.time(),
+            server_urls=tuple(served),
+        )
+
+    def server(self, urls: Sequence[str]) -> dict[str, Any]:
+        """The server really tested (`server_info.server_record`)."""
+        return server_record(
+            self.settings.server, urls=urls, services=tuple(self.settings.services.specs)
         )
 
     def add_worker_payload(self, worker: str, payload: dict[str, Any] | None) -> None:
@@ -208,16 +219,13 @@ class ReportCollector:
 
     def _run_info(self, own: Source, exitstatus: int) -> dict[str, Any]:
         settings = self.settings
-        if settings.server.app is not None:
-            url = f"app {settings.server.app}"
-        elif settings.server.url is None:
-            url = "embedded reference server"
-        else:
-            url = settings.server.url  # redacted with the whole document
+        server = self.server(summarize([*self.sources, own]).server_urls)
         return {
             "exit_status": exitstatus,
             "env": settings.env,
-            "url": url,
+            # One phrase (kept for readers of schema 1); ``server`` has the parts.
+            "url": server_line(server),  # redacted with the whole document
+            "server": server,
             "timeouts": {
                 name: {"value": None, "source": "default"}
                 if t is None
@@ -259,7 +267,8 @@ class ReportCollector:
         if not (self.summary.used or self.path is not None or self.lost_workers):
             return  # a suite that never connects gets no section
         terminalreporter.write_sep("-", "ws-resilience")
-        for line in summary_lines(self.summary, report=self.report_status):
+        server = server_line(self.server(self.summary.server_urls))
+        for line in summary_lines(self.summary, report=self.report_status, server=server):
             terminalreporter.write_line(line)
         if self.lost_workers:
             terminalreporter.write_line(

@@ -23,6 +23,7 @@ __all__ = [
     "ISOLATION_REPORT_KEY",
     "REPLAY_TIMER_KEY",
     "RUN_KEY",
+    "SERVER_URLS_KEY",
     "SERVICES_KEY",
     "SETTINGS_KEY",
 ]
@@ -38,6 +39,9 @@ RUN_KEY: pytest.StashKey[RunHandoff] = pytest.StashKey()
 
 #: The services of this process (specs, handles, failures, the run's chores).
 SERVICES_KEY: pytest.StashKey[ServicesRuntime] = pytest.StashKey()
+
+#: The URL(s) this process's ``ws_server`` served: the report names the server tested.
+SERVER_URLS_KEY: pytest.StashKey[list[str]] = pytest.StashKey()
 
 # -- on item.stash: one per test ---------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Source:
         services_started: one line per service it started or adopted.
         chaos_seed: its run seed for chaos (``--ws-chaos-seed`` or drawn at random).
         started_at / finished_at: its session's wall-clock span.
+        server_urls: the URL(s) its ``ws_server`` served (the server really tested).
     """
 
     worker: str
@@ -37,6 +38,7 @@ class Source:
     chaos_seed: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    server_urls: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for xdist's ``workeroutput`` (execnet carries only builtins)."""
@@ -47,6 +49,7 @@ class Source:
             "chaos_seed": self.chaos_seed,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "server_urls": list(self.server_urls),
         }
 
     @classmethod
@@ -58,6 +61,7 @@ class Source:
             chaos_seed=data.get("chaos_seed"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            server_urls=tuple(str(u) for u in data.get("server_urls", ())),
         )
 
 
@@ -98,6 +102,8 @@ class RunSummary:
     skips: Mapping[str, int] = field(default_factory=dict)
     storms: tuple[Mapping[str, Any], ...] = ()
     tests_using_plugin: int = 0
+    #: The URLs the processes' ``ws_server`` served, in worker order, once each.
+    server_urls: tuple[str, ...] = ()
 
     @property
     def chaos_applied(self) -> int:
@@ -213,4 +219,11 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         skips=_sorted_counts(skips),
         storms=tuple(storm for r in records for storm in r.storms),
         tests_using_plugin=sum(1 for r in records if r.used_plugin),
+        server_urls=tuple(
+            dict.fromkeys(
+                url
+                for s in sorted(sources, key=lambda s: _worker_order(s.worker))
+                for url in s.server_urls
+            )
+        ),
     )

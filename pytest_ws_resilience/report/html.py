@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from pytest_ws_resilience.report.records import TestRecord
+from pytest_ws_resilience.report.server_info import server_line
 from pytest_ws_resilience.report.summary import format_bytes, format_counts, plural, storm_line
 from pytest_ws_resilience.report.svg import OUTCOME_COLOURS, histogram, percentile_bars, timeline
 from pytest_ws_resilience.stats import Distribution
@@ -241,10 +242,33 @@ def _tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
     return f"<table>{head}{rows}</table>{more}"
 
 
+def _server_items(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The tested server's rows: kind, URL(s), app, command, services."""
+    server = run.get("server")
+    if not isinstance(server, Mapping):
+        return [("server", str(run.get("url", "-")))]
+    items = [("server", server_line(server)), ("server kind", str(server.get("kind", "-")))]
+    for url in server.get("urls") or ([server["url"]] if server.get("url") else []):
+        items.append(("server URL", str(url)))
+    if server.get("app"):
+        mode = f"{server.get('app_mode')}, lifespan {server.get('app_lifespan')}"
+        items.append(("server app", f"{server['app']} ({mode})"))
+    if server.get("command"):
+        items.append(("server command", str(server["command"])))
+    for name in server.get("services") or []:
+        items.append(("configured service", str(name)))
+    return items
+
+
+def _server_text(run: Mapping[str, Any]) -> str:
+    server = run.get("server")
+    return server_line(server) if isinstance(server, Mapping) else str(run.get("url", "-"))
+
+
 def _run_details(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     items: list[tuple[str, str]] = [
         ("env", str(run.get("env", "-"))),
-        ("server", str(run.get("url", "-"))),
+        *_server_items(run),
         ("started", _when(run.get("started_at"))),
         ("finished", _when(run.get("finished_at"))),
         ("workers", ", ".join(run.get("workers", [])) or "-"),
@@ -298,7 +322,7 @@ def render_html(document: Mapping[str, Any]) -> str:
         f"<span>{escape(k)}: <b>{escape(v)}</b></span>"
         for k, v in (
             ("env", str(run.get("env", "-"))),
-            ("server", str(run.get("url", "-"))),
+            ("server", _server_text(run)),
             ("started", _when(started)),
             ("took", took),
             ("workers", ", ".join(run.get("workers", [])) or "-"),

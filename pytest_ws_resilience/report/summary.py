@@ -71,13 +71,18 @@ def _num(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
 
 
-def summary_lines(summary: RunSummary, *, report: str | None = None) -> list[str]:
+def summary_lines(
+    summary: RunSummary, *, report: str | None = None, server: str | None = None
+) -> list[str]:
     """The lines of the ``ws-resilience`` terminal section.
 
     Args:
         report: what became of ``--ws-report`` ("written to PATH", or the error), if given.
+        server: the server really tested, one line (`server_info.server_line`), if given.
     """
     lines: list[str] = []
+    if server is not None:
+        lines.append(f"server: {server}")
     where = f" on {len(summary.workers)} workers" if len(summary.workers) > 1 else ""
     outcomes = format_counts(summary.outcomes) or "none"
     lines.append(

@@ -86,7 +86,11 @@ def test_json_report_has_a_record_per_test(ws_pytester, tmp_path):
     report = json.loads(path.read_text())
     assert report["schema_version"] == 1
     assert report["run"]["env"] == "local"
-    assert report["run"]["url"] == "embedded reference server"
+    server = report["run"]["server"]
+    assert server["kind"] == "embedded" and server["command"] is None and server["app"] is None
+    assert server["url"].startswith("ws://127.0.0.1:") and server["urls"] == [server["url"]]
+    assert report["run"]["url"] == f"embedded reference server at {server['url']}"
+    result.stdout.fnmatch_lines([f"server: embedded reference server at {server['url']}"])
     assert set(report["run"]["timeouts"]) == {
         "recv_timeout",
         "close_timeout",
