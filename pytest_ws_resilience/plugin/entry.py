@@ -156,4 +156,5 @@ def _prepare_app(config: pytest.Config, settings: WsSettings) -> None:
         parse_app_path(settings.server.app),
         subject=subject,
         execute=not settings.server.app_subprocess,
+        env=settings.server.app_env,
     )

@@ -68,6 +68,7 @@ class ServiceHandle:
         docker: a `docker.DockerClient` (default: one from the environment).
         log_dir: where a local process writes its log (default: the temp dir).
         port: the port to use when the spec leaves it open (default: a free one).
+        path_setting: the setting a 404's hint names (default: the service's path).
 
     Attributes:
         readiness: how the last wait for readiness went (timestamps per step).
@@ -85,8 +86,10 @@ class ServiceHandle:
         docker: Any = None,
         log_dir: Path | None = None,
         port: int | None = None,
+        path_setting: str | None = None,
     ) -> None:
         self.spec = spec
+        self._path_setting = path_setting
         self.run_id = run_id or current_run_id()
         self.token_factory = token_factory
         self.settings = settings
@@ -247,7 +250,10 @@ class ServiceHandle:
         """The spec's check; a tokenless probe is final on 401/403 when the settings say
         the servers are unauthenticated."""
         unauthenticated = self.settings is not None and self.settings.unauthenticated
-        return ReadinessCheck.of_service(self.spec, unauthenticated=unauthenticated)
+        check = ReadinessCheck.of_service(self.spec, unauthenticated=unauthenticated)
+        if self._path_setting is None:
+            return check
+        return dataclasses.replace(check, path_setting=self._path_setting)
 
     def _connection(self) -> ConnectionOptions | None:
         return None if self.settings is None else self.settings.connection

@@ -254,7 +254,10 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
         return ServerUnderTest(url=settings.server.url, source=settings.server.url_source)
     if settings.server.command is not None:
         handle = ServiceHandle(
-            server_cmd_spec(settings, tokens), token_factory=tokens, settings=settings
+            server_cmd_spec(settings, tokens),
+            token_factory=tokens,
+            settings=settings,
+            path_setting="--ws-path / path",
         ).start()
         return ServerUnderTest(url=handle.url, source=settings.server.url_source, process=handle)
     if settings.server.app is not None:
