@@ -41,6 +41,7 @@ from pytest_ws_resilience.servers.engine import docker_client, docker_unavailabl
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
 from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV
+from pytest_ws_resilience.servers.log_digest import digest
 from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
 from pytest_ws_resilience.servers.sharing import SharedServices
 from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV, token_factory_for
@@ -53,8 +54,9 @@ __all__ = [
     "ServicesRuntime",
 ]
 
-#: Log lines of a service attached to the report of a failed test that used it.
-LOG_TAIL_LINES = 50
+#: Log lines of a service read for the report of a failed test that used it; the
+#: report gets their digest (`servers.log_digest`: repeats folded, at most 60 lines).
+LOG_TAIL_LINES = 1000
 #: Grace between SIGTERM and SIGKILL when the plugin stops a service.
 STOP_TIMEOUT_S = 10.0
 
@@ -309,7 +311,7 @@ class ServicesRuntime:
                 continue
             attached.add(title)
             try:
-                logs = handle.logs(tail=LOG_TAIL_LINES)
+                logs = digest(handle.logs(tail=LOG_TAIL_LINES))
             except Exception as err:  # the logs are a help, never a second failure
                 logs = f"(logs unavailable: {type(err).__name__}: {err})"
             report.sections.append((f"ws-service {title}", redact(logs or "(no output)")))
