@@ -6,7 +6,7 @@ this rule, through the one wait in `probe`. A server is ready after one attempt 
 every step of its check:
 
 1. ``alive``: the server has not ended (thread, process, container). If it has, the
-   wait fails at once with its last log lines: there is no point waiting longer.
+   wait fails at once with its log (`log_digest`): there is no point waiting longer.
 2. ``upgrade``: a real WebSocket handshake on the endpoint answered with one of
    - ``101 Switching Protocols`` with a valid ``Sec-WebSocket-Accept``: ready;
    - ``401`` or ``403`` to a probe that carried no token: the endpoint exists and
