@@ -178,6 +178,14 @@ async def test_pool_and_factory_carry_it_too(ws_pool, ws_client_factory):
 
 
 @pytest.mark.asyncio
+async def test_chaos_clients_carry_it(ws_chaos, ws_client_factory):
+    proxy = await ws_chaos()
+    client = await ws_client_factory(url=proxy.url, path="/chat/{room}", path_params={"room": "c"})
+    await client.send_json({"type": "say", "n": 2})
+    assert (await client.expect("say"))["n"] == 2
+
+
+@pytest.mark.asyncio
 async def test_a_storm_from_another_origin(ws_storm):
     result = await ws_storm.connect(3, origin="http://evil.example.test")
     result.assert_errors(max=0)
@@ -191,7 +199,7 @@ def test_an_origin_checking_server_accepts_the_configured_origin_everywhere(
     ws_pytester.makepyfile(test_origin=ORIGIN_SUITE)
     command = _server_cmd(ws_pytester, "--origin", ORIGIN)
     result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", f"--ws-server-cmd={command}")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*test_a_storm_from_another_origin*",
