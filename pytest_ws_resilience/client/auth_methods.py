@@ -190,6 +190,11 @@ def describe_auth(settings: WsSettings) -> str:
         key = f"RS256 key from ${keys.private_key_env}"
     elif keys.secret is not None:
         key = f"HS256 secret from ${keys.secret_env}"
+    elif settings.server.kind in ("embedded", "command"):
+        key = "HS256 with the run's own secret (given to the server the plugin starts)"
     else:
-        key = "HS256 with the run's own secret (known to servers the plugin starts)"
+        key = (
+            "no key configured (tokens are signed with the run's own secret, which this "
+            'server does not know: set jwt_secret_env, or auth_methods = ["none"])'
+        )
     return f"{key}; methods {', '.join(settings.effective_auth_methods)}"

@@ -417,7 +417,10 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         connection unless ``users=`` is given), each returning a `StormResult` with
         p50/p95/p99 of connect, first message and round trip, errors by kind and RSS
         growth, and thresholds (``result.assert_p95(connect_ms=500)``). Results go to
-        the run's reports; held connections are closed at teardown, bounded.
+        the run's reports; held connections are closed at teardown, bounded. Every
+        storm carries the env's connection options (Origin, headers...) and takes
+        ``path=`` / ``path_params=`` (a mapping, or a factory of the connection's index)
+        or ``url=``, and `WsClient` keywords for its clients (``origin=``...).
         """
         storm = TestStorm(
             ws_server.url,

@@ -24,7 +24,12 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.fallback import refusal_hint
 from pytest_ws_resilience.client.handshake import connect_arguments
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.config.settings import ConnectionOptions, KeySettings, WsSettings
+from pytest_ws_resilience.config.settings import (
+    ConnectionOptions,
+    KeySettings,
+    ServerChoice,
+    WsSettings,
+)
 from pytest_ws_resilience.errors import Attempt, WsAuthError
 from pytest_ws_resilience.redaction import redact
 
@@ -158,7 +163,9 @@ def test_the_run_s_auth_is_described_in_one_phrase() -> None:
     assert describe_auth(configured) == (
         "HS256 secret from $JWT_SECRET; methods subprotocol, query, header, cookie"
     )
-    assert "run's own secret" in describe_auth(WsSettings())
+    assert "given to the server the plugin starts" in describe_auth(WsSettings())
+    external = describe_auth(WsSettings(server=ServerChoice(url="ws://127.0.0.1:9/")))
+    assert external.startswith("no key configured") and 'auth_methods = ["none"]' in external
 
 
 # -- real handshakes -------------------------------------------------------------------------
