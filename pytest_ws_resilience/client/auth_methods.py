@@ -12,13 +12,46 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pytest_ws_resilience.config.settings import AUTH_METHODS
+from pytest_ws_resilience.config.settings import AUTH_METHODS, WsSettings
 from pytest_ws_resilience.redaction import REDACTED, redact
 
-__all__ = ["ConnectRequest", "auth_chain", "build_connect_request", "normalize_auth"]
+__all__ = [
+    "ConnectRequest",
+    "auth_chain",
+    "build_connect_request",
+    "describe_auth",
+    "header_secrets",
+    "is_secret_header",
+    "normalize_auth",
+]
 
 # Headers whose value is a credential, whatever the token looks like.
-_SECRET_HEADERS = frozenset({"authorization", "cookie"})
+_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Words that make a custom header's value a credential (``X-Api-Key``, ``X-Auth-Token``).
+_SECRET_WORDS = ("auth", "token", "key", "secret", "session", "password")
+
+
+def is_secret_header(name: str) -> bool:
+    """True when a header's value is a credential: ``Authorization``, ``Cookie``, or a
+    name with auth, token, key, secret, session or password in it."""
+    lowered = name.lower()
+    return lowered in _SECRET_HEADERS or any(word in lowered for word in _SECRET_WORDS)
+
+
+def header_secrets(headers: Sequence[tuple[str, str]]) -> list[str]:
+    """The credentials in ``headers``, to register for redaction: each secret header's
+    value, the part after its scheme (``Bearer <this>``) and each cookie's value."""
+    found: list[str] = []
+    for name, value in headers:
+        if not is_secret_header(name):
+            continue
+        found.append(value)
+        scheme, _, rest = value.partition(" ")
+        if rest and scheme.isalpha():
+            found.append(rest.strip())
+        if name.lower() == "cookie":
+            found.extend(part.partition("=")[2].strip() for part in value.split(";"))
+    return [v for v in found if v]
 
 
 @dataclass(frozen=True)
@@ -36,8 +69,7 @@ class ConnectRequest:
 
     def __repr__(self) -> str:
         headers = tuple(
-            (name, REDACTED if name.lower() in _SECRET_HEADERS else value)
-            for name, value in self.headers
+            (name, REDACTED if is_secret_header(name) else value) for name, value in self.headers
         )
         subprotocols = tuple(
             f"jwt.{REDACTED}" if proto.startswith("jwt.") else proto for proto in self.subprotocols
@@ -145,3 +177,24 @@ def auth_chain(
         methods = ", ".join(m for m in chain if m != "none")
         raise ValueError(f"auth method(s) {methods} need a token; pass user= or token=")
     return chain
+
+
+def describe_auth(settings: WsSettings) -> str:
+    """The run's authentication in one phrase, for the header and the report:
+    ``none (auth_methods = ["none"]: no token is presented)``, or the key and the chain
+    (``HS256 secret from $JWT_SECRET; methods subprotocol, query, header, cookie``)."""
+    if settings.unauthenticated:
+        return 'none (auth_methods = ["none"]: no token is presented)'
+    keys = settings.keys
+    if keys.private_key is not None:
+        key = f"RS256 key from ${keys.private_key_env}"
+    elif keys.secret is not None:
+        key = f"HS256 secret from ${keys.secret_env}"
+    elif settings.server.kind in ("embedded", "command"):
+        key = "HS256 with the run's own secret (given to the server the plugin starts)"
+    else:
+        key = (
+            "no key configured (tokens are signed with the run's own secret, which this "
+            'server does not know: set jwt_secret_env, or auth_methods = ["none"])'
+        )
+    return f"{key}; methods {', '.join(settings.effective_auth_methods)}"

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from pytest_ws_resilience.client.auth_methods import auth_chain
+from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
 from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     # Typing only: minting tokens (pyjwt, cryptography) is not a client's business.
     from pytest_ws_resilience.client.tokens import TestUser
 
-__all__ = ["WsClient", "close_clients"]
+__all__ = ["WsClient"]
 
 # Bytes a frame may add to its payload: header (2 + 8 length + 4 mask) plus deflate's
 # block trailer, rounded up.
@@ -76,7 +76,7 @@ class WsClient:
         token: the bearer token; defaults to ``user.token``. None (and no user): no auth.
         auth: one method name or a fallback chain; None: ``settings.auth_methods`` if
             configured, else subprotocol -> query -> header -> cookie ("none" when there
-            is no token).
+            is no token, or when the settings say the server is unauthenticated).
         settings: the run's settings.
         max_message_size: limit for frames in both directions, bytes.
         recv_timeout: bound of ``expect`` waits (beats a server-negotiated value).
@@ -84,10 +84,14 @@ class WsClient:
         connect_timeout: bound of one opening handshake.
         connect_retries: retries after network errors / 5xx, per connect.
         backoff: delays between those retries.
+        headers: request headers, added to ``settings.connection``'s (same name: these
+            win); credential-like values are redacted everywhere.
+        origin, subprotocols, user_agent, compression: replace the settings' own
+            (``compression=False``: no permessage-deflate).
         log_size: frames kept in the event log (ring buffer).
         name: label for reprs and logs.
         **connect_options: passed to `websockets.asyncio.client.connect`
-            (e.g. ``ping_interval``, ``compression``, ``additional_headers``).
+            (e.g. ``ping_interval``, ``additional_headers``).
 
     Raises:
         ValueError: a URL that is not ws:// or wss://, an unknown auth method, or an
@@ -108,6 +112,11 @@ class WsClient:
         connect_timeout: float | None = None,
         connect_retries: int | None = None,
         backoff: Backoff | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        user_agent: str | None = None,
+        compression: bool | None = None,
         log_size: int = 1000,
         name: str | None = None,
         **connect_options: Any,
@@ -129,6 +138,15 @@ class WsClient:
         self._bounds = bounds = ClientBounds(
             s, recv=recv_timeout, close=close_timeout, connect=connect_timeout
         )
+        connection = s.connection.merged(
+            headers=headers,
+            origin=origin,
+            subprotocols=subprotocols,
+            user_agent=user_agent,
+            compression=compression,
+        )
+        for secret in header_secrets(connection.headers):
+            register_secret(secret)
         self._connector = Connector(
             url,
             self._token,
@@ -141,6 +159,7 @@ class WsClient:
             max_message_size=self._max_message_size,
             options=connect_options,
             label=self._name,
+            connection=connection,
         )
 
         self._log = EventLog(log_size)
@@ -534,28 +553,3 @@ class WsClient:
             self._on_open(await self._connector.open(self._metrics))
         self._metrics.reconnects += 1
         return self
-
-
-async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
-    """Close ``clients`` at once; never raises, never hangs.
-
-    Each close is bounded by its client's close timeout, and the whole by ``bound``
-    seconds, a last line of defence: closes still running then are cancelled (and given
-    a second to unwind), and a connection still open after that is aborted, so no
-    socket outlives the call.
-    """
-    if not clients:
-        return
-    tasks = [asyncio.ensure_future(c.close()) for c in clients]
-    _, pending = await asyncio.wait(tasks, timeout=bound)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending, timeout=1.0)
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            client_logger.debug("closing a client failed: %s", task.exception())
-    for client in clients:
-        conn = client.connection
-        if conn is not None and not client.closed:
-            conn.transport.abort()

@@ -5,7 +5,10 @@ handshake attempt came to and answers what ``connect()`` does next; the asyncio 
 (`pytest_ws_resilience.client.handshake`) makes the handshakes and sleeps. The rules:
 
 - **401 / 403: the next method, at once.** A rejected credential stays rejected: trying
-  it again only adds delay. When every method was rejected: `WsAuthError`.
+  it again only adds delay. When every method was rejected: `WsAuthError`, whose
+  message says what the answers point at (`refusal_hint`): the same refusal with and
+  without a token, or a 403 whichever way the token rode, does not depend on the
+  credentials (Origin, path, server policy); anything else points at the token.
 - **Network errors and 5xx: the same method again, after a backoff delay.** They are
   transient. When the retries run out: `WsConnectError`.
 - **Anything else fails at once**: another HTTP status (404, ...), an invalid handshake
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from urllib.parse import urlsplit
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.timeouts import TimeoutValue
@@ -40,6 +44,7 @@ __all__ = [
     "Verdict",
     "attempts_text",
     "network_outcome",
+    "refusal_hint",
     "status_step",
 ]
 
@@ -100,6 +105,46 @@ def network_outcome(exc: BaseException) -> str:
 def attempts_text(attempts: Sequence[Attempt]) -> str:
     """``attempts`` as one line: ``subprotocol: HTTP 401, query: connected``."""
     return ", ".join(str(a) for a in attempts) or "none"
+
+
+def refusal_hint(attempts: Sequence[Attempt], url: str) -> str:
+    """What a chain whose every method was refused points at, as the end of a message.
+
+    The refusal does not depend on the credentials when every attempt got the same
+    status and either one attempt carried no token at all (method "none") or the status
+    is 403 over several ways of presenting the token: then the Origin, the path or the
+    server's policy is the likely cause. Otherwise the token is.
+    """
+    statuses = {a.status for a in attempts}
+    methods = {a.method for a in attempts}
+    status = next(iter(statuses)) if len(statuses) == 1 else None
+    tokenless = "none" in methods
+    if status is not None and (tokenless or (status == 403 and len(methods) > 1)):
+        path = urlsplit(url).path or "/"
+        how = (
+            "with and without a token"
+            if tokenless and len(methods) > 1
+            else "without any token"
+            if tokenless
+            else "whichever way the token was presented"
+        )
+        wants_token = (
+            "; a 401 to no token may also mean the server wants one: configure "
+            "jwt_secret_env and its auth_methods"
+            if tokenless and status == 401
+            else ""
+        )
+        return (
+            f"every handshake got the same HTTP {status}, {how}: the refusal does not "
+            f"depend on the credentials; likely causes: the Origin header (set origin = "
+            f'"..." in [tool.ws_resilience] or origin= on the client), the path ({path}: '
+            "is it the server's WebSocket route?), or the server's policy (allowed hosts, "
+            f"a required header or subprotocol){wants_token}"
+        )
+    return (
+        "check the token's secret or key, expiry, audience and issuer (or, if the server "
+        'checks no credential, declare auth_methods = ["none"])'
+    )
 
 
 class FallbackChain:
@@ -206,7 +251,7 @@ class FallbackChain:
         """Every method was rejected (401/403): the error to raise."""
         return WsAuthError(
             f"every auth method was rejected by {self._url}: {attempts_text(self.attempts)}; "
-            "check the token's secret or key, expiry, audience and issuer",
+            f"{refusal_hint(self.attempts, self._url)}",
             attempts=self.attempts,
         )
 

@@ -4,7 +4,10 @@ The asyncio side of ``WsClient.connect()``. What each attempt sends is
 `pytest_ws_resilience.client.auth_methods`'s; what each answer leads to (next method,
 retry after a backoff delay, or failure) is `pytest_ws_resilience.client.fallback`'s.
 This module only makes the handshakes, sleeps the delays and translates websockets'
-exceptions into the outcomes the chain understands.
+exceptions into the outcomes the chain understands. What every handshake carries
+besides the credential (headers, Origin, subprotocols, User-Agent, compression: the
+settings' `ConnectionOptions` with the client's own on top) becomes websockets'
+``connect()`` arguments in one place, `connect_arguments`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from pytest_ws_resilience.client.auth_methods import ConnectRequest, build_connect_request
 from pytest_ws_resilience.client.fallback import (
@@ -29,10 +32,40 @@ from pytest_ws_resilience.client.fallback import (
 from pytest_ws_resilience.client.logs import client_logger, wire_logger
 from pytest_ws_resilience.client.metrics import ClientMetrics
 from pytest_ws_resilience.config.backoff import Backoff
-from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.config.settings import ConnectionOptions, WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 
-__all__ = ["Connector", "Opened"]
+__all__ = ["Connector", "Opened", "connect_arguments"]
+
+
+def connect_arguments(
+    request: ConnectRequest, connection: ConnectionOptions, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The keyword arguments of websockets' ``connect()`` for one attempt (all but the URL).
+
+    The credential's header wins over a configured header of the same name; the
+    subprotocols are the auth method's, then the configured ones, then any passed as
+    ``subprotocols=`` among ``options``. Explicit websockets options (``origin=``,
+    ``user_agent_header=``, ``compression=``, ``additional_headers=``) win over
+    ``connection``, so the ``**connect_options`` passthrough keeps its meaning.
+    """
+    kwargs = dict(options)
+    own = {name.lower() for name, _ in request.headers}
+    headers = [*request.headers, *((n, v) for n, v in connection.headers if n.lower() not in own)]
+    extra_headers = kwargs.pop("additional_headers", None)
+    if extra_headers:
+        items = extra_headers.items() if isinstance(extra_headers, Mapping) else extra_headers
+        headers.extend(items)
+    subprotocols = [Subprotocol(p) for p in (*request.subprotocols, *connection.subprotocols)]
+    subprotocols.extend(kwargs.pop("subprotocols", None) or ())
+    if connection.origin is not None:
+        kwargs.setdefault("origin", Origin(connection.origin))
+    if connection.user_agent is not None:
+        kwargs.setdefault("user_agent_header", connection.user_agent)
+    kwargs.setdefault("compression", "deflate" if connection.compression else None)
+    kwargs["subprotocols"] = list(dict.fromkeys(subprotocols)) or None
+    kwargs["additional_headers"] = headers or None
+    return kwargs
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +98,8 @@ class Connector:
         options: passed to `websockets.asyncio.client.connect` (``additional_headers``
             and ``subprotocols`` are merged with the auth method's).
         label: the client's name, for logs.
+        connection: headers, Origin, subprotocols, User-Agent and compression of every
+            attempt (see `connect_arguments`).
     """
 
     def __init__(
@@ -81,6 +116,7 @@ class Connector:
         max_message_size: int,
         options: Mapping[str, Any],
         label: str,
+        connection: ConnectionOptions | None = None,
     ) -> None:
         #: The auth fallback chain.
         self.methods = methods
@@ -95,6 +131,8 @@ class Connector:
         self._max_message_size = max_message_size
         self._options = options
         self._label = label
+        #: What every attempt carries besides the credential.
+        self.connection = connection if connection is not None else settings.connection
 
     async def open(self, metrics: ClientMetrics) -> Opened:
         """Walk the fallback chain until a handshake succeeds.
@@ -156,22 +194,9 @@ class Connector:
 
     async def _handshake(self, request: ConnectRequest) -> ClientConnection:
         """One opening handshake presenting ``request``'s credential."""
-        options = dict(self._options)
-        headers = list(request.headers)
-        extra_headers = options.pop("additional_headers", None)
-        if extra_headers:
-            items = extra_headers.items() if isinstance(extra_headers, Mapping) else extra_headers
-            headers.extend(items)
-        subprotocols = [Subprotocol(p) for p in request.subprotocols]
-        subprotocols.extend(options.pop("subprotocols", None) or ())
-        options.setdefault("open_timeout", self.connect_timeout.value)
-        options.setdefault("close_timeout", self._close_timeout.value)
-        options.setdefault("max_size", self._max_message_size)
-        options.setdefault("logger", wire_logger)
-        return await connect(
-            request.url,
-            subprotocols=subprotocols or None,
-            additional_headers=headers or None,
-            proxy=None,
-            **options,
-        )
+        kwargs = connect_arguments(request, self.connection, self._options)
+        kwargs.setdefault("open_timeout", self.connect_timeout.value)
+        kwargs.setdefault("close_timeout", self._close_timeout.value)
+        kwargs.setdefault("max_size", self._max_message_size)
+        kwargs.setdefault("logger", wire_logger)
+        return await connect(request.url, proxy=None, **kwargs)

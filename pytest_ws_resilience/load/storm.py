@@ -18,26 +18,26 @@ concurrent and bounded by the close timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from pytest_ws_resilience.client.client import WsClient, close_clients
-from pytest_ws_resilience.client.eventlog import LogRecord
-from pytest_ws_resilience.client.matching import matches
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
 from pytest_ws_resilience.load.error_kinds import error_kind
+from pytest_ws_resilience.load.exchange import Exchange
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
 from pytest_ws_resilience.redaction import redact
 
 __all__ = [
     "MessageSpec",
+    "PathParams",
     "ReplySpec",
     "Storm",
     "TokenFor",
@@ -54,9 +54,38 @@ MessageSpec = Any
 ReplySpec = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 #: Which token a user connects with (e.g. ``tokens.expired`` for a negative storm).
 TokenFor = Callable[[TestUser], str]
+#: The values of a path template's placeholders: one mapping for every connection, or a
+#: factory called with the connection's index (per-client rooms: ``lambda i: {"room":
+#: f"r{i % 10}"}``).
+PathParams = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 
-# After the connection closed, how long its reader may take to deliver buffered frames.
-_DRAIN_S = 0.25
+
+def _route(
+    base: str, url: str | None, path: str | None, params: PathParams
+) -> Callable[[int], str]:
+    """Connection index -> the URL it connects to: ``url`` (default ``base``), its path
+    replaced by ``path`` filled from ``params`` (`config.routes.url_for`).
+
+    Raises:
+        ValueError: at once, for the first connection: ``params`` without ``path``, a
+            non-ws URL, or a bad template.
+    """
+    target = url or base
+    parts = urlsplit(target)
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ValueError(f"storm url must be ws:// or wss://, got {redact(target)!r}")
+    if path is None:
+        if params is not None:
+            raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
+        return lambda _: target
+    template = path
+
+    def route(index: int) -> str:
+        values = params(index) if callable(params) else params
+        return url_for(target, template, values)
+
+    route(0)  # a bad template fails before any connection is made
+    return route
 
 
 def burst_message(number: int) -> dict[str, Any]:
@@ -79,100 +108,10 @@ def _reply_at(spec: ReplySpec, number: int) -> Mapping[str, Any] | None:
     return spec(number) if callable(spec) else spec
 
 
-async def _send(client: WsClient, message: Any) -> None:
-    if isinstance(message, str):
-        await client.send_text(message)
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        await client.send_bytes(bytes(message))
-    else:
-        await client.send_json(message)
-
-
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return value
-
-
-class _Exchange:
-    """Messages sent on one client and their replies, timed by a receive hook.
-
-    Replies are matched in the reader as frames arrive, in any order, so a server
-    answering out of order is not mistaken for one losing messages.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Mapping[str, Any] | None, float]] = []
-        self.round_trips_s: list[float] = []
-        self.first_sent_at: float | None = None
-        self.first_frame_at: float | None = None
-        self.sent = 0
-        self._all_sent = False
-        self._done = asyncio.Event()
-
-    def on_frame(self, record: LogRecord) -> None:
-        at = record.received_at
-        if self.first_sent_at is None:
-            return
-        if self.first_frame_at is None and at >= self.first_sent_at:
-            self.first_frame_at = at
-        for position, (wanted, sent_at) in enumerate(self.pending):
-            if wanted is None or (record.data is not None and matches(record.data, wanted)):
-                self.round_trips_s.append(at - sent_at)
-                del self.pending[position]
-                break
-        if self._all_sent and not self.pending:
-            self._done.set()
-
-    async def send_all(
-        self, client: WsClient, messages: Sequence[Any], replies: Sequence[Mapping[str, Any] | None]
-    ) -> None:
-        """Write every message back to back; each reply is awaited from its send on."""
-        for message, wanted in zip(messages, replies, strict=True):
-            sent_at = time.monotonic()  # before the write: a reply cannot precede it
-            if self.first_sent_at is None:
-                self.first_sent_at = sent_at
-            self.pending.append((wanted, sent_at))
-            await _send(client, message)
-            self.sent += 1
-        self._all_sent = True
-        if not self.pending:
-            self._done.set()
-
-    async def wait(self, client: WsClient, bound: float) -> None:
-        """Return once every reply came.
-
-        Raises:
-            WsTimeoutError: replies still missing after ``bound`` seconds.
-            WsConnectionClosedError: the connection closed with replies missing.
-        """
-        conn = client.connection
-        if self._done.is_set() or conn is None:
-            return
-        done = asyncio.ensure_future(self._done.wait())
-        closed = asyncio.ensure_future(conn.wait_closed())
-        try:
-            await asyncio.wait({done, closed}, timeout=bound, return_when="FIRST_COMPLETED")
-        finally:
-            done.cancel()
-            closed.cancel()
-        if self._done.is_set():
-            return
-        missing = f"{len(self.pending)} of {self.sent} replies missing"
-        if closed.done() and not closed.cancelled():
-            if not client.closed:
-                # The reader may still hold frames that came before the close: let it
-                # deliver them (a short, bounded wait, on the failure path only).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_DRAIN_S):
-                        await self._done.wait()
-            if self._done.is_set():
-                return
-            raise WsConnectionClosedError(
-                f"{client.name}: connection closed (code {conn.close_code}), {missing}",
-                code=conn.close_code,
-            )
-        raise WsTimeoutError(f"{client.name}: {missing} after recv_timeout={bound:g}s")
 
 
 class Storm:
@@ -186,7 +125,13 @@ class Storm:
         connect_retries: retries after network errors / 5xx per connection; 0 (the
             default) counts each failure instead of hiding it behind a backoff.
         log_size: frames each client keeps (small: a storm has many clients).
-        **client_options: passed to every `WsClient` (e.g. ``compression=None``).
+        **client_options: passed to every `WsClient` (e.g. ``origin=``, ``headers=``,
+            ``compression=False``), over the settings' connection options.
+
+    Every storm also takes ``url=`` or ``path=`` (a template such as
+    ``"/chat/{room}"``, filled from ``path_params=``: a mapping, or a factory of the
+    connection's index for per-client rooms), and `WsClient` keywords for its clients
+    only (``origin=``, ``headers=``...).
     """
 
     def __init__(
@@ -264,6 +209,10 @@ class Storm:
         message: MessageSpec = None,
         reply: ReplySpec = None,
         label: str | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        path_params: PathParams = None,
+        **client_options: Any,
     ) -> StormResult:
         """Open ``n`` authenticated connections and measure them.
 
@@ -281,11 +230,16 @@ class Storm:
                 connection's index); its reply is timed.
             reply: what answers ``message`` (None: the first frame after it).
             label: names the storm in reports.
+            url: another endpoint than the storm's; path: a path (template) on it.
+            path_params: the template's values: a mapping, or a factory of the
+                connection's index.
+            **client_options: `WsClient` keywords of these clients (``origin=``...).
 
         Raises:
             ValueError: bad arguments (one line naming the problem).
         """
         self._check_ready()
+        route = _route(self.url, url, path, path_params)
         count = _positive_int("n", n if n is not None else len(users or ()))
         if rate is not None and (isinstance(rate, bool) or not rate > 0):
             raise ValueError(f"rate must be > 0 connections/s or None, got {rate!r}")
@@ -303,6 +257,8 @@ class Storm:
             rate=rate,
             settle=False,
             hold=hold,
+            route=route,
+            options=client_options,
         )
 
     async def burst(
@@ -316,6 +272,10 @@ class Storm:
         message: MessageSpec = None,
         reply: ReplySpec = None,
         label: str | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        path_params: PathParams = None,
+        **client_options: Any,
     ) -> StormResult:
         """``n_clients`` connections each write ``messages_per_client`` messages at once
         and every reply is awaited: proof the server received them all.
@@ -327,8 +287,10 @@ class Storm:
             message: default `burst_message` (``{"type": "ping", "burst": k}``); a
                 factory gets the message's index within its client.
             reply: default `burst_reply` (the matching pong); required with ``message``.
+            url, path, path_params, client_options: as for `connect`.
         """
         self._check_ready()
+        route = _route(self.url, url, path, path_params)
         clients = _positive_int("n_clients", n_clients)
         per_client = _positive_int("messages_per_client", messages_per_client)
         if message is None:
@@ -348,6 +310,8 @@ class Storm:
             rate=None,
             settle=not during_handshake,
             hold=False,
+            route=route,
+            options=client_options,
         )
 
     async def cycles(
@@ -360,14 +324,20 @@ class Storm:
         message: MessageSpec = None,
         reply: ReplySpec = None,
         label: str | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        path_params: PathParams = None,
+        **client_options: Any,
     ) -> StormResult:
         """``n`` rapid connect/disconnect cycles, ``concurrency`` at a time.
 
         Each cycle opens a connection, optionally exchanges ``message`` / ``reply``,
         and closes it; the next cycle starts at once. Memory growth is taken after the
         last close, so it shows what the cycles leaked rather than what they held.
+        ``url``, ``path``, ``path_params`` and ``client_options``: as for `connect`.
         """
         self._check_ready()
+        route = _route(self.url, url, path, path_params)
         count = _positive_int("n", n)
         workers = _positive_int("concurrency", concurrency)
         if label is None:
@@ -381,7 +351,7 @@ class Storm:
 
         async def worker() -> None:
             for index in numbers:  # shared: each worker takes the next cycle
-                client = self._client(index, all_users[index], token)
+                client = self._client(index, all_users[index], token, route(index), client_options)
                 try:
                     ok = await self._arrive(
                         client,
@@ -413,10 +383,17 @@ class Storm:
             raise ValueError("users is empty: give at least one TestUser, or None")
         return [users[i % len(users)] for i in range(count)]
 
-    def _client(self, index: int, user: TestUser, token: TokenFor | None) -> WsClient:
+    def _client(
+        self,
+        index: int,
+        user: TestUser,
+        token: TokenFor | None,
+        url: str,
+        options: Mapping[str, Any],
+    ) -> WsClient:
         self._count += 1
         client = WsClient(
-            self.url,
+            url,
             user=user,
             token=token(user) if token is not None else None,
             auth=self._auth,
@@ -424,7 +401,7 @@ class Storm:
             connect_retries=self._connect_retries,
             log_size=self._log_size,
             name=f"storm#{self._count}:{user.id}",
-            **self._client_options,
+            **{**self._client_options, **options},
         )
         self._on_client(client)
         return client
@@ -453,7 +430,7 @@ class Storm:
         """Connect ``client``, exchange its messages; record everything. True on success."""
         result.started_s.append(time.monotonic() - storm_start)
         bound = self._arrival_bound(client, bool(messages))
-        exchange = _Exchange()
+        exchange = Exchange()
         try:
             async with asyncio.timeout(bound):
                 await client.connect()
@@ -492,8 +469,10 @@ class Storm:
         rate: float | None,
         settle: bool,
         hold: bool,
+        route: Callable[[int], str],
+        options: Mapping[str, Any],
     ) -> StormResult:
-        clients = [self._client(i, user, token) for i, user in enumerate(users)]
+        clients = [self._client(i, user, token, route(i), options) for i, user in enumerate(users)]
         ok = [False] * len(clients)
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Task[None]] = []

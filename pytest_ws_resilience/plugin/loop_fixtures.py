@@ -14,7 +14,7 @@ shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,9 +22,11 @@ import pytest
 import pytest_asyncio
 
 from pytest_ws_resilience.chaos.seeds import derive_seed
-from pytest_ws_resilience.client.client import WsClient, close_clients
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.load.results import StormResult
@@ -46,6 +48,7 @@ __all__ = [
     "TestStorm",
     "check_loop",
     "loop_scoped_fixtures",
+    "route_url",
 ]
 
 
@@ -56,8 +59,15 @@ class ClientFactory(Protocol):
         *,
         token: str | None = None,
         url: str | None = None,
+        path: str | None = None,
+        path_params: Mapping[str, Any] | None = None,
         auth: str | Sequence[str] | None = None,
         max_message_size: int | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        origin: str | None = None,
+        subprotocols: Sequence[str] | None = None,
+        user_agent: str | None = None,
+        compression: bool | None = None,
         connect: bool = True,
         **options: Any,
     ) -> Awaitable[WsClient]: ...
@@ -83,6 +93,23 @@ def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: s
             f'@pytest.mark.asyncio(loop_scope="{loop_scope}") or set '
             f"asyncio_default_test_loop_scope = {loop_scope}"
         )
+
+
+def route_url(
+    base_url: str, url: str | None, path: str | None, path_params: Mapping[str, Any] | None
+) -> str:
+    """The URL a fixture's client connects to: ``url`` (default ``base_url``), with its
+    path replaced by ``path`` filled from ``path_params`` (`config.routes.url_for`).
+
+    Raises:
+        ValueError: ``path_params`` without ``path``, or a bad template (one line).
+    """
+    target = url or base_url
+    if path is None:
+        if path_params:
+            raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
+        return target
+    return url_for(target, path, path_params)
 
 
 async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
@@ -129,16 +156,20 @@ class TestPool:
         user: TestUser | None = None,
         *,
         url: str | None = None,
+        path: str | None = None,
+        path_params: Mapping[str, Any] | None = None,
         auth: str | Sequence[str] | None = None,
         **options: Any,
     ) -> WsClient:
         """A connected client for ``user`` (`ws_pool_user` when None): reused if the pool
-        holds a healthy one for the same user, URL, auth and options."""
+        holds a healthy one for the same user, URL, auth and options (``headers=``,
+        ``origin=``... over the settings' connection options). ``path`` (a template
+        filled from ``path_params``) picks another endpoint of the server."""
         check_loop(self._loop, "ws_pool", self._loop_scope)
         before = self.pool.stats
         client = await self.pool.acquire(
             user if user is not None else self._default_user,
-            url=url or self._url,
+            url=route_url(self._url, url, path, path_params),
             auth=auth,
             **options,
         )
@@ -218,12 +249,16 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         ws_settings: WsSettings,
         ws_user_factory: Callable[..., TestUser],
     ) -> AsyncIterator[ClientFactory]:
-        """``await ws_client_factory(user=None, *, token=None, url=None, auth=None, ...)``.
+        """``await ws_client_factory(user=None, *, token=None, url=None, path=None,
+        path_params=None, auth=None, headers=None, origin=None, ...)``.
 
         Each call returns a `WsClient` (connected unless ``connect=False``) for ``user``
         (a fresh one when None); ``token`` overrides the user's token (negative tests);
-        ``auth`` is a method or a fallback chain; other keywords go to `WsClient`. Every
-        client made here is closed at teardown, concurrently and bounded.
+        ``path`` (``"/chat/{room}"``, filled from ``path_params``) reaches another
+        endpoint of the server; ``auth`` is a method or a fallback chain; ``headers``,
+        ``origin``, ``subprotocols``, ``user_agent`` and ``compression`` go over the
+        settings' connection options; other keywords go to `WsClient`. Every client made
+        here is closed at teardown, concurrently and bounded.
         """
         loop = asyncio.get_running_loop()
         watch = test_watch(request.node)
@@ -234,6 +269,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             *,
             token: str | None = None,
             url: str | None = None,
+            path: str | None = None,
+            path_params: Mapping[str, Any] | None = None,
             auth: str | Sequence[str] | None = None,
             max_message_size: int | None = None,
             connect: bool = True,
@@ -241,7 +278,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         ) -> WsClient:
             check_loop(loop, "ws_client_factory", loop_scope)
             client = WsClient(
-                url or ws_server.url,
+                route_url(ws_server.url, url, path, path_params),
                 user=user if user is not None else ws_user_factory(),
                 token=token,
                 auth=auth,
@@ -380,7 +417,10 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         connection unless ``users=`` is given), each returning a `StormResult` with
         p50/p95/p99 of connect, first message and round trip, errors by kind and RSS
         growth, and thresholds (``result.assert_p95(connect_ms=500)``). Results go to
-        the run's reports; held connections are closed at teardown, bounded.
+        the run's reports; held connections are closed at teardown, bounded. Every
+        storm carries the env's connection options (Origin, headers...) and takes
+        ``path=`` / ``path_params=`` (a mapping, or a factory of the connection's index)
+        or ``url=``, and `WsClient` keywords for its clients (``origin=``...).
         """
         storm = TestStorm(
             ws_server.url,

@@ -103,15 +103,27 @@ def ws_env_skip_reason(names: Sequence[str], env: str) -> str | None:
     return f"runs only under --ws-env {', '.join(names)} (current: {env})"
 
 
-def security_skip_reason(*, embedded: bool, auth_configured: bool) -> str | None:
+def security_skip_reason(
+    *, server_kind: str, auth_configured: bool, unauthenticated: bool = False
+) -> str | None:
     """Why a ``websocket_security`` test cannot run, or None when it can.
 
-    Isolation checks need users the server tells apart, so they need authentication:
-    the embedded server always has it; an external one needs a configured key.
+    Isolation checks need users the server tells apart. The embedded reference server
+    authenticates with the run's own secret; any other server (``--ws-url``,
+    ``--ws-app``, ``--ws-server-cmd``: the plugin cannot know what it checks) needs
+    either a configured key, or the declaration that it checks no credential
+    (``auth_methods = ["none"]``: users keep their ids, canaries and taint markers,
+    their tokens are just never sent).
+
+    Args:
+        server_kind: `ServerChoice.kind` ("embedded", "url", "app", "command").
+        auth_configured: a key is configured (`KeySettings.configured`).
+        unauthenticated: the settings say the server checks no credential.
     """
-    if embedded or auth_configured:
+    if unauthenticated or auth_configured or server_kind == "embedded":
         return None
     return (
         "websocket_security needs authentication: set jwt_secret_env (HS256) or "
-        "jwt_private_key_env (RS256) in [tool.ws_resilience] for this env"
+        "jwt_private_key_env (RS256) in [tool.ws_resilience] for this env, or declare "
+        'auth_methods = ["none"] if the server checks no credential'
     )

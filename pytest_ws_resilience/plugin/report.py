@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from pytest_ws_resilience.client.auth_methods import describe_auth
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.plugin.stash import SERVER_URLS_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
@@ -232,6 +233,7 @@ class ReportCollector:
                 else {"value": t.value, "source": t.source}
                 for name, t in settings.timeouts.items()
             },
+            "auth": describe_auth(settings),
             "chaos_seed": own.chaos_seed,
             "started_at": self.started_at,
             "finished_at": own.finished_at,

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pytest_ws_resilience.client.auth_methods import describe_auth
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import shown
 from pytest_ws_resilience.plugin import options
@@ -54,7 +55,8 @@ _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
 
 
 def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
-    """The report-header lines of the run's settings: env, server, timeouts, chaos seed."""
+    """The report-header lines of the run's settings: env, server, auth, timeouts, chaos
+    seed."""
     server = settings.server
     if server.app is not None:
         how = " in a subprocess" if server.app_subprocess else ""
@@ -72,6 +74,7 @@ def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: 
     )
     return [
         f"ws-resilience: env={settings.env} ({settings.env_source}), url={url}{path}",
+        f"ws-resilience auth: {describe_auth(settings)}",
         f"ws-resilience timeouts: {timeouts}",
         f"ws-resilience chaos seed: {run.chaos_seed} "
         f"({'--ws-chaos-seed' if seed_given else 'random'})",
@@ -198,10 +201,10 @@ class WsSession:
         in a hook, so that ``-rs`` points at the test and the skip happens before any
         fixture starts.
         """
-        server = self.settings.server
         security_reason = security_skip_reason(
-            embedded=server.url is None and server.app is None,
+            server_kind=self.settings.server.kind,
             auth_configured=self.settings.keys.configured,
+            unauthenticated=self.settings.unauthenticated,
         )
         for item in items:
             if security_reason and item.get_closest_marker("websocket_security") is not None:

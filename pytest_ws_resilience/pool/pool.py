@@ -38,7 +38,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_ws_resilience.client.client import WsClient, close_clients
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,

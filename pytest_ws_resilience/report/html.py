@@ -16,7 +16,13 @@ from typing import Any
 
 from pytest_ws_resilience.report.records import TestRecord
 from pytest_ws_resilience.report.server_info import server_line
-from pytest_ws_resilience.report.summary import format_bytes, format_counts, plural, storm_line
+from pytest_ws_resilience.report.summary import (
+    auth_text,
+    format_bytes,
+    format_counts,
+    plural,
+    storm_line,
+)
 from pytest_ws_resilience.report.svg import OUTCOME_COLOURS, histogram, percentile_bars, timeline
 from pytest_ws_resilience.stats import Distribution
 
@@ -126,7 +132,7 @@ def _tiles(summary: Mapping[str, Any]) -> str:
         _tile(
             "Connections opened",
             str(summary.get("connections_opened", 0)),
-            format_counts(summary.get("auth_methods", {})),
+            "auth: " + (auth_text(summary.get("auth_methods", {})) or "-"),
         ),
         _tile(
             "Handshake p50",
@@ -279,6 +285,8 @@ def _run_details(run: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         items.append(("chaos seeds by worker", format_counts(seeds)))
     for name, timeout in (run.get("timeouts") or {}).items():
         items.append((name, f"{timeout.get('value')} ({timeout.get('source')})"))
+    if run.get("auth"):
+        items.append(("auth", str(run["auth"])))
     for line in summary.get("services_started", []):
         items.append(("service", str(line)))
     for reason, count in (summary.get("skips") or {}).items():

@@ -9,6 +9,7 @@ from pytest_ws_resilience.report.aggregate import RunSummary
 
 __all__ = [
     "MAX_STORM_LINES",
+    "auth_text",
     "format_bytes",
     "format_counts",
     "plural",
@@ -38,6 +39,14 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
 def format_counts(counts: Mapping[str, int]) -> str:
     """``{"drop": 2, "delay": 1}`` -> ``drop 2, delay 1``."""
     return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
+def auth_text(counts: Mapping[str, int]) -> str:
+    """Connections by auth method: ``none`` alone when no connection presented a token
+    (an unauthenticated server), else ``subprotocol 12, query 1``."""
+    if counts and set(counts) == {"none"}:
+        return "none"
+    return format_counts(counts)
 
 
 def _ms(value: float | None) -> str:
@@ -89,7 +98,7 @@ def summary_lines(
         f"tests: {summary.tests}{where} ({outcomes}); "
         f"{summary.tests_using_plugin} used WebSocket connections"
     )
-    auth = f" (auth: {format_counts(summary.auth_methods)})" if summary.auth_methods else ""
+    auth = f" (auth: {auth_text(summary.auth_methods)})" if summary.auth_methods else ""
     retries = f", {summary.retries} retries" if summary.retries else ""
     lines.append(f"connections opened: {summary.connections}{auth}{retries}")
     hs = summary.handshake_ms

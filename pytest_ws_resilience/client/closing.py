@@ -1,0 +1,40 @@
+"""Closing many clients at once, bounded: what every owner of several clients (the
+fixtures, the pool, storms) does at its end, written once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pytest_ws_resilience.client.logs import client_logger
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client.client import WsClient
+
+__all__ = ["close_clients"]
+
+
+async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
+    """Close ``clients`` at once; never raises, never hangs.
+
+    Each close is bounded by its client's close timeout, and the whole by ``bound``
+    seconds, a last line of defence: closes still running then are cancelled (and given
+    a second to unwind), and a connection still open after that is aborted, so no
+    socket outlives the call.
+    """
+    if not clients:
+        return
+    tasks = [asyncio.ensure_future(c.close()) for c in clients]
+    _, pending = await asyncio.wait(tasks, timeout=bound)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            client_logger.debug("closing a client failed: %s", task.exception())
+    for client in clients:
+        conn = client.connection
+        if conn is not None and not client.closed:
+            conn.transport.abort()

@@ -1,0 +1,111 @@
+"""One storm connection's exchange: messages sent back to back, their replies matched
+as frames arrive (in any order) and timed. The asyncio side of `Storm`'s measurements."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.eventlog import LogRecord
+from pytest_ws_resilience.client.matching import matches
+from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
+
+__all__ = ["Exchange", "send_message"]
+
+# After the connection closed, how long its reader may take to deliver buffered frames.
+_DRAIN_S = 0.25
+
+
+async def send_message(client: WsClient, message: Any) -> None:
+    """Send ``message`` as text, bytes or JSON, by its type."""
+    if isinstance(message, str):
+        await client.send_text(message)
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        await client.send_bytes(bytes(message))
+    else:
+        await client.send_json(message)
+
+
+class Exchange:
+    """Messages sent on one client and their replies, timed by a receive hook.
+
+    Replies are matched in the reader as frames arrive, in any order, so a server
+    answering out of order is not mistaken for one losing messages.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Mapping[str, Any] | None, float]] = []
+        self.round_trips_s: list[float] = []
+        self.first_sent_at: float | None = None
+        self.first_frame_at: float | None = None
+        self.sent = 0
+        self._all_sent = False
+        self._done = asyncio.Event()
+
+    def on_frame(self, record: LogRecord) -> None:
+        at = record.received_at
+        if self.first_sent_at is None:
+            return
+        if self.first_frame_at is None and at >= self.first_sent_at:
+            self.first_frame_at = at
+        for position, (wanted, sent_at) in enumerate(self.pending):
+            if wanted is None or (record.data is not None and matches(record.data, wanted)):
+                self.round_trips_s.append(at - sent_at)
+                del self.pending[position]
+                break
+        if self._all_sent and not self.pending:
+            self._done.set()
+
+    async def send_all(
+        self, client: WsClient, messages: Sequence[Any], replies: Sequence[Mapping[str, Any] | None]
+    ) -> None:
+        """Write every message back to back; each reply is awaited from its send on."""
+        for message, wanted in zip(messages, replies, strict=True):
+            sent_at = time.monotonic()  # before the write: a reply cannot precede it
+            if self.first_sent_at is None:
+                self.first_sent_at = sent_at
+            self.pending.append((wanted, sent_at))
+            await send_message(client, message)
+            self.sent += 1
+        self._all_sent = True
+        if not self.pending:
+            self._done.set()
+
+    async def wait(self, client: WsClient, bound: float) -> None:
+        """Return once every reply came.
+
+        Raises:
+            WsTimeoutError: replies still missing after ``bound`` seconds.
+            WsConnectionClosedError: the connection closed with replies missing.
+        """
+        conn = client.connection
+        if self._done.is_set() or conn is None:
+            return
+        done = asyncio.ensure_future(self._done.wait())
+        closed = asyncio.ensure_future(conn.wait_closed())
+        try:
+            await asyncio.wait({done, closed}, timeout=bound, return_when="FIRST_COMPLETED")
+        finally:
+            done.cancel()
+            closed.cancel()
+        if self._done.is_set():
+            return
+        missing = f"{len(self.pending)} of {self.sent} replies missing"
+        if closed.done() and not closed.cancelled():
+            if not client.closed:
+                # The reader may still hold frames that came before the close: let it
+                # deliver them (a short, bounded wait, on the failure path only).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DRAIN_S):
+                        await self._done.wait()
+            if self._done.is_set():
+                return
+            raise WsConnectionClosedError(
+                f"{client.name}: connection closed (code {conn.close_code}), {missing}",
+                code=conn.close_code,
+            )
+        raise WsTimeoutError(f"{client.name}: {missing} after recv_timeout={bound:g}s")
