@@ -181,7 +181,12 @@ class ServicesRuntime:
         (unless it sets that variable), so the service accepts the run's tokens."""
         tokens = self.tokens()
         env = dict(spec.env or {})
-        if tokens.algorithm != "HS256" or tokens.secret is None or SERVER_CMD_SECRET_ENV in env:
+        if (
+            self.settings.unauthenticated  # auth_methods = ["none"]: it checks no token
+            or tokens.algorithm != "HS256"
+            or tokens.secret is None
+            or SERVER_CMD_SECRET_ENV in env
+        ):
             return spec
         env[SERVER_CMD_SECRET_ENV] = tokens.secret
         return dataclasses.replace(spec, env=env)

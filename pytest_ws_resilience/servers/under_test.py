@@ -283,6 +283,8 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
         auth_subprotocol=settings.auth_subprotocol,
         max_message_size=settings.max_message_size,
         recv_timeout=settings.recv_timeout.value,
+        # auth_methods = ["none"] against the embedded server: it checks no token either.
+        require_auth=not settings.unauthenticated,
     )
     embedded = start_embedded_server(config, settings.connect_timeout.value)
     return ServerUnderTest(url=embedded.url, source="embedded", embedded=embedded)
