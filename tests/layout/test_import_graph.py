@@ -47,6 +47,7 @@ PURE_MODULES = (
     "pool.keys",
     "pool.stats",
     "contracts.contract",
+    "contracts.keys",
     "contracts.checker",
     "contracts.rules",
     "contracts.result",
