@@ -2,7 +2,6 @@
 
 import pytest
 
-pytestmark = pytest.mark.websocket_security
 
 LEAKY_TEST = """
 import pytest
