@@ -50,5 +50,4 @@ def holds(predicate: FramePredicate, frame: Any) -> bool:
 
 def callable_name(function: Callable[..., Any]) -> str:
     """How errors and reprs name a key or predicate (``<lambda>``, ``is_answer``)."""
-    name = getattr(function, "__qualname__", None) or type(function).__name__
-    return str(name).replace("<locals>.", "")
+    return str(getattr(function, "__name__", None) or type(function).__name__)

@@ -1,8 +1,5 @@
 """ws_isolation and the websocket_security marker, as users use them (pytester runs)."""
 
-import pytest
-
-
 LEAKY_TEST = """
 import pytest
 
