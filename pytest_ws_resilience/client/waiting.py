@@ -174,7 +174,10 @@ class EventWaiter:
         record = await self.watch(wait.accept, self._deadline(bound), lambda: what, consume=True)
         if record is None:
             raise WsTimeoutError(
-                f"{self._label}: no {what} within recv_timeout={bound}; {recent_events(self._log)}"
+                redact(
+                    f"{self._label}: no {what} within recv_timeout={bound}; "
+                    f"{recent_events(self._log)}"
+                )
             )
         return record
 
@@ -211,7 +214,7 @@ class EventWaiter:
             step = f"sequence step {number}/{len(waits)} {wait.what}"
             record = await self.watch(wait.accept, deadline, step.__str__, consume=True)
             if record is None:
-                seen = ", ".join(frame_label(r, key) for r in found) or "nothing"
+                seen = ", ".join(frame_label(r, key) for r in found)
                 raise WsTimeoutError(
                     redact(
                         f"{self._label}: {step} not seen within recv_timeout={bound}; "

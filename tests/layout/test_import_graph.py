@@ -57,6 +57,7 @@ PURE_MODULES = (
     "isolation.violation",
     "isolation.detector",
     "isolation.guard",
+    "isolation.options",
     "chaos.toxics",
     "chaos.timing",
     "chaos.seeds",
