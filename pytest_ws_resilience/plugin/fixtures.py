@@ -32,7 +32,10 @@ from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
 from pytest_ws_resilience.isolation.options import IsolationOptions
 from pytest_ws_resilience.load.bench import AsyncBenchmark, ReplayTimer
-from pytest_ws_resilience.plugin.markers import security_marker_options
+from pytest_ws_resilience.plugin.markers import (
+    security_marker_options,
+    security_nothing_checked,
+)
 from pytest_ws_resilience.plugin.stash import REPLAY_TIMER_KEY, SERVICES_KEY, SETTINGS_KEY
 from pytest_ws_resilience.plugin.watch import test_watch
 from pytest_ws_resilience.servers.handle import ServiceHandle
@@ -174,7 +177,8 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
     Options: ``ws_isolation.configure(taint=..., identity=..., allow=[...], ...)``, or
     the same as ``websocket_security`` marker arguments. Strict (nothing may be
     expected) under ``websocket_security``, which turns this fixture on by itself and
-    warns (`WsIsolationWarning`) when the detector checked no frame at all.
+    warns (`WsIsolationWarning`) when the detector checked no frame at all (unless
+    every connection the test tried was refused at the handshake).
     """
     node = request.node
     try:
@@ -194,14 +198,16 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
         node.add_report_section("teardown", "ws-isolation, frames after the test body", note)
     if failure is not None:
         pytest.fail(f"isolation violations after the test body:\n{failure}", pytrace=False)
-    if strict and guard.checks == 0:
-        node.warn(
-            WsIsolationWarning(
-                f"{node.name}: websocket_security is on but the isolation detector checked "
-                f"no frame: nothing was verified (open connections through ws_client, "
-                f"ws_client_factory or ws_pool)"
-            )
+    if strict:
+        clients = test_watch(node).seen_clients
+        warning = security_nothing_checked(
+            node.name,
+            checks=guard.checks,
+            clients=len(clients),
+            connected=sum(1 for c in clients if c.metrics.connects),
         )
+        if warning is not None:
+            node.warn(WsIsolationWarning(warning))
 
 
 @pytest.fixture(autouse=True)

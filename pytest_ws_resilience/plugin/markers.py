@@ -16,6 +16,7 @@ __all__ = [
     "MARKERS",
     "marker_names",
     "security_marker_options",
+    "security_nothing_checked",
     "security_skip_reason",
     "ws_env_names",
     "ws_env_skip_reason",
@@ -149,3 +150,32 @@ def security_marker_options(
         return read_isolation_options(merged)
     except ValueError as err:
         raise ValueError(f"{test}: websocket_security marker: {err}") from None
+
+
+def security_nothing_checked(test: str, *, checks: int, clients: int, connected: int) -> str | None:
+    """The warning of a ``websocket_security`` test whose detector verified nothing.
+
+    Args:
+        test: the test's name.
+        checks: frames the detector scanned.
+        clients: clients the test used through the plugin's fixtures.
+        connected: how many of them had a connection accepted.
+
+    Returns:
+        None when frames were checked, or when every client the test tried was refused
+        at the handshake (an authentication test: no frame could come, by design);
+        else the warning's one line.
+    """
+    if checks or (clients and not connected):
+        return None
+    if not clients:
+        why = (
+            "the test opened no connection through ws_client, ws_client_factory, ws_pool "
+            "or ws_storm (a WsClient made by hand is not watched)"
+        )
+    else:
+        why = f"its {connected} connection(s) received no frame"
+    return (
+        f"{test}: websocket_security is on but the isolation detector checked no frame: "
+        f"nothing was verified; {why}"
+    )

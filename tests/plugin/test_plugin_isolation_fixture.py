@@ -251,6 +251,41 @@ def test_a_security_test_that_checked_no_frame_warns(ws_pytester):
     result.stdout.fnmatch_lines(["*WsIsolationWarning: test_nothing_checked*checked no frame*"])
 
 
+def test_hand_made_clients_are_named_in_the_warning(ws_pytester):
+    ws_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_ws_resilience import WsClient
+
+        @pytest.mark.asyncio
+        @pytest.mark.websocket_security
+        async def test_raw(ws_server, ws_user, ws_settings):
+            async with WsClient(ws_server.url, user=ws_user, settings=ws_settings) as client:
+                await client.expect(type="connection_established")
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*checked no frame*a WsClient made by hand is not watched*"])
+
+
+def test_a_security_test_refused_at_the_handshake_does_not_warn(ws_pytester):
+    ws_pytester.makepyfile(
+        """
+        import pytest
+        from pytest_ws_resilience import WsAuthError
+
+        @pytest.mark.asyncio
+        @pytest.mark.websocket_security
+        async def test_refused(ws_client_factory, ws_tokens, ws_user):
+            with pytest.raises(WsAuthError):
+                await ws_client_factory(ws_user, token=ws_tokens.expired(ws_user))
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(passed=1, warnings=0)
+
+
 def test_the_no_frame_warning_can_fail_a_ci_run(ws_pytester):
     ws_pytester.makepyfile(
         """

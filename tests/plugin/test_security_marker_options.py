@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_ws_resilience.plugin.markers import MARKERS, security_marker_options
+from pytest_ws_resilience.plugin.markers import (
+    MARKERS,
+    security_marker_options,
+    security_nothing_checked,
+)
 
 
 def test_a_bare_marker_has_default_options() -> None:
@@ -38,3 +42,16 @@ def test_the_registered_help_lists_the_options() -> None:
     assert (
         "websocket_security(taint=True, identity=True, allow=[...]" in MARKERS["websocket_security"]
     )
+
+
+def test_a_security_test_that_checked_frames_or_was_refused_is_quiet() -> None:
+    assert security_nothing_checked("t", checks=3, clients=2, connected=2) is None
+    assert security_nothing_checked("t", checks=0, clients=2, connected=0) is None
+
+
+def test_a_security_test_that_checked_nothing_says_why() -> None:
+    no_client = security_nothing_checked("test_x", checks=0, clients=0, connected=0)
+    assert no_client is not None and no_client.startswith("test_x: websocket_security is on")
+    assert "a WsClient made by hand is not watched" in no_client
+    silent = security_nothing_checked("test_x", checks=0, clients=1, connected=1)
+    assert silent is not None and "its 1 connection(s) received no frame" in silent
