@@ -37,6 +37,7 @@ __all__ = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsIsolationWarning",
     "WsMessageTooLargeError",
     "WsPoolExhaustedError",
     "WsResilienceError",
@@ -222,3 +223,9 @@ class WsSchedulingWarning(UserWarning):
     """Connection tests may overlap under xdist although the plugin meant to serialize
     them. Filter it like any warning, e.g.
     ``-W ignore::pytest_ws_resilience.errors.WsSchedulingWarning``."""
+
+
+class WsIsolationWarning(UserWarning):
+    """A ``websocket_security`` test passed without its isolation detector checking a
+    single frame: nothing was verified. Make it fail a CI run with
+    ``-W error::pytest_ws_resilience.errors.WsIsolationWarning``."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -36,7 +36,12 @@ from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.client.handshake import Connector, Opened
 from pytest_ws_resilience.client.logs import client_logger
-from pytest_ws_resilience.client.matching import expected_event
+from pytest_ws_resilience.client.matching import (
+    BytesMatch,
+    TextMatch,
+    expected_event,
+    frame_wait,
+)
 from pytest_ws_resilience.client.metrics import ClientMetrics, payload_size
 from pytest_ws_resilience.client.observers import ClientObserver, Observers, ReceiveHook
 from pytest_ws_resilience.client.waiting import EventWaiter
@@ -44,6 +49,7 @@ from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.contracts.contract import EventContract
+from pytest_ws_resilience.contracts.keys import EventKey
 from pytest_ws_resilience.contracts.result import ContractResult
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
@@ -383,40 +389,60 @@ class WsClient:
     # The public API takes a ``timeout`` (SPEC section 5): a per-call bound is the point.
     async def expect(
         self,
-        type: str | None = None,
+        type: str | Callable[[Any], Any] | None = None,
         *,
         timeout: float | None = None,  # noqa: ASYNC109
         **fields: Any,
-    ) -> dict[str, Any]:
-        """Wait for the next unconsumed event with ``type`` and ``fields``; return it.
+    ) -> Any:
+        """Wait for the next unconsumed event with ``type`` and ``fields``; return it
+        (a dict, for every form but the predicate one).
 
         Events before the match are skipped (consumed). A callable field value is a
-        predicate. Bounded by ``timeout`` or the recv timeout.
+        predicate. A callable first argument is a predicate on ANY frame (the parsed
+        JSON, else the text, else the bytes: `LogRecord.frame`), which is returned.
+        Bounded by ``timeout`` or the recv timeout.
 
         Raises:
             WsTimeoutError: nothing matched in time (says what was expected and what came).
             WsConnectionClosedError: the connection closed first.
         """
-        return await self._waiter.expect(
-            expected_event(type, fields), self._bounds.for_wait(timeout)
-        )
+        bound = self._bounds.for_wait(timeout)
+        if callable(type):
+            return (await self._waiter.expect_frame(frame_wait(type, fields), bound)).frame
+        return await self._waiter.expect(expected_event(type, fields), bound)
+
+    async def expect_text(self, match: TextMatch, *, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        """Wait for the next unconsumed text frame (JSON or not) equal to ``match`` (a
+        ``str``), in which a compiled regex finds a match, or that a predicate accepts;
+        return its text. Bounded and raising as `expect` (``TypeError``: another kind)."""
+        return await self._waiter.expect_text(match, self._bounds.for_wait(timeout))
+
+    async def expect_bytes(self, match: BytesMatch, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """Wait for the next unconsumed binary frame equal to ``match`` or accepted by a
+        predicate on its bytes; return them. Bounded and raising as `expect_text`."""
+        return await self._waiter.expect_bytes(match, self._bounds.for_wait(timeout))
 
     async def expect_sequence(
         self,
-        expected: Sequence[str | Mapping[str, Any]],
+        expected: Sequence[str | Mapping[str, Any] | Callable[[Any], Any]],
         *,
+        key: EventKey | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
-    ) -> list[dict[str, Any]]:
-        """Wait for events matching each item in order (others may come in between).
+    ) -> list[Any]:
+        """Wait for frames matching each item in order (others may come in between).
 
-        An item is a type name or a mapping of fields. One deadline covers the whole
-        sequence.
+        An item is an event name, a mapping of fields or a predicate on any frame. A
+        name is the ``type`` field, or, with ``key``, what ``key(frame)`` returns (for
+        protocols without a ``type``: ``key=lambda f: f.get("action")``, or for text
+        ``key=lambda t: t.split(":")[0]``). One deadline covers the whole sequence.
 
         Raises:
-            WsTimeoutError: a step was not seen in time (names the step).
+            WsTimeoutError: a step was not seen in time (names the step and what came,
+                in ``key``'s names).
             WsConnectionClosedError: the connection closed first.
         """
-        return await self._waiter.expect_sequence(expected, self._bounds.for_wait(timeout))
+        bound = self._bounds.for_wait(timeout)
+        return await self._waiter.expect_sequence(expected, bound, key)
 
     async def expect_contract(
         self,

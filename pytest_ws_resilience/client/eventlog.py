@@ -1,6 +1,7 @@
 """The bounded record of every frame a client received.
 
-Pure data, no I/O: the client's reader appends, waits scan (what they look for is
+Pure data, no I/O: the client's reader appends every frame (JSON or not, text or
+binary), waits scan (what they look for is
 `pytest_ws_resilience.client.matching`). The log is a ring buffer so a client that
 receives 10,000+ messages keeps a flat memory footprint; ``total`` and ``dropped`` say
 how much went through and how much was evicted.
@@ -36,6 +37,18 @@ class LogRecord:
     wall_time: float
     raw: str | bytes
     data: Any
+
+    @property
+    def frame(self) -> Any:
+        """The frame as predicates and key functions see it: the parsed JSON, else the
+        raw text (a text frame that is not JSON), else the raw bytes."""
+        data = self.data
+        return self.raw if data is None else data
+
+    @property
+    def is_text(self) -> bool:
+        """True for a text frame (JSON or not), False for a binary one."""
+        return isinstance(self.raw, str)
 
 
 def _parse(raw: str | bytes) -> Any:
@@ -86,6 +99,12 @@ class EventLog:
     def events(self) -> list[Any]:
         """Parsed JSON of the retained frames, in order (non-JSON frames skipped)."""
         return [r.data for r in self._records if r.data is not None]
+
+    @property
+    def frames(self) -> list[Any]:
+        """Every retained frame, in order, as `LogRecord.frame` shows it: parsed JSON,
+        else the text, else the bytes (so a text protocol's frames are all here)."""
+        return [r.frame for r in self._records]
 
     @property
     def total(self) -> int:

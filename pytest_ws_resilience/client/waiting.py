@@ -1,5 +1,5 @@
-"""Bounded waits over a client's event log: ``expect``, ``expect_sequence``,
-``expect_contract``.
+"""Bounded waits over a client's event log: ``expect`` (and its frame, text and bytes
+forms), ``expect_sequence``, ``expect_contract``.
 
 The asyncio side of waiting. The reader task appends each frame to the `EventLog` and
 calls `EventWaiter.wake`; a waiter scans the records it has not consumed yet and sleeps
@@ -27,19 +27,27 @@ from typing import Any
 
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.matching import (
+    BytesMatch,
+    FrameWait,
+    TextMatch,
+    bytes_wait,
     describe_expected,
+    frame_label,
     matches,
     recent_events,
-    sequence_steps,
+    sequence_waits,
+    text_wait,
 )
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.contracts.contract import EventContract
+from pytest_ws_resilience.contracts.keys import EventKey
 from pytest_ws_resilience.contracts.result import ContractResult
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
     WsResilienceError,
     WsTimeoutError,
 )
+from pytest_ws_resilience.redaction import redact
 
 __all__ = ["EventWaiter"]
 
@@ -154,31 +162,67 @@ class EventWaiter:
         found: dict[str, Any] = record.data  # matches() accepts mappings only
         return found
 
-    async def expect_sequence(
-        self, items: Sequence[str | Mapping[str, Any]], bound: TimeoutValue
-    ) -> list[dict[str, Any]]:
-        """Events matching each item in order, others allowed in between; one deadline.
+    async def expect_frame(self, wait: FrameWait, bound: TimeoutValue) -> LogRecord:
+        """The first unconsumed record ``wait`` accepts (any frame: JSON, text, bytes);
+        consumes through it.
 
         Raises:
-            WsTimeoutError: a step was not seen in time (names the step).
+            WsTimeoutError: nothing matched within ``bound`` (names what came instead).
             WsConnectionClosedError: the connection closed first.
         """
-        steps = sequence_steps(items)
-        deadline = self._deadline(bound)
-        found: list[dict[str, Any]] = []
-        for number, step in enumerate(steps, 1):
-            label = f"sequence step {number}/{len(steps)} "
-            record = await self.watch(
-                _accepting(step), deadline, _describing(step, label), consume=True
-            )
-            if record is None:
-                seen = [e.get("type") for e in found]
-                raise WsTimeoutError(
-                    f"{self._label}: {label}{describe_expected(step)} not seen within "
-                    f"recv_timeout={bound}; matched before it: {seen}; {recent_events(self._log)}"
+        what = wait.what
+        record = await self.watch(wait.accept, self._deadline(bound), lambda: what, consume=True)
+        if record is None:
+            raise WsTimeoutError(
+                redact(
+                    f"{self._label}: no {what} within recv_timeout={bound}; "
+                    f"{recent_events(self._log)}"
                 )
-            found.append(record.data)
-        return found
+            )
+        return record
+
+    async def expect_text(self, match: TextMatch, bound: TimeoutValue) -> str:
+        """The first unconsumed text frame ``match`` accepts (see `text_wait`)."""
+        raw = (await self.expect_frame(text_wait(match), bound)).raw
+        return raw if isinstance(raw, str) else raw.decode()  # always str: text frames only
+
+    async def expect_bytes(self, match: BytesMatch, bound: TimeoutValue) -> bytes:
+        """The first unconsumed binary frame ``match`` accepts (see `bytes_wait`)."""
+        raw = (await self.expect_frame(bytes_wait(match), bound)).raw
+        return raw if isinstance(raw, bytes) else raw.encode()  # always bytes: binary only
+
+    async def expect_sequence(
+        self,
+        items: Sequence[str | Mapping[str, Any] | Callable[[Any], Any]],
+        bound: TimeoutValue,
+        key: EventKey | None = None,
+    ) -> list[Any]:
+        """Frames matching each item in order, others allowed in between; one deadline.
+
+        An item is an event name (the ``type`` field, or the name ``key`` gives a
+        frame), a mapping of fields, or a predicate on any frame.
+
+        Raises:
+            WsTimeoutError: a step was not seen in time (names the step, what matched
+                before it and what came, in ``key``'s names or the frames' text).
+            WsConnectionClosedError: the connection closed first.
+        """
+        waits = sequence_waits(items, key)
+        deadline = self._deadline(bound)
+        found: list[LogRecord] = []
+        for number, wait in enumerate(waits, 1):
+            step = f"sequence step {number}/{len(waits)} {wait.what}"
+            record = await self.watch(wait.accept, deadline, step.__str__, consume=True)
+            if record is None:
+                seen = ", ".join(frame_label(r, key) for r in found)
+                raise WsTimeoutError(
+                    redact(
+                        f"{self._label}: {step} not seen within recv_timeout={bound}; "
+                        f"matched before it: [{seen}]; {recent_events(self._log, key)}"
+                    )
+                )
+            found.append(record)
+        return [record.frame for record in found]
 
     async def expect_contract(
         self, contract: EventContract, correlation: Any, bound: TimeoutValue
@@ -201,7 +245,7 @@ class EventWaiter:
         reason: str | None = None
         try:
             record = await self.watch(
-                lambda r: checker.feed(r.data, r.received_at),
+                lambda r: checker.feed(r.frame, r.received_at),
                 deadline,
                 lambda: f"contract {contract.name or contract.events!r}",
                 consume=False,

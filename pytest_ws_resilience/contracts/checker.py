@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pytest_ws_resilience.contracts.keys import event_name
 from pytest_ws_resilience.contracts.result import ContractResult, ObservedEvent
 from pytest_ws_resilience.contracts.rules import judge
 from pytest_ws_resilience.redaction import redact
@@ -37,7 +38,8 @@ class ContractChecker:
 
     The run is ``correlation`` when given, else the first correlation value seen that
     is not in ``skip_runs`` (runs a client already checked). Frames that are not
-    mappings, whose event field is not one of the contract's events (pings, pongs,
+    mappings (unless the contract names events with a ``key`` function, which then
+    sees every frame), whose event name is not one of the contract's events (pings, pongs,
     greetings), or, with correlation, that lack the field or belong to another run,
     are ignored.
 
@@ -58,6 +60,7 @@ class ContractChecker:
         "_field",
         "_frames",
         "_key",
+        "_namer",
         "_names",
         "_positions",
         "_run",
@@ -85,6 +88,7 @@ class ContractChecker:
         self._contract = contract
         self._field = contract.field
         self._key = contract.correlation
+        self._namer = contract.key
         self._positions = contract._positions
         self._terminal = contract._terminal
         self._skip_runs = skip_runs
@@ -95,7 +99,7 @@ class ContractChecker:
         self._done = False
         self._names: list[str] = []
         self._times: list[float] = []
-        self._frames: list[Mapping[str, Any]] = []
+        self._frames: list[Any] = []
 
     def __repr__(self) -> str:
         return redact(
@@ -125,20 +129,26 @@ class ContractChecker:
         selects and records, and judges nothing.
 
         Args:
-            event: the parsed frame (anything; non-mappings are ignored).
+            event: the frame: parsed JSON (non-mappings are ignored), or, for a
+                contract with a ``key`` function, whatever that function names (the
+                parsed JSON, else the text, else the bytes).
             at: its receive time in seconds (e.g. ``time.monotonic()``), on the same
                 clock as ``started_at``; budgets are measured on it.
         """
         if self._done:
             return True
-        if not isinstance(event, Mapping):
+        namer = self._namer
+        if namer is not None:
+            name = event_name(event, namer)
+        elif isinstance(event, Mapping):
+            name = event.get(self._field)
+        else:
             return False
-        name = event.get(self._field)
         if not isinstance(name, str) or name not in self._positions:
             return False
         key = self._key
         if key is not None:
-            if key not in event:
+            if not isinstance(event, Mapping) or key not in event:
                 return False
             value = event[key]
             if self._run_chosen:

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.contracts.checker import ContractChecker
+from pytest_ws_resilience.contracts.keys import EventKey, callable_name
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.contracts.result import ContractResult
@@ -53,6 +54,11 @@ class EventContract:
     Args:
         events: the events of a run, in their required order (a list is accepted).
         field: the field of a frame that names its event (``type``, ``event``, ...).
+        key: for protocols without such a field: a function naming a frame's event
+            (``lambda f: f.get("action")``; for text frames ``lambda t: t.split(":")[0]``).
+            It sees the parsed JSON, else the text, else the bytes; a frame it gives no
+            name (None, or raising on a frame of another shape) is ignored. Replaces
+            ``field`` (giving both is an error).
         correlation: the field that tells runs apart (e.g. ``run_id``). When set,
             interleaved runs are checked separately and frames without it are ignored.
         terminal: the event that ends a run; default the last of ``events``.
@@ -72,6 +78,7 @@ class EventContract:
 
     events: tuple[str, ...]
     field: str
+    key: EventKey | None
     correlation: str | None
     terminal: str | None
     repeatable: frozenset[str]
@@ -86,6 +93,7 @@ class EventContract:
         events: Iterable[str],
         *,
         field: str = "type",
+        key: EventKey | None = None,
         correlation: str | None = None,
         terminal: str | None = None,
         repeatable: str | Iterable[str] = (),
@@ -106,6 +114,10 @@ class EventContract:
             positions[event] = position
         if not isinstance(field, str) or not field:
             raise ValueError(f"EventContract field must be a non-empty string, got {field!r}")
+        if key is not None and not callable(key):
+            raise ValueError(f"EventContract key must be a function of the frame, got {key!r}")
+        if key is not None and field != "type":
+            raise ValueError(f"EventContract takes field={field!r} or a key function, not both")
         if correlation is not None and (not isinstance(correlation, str) or not correlation):
             raise ValueError(
                 f"EventContract correlation must be a field name or None, got {correlation!r}"
@@ -137,6 +149,7 @@ class EventContract:
         setattr_ = object.__setattr__  # frozen: assign through object
         setattr_(self, "events", ordered_events)
         setattr_(self, "field", field)
+        setattr_(self, "key", key)
         setattr_(self, "correlation", correlation)
         setattr_(self, "terminal", terminal)
         setattr_(self, "repeatable", repeatable_set)
@@ -153,7 +166,8 @@ class EventContract:
     _terminal: str = dataclasses.field(init=False, compare=False, hash=False)
 
     def __repr__(self) -> str:
-        parts = [f"events={list(self.events)!r}", f"field={self.field!r}"]
+        named_by = f"field={self.field!r}" if self.key is None else f"key={callable_name(self.key)}"
+        parts = [f"events={list(self.events)!r}", named_by]
         if self.correlation is not None:
             parts.append(f"correlation={self.correlation!r}")
         if self.terminal is not None:
@@ -199,7 +213,7 @@ class EventContract:
 
     def check(
         self,
-        events: Iterable[Mapping[str, Any]],
+        events: Iterable[Any],
         *,
         correlation: Any = None,
         times: Sequence[float] | None = None,
@@ -208,7 +222,8 @@ class EventContract:
         for violations.
 
         Args:
-            events: frames in the order received.
+            events: frames in the order received (parsed JSON; text or bytes for a
+                contract with a ``key``).
             correlation: the run to check; default the first one seen.
             times: receive time of each frame (seconds, any origin), for budgets;
                 without them every offset is 0 and nothing is late.

@@ -10,7 +10,7 @@ the line of the frame that shows it. Everything shown is redacted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_ws_resilience.errors import ContractViolationError
@@ -26,11 +26,12 @@ ViolationKind = Literal["missing", "duplicated", "out_of_order", "late"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ObservedEvent:
-    """One frame of the checked run: its event name, offset from the run's start, the frame."""
+    """One frame of the checked run: its event name, offset from the run's start, the frame
+    (parsed JSON; the text or bytes for a contract naming events with a ``key``)."""
 
     name: str
     offset: float
-    event: Mapping[str, Any]
+    event: Any
 
     def __repr__(self) -> str:
         return redact(f"ObservedEvent({self.name!r}, +{self.offset:.3f}s, {self.event!r})")

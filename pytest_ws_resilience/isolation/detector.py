@@ -48,6 +48,7 @@ from pytest_ws_resilience.isolation.index import MarkerIndex, MarkerMatch
 from pytest_ws_resilience.isolation.markers import (
     CANARY,
     DEFAULT_UNTAINTED_KEYS,
+    IDENTITY_KINDS,
     REGISTERED,
     SECRET_KINDS,
     TAINT,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.client.eventlog import LogRecord
     from pytest_ws_resilience.client.tokens import TestUser
+    from pytest_ws_resilience.isolation.options import IsolationOptions
 
 __all__ = ["IsolationDetector"]
 
@@ -131,7 +133,7 @@ def _remember(memory: dict[str, None], values: list[str]) -> None:
             del memory[old]
 
 
-def _owner_of(user_or_id: TestUser | str) -> str:
+def _owner_of(user_or_id: TestUser | UserIdentity | str) -> str:
     return user_or_id.id if isinstance(user_or_id, UserIdentity) else str(user_or_id)
 
 
@@ -250,9 +252,43 @@ class IsolationDetector:
         self._violations.clear()
         self._violations_dropped = 0
 
+    def configure(self, options: IsolationOptions) -> None:
+        """Apply a test's options (`IsolationOptions`) from now on, in place.
+
+        The switches also govern markers filed before the call: ``identity=False``
+        stops reporting the identity markers already indexed, ``taint=False`` the
+        taint markers (and files no new ones); switching back reports them again.
+        ``allow``, ``allow_patterns`` and ``markers`` work as `allow`,
+        `allow_pattern` and `register`; ``taint_min_length`` and ``untainted_keys``
+        apply to the values sent from now on.
+        """
+        if options.identity is not None:
+            self.identity = options.identity
+            self._report_kinds(IDENTITY_KINDS, options.identity)
+        if options.taint is not None:
+            self.taint = options.taint
+            self._report_kinds(frozenset({TAINT}), options.taint)
+        if options.taint_min_length is not None:
+            self.taint_min_length = max(options.taint_min_length, self.marker_min_length)
+        if options.untainted_keys is not None:
+            self.untainted_keys = options.untainted_keys
+        self.allow(*options.allow)
+        for pattern in options.allow_patterns:
+            self.allow_pattern(pattern)
+        for user, marker in options.markers:
+            self.register(user, marker)
+
+    def _report_kinds(self, kinds: frozenset[str], reportable: bool) -> None:
+        """Turn reporting of the owned markers of ``kinds`` on or off."""
+        index = self._index
+        for marker in list(index):
+            entry = index.get(marker)
+            if entry is not None and entry.owner is not None and entry.kind in kinds:
+                entry.reportable = reportable
+
     # -- markers ---------------------------------------------------------------------
 
-    def add_user(self, user: TestUser | str) -> None:
+    def add_user(self, user: TestUser | UserIdentity | str) -> None:
         """Track a user; a `TestUser` brings its identity markers. Idempotent."""
         owner = _owner_of(user)
         if owner in self._users:
@@ -265,7 +301,9 @@ class IsolationDetector:
         for marker, kind in identity_markers(user):
             self._claim(owner, marker, kind, reportable=self.identity)
 
-    def register(self, user_or_id: TestUser | str, marker: str, kind: str = REGISTERED) -> None:
+    def register(
+        self, user_or_id: TestUser | UserIdentity | str, marker: str, kind: str = REGISTERED
+    ) -> None:
         """Make ``marker`` a marker of that user (always reported, whatever the switches).
 
         Kinds in `SECRET_KINDS` (``token``, ``secret``) are never shown in reports.

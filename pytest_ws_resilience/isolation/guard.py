@@ -3,18 +3,26 @@
 Pure, no I/O. The detector only finds violations; whether they fail the test is a
 separate decision, taken here: a test may declare it provokes violations on purpose
 (to prove a leak is caught), except under the ``websocket_security`` marker, where
-the guard is strict. The verdict is asked twice (after the test body, and at teardown
-for frames that arrived late), so each violation is reported once.
+the guard is strict.
+
+The verdict is asked twice: after the test body (`verdict`: the test fails there, once,
+with the report) and at teardown (`teardown_verdict`: for frames that arrived after the
+body). One failure per leak: once the body's verdict failed the test, frames that come
+later (the rest of a leaking stream) join the report as a note, never as a second
+error; a leak that first shows at teardown fails the teardown.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 
 if TYPE_CHECKING:
-    from pytest_ws_resilience.client.tokens import TestUser
+    from pytest_ws_resilience.isolation.markers import UserIdentity
     from pytest_ws_resilience.isolation.violation import IsolationViolation
 
 __all__ = ["IsolationGuard"]
@@ -26,15 +34,31 @@ class IsolationGuard:
     Any violation fails the test, unless the test declared it expects them with
     `expect_violations` (to assert on them, e.g. to prove a leak is caught). Under the
     ``websocket_security`` marker the guard is strict: violations cannot be expected.
+
+    Args:
+        detector: the detector watching the test's clients.
+        strict: refuse `expect_violations` (``websocket_security``).
+        options: options given as marker arguments, applied at once.
     """
 
     __test__ = False
 
-    def __init__(self, detector: IsolationDetector, *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        detector: IsolationDetector,
+        *,
+        strict: bool = False,
+        options: IsolationOptions | None = None,
+    ) -> None:
+        #: The detector: markers, switches, every violation (see `IsolationDetector`).
         self.detector = detector
+        #: True under ``websocket_security``: violations cannot be expected.
         self.strict = strict
         self._expected = False
         self._reported = 0
+        self._failed_in_call = False
+        if options is not None:
+            detector.configure(options)
 
     def __repr__(self) -> str:
         return (
@@ -42,28 +66,86 @@ class IsolationGuard:
             f"checks={self.detector.checks})"
         )
 
-    @property
-    def violations(self) -> list[IsolationViolation]:
-        return self.detector.violations
+    # -- what a test reads ---------------------------------------------------------------
 
     @property
-    def expecting_violations(self) -> bool:
-        """True once the test declared it provokes violations (`expect_violations`)."""
-        return self._expected
+    def violations(self) -> list[IsolationViolation]:
+        """Violations found so far, in order (the detector's first ``max_violations``)."""
+        return self.detector.violations
 
     @property
     def checks(self) -> int:
         """Frames scanned so far (a test asserting zero violations can check it is > 0)."""
         return self.detector.checks
 
+    def report(self) -> str:
+        """Every violation grouped by owner and receiver; one line when clean."""
+        return self.detector.report()
+
+    def assert_clean(self) -> None:
+        """Raise `IsolationViolationError` with the report if any violation was found."""
+        self.detector.assert_clean()
+
+    @property
+    def expecting_violations(self) -> bool:
+        """True once the test declared it provokes violations (`expect_violations`)."""
+        return self._expected
+
+    # -- what a test sets ------------------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        taint: bool | None = None,
+        identity: bool | None = None,
+        allow: Iterable[str] | None = None,
+        allow_patterns: Iterable[str | re.Pattern[str]] | None = None,
+        markers: Mapping[UserIdentity | str, str | Iterable[str]] | None = None,
+        taint_min_length: int | None = None,
+        untainted_keys: Iterable[str] | None = None,
+    ) -> None:
+        """Set this test's options; call it at the start of the test.
+
+        The same options as ``@pytest.mark.websocket_security(...)`` arguments, with the
+        names of `IsolationDetector`'s constructor: ``taint=False`` for a protocol that
+        broadcasts user text on purpose (a chat room), ``identity=False``, ``allow``
+        (values legitimately shared), ``allow_patterns`` (regexes matching a whole
+        marker), ``markers`` (``{user or id: marker or [markers]}``, extra markers
+        owned by a user), ``taint_min_length``, ``untainted_keys``. Omitted options are
+        left as they are. The switches govern markers filed before the call too (see
+        `IsolationDetector.configure`).
+
+        Raises:
+            ValueError: a value of the wrong kind (one line naming the option).
+        """
+        given = {
+            name: value
+            for name, value in (
+                ("taint", taint),
+                ("identity", identity),
+                ("allow", allow),
+                ("allow_patterns", allow_patterns),
+                ("markers", markers),
+                ("taint_min_length", taint_min_length),
+                ("untainted_keys", untainted_keys),
+            )
+            if value is not None
+        }
+        try:
+            options = read_isolation_options(given)
+        except ValueError as err:
+            raise ValueError(f"ws_isolation.configure(): {err}") from None
+        self.detector.configure(options)
+
     def allow(self, *values: str) -> None:
         """Values legitimately shared between users: never violations."""
         self.detector.allow(*values)
 
-    def allow_pattern(self, pattern: str) -> None:
+    def allow_pattern(self, pattern: str | re.Pattern[str]) -> None:
+        """Markers the regex fully matches are never violations."""
         self.detector.allow_pattern(pattern)
 
-    def register(self, user: TestUser | str, marker: str) -> None:
+    def register(self, user: UserIdentity | str, marker: str) -> None:
         """Make ``marker`` belong to ``user`` (a `TestUser` or a user id)."""
         self.detector.register(user, marker)
 
@@ -80,13 +162,42 @@ class IsolationGuard:
             )
         self._expected = True
 
-    def verdict(self) -> str | None:
-        """The report of violations neither expected nor reported yet; None if none.
+    # -- what the plugin asks ------------------------------------------------------------
 
-        Asked after the test body (so the test itself fails) and again at teardown (for
-        frames that arrived late); each violation is reported once.
-        """
-        if self._expected or len(self.violations) <= self._reported:
+    def _unreported(self) -> str | None:
+        if self._expected or self.detector.violation_count <= self._reported:
             return None
-        self._reported = len(self.violations)
+        self._reported = self.detector.violation_count
         return self.detector.report()
+
+    def verdict(self) -> str | None:
+        """After the test body: the report of violations not expected; None if none.
+
+        A report returned here fails the test (or joins its own failure), so the
+        teardown's verdict will not fail it again.
+        """
+        report = self._unreported()
+        if report is not None:
+            self._failed_in_call = True
+        return report
+
+    def teardown_verdict(self) -> tuple[str | None, str | None]:
+        """At teardown: ``(failure, note)`` for violations found since `verdict`.
+
+        ``failure`` is the report when these violations are the test's first (a leak
+        that showed only after the body, e.g. in frames received late): the teardown
+        must fail with it. ``note`` is the report when the body's verdict already
+        failed the test: the later frames of the same leak, to add to the test's
+        report without failing it twice. Both None when nothing new was found.
+        """
+        report = self._unreported()
+        if report is None:
+            return None, None
+        if self._failed_in_call:
+            return None, report
+        return report, None
+
+    @property
+    def failed(self) -> bool:
+        """True once a verdict reported violations (the test failed on isolation)."""
+        return self._failed_in_call or (not self._expected and self._reported > 0)

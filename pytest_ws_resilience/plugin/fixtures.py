@@ -22,10 +22,20 @@ import pytest
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import AsgiAppStartupError, ServiceError, WsTimeoutError
+from pytest_ws_resilience.errors import (
+    AsgiAppStartupError,
+    ServiceError,
+    WsIsolationWarning,
+    WsTimeoutError,
+)
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
+from pytest_ws_resilience.isolation.options import IsolationOptions
 from pytest_ws_resilience.load.bench import AsyncBenchmark, ReplayTimer
+from pytest_ws_resilience.plugin.markers import (
+    security_marker_options,
+    security_nothing_checked,
+)
 from pytest_ws_resilience.plugin.stash import (
     REPLAY_TIMER_KEY,
     SERVER_URLS_KEY,
@@ -149,28 +159,63 @@ def ws_pool_user(ws_tokens: TokenFactory) -> TestUser:
 # -- isolation ---------------------------------------------------------------------------
 
 
+def _security_options(node: pytest.Item) -> IsolationOptions | None:
+    """The options of the test's ``websocket_security`` markers; None without one.
+
+    Raises:
+        ValueError: a malformed marker (the collector reports it first when it can).
+    """
+    marks = list(node.iter_markers("websocket_security"))
+    if not marks:
+        return None
+    # iter_markers yields the closest first: the closest marker's options win.
+    name = getattr(node, "name", "test")
+    return security_marker_options([(m.args, m.kwargs) for m in reversed(marks)], test=name)
+
+
 @pytest.fixture
 def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
     """Watch every client of this test for cross-user leaks; fail the test on any.
 
     Attaches an `IsolationDetector` to each client the test uses (``ws_client``,
     ``ws_client_factory``, ``ws_pool``), whenever it was made. Violations fail the test
-    after its body, and at teardown for frames that came late; a test that provokes
-    them on purpose calls ``ws_isolation.expect_violations()`` and asserts on
-    ``ws_isolation.violations``. Strict (nothing may be expected) under the
-    ``websocket_security`` marker, which turns this fixture on by itself.
+    after its body, once; a leak seen only in frames that came after the body fails
+    its teardown. A test that provokes violations on purpose calls
+    ``ws_isolation.expect_violations()`` and asserts on ``ws_isolation.violations``.
+    Options: ``ws_isolation.configure(taint=..., identity=..., allow=[...], ...)``, or
+    the same as ``websocket_security`` marker arguments. Strict (nothing may be
+    expected) under ``websocket_security``, which turns this fixture on by itself and
+    warns (`WsIsolationWarning`) when the detector checked no frame at all (unless
+    every connection the test tried was refused at the handshake).
     """
-    strict = request.node.get_closest_marker("websocket_security") is not None
-    guard = IsolationGuard(IsolationDetector(), strict=strict)
-    watch = test_watch(request.node)
+    node = request.node
+    try:
+        options = _security_options(node)
+    except ValueError as err:
+        pytest.fail(str(err), pytrace=False)
+    strict = options is not None
+    guard = IsolationGuard(IsolationDetector(), strict=strict, options=options)
+    watch = test_watch(node)
     watch.start_isolation(guard)
     try:
         yield guard
     finally:
         watch.stop_isolation()
-    report = guard.verdict()
-    if report is not None:
-        pytest.fail(report, pytrace=False)
+    failure, note = guard.teardown_verdict()
+    if note is not None:
+        node.add_report_section("teardown", "ws-isolation, frames after the test body", note)
+    if failure is not None:
+        pytest.fail(f"isolation violations after the test body:\n{failure}", pytrace=False)
+    if strict:
+        clients = test_watch(node).seen_clients
+        warning = security_nothing_checked(
+            node.name,
+            checks=guard.checks,
+            clients=len(clients),
+            connected=sum(1 for c in clients if c.metrics.connects),
+        )
+        if warning is not None:
+            node.warn(WsIsolationWarning(warning))
 
 
 @pytest.fixture(autouse=True)

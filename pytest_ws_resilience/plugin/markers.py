@@ -7,11 +7,16 @@ are plain functions, tested without running pytest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 
 __all__ = [
     "CATEGORY_MARKERS",
     "MARKERS",
     "marker_names",
+    "security_marker_options",
+    "security_nothing_checked",
     "security_skip_reason",
     "ws_env_names",
     "ws_env_skip_reason",
@@ -34,7 +39,9 @@ MARKERS: Mapping[str, str] = {
         "tests using WebSocket connections without it are serialized"
     ),
     "websocket_security": (
-        "websocket_security: turn the isolation detector on and strict; skipped when no "
+        "websocket_security(taint=True, identity=True, allow=[...], allow_patterns=[...], "
+        "markers={...}, taint_min_length=8, untainted_keys=[...]): turn the isolation "
+        "detector on and strict, with these options (all optional); skipped when no "
         "authentication is configured"
     ),
     "ws_env": (
@@ -126,4 +133,61 @@ def security_skip_reason(
         "websocket_security needs authentication: set jwt_secret_env (HS256) or "
         "jwt_private_key_env (RS256) in [tool.ws_resilience] for this env, or declare "
         'auth_methods = ["none"] if the server checks no credential'
+    )
+
+
+def security_marker_options(
+    marks: Sequence[tuple[Sequence[object], Mapping[str, Any]]], *, test: str = "test"
+) -> IsolationOptions:
+    """The isolation options of a test's ``websocket_security`` markers.
+
+    Args:
+        marks: ``(args, kwargs)`` of each marker, farthest first (module, class,
+            function): a closer marker's option wins.
+        test: the test's name, for the message.
+
+    Raises:
+        ValueError: a positional argument, an unknown option or a bad value; one line
+            naming the argument, meant for a collection error.
+    """
+    merged: dict[str, Any] = {}
+    for args, kwargs in marks:
+        if args:
+            raise ValueError(
+                f"{test}: websocket_security takes options by name only, got {args[0]!r}; "
+                f"e.g. @pytest.mark.websocket_security(taint=False)"
+            )
+        merged.update(kwargs)
+    try:
+        return read_isolation_options(merged)
+    except ValueError as err:
+        raise ValueError(f"{test}: websocket_security marker: {err}") from None
+
+
+def security_nothing_checked(test: str, *, checks: int, clients: int, connected: int) -> str | None:
+    """The warning of a ``websocket_security`` test whose detector verified nothing.
+
+    Args:
+        test: the test's name.
+        checks: frames the detector scanned.
+        clients: clients the test used through the plugin's fixtures.
+        connected: how many of them had a connection accepted.
+
+    Returns:
+        None when frames were checked, or when every client the test tried was refused
+        at the handshake (an authentication test: no frame could come, by design);
+        else the warning's one line.
+    """
+    if checks or (clients and not connected):
+        return None
+    if not clients:
+        why = (
+            "the test opened no connection through ws_client, ws_client_factory, ws_pool "
+            "or ws_storm (a WsClient made by hand is not watched)"
+        )
+    else:
+        why = f"its {connected} connection(s) received no frame"
+    return (
+        f"{test}: websocket_security is on but the isolation detector checked no frame: "
+        f"nothing was verified; {why}"
     )

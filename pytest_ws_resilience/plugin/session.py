@@ -31,6 +31,7 @@ from pytest_ws_resilience.plugin import options
 from pytest_ws_resilience.plugin.fixtures import arm_replay_timer
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.markers import (
+    security_marker_options,
     security_skip_reason,
     ws_env_names,
     ws_env_skip_reason,
@@ -167,8 +168,8 @@ class WsSession:
     def pytest_pycollect_makeitem(
         self, collector: pytest.Module | pytest.Class, name: str, obj: object
     ) -> Generator[None, Any, Any]:
-        """Turn a malformed ``ws_env`` or ``ws_services`` marker into a collection error
-        naming the test."""
+        """Turn a malformed ``ws_env``, ``ws_services`` or ``websocket_security`` marker
+        into a collection error naming the test."""
         result = yield
         for item in result if isinstance(result, list) else [result]:
             if isinstance(item, pytest.Item):
@@ -178,6 +179,11 @@ class WsSession:
                             check(marker.args, test=item.name)
                         except ValueError as err:
                             raise collector.CollectError(str(err)) from None
+                security = [(m.args, m.kwargs) for m in item.iter_markers("websocket_security")]
+                try:
+                    security_marker_options(security[::-1], test=item.name)
+                except ValueError as err:
+                    raise collector.CollectError(str(err)) from None
         return result
 
     @pytest.hookimpl(wrapper=True)

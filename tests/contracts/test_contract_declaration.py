@@ -70,3 +70,27 @@ def test_invalid_contracts_raise_one_line_value_errors(
 def test_check_needs_one_time_per_event() -> None:
     with pytest.raises(ValueError, match="2 events but 1 times"):
         ABCD.check(frames(["a", "b"]), times=[0.0])
+
+
+# -- key functions -------------------------------------------------------------------------
+
+
+def test_a_key_function_names_events_of_a_protocol_without_a_name_field() -> None:
+    contract = EventContract(["join", "leave"], key=lambda f: f.get("action"))
+    result = contract.check([{"action": "join"}, "noise", {"x": 1}, {"action": "leave"}])
+    assert result.ok
+    assert [e.name for e in result.observed] == ["join", "leave"]
+    assert "key=<lambda>" in repr(contract)
+
+
+def test_a_key_function_sees_text_frames() -> None:
+    contract = EventContract(["JOINED", "LEFT"], key=lambda t: t.split(":")[0])
+    assert contract.check(["JOINED:a", b"\x00", "LEFT:a"]).ok
+    assert not contract.check(["LEFT:a"]).ok
+
+
+def test_a_key_and_a_field_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="field='action' or a key function, not both"):
+        EventContract(["a"], field="action", key=lambda f: f)
+    with pytest.raises(ValueError, match="key must be a function"):
+        EventContract(["a"], key="action")  # type: ignore[arg-type]

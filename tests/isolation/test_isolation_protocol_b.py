@@ -16,7 +16,9 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.markers import CANARY, IDENTITY_KINDS, TAINT
 
-pytestmark = [pytest.mark.websocket_security, pytest.mark.asyncio]
+# Not websocket_security: these tests drive their own detectors over raw WsClients,
+# which the plugin's detector never sees (it would warn that it checked no frame).
+pytestmark = pytest.mark.asyncio
 
 WAIT_S = 5.0
 # Protocol B takes its token as ?access=...: that is client configuration, not isolation.

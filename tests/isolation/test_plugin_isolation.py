@@ -1,9 +1,5 @@
 """ws_isolation and the websocket_security marker, as users use them (pytester runs)."""
 
-import pytest
-
-pytestmark = pytest.mark.websocket_security
-
 LEAKY_TEST = """
 import pytest
 

@@ -51,6 +51,7 @@ EXPORTED = [
     "WsMessageTooLargeError",
     "WsPoolExhaustedError",
     "WsResilienceError",
+    "WsIsolationWarning",
     "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",

@@ -1,9 +1,5 @@
 """A token never appears in any test output: failures, captured output, logs, junitxml."""
 
-import pytest
-
-pytestmark = pytest.mark.websocket_security
-
 
 def test_token_never_appears_in_output(ws_pytester, tmp_path):
     token_file = tmp_path / "token.txt"
