@@ -22,7 +22,7 @@ import os
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["BROKEN_ENV", "ORIGINS_ENV", "allowed_origins", "make_app", "main"]
+__all__ = ["BROKEN_ENV", "ORIGINS_ENV", "allowed_origins", "main", "make_app"]
 
 ORIGINS_ENV = "ECHO_ALLOWED_ORIGINS"
 BROKEN_ENV = "ECHO_BROKEN"
@@ -67,7 +67,7 @@ async def chat(request: web.Request) -> web.WebSocketResponse:
             try:
                 text = json.loads(msg.data)["text"]
             except (ValueError, KeyError, TypeError):
-                await ws.send_str(json.dumps({"error": "expected {\"text\": ...}"}))
+                await ws.send_str(json.dumps({"error": 'expected {"text": ...}'}))
                 continue
             frame = json.dumps({"room": room, "text": text})
             for peer in list(listeners(rooms, room)):
@@ -78,7 +78,9 @@ async def chat(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def listeners(rooms: dict[str, set[web.WebSocketResponse]], room: str) -> set[web.WebSocketResponse]:
+def listeners(
+    rooms: dict[str, set[web.WebSocketResponse]], room: str
+) -> set[web.WebSocketResponse]:
     """Who hears a message said in ``room``: its members (everyone, when broken)."""
     if os.environ.get(BROKEN_ENV) == "1":
         return set().union(*rooms.values())

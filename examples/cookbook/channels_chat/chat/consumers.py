@@ -46,9 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         message = json.loads(text_data or "{}").get("message", "")
         for group in rooms_for(self.room_group_name):
-            await self.channel_layer.group_send(
-                group, {"type": "chat.message", "message": message}
-            )
+            await self.channel_layer.group_send(group, {"type": "chat.message", "message": message})
 
     async def chat_message(self, event: dict[str, str]) -> None:
         """A message of the group: to this consumer's client."""
