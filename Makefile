@@ -22,9 +22,19 @@ $(BIN)/.installed: pyproject.toml
 # pytest exit code 5 (no tests collected) is a failure: a run that tests nothing is no pass.
 NO_TESTS_IS_FAILURE = rc=$$?; if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
 
+# Each project under examples/ with its own pyproject.toml runs as its own pytest project
+# (-c names its configuration); the cookbook's servers come from docs/cookbook.md.
+COOKBOOK = examples/cookbook
 demo: $(BIN)/.installed
-	$(BIN)/pytest examples -p ws_resilience -v --ignore=examples/fastapi_app; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest examples -p ws_resilience -v --ignore=examples/fastapi_app --ignore=$(COOKBOOK); $(NO_TESTS_IS_FAILURE)
 	$(BIN)/pytest -c examples/fastapi_app/pyproject.toml examples/fastapi_app -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c $(COOKBOOK)/channels_chat/pyproject.toml $(COOKBOOK)/channels_chat -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c $(COOKBOOK)/channels_chat/pyproject.toml $(COOKBOOK)/channels_chat -p ws_resilience -v \
+		--ws-server-cmd='daphne -p {port} mysite.asgi:application'; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c $(COOKBOOK)/aiohttp_echo/pyproject.toml $(COOKBOOK)/aiohttp_echo -p ws_resilience -v \
+		--ws-server-cmd='python $(COOKBOOK)/aiohttp_echo/server.py --port {port}'; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c $(COOKBOOK)/websockets_game/pyproject.toml $(COOKBOOK)/websockets_game -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
+	$(BIN)/pytest -c $(COOKBOOK)/starlette_app/pyproject.toml $(COOKBOOK)/starlette_app -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest tests -n $(WORKERS) --dist loadgroup; $(NO_TESTS_IS_FAILURE)

@@ -1,0 +1,3 @@
+"""The Django project of Channels' tutorial chat (``django-admin startproject mysite``)."""
+
+__all__: list[str] = []
