@@ -27,6 +27,7 @@ __all__ = [
     "build_record",
     "client_usage",
     "json_ready",
+    "passed_before_error",
     "test_outcome",
 ]
 
@@ -74,6 +75,20 @@ def test_outcome(phases: Sequence[PhaseResult]) -> tuple[str, str | None]:
 
 
 test_outcome.__test__ = False  # type: ignore[attr-defined]
+
+
+def passed_before_error(phases: Sequence[PhaseResult]) -> bool:
+    """True when the test body passed and teardown failed: pytest counts such a test
+    as passed *and* as an error, and so does the summary, to agree with pytest's line."""
+    by_when = {p.when: p for p in phases}
+    call, teardown = by_when.get("call"), by_when.get("teardown")
+    return (
+        call is not None
+        and call.outcome == "passed"
+        and not call.xfail
+        and teardown is not None
+        and teardown.outcome == "failed"
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +215,14 @@ class TestRecord:
     pool_hits: int = 0
     pool_misses: int = 0
     storms: tuple[Mapping[str, Any], ...] = ()
+    #: The body passed and teardown failed (``outcome`` is "error"): pytest counts it
+    #: once as passed too.
+    passed_before_error: bool = False
+
+    @property
+    def counted_outcomes(self) -> tuple[str, ...]:
+        """The outcomes pytest's summary line counts for this test."""
+        return ("passed", self.outcome) if self.passed_before_error else (self.outcome,)
 
     @property
     def auth_methods(self) -> dict[str, int]:
@@ -248,6 +271,7 @@ class TestRecord:
             "services": list(self.services),
             "pool": {"hits": self.pool_hits, "misses": self.pool_misses},
             "storms": [dict(s) for s in self.storms],
+            "passed_before_error": self.passed_before_error,
         }
 
     @classmethod
@@ -276,6 +300,7 @@ class TestRecord:
             pool_hits=int(pool.get("hits", 0)),
             pool_misses=int(pool.get("misses", 0)),
             storms=tuple(data.get("storms", ())),
+            passed_before_error=bool(data.get("passed_before_error", False)),
         )
 
 
@@ -333,4 +358,5 @@ def build_record(
         pool_hits=pool_hits,
         pool_misses=pool_misses,
         storms=tuple(json_ready(dict(s)) for s in storms),
+        passed_before_error=passed_before_error(phases),
     )

@@ -490,3 +490,23 @@ def test_timeline_has_a_lane_per_worker_and_a_bar_per_connection():
 def test_overlapping_connections_stack_on_rows():
     assert stack_rows([(0, 2), (1, 3), (2.5, 4), (3, 5)], max_rows=8) == [0, 1, 0, 1]
     assert stack_rows([(0, 9)] * 4, max_rows=2) == [0, 1, 1, 1]
+
+
+def test_a_test_whose_teardown_failed_after_its_body_passed_counts_twice_as_in_pytest() -> None:
+    def phase(when: str, outcome: str) -> PhaseResult:
+        return PhaseResult(when=when, outcome=outcome, start=1.0, stop=2.0, duration=1.0)
+
+    phases = [phase("setup", "passed"), phase("call", "passed"), phase("teardown", "failed")]
+    record = build_record("t.py::test_a", phases, worker="main")
+    assert record.outcome == "error"
+    assert record.counted_outcomes == ("passed", "error")
+    assert TestRecord.from_dict(record.as_dict()) == record
+    failed_in_body = build_record(
+        "t.py::test_b",
+        [phase("setup", "passed"), phase("call", "failed"), phase("teardown", "failed")],
+        worker="main",
+    )
+    assert failed_in_body.counted_outcomes == ("error",)
+    summary = summarize([Source(worker="main", records=(record, failed_in_body))])
+    assert summary.tests == 2
+    assert dict(summary.outcomes) == {"passed": 1, "error": 2}
