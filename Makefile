@@ -32,7 +32,7 @@ demo: $(BIN)/.installed
 	$(BIN)/pytest -c $(COOKBOOK)/channels_chat/pyproject.toml $(COOKBOOK)/channels_chat -p ws_resilience -v \
 		--ws-server-cmd='daphne -p {port} mysite.asgi:application'; $(NO_TESTS_IS_FAILURE)
 	$(BIN)/pytest -c $(COOKBOOK)/aiohttp_echo/pyproject.toml $(COOKBOOK)/aiohttp_echo -p ws_resilience -v \
-		--ws-server-cmd='python $(COOKBOOK)/aiohttp_echo/server.py --port {port}'; $(NO_TESTS_IS_FAILURE)
+		--ws-server-cmd='python server.py --port {port}'; $(NO_TESTS_IS_FAILURE)
 	$(BIN)/pytest -c $(COOKBOOK)/websockets_game/pyproject.toml $(COOKBOOK)/websockets_game -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
 	$(BIN)/pytest -c $(COOKBOOK)/starlette_app/pyproject.toml $(COOKBOOK)/starlette_app -p ws_resilience -v; $(NO_TESTS_IS_FAILURE)
 

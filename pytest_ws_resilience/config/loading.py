@@ -250,6 +250,7 @@ def load_settings(
     app_dirs: Sequence[str] = (),
     run_secret: str | None = None,
     shared_app_url: str | None = None,
+    project_dir: str | None = None,
 ) -> WsSettings:
     """Resolve the settings of one run, with the source of every value.
 
@@ -262,6 +263,8 @@ def load_settings(
         tool_config_origin: how the file is named in error messages.
         app_dirs: where an app is imported from (rootdir and invocation directory).
         run_secret: the run's HS256 secret, used when no key is configured.
+        project_dir: the project's directory (pytest's rootdir), where local commands
+            run.
         shared_app_url: on an xdist worker of a ``app_share`` run, the URL of the app
             the controller serves (the worker talks to it instead of serving one).
 
@@ -342,6 +345,7 @@ def load_settings(
             required=required,
             required_source=required_source,
         ),
+        project_dir=project_dir,
     )
 
 

@@ -102,6 +102,10 @@ class ServiceSpec:
         reuse: adopt an already running healthy container of the same spec instead of
             starting one, and leave it running at the end (Docker only).
         mounts: host path -> container path, bind-mounted read-only (Docker only).
+        cwd: the directory a local command runs in; None: the project's directory
+            (pytest's rootdir, where the configuration lives), so a command written
+            next to the configuration (``python server.py``) finds its files however
+            pytest was invoked.
 
     ``{port}`` in ``command``, ``env`` values and ``path`` is filled with the port.
 
@@ -122,6 +126,7 @@ class ServiceSpec:
     attempt_timeout: float = 2.0
     reuse: bool = False
     mounts: Mapping[str, str] | None = None
+    cwd: str | None = None
 
     def __post_init__(self) -> None:
         # Normalise (a list command becomes a tuple, mappings become plain dict copies)

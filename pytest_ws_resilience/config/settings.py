@@ -256,6 +256,9 @@ class WsSettings:
     keys: KeySettings = KeySettings()
     server: ServerChoice = ServerChoice()
     services: ServiceSettings = ServiceSettings()
+    #: The project's directory (pytest's rootdir): local commands (``--ws-server-cmd``,
+    #: process services) run there. None outside pytest: the current directory.
+    project_dir: str | None = None
 
     def __repr__(self) -> str:
         where = self.server.url or (

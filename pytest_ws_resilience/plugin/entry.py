@@ -132,6 +132,8 @@ def _load(config: pytest.Config, run: RunHandoff) -> WsSettings:
         app_dirs=tuple(dict.fromkeys([str(config.rootpath), str(config.invocation_params.dir)])),
         run_secret=run.run_secret,
         shared_app_url=run.shared_app_url,
+        # Where local commands run: beside the configuration that names them.
+        project_dir=str(path.parent if path is not None else config.rootpath),
     )
 
 

@@ -179,6 +179,8 @@ class ServicesRuntime:
     def _prepared(self, spec: ServiceSpec) -> ServiceSpec:
         """The spec as started: with the run's HS256 secret in ``$WS_RESILIENCE_SECRET``
         (unless it sets that variable), so the service accepts the run's tokens."""
+        if spec.image is None and spec.cwd is None and self.settings.project_dir is not None:
+            spec = dataclasses.replace(spec, cwd=self.settings.project_dir)
         tokens = self.tokens()
         env = dict(spec.env or {})
         if (

@@ -11,8 +11,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
@@ -20,6 +22,7 @@ from pytest_ws_resilience.errors import ServiceError
 
 __all__ = [
     "ProcessBackend",
+    "command_environment",
     "process_alive",
     "read_log_digest_source",
     "read_log_tail",
@@ -28,6 +31,25 @@ __all__ = [
 
 # After SIGKILL a process is gone within milliseconds; this only bounds a zombie wait.
 _KILL_WAIT_S = 5.0
+
+
+def command_environment(environ: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a local command: pytest's, the service's ``env`` on top, and
+    the directory of the Python running pytest first on ``PATH`` (unless the service's
+    ``env`` sets ``PATH`` itself).
+
+    So ``python``, ``daphne`` or ``uvicorn`` in a command are the ones installed beside
+    this pytest (a virtualenv's ``bin``), also when pytest was started by its path
+    without activating the environment, as CI and Makefiles do.
+    """
+    env = {**environ, **extra}
+    if "PATH" in extra:
+        return env
+    scripts = os.path.dirname(sys.executable)
+    parts = [p for p in env.get("PATH", "").split(os.pathsep) if p]
+    if scripts and (not parts or parts[0] != scripts):
+        env["PATH"] = os.pathsep.join([scripts, *parts])
+    return env
 
 
 def process_alive(pid: int) -> bool:
@@ -109,7 +131,7 @@ class ProcessBackend:
             os.close(fd)
             self.log_path = Path(name)
         self._resolved = resolved
-        env = {**os.environ, **resolved.env}
+        env = command_environment(os.environ, resolved.env)
         with self.log_path.open("ab") as log:
             try:
                 self.process = subprocess.Popen(
@@ -118,6 +140,7 @@ class ProcessBackend:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
+                    cwd=spec.cwd,
                     start_new_session=True,
                 )
             except OSError as err:

@@ -237,6 +237,7 @@ def server_cmd_spec(settings: WsSettings, tokens: TokenFactory) -> ServiceSpec:
         auth=not settings.unauthenticated,
         startup_timeout=max(connect, _APP_STARTUP_MIN_S),
         attempt_timeout=min(connect, 2.0),
+        cwd=settings.project_dir,
     )
 
 

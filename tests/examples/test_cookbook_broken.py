@@ -48,7 +48,7 @@ CASES = [
         "aiohttp_echo",
         "ECHO_BROKEN",
         frozenset({"test_a_message_never_reaches_another_room"}),
-        ("--ws-server-cmd=python examples/cookbook/aiohttp_echo/server.py --port {port}",),
+        ("--ws-server-cmd=python server.py --port {port}",),
     ),
     Case("websockets_game", "GAME_BROKEN", frozenset({"test_moves_never_reach_another_game"})),
     Case("starlette_app", "ROOMS_BROKEN", frozenset({"test_a_message_never_reaches_another_room"})),

@@ -1,20 +1,12 @@
-"""What this project's run needs besides pyproject.toml: a ``python`` that has aiohttp.
+"""The server is a command (``--ws-server-cmd='python server.py --port {port}'``).
 
-The server is a command (``--ws-server-cmd='python server.py --port {port}'``), found
-through ``PATH``: the directory of the Python running pytest goes first on the ``PATH``
-the command inherits, so ``python`` is the one installed beside this pytest (a
-virtualenv's, even when it is not activated, as under ``make demo``).
+The plugin runs it in this directory (where pyproject.toml is) with the Python running
+pytest first on its ``PATH``, so ``python`` is the one beside this pytest and has aiohttp.
 """
-
-import os
-import sys
-from pathlib import Path
 
 import pytest
 
 __all__: list[str] = []
-
-os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"]))
 
 
 @pytest.fixture(autouse=True)

@@ -1,26 +1,10 @@
-"""What this project's run needs besides pyproject.toml: a daphne that finds ``mysite``.
-
-``--ws-app`` imports ``mysite.asgi`` with this directory on ``sys.path`` (pytest's
-rootdir). A ``--ws-server-cmd`` runs in pytest's working directory, which may be the
-repository root (``make demo``): this directory goes on the ``PYTHONPATH`` the command
-inherits, and the directory of the Python running pytest goes first on its ``PATH``, so
-``daphne`` (and ``python``) are the ones installed beside this pytest.
-"""
-
-import os
-import sys
-from pathlib import Path
+"""Nothing to set up: ``--ws-app`` imports ``mysite.asgi`` from this directory, and a
+``--ws-server-cmd`` (daphne) runs in it, with the Python running pytest first on its
+``PATH`` (so ``daphne`` is the one installed beside this pytest)."""
 
 import pytest
 
 __all__: list[str] = []
-
-HERE = Path(__file__).parent
-
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
-)
-os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"]))
 
 
 @pytest.fixture(autouse=True)
