@@ -31,7 +31,10 @@ be retried for 30 s):
 - ``401`` / ``403`` to a probe without a token when the configuration says the server
   is unauthenticated (``auth_methods = ["none"]``): it should accept that handshake;
 - the same ``5xx`` `SERVER_ERROR_REPEATS` times in a row (one 5xx may be a server
-  still warming up; the same one three times is a handler that fails every time).
+  still warming up; the same one three times is a handler that fails every time),
+  except the statuses that say "not yet" by definition (`UNAVAILABLE_STATUSES`: 502,
+  503 and 504, what a server or its gateway answers while it starts), which are waited
+  out until the deadline like any other "not yet".
 
 Attempts are bounded each (``attempt_timeout``) and all together
 (``startup_timeout``); the pause between them starts at 10 ms and grows to 100 ms
@@ -70,6 +73,7 @@ __all__ = [
     "STEP_AUTH",
     "STEP_PING",
     "STEP_UPGRADE",
+    "UNAVAILABLE_STATUSES",
     "Answer",
     "ProbeOutcome",
     "ReadinessCheck",
@@ -96,6 +100,9 @@ AUTH_REJECTIONS = frozenset({401, 403})
 NEVER_STATUSES = frozenset({400, 404, 405})
 #: The same 5xx this many times in a row from a live server fails the wait.
 SERVER_ERROR_REPEATS = 3
+#: 5xx statuses that mean "not available yet" (bad gateway, unavailable, gateway
+#: timeout): never final, however often they repeat.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 #: Pauses between attempts: 10 ms, growing by half each time, at most 100 ms.
 POLL_BACKOFF = Backoff(base=0.01, factor=1.5, cap=0.1)
 #: The bound of one attempt when the caller does not choose one.
@@ -254,7 +261,11 @@ def _never(check: ReadinessCheck, status: int, repeats: int) -> str | None:
             "handshake without one: the refusal does not depend on credentials (Origin? "
             "allowed hosts? a required header? the path?)"
         )
-    if 500 <= status < 600 and repeats >= SERVER_ERROR_REPEATS:
+    if (
+        500 <= status < 600
+        and status not in UNAVAILABLE_STATUSES
+        and repeats >= SERVER_ERROR_REPEATS
+    ):
         return f"{repeats} times in a row: the handler fails on every handshake (see its log)"
     return None
 

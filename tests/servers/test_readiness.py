@@ -120,7 +120,15 @@ def test_an_auth_refusal_of_an_unauthenticated_server_is_never(code: int) -> Non
     assert ReadinessCheck.of_service(spec, unauthenticated=True).unauthenticated
 
 
-@pytest.mark.parametrize("code", [500, 502, 503])
+@pytest.mark.parametrize("code", [502, 503, 504])
+def test_unavailable_statuses_are_waited_out_however_often_they_repeat(code: int) -> None:
+    # What a server (or its gateway) answers while it starts: not final.
+    for repeats in (1, 3, 50):
+        verdict = judge(PLAIN, status(code), repeats=repeats)
+        assert not verdict.never and not verdict.ready
+
+
+@pytest.mark.parametrize("code", [500, 501, 507])
 def test_the_same_5xx_three_times_in_a_row_is_never(code: int) -> None:
     assert SERVER_ERROR_REPEATS == 3
     for repeats in (1, 2):
