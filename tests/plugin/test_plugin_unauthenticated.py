@@ -69,10 +69,6 @@ greeting = false
 ROOMS_SUITE = """
 import pytest
 
-from pytest_ws_resilience.plugin.loop_fixtures import route_url
-from pytest_ws_resilience.plugin.markers import security_skip_reason
-from pytest_ws_resilience.report.summary import auth_text
-
 
 @pytest.mark.asyncio
 @pytest.mark.websocket_security
@@ -151,10 +147,6 @@ def test_an_external_server_with_no_key_and_no_declaration_names_both_ways_out(
 ORIGIN_SUITE = """
 import pytest
 
-from pytest_ws_resilience.plugin.loop_fixtures import route_url
-from pytest_ws_resilience.plugin.markers import security_skip_reason
-from pytest_ws_resilience.report.summary import auth_text
-
 from pytest_ws_resilience import WsAuthError
 
 
@@ -230,10 +222,6 @@ async def app(scope, receive, send):
 
 ECHO_SUITE = """
 import pytest
-
-from pytest_ws_resilience.plugin.loop_fixtures import route_url
-from pytest_ws_resilience.plugin.markers import security_skip_reason
-from pytest_ws_resilience.report.summary import auth_text
 
 
 @pytest.mark.asyncio
