@@ -46,6 +46,12 @@ lint: $(BIN)/.installed
 
 check: lint test
 
+# The release as users get it (.ci/wheel-check): build the wheel and the sdist, twine
+# check, install the wheel into a fresh virtualenv, run the examples with it outside the tree.
+.PHONY: wheel-check
+wheel-check: $(BIN)/.installed
+	VENV=$(VENV) bash .ci/wheel-check
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/isolation.py
