@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+import string
 import threading
 
 __all__ = [
@@ -55,6 +56,11 @@ _SEGMENT_RE = re.compile(rf"[A-Za-z0-9_-]{{{_MIN_SEGMENT_LEN},}}")
 # A run of base64url text that could be a piece; an escape such as the ``\n`` of a repr
 # is matched first and kept, so the line after it is a run of its own.
 _RUN_RE = re.compile(rf"\\[nrt]|[A-Za-z0-9_-]{{{_MIN_PIECE_LEN},}}")
+# A `bytes.translate` table that turns every byte outside a run into a space (the bytes
+# of a non-ASCII character too: none is a run character).
+_RUN_BYTES = bytes(
+    b if chr(b) in string.ascii_letters + string.digits + "_-" else 32 for b in range(256)
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -69,6 +75,9 @@ _dirty = False
 _segments: set[str] = set()
 _heads: list[str] = []
 _tails: list[str] = []  # each segment reversed
+# The first and the last 8 characters of every segment: the fast test's keys.
+_head_keys: set[bytes] = set()
+_tail_keys: set[bytes] = set()
 
 
 def _secret_segments(text: str) -> set[str]:
@@ -114,6 +123,8 @@ def register_secret(value: str | bytes | None) -> None:
                 bisect.insort(heads, segment)
                 bisect.insort(tails, segment[::-1])
             _heads, _tails = heads, tails
+            _head_keys.update(seg[:_MIN_PIECE_LEN].encode() for seg in new)
+            _tail_keys.update(seg[-_MIN_PIECE_LEN:].encode() for seg in new)
 
 
 def registered_secret_count() -> int:
@@ -137,14 +148,32 @@ def _begins_one_of(piece: str, ordered: list[str]) -> bool:
     return at < len(ordered) and ordered[at].startswith(piece)
 
 
+def _is_piece(run: str) -> bool:
+    """True when ``run`` is a registered segment, or a head or a tail of one."""
+    return run in _segments or _begins_one_of(run, _heads) or _begins_one_of(run[::-1], _tails)
+
+
 def _piece(match: re.Match[str]) -> str:
-    """`REDACTED` for a run that is a registered segment, or a head or a tail of one."""
     run = match.group()
-    if run[0] == "\\":
-        return run
-    if run in _segments or _begins_one_of(run, _heads) or _begins_one_of(run[::-1], _tails):
-        return REDACTED
-    return run
+    return REDACTED if run[0] != "\\" and _is_piece(run) else run
+
+
+def _holds_a_piece(text: str) -> bool:
+    """The fast test before `_RUN_RE`'s substitution, true when ``text`` may hold a piece.
+
+    The runs are cut out with bytes methods (C speed) and each is looked up by its first
+    and last 8 characters (a head of a segment starts like it, a tail ends like it); a
+    run after an escape such as ``\\n`` is also tried without its first letter. Most
+    texts hold no piece, and then no regex and no bisection runs at all.
+    """
+    for run in text.encode("utf-8", "replace").translate(_RUN_BYTES).split():
+        if len(run) < _MIN_PIECE_LEN:
+            continue
+        if run[:_MIN_PIECE_LEN] in _head_keys or run[-_MIN_PIECE_LEN:] in _tail_keys:
+            return True
+        if run[0] in b"nrt" and run[1 : _MIN_PIECE_LEN + 1] in _head_keys:
+            return True
+    return False
 
 
 def redact(text: str) -> str:
@@ -160,7 +189,7 @@ def redact(text: str) -> str:
     text = _JWT_RE.sub(REDACTED, text)
     if "..." in text or "\u2026" in text:
         text = _CUT_JWT_RE.sub(REDACTED, text)
-    if _segments:
+    if _segments and _holds_a_piece(text):
         text = _RUN_RE.sub(_piece, text)
     return text
 
