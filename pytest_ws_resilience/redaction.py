@@ -1,15 +1,28 @@
-"""The one redaction function: tokens and keys never reach output.
+"""The one redaction function: tokens, keys and URL passwords never reach output.
 
 Secrets are registered as they are created (every minted token, every configured key)
 and `redact` replaces them wherever text leaves the package: reprs, error messages,
-log records and pytest reports. Anything shaped like a JWT is redacted too, so a token
-minted by someone else's code does not slip through.
+log records and pytest reports. What it hides, in this order:
+
+- the password of a URL's userinfo (``ws://alice:<redacted>@host``), registered or not;
+- every registered secret, whole;
+- anything shaped like a JWT, so a token minted by someone else's code does not slip
+  through;
+- the pieces of a registered secret that survive a cut: pytest shortens long values
+  (``saferepr`` keeps a head and a tail around ``...``, a diff skips the identical
+  leading characters, the short summary cuts at the terminal's width) after the text
+  was built, so a token may reach us in parts. Every registered secret's segments (its
+  runs of base64url characters of at least 16, for a JWT its payload and signature; the
+  header says only the algorithm and is no secret) are remembered, and any run of text
+  that is one of them, or a head or a tail of one of at least 8 characters, is hidden.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
+import string
 import threading
 
 __all__ = [
@@ -23,10 +36,31 @@ __all__ = [
 
 REDACTED = "<redacted>"
 
-# Three base64url segments, the first one a JSON object header ("eyJ" = '{"').
-_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# Three base64url segments, the first one a JSON object header ("eyJ" = '{"'). A dot
+# followed by another dot is an ellipsis, not a separator: a cut token is left to the
+# cut rules below rather than half-redacted with its ellipsis eaten.
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.(?!\.)[A-Za-z0-9_-]*\.(?!\.)[A-Za-z0-9_-]*")
+# The head of a JWT cut by an ellipsis (``eyJhbGciOiJI...``), registered or not.
+_CUT_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*){0,2}(?=\.\.\.|\u2026)")
+# The password of a URL's userinfo: ``scheme://user:PASSWORD@``. The password runs to
+# the last ``@`` before the host, as `urllib.parse.urlsplit` reads it.
+_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:'\"<>]*:)[^\s/?#'\"<>]+@")
 # Secrets shorter than this are not registered: redacting "ok" everywhere helps nobody.
 _MIN_SECRET_LEN = 6
+# A secret's segments shorter than this are not remembered on their own.
+_MIN_SEGMENT_LEN = 16
+# The shortest head or tail of a segment that is hidden: 7 characters of a signature
+# tell nothing, and shorter runs would hide ordinary words.
+_MIN_PIECE_LEN = 8
+_SEGMENT_RE = re.compile(rf"[A-Za-z0-9_-]{{{_MIN_SEGMENT_LEN},}}")
+# A run of base64url text that could be a piece; an escape such as the ``\n`` of a repr
+# is matched first and kept, so the line after it is a run of its own.
+_RUN_RE = re.compile(rf"\\[nrt]|[A-Za-z0-9_-]{{{_MIN_PIECE_LEN},}}")
+# A `bytes.translate` table that turns every byte outside a run into a space (the bytes
+# of a non-ASCII character too: none is a run character).
+_RUN_BYTES = bytes(
+    b if chr(b) in string.ascii_letters + string.digits + "_-" else 32 for b in range(256)
+)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -34,14 +68,35 @@ _secrets: set[str] = set()
 # thousands of tokens does not recompile a growing pattern each time.
 _pattern: re.Pattern[str] | None = None
 _dirty = False
+# The segments of every registered secret (JWTs included), and two sorted views of them
+# for a head (prefix) or tail (suffix) lookup by bisection: O(log n) per run of text
+# however many tokens were minted. The lists are replaced, never changed in place, so
+# `redact` reads them without the lock.
+_segments: set[str] = set()
+_heads: list[str] = []
+_tails: list[str] = []  # each segment reversed
+# The first and the last 8 characters of every segment: the fast test's keys.
+_head_keys: set[bytes] = set()
+_tail_keys: set[bytes] = set()
+
+
+def _secret_segments(text: str) -> set[str]:
+    """The segments of a secret to remember: its base64url runs of 16 characters or
+    more, except a JWT's header (public: the algorithm and the type)."""
+    runs = _SEGMENT_RE.findall(text)
+    if runs and _JWT_RE.fullmatch(text) and text.startswith(runs[0] + "."):
+        runs = runs[1:]
+    return set(runs)
 
 
 def register_secret(value: str | bytes | None) -> None:
     """Remember ``value`` so `redact` hides it from now on (thread-safe, idempotent).
 
-    JWTs need no registration: `redact` recognises their shape.
+    A JWT needs no registration to be hidden whole (`redact` recognises its shape);
+    registering it also hides its payload and signature, and the pieces of them left
+    when a long text was cut.
     """
-    global _dirty
+    global _dirty, _heads, _tails
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -49,16 +104,27 @@ def register_secret(value: str | bytes | None) -> None:
     # PEM keys are multi-line: hide every substantial line of them as well.
     if "\n" in text:
         variants.update(line.strip() for line in text.splitlines())
-    variants = {
-        v
-        for v in variants
-        if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----") and not _JWT_RE.fullmatch(v)
-    }
+    variants = {v for v in variants if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----")}
+    segments: set[str] = set()
+    for variant in variants:
+        segments |= _secret_segments(variant)
+    literals = {v for v in variants if not _JWT_RE.fullmatch(v)}
     with _lock:
-        if variants <= _secrets:
+        if literals <= _secrets and segments <= _segments:
             return
-        _secrets.update(variants)
-        _dirty = True
+        if not literals <= _secrets:
+            _secrets.update(literals)
+            _dirty = True
+        new = segments - _segments
+        if new:
+            _segments.update(new)
+            heads, tails = list(_heads), list(_tails)
+            for segment in new:
+                bisect.insort(heads, segment)
+                bisect.insort(tails, segment[::-1])
+            _heads, _tails = heads, tails
+            _head_keys.update(seg[:_MIN_PIECE_LEN].encode() for seg in new)
+            _tail_keys.update(seg[-_MIN_PIECE_LEN:].encode() for seg in new)
 
 
 def registered_secret_count() -> int:
@@ -76,14 +142,56 @@ def _current_pattern() -> re.Pattern[str] | None:
     return _pattern
 
 
+def _begins_one_of(piece: str, ordered: list[str]) -> bool:
+    """True when ``piece`` begins some string of the sorted list ``ordered``."""
+    at = bisect.bisect_left(ordered, piece)
+    return at < len(ordered) and ordered[at].startswith(piece)
+
+
+def _is_piece(run: str) -> bool:
+    """True when ``run`` is a registered segment, or a head or a tail of one."""
+    return run in _segments or _begins_one_of(run, _heads) or _begins_one_of(run[::-1], _tails)
+
+
+def _piece(match: re.Match[str]) -> str:
+    run = match.group()
+    return REDACTED if run[0] != "\\" and _is_piece(run) else run
+
+
+def _holds_a_piece(text: str) -> bool:
+    """The fast test before `_RUN_RE`'s substitution, true when ``text`` may hold a piece.
+
+    The runs are cut out with bytes methods (C speed) and each is looked up by its first
+    and last 8 characters (a head of a segment starts like it, a tail ends like it); a
+    run after an escape such as ``\\n`` is also tried without its first letter. Most
+    texts hold no piece, and then no regex and no bisection runs at all.
+    """
+    for run in text.encode("utf-8", "replace").translate(_RUN_BYTES).split():
+        if len(run) < _MIN_PIECE_LEN:
+            continue
+        if run[:_MIN_PIECE_LEN] in _head_keys or run[-_MIN_PIECE_LEN:] in _tail_keys:
+            return True
+        if run[0] in b"nrt" and run[1 : _MIN_PIECE_LEN + 1] in _head_keys:
+            return True
+    return False
+
+
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret and JWT-shaped string replaced."""
+    """Return ``text`` with URL passwords, registered secrets, JWT-shaped strings and
+    the surviving pieces of cut secrets replaced by `REDACTED`."""
     if not text:
         return text
+    if "://" in text:
+        text = _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
     pattern = _current_pattern()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
-    return _JWT_RE.sub(REDACTED, text)
+    text = _JWT_RE.sub(REDACTED, text)
+    if "..." in text or "\u2026" in text:
+        text = _CUT_JWT_RE.sub(REDACTED, text)
+    if _segments and _holds_a_piece(text):
+        text = _RUN_RE.sub(_piece, text)
+    return text
 
 
 def secret_repr(value: str | None) -> str:

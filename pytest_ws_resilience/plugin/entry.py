@@ -31,6 +31,7 @@ from pytest_ws_resilience.plugin import fixtures, options
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.loop_fixtures import loop_scoped_fixtures
 from pytest_ws_resilience.plugin.markers import MARKERS
+from pytest_ws_resilience.plugin.redacting import redact_debug_log
 from pytest_ws_resilience.plugin.report import check_report_path
 from pytest_ws_resilience.plugin.roles import Role, role_of
 from pytest_ws_resilience.plugin.session import WsSession
@@ -66,6 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
+    finally:
+        redact_debug_log(config)  # the run's secret is registered by now, if drawn
     raw_report = options.report_option(config)
     report_path = None
     if raw_report is not None and role != "worker":  # a worker hands its records over

@@ -36,7 +36,12 @@ from pytest_ws_resilience.plugin.markers import (
     ws_env_names,
     ws_env_skip_reason,
 )
-from pytest_ws_resilience.plugin.redacting import add_failure_sections, redact_logs, redact_report
+from pytest_ws_resilience.plugin.redacting import (
+    add_failure_sections,
+    redact_logs,
+    redact_report,
+    redact_warning,
+)
 from pytest_ws_resilience.plugin.report import ReportCollector
 from pytest_ws_resilience.plugin.roles import process_name, worker_id, xdist_loaded
 from pytest_ws_resilience.plugin.scheduling import mark_groups
@@ -161,6 +166,10 @@ class WsSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._role_close_run()
         self.services.close()  # finishes a run that ended before sessionfinish
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and xdist's worker read it
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        redact_warning(warning_message)
 
     # -- collection --------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""`redact` on the pieces a cut leaves of a secret, and on URL passwords.
+
+Unit tests of the pure redaction module: the tokens are real HS256 JWTs minted by the
+package (`TokenFactory`), the cuts are pytest's own (`saferepr`, the diff's skipped
+prefix), so each case is the text pytest would print.
+"""
+
+from __future__ import annotations
+
+import pytest
+from _pytest._io.saferepr import saferepr
+
+from pytest_ws_resilience.client.tokens import TokenFactory
+from pytest_ws_resilience.redaction import REDACTED, redact, register_secret
+
+
+@pytest.fixture
+def token() -> str:
+    """A fresh token, registered (as every token the package mints is)."""
+    minted = TokenFactory(secret="unit-test-secret-of-32-bytes-x!!").user().token
+    assert minted is not None
+    return minted
+
+
+def _pieces(token: str) -> tuple[str, str, str]:
+    header, payload, signature = token.split(".")
+    return header, payload, signature
+
+
+def test_a_saferepr_cut_token_shows_neither_its_payload_tail_nor_its_signature(token):
+    _, payload, signature = _pieces(token)
+    cut = saferepr(token, maxsize=120)  # pytest's own cut: head ... tail
+    assert "..." in cut and signature[-20:] in cut  # the cut does leave the tail
+    shown = redact(cut)
+    assert signature[-8:] not in shown
+    assert payload[-8:] not in shown
+    assert payload[:12] not in shown
+    # Only the markers, the quotes, the ellipsis and the dot between segments are left.
+    assert shown.startswith(f"'{REDACTED}...{REDACTED}"), shown
+    assert set(shown.replace(REDACTED, "")) <= set("'."), shown
+
+
+def test_a_cut_inside_the_signature_hides_what_is_left_of_it(token):
+    _, _, signature = _pieces(token)
+    cut = f"'{token[:20]}...{signature[-13:]}'"
+    assert redact(cut) == f"'{REDACTED}...{REDACTED}'"
+
+
+def test_a_diff_that_skipped_the_identical_prefix_hides_the_payload_tail(token):
+    _, payload, signature = _pieces(token)
+    tail = token[len(token) - len(signature) - 30 :]  # 29 payload chars, dot, signature
+    shown = redact(f"+ {tail}")
+    assert shown == f"+ {REDACTED}.{REDACTED}"
+    assert payload[-29:] not in shown
+
+
+@pytest.mark.parametrize("segment", [1, 2], ids=["payload", "signature"])
+def test_a_registered_tokens_payload_and_signature_are_hidden_alone(token, segment):
+    piece = token.split(".")[segment]
+    assert redact(f"value={piece};") == f"value={REDACTED};"
+
+
+def test_the_jwt_header_alone_is_no_secret_and_stays(token):
+    header = token.split(".")[0]
+    assert redact(f"alg header {header}") == f"alg header {header}"
+
+
+def test_an_unregistered_jwt_cut_by_an_ellipsis_loses_its_head():
+    foreign = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzb21lb25lLWVsc2UifQ"
+    assert redact(f"{foreign}...") == f"{REDACTED}..."
+
+
+def test_a_whole_token_followed_by_an_ellipsis_is_hidden_and_the_ellipsis_kept(token):
+    assert redact(f"got {token}... then") == f"got {REDACTED}... then"
+
+
+def test_a_secret_that_is_no_jwt_is_hidden_when_cut_too():
+    secret = "Zq3x9Lm2Vb7Nc4Rt8Yp1Kd6Hs5Wf0Ge-run-secret"
+    register_secret(secret)
+    assert redact(f"'{secret[:15]}...'") == f"'{REDACTED}...'"
+    assert redact(f"'...{secret[-12:]}'") == f"'...{REDACTED}'"
+
+
+def test_a_pem_line_shown_by_repr_is_hidden_after_its_escape():
+    line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
+    register_secret(f"-----BEGIN PRIVATE KEY-----\n{line}\n-----END PRIVATE KEY-----\n")
+    shown = redact(repr(f"-----BEGIN PRIVATE KEY-----\n{line[:30]}"))
+    assert line[:30] not in shown
+    assert "\\n" in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("ws://alice:pw@127.0.0.1:1/ws", f"ws://alice:{REDACTED}@127.0.0.1:1/ws"),
+        ("wss://bob:s3cr%40t@h.example:443", f"wss://bob:{REDACTED}@h.example:443"),
+        ("redis://:hunter2@127.0.0.1:6379/0", f"redis://:{REDACTED}@127.0.0.1:6379/0"),
+        ("'ws://a:p@ss@127.0.0.1:1'", f"'ws://a:{REDACTED}@127.0.0.1:1'"),
+    ],
+)
+def test_a_url_password_is_hidden_registered_or_not(url, expected):
+    assert redact(url) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ws://alice@127.0.0.1:1/ws",  # a user name alone is no password
+        "ws://127.0.0.1:8000/ws?room=a:b@c",  # an @ in the query is no userinfo
+        f"ws://alice:{REDACTED}@127.0.0.1:1/ws",  # redacting twice changes nothing
+        '{"type": "connection_established", "connection_id": "c0ffee-1234"}',
+    ],
+)
+def test_text_without_a_secret_is_unchanged(text):
+    assert redact(text) == text
