@@ -84,9 +84,7 @@ class CloseCause:
         """We failed the connection: our close frame carries an error code (not 1000,
         1001) and nothing from the server came first."""
         sent = self.sent
-        return (
-            self.closed_by == "client" and sent is not None and sent.code not in (1000, 1001)
-        )
+        return self.closed_by == "client" and sent is not None and sent.code not in (1000, 1001)
 
     def describe(self) -> str:
         """One line: who closed, the codes and reasons, websockets' message.
