@@ -273,8 +273,7 @@ class EventWaiter:
                 # starts after this run's terminal event.
                 self.cursor = record.index + 1
         except WsConnectionClosedError as closed:
-            how = f": {self.cause.describe()}" if self.cause is not None else ""
-            reason = f"connection closed (code {closed.code}) before the terminal event{how}"
+            reason = f"connection closed (code {closed.code}) before the terminal event"
         result = checker.finish(reason=reason)
         if result.run is not None:
             self._checked_runs.add(result.run)
