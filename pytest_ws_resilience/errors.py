@@ -94,11 +94,42 @@ class WsTimeoutError(WsResilienceError, TimeoutError):
 
 
 class WsConnectionClosedError(WsResilienceError):
-    """The connection closed while a message was awaited or sent."""
+    """The connection closed while a message was awaited or sent.
 
-    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
+    The message says who closed, with which code and reason, and websockets' own
+    message when a protocol error or a size limit failed the connection (e.g. "we sent
+    1009 (message too big): frame with 104857600 bytes exceeds limit of 5242880 bytes").
+
+    Attributes:
+        code: the server's close code; 1006 when no close frame came from it (as
+            `WsClient.close_code`).
+        reason: the server's close reason.
+        closed_by: "server" (its close frame came first), "client" (ours did: we
+            closed, or websockets failed the connection), "network" (no close frame
+            either way), or None when not known.
+        sent_code: the code of the close frame we sent, if any (1002, 1007, 1009...
+            when websockets failed the connection).
+        sent_reason: its reason.
+        protocol_error: websockets' message of the error that failed the connection.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        reason: str = "",
+        closed_by: str | None = None,
+        sent_code: int | None = None,
+        sent_reason: str = "",
+        protocol_error: str | None = None,
+    ) -> None:
         self.code = code
         self.reason = reason
+        self.closed_by = closed_by
+        self.sent_code = sent_code
+        self.sent_reason = sent_reason
+        self.protocol_error = protocol_error
         super().__init__(message)
 
 

@@ -32,6 +32,8 @@ from websockets.protocol import State
 
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
+from pytest_ws_resilience.client.close_cause import closed_error
+from pytest_ws_resilience.client.ending import FailFastConnection, close_cause
 from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.client.handshake import Connector, Opened
@@ -52,7 +54,6 @@ from pytest_ws_resilience.contracts.contract import EventContract
 from pytest_ws_resilience.contracts.keys import EventKey
 from pytest_ws_resilience.contracts.result import ContractResult
 from pytest_ws_resilience.errors import (
-    WsConnectionClosedError,
     WsMessageTooLargeError,
     WsResilienceError,
     WsTimeoutError,
@@ -163,7 +164,8 @@ class WsClient:
             connect_timeout=bounds.connect,
             close_timeout=bounds.close,
             max_message_size=self._max_message_size,
-            options=connect_options,
+            # Waits learn of a protocol failure at once, not after the closing handshake.
+            options={"create_connection": FailFastConnection, **connect_options},
             label=self._name,
             connection=connection,
         )
@@ -339,6 +341,9 @@ class WsClient:
         self._auth_method = method = opened.auth_method
         # Wall clock (not perf_counter): reports line up spans of several xdist workers.
         self._metrics.opened(time.time() - opened.handshake_s, opened.handshake_s, method)
+        if isinstance(conn, FailFastConnection):  # waits raise as soon as websockets fails it
+            conn.on_failure = lambda cause: self._waiter.end(cause.code, cause)
+            conn.tell_failure()  # it may have failed on a frame that came with the upgrade
         self._reader = asyncio.get_running_loop().create_task(
             self._read(conn), name=f"WsClient reader {self._name}"
         )
@@ -352,6 +357,7 @@ class WsClient:
         log, metrics, waiter = self._log, self._metrics, self._waiter
         tell, wake = self._watchers.received, waiter.wake
         first = True
+        ended: BaseException | None = None
         try:
             async for message in conn:
                 record = log.append(message)
@@ -362,16 +368,17 @@ class WsClient:
                     self._on_first_frame(record.data)
                 tell(self, record)
                 wake()
-        except ConnectionClosed:
-            pass
-        except Exception:  # a bug here must not vanish into an unretrieved task error
+        except ConnectionClosed as exc:
+            ended = exc  # its close frames and __cause__ say why (`ending.close_cause`)
+        except Exception as exc:  # a bug here must not vanish into an unretrieved task error
+            ended = exc
             client_logger.exception(
                 "%s: reader failed; treating the connection as closed", self._name
             )
             conn.transport.abort()
         finally:
             metrics.closed(time.time())
-            waiter.end(conn.close_code)
+            waiter.end(conn.close_code, close_cause(conn, ended))
             client_logger.debug("%s: connection closed, code %s", self._name, conn.close_code)
 
     def _on_first_frame(self, data: Any) -> None:
@@ -473,7 +480,13 @@ class WsClient:
         conn = self._conn
         if conn is None:
             raise WsResilienceError(f"cannot {action}: {self._name} is not connected")
+        waiter = self._waiter
+        if waiter.ended:  # also when websockets failed it and is still closing
+            raise waiter.closed_error(f"{self._closed_head(action)} (code {waiter.close_code})")
         return conn
+
+    def _closed_head(self, action: str) -> str:
+        return f"cannot {action}: connection {self._name} to {redact(self._url)} is closed"
 
     async def _send(self, message: str | bytes, data: Any = None) -> None:
         size = payload_size(message)
@@ -494,12 +507,9 @@ class WsClient:
                 async with asyncio.timeout(self._bounds.recv.value):
                     await conn.send(message)
         except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else conn.close_code
-            raise WsConnectionClosedError(
-                f"cannot send: connection {self._name} to {self._url} is closed (code {code})",
-                code=code,
-                reason=exc.rcvd.reason if exc.rcvd is not None else "",
-            ) from None
+            cause = close_cause(conn, exc)
+            head = f"{self._closed_head('send')} (code {cause.code})"
+            raise closed_error(head, cause, code=cause.code) from None
         except TimeoutError:
             raise WsTimeoutError(
                 f"{self._name}: send of {size} bytes did not complete within "
@@ -528,9 +538,9 @@ class WsClient:
                 pong = await conn.ping()
                 await pong
         except ConnectionClosed as exc:
-            raise WsConnectionClosedError(
-                f"cannot ping: connection {self._name} is closed", code=conn.close_code
-            ) from exc
+            cause = close_cause(conn, exc)
+            head = f"{self._closed_head('ping')} (code {cause.code})"
+            raise closed_error(head, cause, code=cause.code) from exc
         except TimeoutError:
             raise WsTimeoutError(f"{self._name}: no pong within recv_timeout={bound}") from None
         rtt = time.perf_counter() - started

@@ -12,8 +12,11 @@ give up:
 - **A deadline per wait** (a sequence shares one): ``timeout`` or the recv timeout.
   One shared watchdog timer wakes waiters at the earliest deadline instead of a
   timeout handle per wait, which keeps a round trip lean.
-- **The end of the stream** raises at once (`WsConnectionClosedError` with the close
-  code) once the records that came before the close were scanned.
+- **The end of the stream** raises at once (`WsConnectionClosedError` naming who
+  closed, the codes, the reasons and websockets' own message: `close_cause`) once the
+  records that came before the close were scanned. The end is the close, or earlier,
+  the moment websockets failed the connection for a protocol error: a wait does not sit
+  out the closing handshake and then time out naming what it waited for.
 - **A failing receive hook** surfaces in the next wait, since the reader task cannot
   raise into the test.
 """
@@ -25,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pytest_ws_resilience.client.close_cause import CloseCause, closed_error
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.matching import (
     BytesMatch,
@@ -75,6 +79,7 @@ class EventWaiter:
         "_url",
         "_watchdog",
         "attached",
+        "cause",
         "close_code",
         "cursor",
         "ended",
@@ -92,6 +97,8 @@ class EventWaiter:
         self.ended = False
         #: Close code of the connection that ended (None while open).
         self.close_code: int | None = None
+        #: How the connection ended (who closed, codes, websockets' message), once known.
+        self.cause: CloseCause | None = None
         self._arrived = asyncio.Event()
         self._watchdog: asyncio.TimerHandle | None = None
         self._hook_error: BaseException | None = None
@@ -105,6 +112,7 @@ class EventWaiter:
         self.attached = True
         self.ended = False
         self.close_code = None
+        self.cause = None
 
     def wake(self) -> None:
         """Wake every waiter (a frame was logged, or the stream ended)."""
@@ -112,11 +120,19 @@ class EventWaiter:
         arrived.set()
         arrived.clear()
 
-    def end(self, close_code: int | None) -> None:
-        """The connection is over (closed by either side, or its reader failed)."""
+    def end(self, close_code: int | None, cause: CloseCause | None = None) -> None:
+        """The connection is over (closed by either side, failed by websockets for a
+        protocol error, or its reader failed); ``cause`` says how (kept when None)."""
         self.ended = True
         self.close_code = close_code
+        if cause is not None:
+            self.cause = cause
         self.wake()
+
+    def closed_error(self, head: str, tail: str = "") -> WsConnectionClosedError:
+        """The error of a wait or a send on the ended connection: ``head``, then how
+        it ended (`CloseCause.describe`), then ``tail``."""
+        return closed_error(head, self.cause, code=self.close_code, tail=tail)
 
     def hook_failed(self, exc: BaseException) -> None:
         """Keep the first exception of a receive hook for the next wait to raise."""
@@ -304,10 +320,10 @@ class EventWaiter:
             if self.ended:
                 if consume:
                     self.cursor = scan_from
-                raise WsConnectionClosedError(
-                    f"connection {self._label} to {self._url} closed (code {self.close_code}) "
-                    f"while waiting for {describe()}; {recent_events(log)}",
-                    code=self.close_code,
+                raise self.closed_error(
+                    f"connection {self._label} to {redact(self._url)} closed "
+                    f"(code {self.close_code}) while waiting for {describe()}",
+                    recent_events(log),
                 )
             if loop.time() >= deadline:
                 return None

@@ -183,6 +183,11 @@ class ReportCollector:
             # Teardown is last: the test's clients are closed, its watch complete.
             del self._phases[item.nodeid]
             self.records.append(_record_of(item, phases, self.worker or "main"))
+            watch = item.stash.get(WATCH_KEY, None)
+            if watch is not None:
+                # The record holds what the reports need; the item lives on to the end
+                # of the session, its clients and proxies must not.
+                watch.release()
 
     def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
         """This process's part of the report: its records, what it started, and the URL

@@ -5,6 +5,12 @@ The clients of a test come from several fixtures (``ws_client``, ``ws_client_fac
 pytest picks. `TestWatch` is the meeting point, kept on the test item: a client is
 tracked when made, and the detector attaches to every tracked client, earlier or later.
 No I/O here.
+
+The item (and so its stash) lives as long as the session. Once the test's record is
+made, at its teardown report, `TestWatch.release` lets go of every client, proxy and
+the guard: each client holds its connection, buffers, event log and its (closed) event
+loop, some 60-75 KiB each, which a session of storms would otherwise keep to the end.
+Only the plain aggregates (storm results, service names, pool counts) stay.
 """
 
 from __future__ import annotations
@@ -50,6 +56,19 @@ class TestWatch:
         #: Pool acquires served by an idle connection / that opened one (``ws_pool``).
         self.pool_hits = 0
         self.pool_misses = 0
+        #: The test's record was made and the references above dropped (`release`).
+        self.released = False
+
+    def release(self) -> None:
+        """The test's record is made: drop the references to its clients, proxies and
+        isolation guard (keeping plain aggregates only), so their memory is freed now,
+        not at the end of the session."""
+        self.clients.clear()
+        self.seen_clients.clear()
+        self.baselines.clear()
+        self.proxies.clear()
+        self.guard = None
+        self.released = True
 
     def track(self, client: WsClient) -> None:
         """A client the test uses: watched by the detector, now or once it starts."""

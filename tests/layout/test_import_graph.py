@@ -38,6 +38,7 @@ PURE_MODULES = (
     "config.validation",
     "client.auth_methods",
     "client.bounds",
+    "client.close_cause",
     "client.eventlog",
     "client.fallback",
     "client.greeting",

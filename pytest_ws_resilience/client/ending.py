@@ -1,0 +1,99 @@
+"""How a client's connection ends, on the asyncio side: the connection class that says
+at once when websockets fails the connection, and the `CloseCause` read off websockets.
+
+When a server breaks the protocol (a frame over the size limit, invalid UTF-8, a bad
+close frame, a masked frame, a reserved opcode), websockets sends its close frame (1002,
+1007, 1009) and then, as RFC 6455 asks of a client, waits up to the close timeout for
+the server to close TCP. Until then its ``recv()`` blocks, so a client whose waits
+learned of the end only from the reader would time out first, naming what it waited
+for instead of what happened. `FailFastConnection` tells the client as soon as the
+protocol has failed; `close_cause` turns websockets' close frames and error into the
+plain `CloseCause` the errors print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
+
+from pytest_ws_resilience.client.close_cause import CloseCause, CloseFrame
+
+__all__ = ["FailFastConnection", "close_cause", "failed"]
+
+
+class FailFastConnection(ClientConnection):
+    """websockets' client connection, calling `on_failure` once with the `CloseCause`,
+    as soon as websockets failed the connection (before the closing handshake ends, and
+    before the reader's ``recv()`` returns).
+
+    websockets fails a connection in its parser (a frame over the limit, a bad close
+    frame, a masked frame, a reserved opcode) or in ``recv()`` (invalid UTF-8, too many
+    fragments), and either way then writes its close frame: `send_data` is the one place
+    both pass through.
+    """
+
+    #: Set by the client once it holds the connection; called at most once.
+    on_failure: Callable[[CloseCause], None] | None = None
+
+    def send_data(self) -> None:
+        super().send_data()
+        if self.on_failure is not None:
+            self.tell_failure()
+
+    def tell_failure(self) -> None:
+        """Call `on_failure` if the connection failed and nobody was told yet."""
+        callback = self.on_failure
+        if callback is not None and failed(self):
+            self.on_failure = None
+            callback(close_cause(self))
+
+
+def failed(conn: ClientConnection) -> bool:
+    """websockets failed ``conn``: its parser raised, or it sent a close frame with an
+    error code (not 1000 or 1001) before receiving the server's."""
+    protocol = conn.protocol
+    sent = protocol.close_sent
+    return protocol.parser_exc is not None or (
+        sent is not None and sent.code not in (1000, 1001) and protocol.close_rcvd is None
+    )
+
+
+def _frame(close: Close | None) -> CloseFrame | None:
+    if close is None:
+        return None
+    return CloseFrame(close.code, str(Close(close.code, "")), close.reason)
+
+
+def close_cause(conn: ClientConnection, error: BaseException | None = None) -> CloseCause:
+    """How ``conn`` ended (or is ending): its close frames, and the error that failed it.
+
+    Args:
+        conn: the connection.
+        error: what ended the reader (websockets' ``ConnectionClosed``, whose
+            ``__cause__`` is the protocol or network error), if known.
+    """
+    protocol = conn.protocol
+    failure: BaseException | None = protocol.parser_exc or conn.connection_exc
+    if failure is None and error is not None:
+        failure = error.__cause__ or (None if _is_closed(error) else error)
+    return CloseCause(
+        received=_frame(protocol.close_rcvd),
+        sent=_frame(protocol.close_sent),
+        received_first=bool(protocol.close_rcvd_then_sent),
+        error=_message(failure),
+    )
+
+
+def _is_closed(error: BaseException) -> bool:
+    return isinstance(error, ConnectionClosed)
+
+
+def _message(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    text = str(error) or type(error).__name__
+    cause = error.__cause__  # e.g. "invalid opcode" from "3 is not a valid Opcode"
+    return f"{text} ({cause})" if cause is not None and str(cause) else text
