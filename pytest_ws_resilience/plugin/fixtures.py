@@ -39,7 +39,7 @@ from pytest_ws_resilience.plugin.stash import (
     SERVICES_KEY,
     SETTINGS_KEY,
 )
-from pytest_ws_resilience.plugin.watch import test_watch, warning_for
+from pytest_ws_resilience.plugin.watch import WATCH_KEY, test_watch, warning_for
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
@@ -227,7 +227,10 @@ def _ws_security(request: pytest.FixtureRequest) -> Iterator[None]:
     if strict:
         request.getfixturevalue("ws_isolation")
     yield
-    failures, warnings = split_findings(test_watch(node).nothing_checked(), strict=strict)
+    watch = node.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
+    if watch is None:
+        return
+    failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
     for finding in warnings:
         node.warn(warning_for(finding)(f"{node.name}: {finding}"))
     if failures:
