@@ -34,11 +34,13 @@ __all__ = [
     "ServiceSpecError",
     "StormThresholdError",
     "WsAuthError",
+    "WsChaosWarning",
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
     "WsIsolationWarning",
     "WsMessageTooLargeError",
+    "WsNothingCheckedWarning",
     "WsPoolExhaustedError",
     "WsResilienceError",
     "WsSchedulingWarning",
@@ -256,7 +258,20 @@ class WsSchedulingWarning(UserWarning):
     ``-W ignore::pytest_ws_resilience.errors.WsSchedulingWarning``."""
 
 
-class WsIsolationWarning(UserWarning):
-    """A ``websocket_security`` test passed without its isolation detector checking a
-    single frame: nothing was verified. Make it fail a CI run with
-    ``-W error::pytest_ws_resilience.errors.WsIsolationWarning``."""
+class WsNothingCheckedWarning(UserWarning):
+    """A check passed without checking anything (`pytest_ws_resilience.vacuous`): an
+    isolation detector with no frame or no marker, a chaos fault that never fired or
+    whose selector raised. Strict tests fail instead; make every such warning fail a CI
+    run with ``-W error::pytest_ws_resilience.errors.WsNothingCheckedWarning``."""
+
+
+class WsIsolationWarning(WsNothingCheckedWarning):
+    """A test's isolation detector verified nothing: it checked no frame, or its users
+    had no marker long enough to look for. A ``websocket_security`` test fails instead;
+    make it fail elsewhere with ``-W error::pytest_ws_resilience.errors.WsIsolationWarning``."""
+
+
+class WsChaosWarning(WsNothingCheckedWarning):
+    """A chaos message fault applied 0 times by the end of its test (its proxy carried
+    no matching message, or none at all), or its ``select`` predicate raised. A fault
+    armed with ``expect_fire=True``, or in a ``websocket_security`` test, fails instead."""

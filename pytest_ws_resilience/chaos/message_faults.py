@@ -5,7 +5,9 @@ swallow_pong, delay_ping, cut_after), a direction, a selector (message number, n
 opcode or predicate) and a toxicity. It validates everything when it is built, so a
 typo fails where it is written rather than silently at the first message. `Message` is
 what a selector predicate sees, and `select_matches` is the one rule for "does this
-fault pick this message".
+fault pick this message". `fault_findings` is the end-of-test verdict on armed faults:
+one that never fired, or whose predicate raised, checked nothing
+(`pytest_ws_resilience.vacuous`).
 
 Pure, and free of ``websockets`` (whose package import loads `socket`): the frames
 themselves are read by `chaos.frame_reader`, and `chaos.message_filter` applies these
@@ -16,20 +18,28 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
+from pytest_ws_resilience.vacuous import NothingChecked
+
 __all__ = [
     "MESSAGE_FAULT_KINDS",
     "OPCODE_NAMES",
+    "PREDICATE_RAISED",
     "Direction",
     "Message",
     "MessageFault",
     "Selector",
+    "fault_findings",
     "select_matches",
 ]
+
+#: What a filter records (a ``skipped`` decision's detail) when a fault's ``select``
+#: predicate raised: the fault selects nothing there, and the test is told at its end.
+PREDICATE_RAISED = "the select predicate raised"
 
 Direction: TypeAlias = Literal["upstream", "downstream"]
 
@@ -120,6 +130,9 @@ class MessageFault:
         name: unique name (the proxy assigns ``drop#1`` when empty).
         attributes: the kind's attributes, defaults filled in.
         target: only this connection index (1-based, accept order); None: all.
+        expect_fire: the test relies on this fault acting: if it applied 0 times by
+            the end of the test, or its predicate raised, the test fails (else it only
+            warns, `fault_findings`).
     """
 
     kind: str
@@ -129,8 +142,11 @@ class MessageFault:
     name: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     target: int | None = None
+    expect_fire: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.expect_fire, bool):
+            raise ValueError(f"expect_fire must be True or False, not {self.expect_fire!r}")
         if self.kind not in _KIND_ATTRIBUTES:
             kinds = ", ".join(sorted(MESSAGE_FAULT_KINDS))
             raise ValueError(f"unknown message fault kind {self.kind!r}; expected one of {kinds}")
@@ -267,3 +283,53 @@ def select_matches(fault: MessageFault, message: Message) -> bool:
     if isinstance(select, frozenset):
         return message.index in select
     return callable(select) and bool(select(message))
+
+
+def fault_findings(
+    proxy: str,
+    faults: Iterable[MessageFault],
+    *,
+    applied: Mapping[str, int],
+    predicate_errors: Mapping[str, tuple[int, str]],
+    connections: int,
+) -> list[NothingChecked]:
+    """The "nothing was checked" findings of a proxy's message faults at a test's end.
+
+    A fault that applied 0 times tested nothing: the client never used the proxy, or
+    no message matched its selector (or every toxicity draw kept the message). A
+    fault whose ``select`` predicate raised skipped those messages: the predicate is
+    probably wrong (``message.json()["x"]`` on a frame without ``x``), even if the
+    fault fired on others.
+
+    Args:
+        proxy: the proxy's name, for the lines.
+        faults: every fault armed on the proxy during the test, removed ones included.
+        applied: fault name -> times it applied.
+        predicate_errors: fault name -> (times its predicate raised, the first error).
+        connections: connections the proxy accepted.
+
+    Returns:
+        One finding per fault at fault (``required`` when armed with ``expect_fire``).
+    """
+    findings: list[NothingChecked] = []
+    for fault in faults:
+        subject = f"message fault {fault.name} ({fault.kind} {fault.direction}) on {proxy}"
+        raised = predicate_errors.get(fault.name)
+        if raised is not None:
+            count, first = raised
+            reason = f"its select predicate raised on {count} message(s), first: {first}"
+        elif applied.get(fault.name, 0):
+            continue
+        elif not connections:
+            reason = (
+                "applied 0 times: the proxy accepted no connection (connect through "
+                "proxy.url, e.g. ws_client_factory(url=proxy.url))"
+            )
+        else:
+            reason = (
+                f"applied 0 times in {connections} connection(s): no {fault.direction} "
+                f"message matched select={_select_repr(fault.select)}"
+                + (f" (toxicity {fault.toxicity:g})" if fault.toxicity < 1.0 else "")
+            )
+        findings.append(NothingChecked("chaos", subject, reason, required=fault.expect_fire))
+    return findings

@@ -38,6 +38,7 @@ from pytest_ws_resilience.chaos.frame_reader import (
     read_upgrade,
 )
 from pytest_ws_resilience.chaos.message_faults import (
+    PREDICATE_RAISED,
     Direction,
     Message,
     MessageFault,
@@ -550,7 +551,7 @@ class MessageFilter:
             self._decide(
                 fault.name,
                 "skipped",
-                f"{message.describe()}; the select predicate raised {type(exc).__name__}",
+                f"{message.describe()}; {PREDICATE_RAISED} {type(exc).__name__}",
             )
             return False
 

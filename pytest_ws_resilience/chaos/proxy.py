@@ -28,7 +28,12 @@ from types import TracebackType
 from typing import Any, Self
 
 from pytest_ws_resilience.chaos.connection import ClientSide, ProxyConnection, parse_upstream
-from pytest_ws_resilience.chaos.message_faults import MessageFault, Selector
+from pytest_ws_resilience.chaos.message_faults import (
+    PREDICATE_RAISED,
+    MessageFault,
+    Selector,
+    fault_findings,
+)
 from pytest_ws_resilience.chaos.message_filter import MessageFilter
 from pytest_ws_resilience.chaos.seeds import FaultDecision, derive_rng
 from pytest_ws_resilience.chaos.toxics import (
@@ -40,6 +45,7 @@ from pytest_ws_resilience.chaos.toxics import (
 )
 from pytest_ws_resilience.loopback import is_loopback_host
 from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.vacuous import NothingChecked
 
 __all__ = ["ChaosProxy"]
 
@@ -94,6 +100,12 @@ class ChaosProxy:
         self._bytes_up = 0
         self._bytes_down = 0
         self._faults_applied: Counter[str] = Counter()
+        # For the end-of-test verdict (`nothing_checked`): everything ever armed (removed
+        # ones included), what each message fault did, and whose predicate raised.
+        self._armed_faults: dict[str, MessageFault] = {}
+        self._armed_toxics: dict[str, None] = {}
+        self._applied_by_fault: Counter[str] = Counter()
+        self._predicate_errors: dict[str, tuple[int, str]] = {}
         self._server: asyncio.Server | None = None
         self._is_down = False
         self._started = False
@@ -285,6 +297,7 @@ class ChaosProxy:
             key=self._keys,
         )
         self._toxics = (*self._toxics, toxic)
+        self._armed_toxics[name] = None
         self._changed()
         return toxic
 
@@ -333,9 +346,14 @@ class ChaosProxy:
         toxicity: float = 1.0,
         name: str | None = None,
         target: int | None = None,
+        expect_fire: bool = False,
         **attributes: Any,
     ) -> MessageFault:
         """Arm a WebSocket message fault (see `chaos.message_faults`); needs a ``ws://`` upstream.
+
+        A fault that applies 0 times by the end of its test, or whose ``select``
+        predicate raises, is reported then (`nothing_checked`): a warning, or a failure
+        with ``expect_fire=True`` (or in a ``websocket_security`` test).
 
         Raises:
             ValueError: a bytes-only upstream, bad settings, or a name taken.
@@ -357,8 +375,10 @@ class ChaosProxy:
             name=name,
             attributes=attributes,
             target=target,
+            expect_fire=expect_fire,
         )
         self._message_faults = (*self._message_faults, fault)
+        self._armed_faults[name] = fault
         return fault
 
     def remove_message_fault(self, fault: MessageFault | str) -> None:
@@ -414,6 +434,36 @@ class ChaosProxy:
         ):
             kind = decision.subject.split("#", 1)[0]
             self._faults_applied[kind] += 1
+            self._applied_by_fault[decision.subject] += 1
+        elif outcome == "skipped" and PREDICATE_RAISED in decision.detail:
+            count, first = self._predicate_errors.get(decision.subject, (0, str(decision)))
+            self._predicate_errors[decision.subject] = (count + 1, first)
+
+    def nothing_checked(self) -> list[NothingChecked]:
+        """What this proxy was armed with and never exercised, at the end of a test.
+
+        Every message fault that applied 0 times or whose predicate raised
+        (`chaos.message_faults.fault_findings`), and, when the proxy accepted no
+        connection at all, every toxic armed on it. The plugin turns these into
+        warnings (`WsChaosWarning`) or failures (``expect_fire=True``, strict tests).
+        """
+        findings = fault_findings(
+            self.name,
+            self._armed_faults.values(),
+            applied=self._applied_by_fault,
+            predicate_errors=self._predicate_errors,
+            connections=self._accepted,
+        )
+        if not self._accepted:
+            findings.extend(
+                NothingChecked(
+                    "chaos",
+                    f"toxic {name} on {self.name}",
+                    "the proxy accepted no connection (connect through proxy.url)",
+                )
+                for name in self._armed_toxics
+            )
+        return findings
 
     @property
     def stats(self) -> dict[str, Any]:

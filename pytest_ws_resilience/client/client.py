@@ -378,6 +378,7 @@ class WsClient:
             conn.transport.abort()
         finally:
             metrics.closed(time.time())
+            self._watchers.closed(self, conn.close_code, conn.close_reason or "")
             waiter.end(conn.close_code, close_cause(conn, ended))
             client_logger.debug("%s: connection closed, code %s", self._name, conn.close_code)
 
@@ -407,9 +408,11 @@ class WsClient:
         Events before the match are skipped (consumed). A callable field value is a
         predicate. A callable first argument is a predicate on ANY frame (the parsed
         JSON, else the text, else the bytes: `LogRecord.frame`), which is returned.
-        Bounded by ``timeout`` or the recv timeout.
+        Bounded by ``timeout`` or the recv timeout. No criteria at all is refused: it
+        would return whatever came first; ``expect(lambda frame: True)`` says so.
 
         Raises:
+            ValueError: no type, no field and no predicate.
             WsTimeoutError: nothing matched in time (says what was expected and what came).
             WsConnectionClosedError: the connection closed first.
         """

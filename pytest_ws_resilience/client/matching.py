@@ -24,6 +24,7 @@ from pytest_ws_resilience.contracts.keys import EventKey, callable_name, event_n
 from pytest_ws_resilience.redaction import redact
 
 __all__ = [
+    "NO_CRITERIA",
     "BytesMatch",
     "FrameWait",
     "TextMatch",
@@ -86,8 +87,23 @@ def matches(data: Any, expected: Mapping[str, Any]) -> bool:
     return True
 
 
+#: What a wait with no criteria says: it would take whatever frame comes first, so a
+#: test could pass on the greeting or a heartbeat without checking anything.
+NO_CRITERIA = (
+    "{call} needs a type, fields or a predicate; to take the next frame whatever it is, "
+    "use expect(lambda frame: True)"
+)
+
+
 def expected_event(type: str | None, fields: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The fields ``expect(type, **fields)`` waits for: ``type`` is one more field."""
+    """The fields ``expect(type, **fields)`` waits for: ``type`` is one more field.
+
+    Raises:
+        ValueError: neither a type nor a field: such a wait would accept any frame, so
+            a test could pass on whatever came first (the greeting, a heartbeat).
+    """
+    if type is None and not fields:
+        raise ValueError(NO_CRITERIA.format(call="expect()"))
     return fields if type is None else {"type": type, **fields}
 
 
@@ -236,6 +252,8 @@ def sequence_waits(
             else:
                 waits.append(_named_wait(item, key))
         elif isinstance(item, Mapping):
+            if not item:
+                raise ValueError(NO_CRITERIA.format(call="an expect_sequence() step"))
             waits.append(_fields_wait(dict(item)))
         elif callable(item):
             waits.append(frame_wait(item, {}))

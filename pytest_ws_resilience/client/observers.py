@@ -45,6 +45,10 @@ class ClientObserver(Protocol):
     def on_canary(self, client: WsClient, marker: str) -> None:
         """``client`` made a canary (or had made it before this observer was added)."""
 
+    # Optional (looked up, not required, so older observers keep working):
+    # ``on_close(client, code, reason)``: the connection ended; ``reason`` is the close
+    # reason the peer sent ("" when none). The isolation detector scans it.
+
 
 class Observers:
     """The receive hooks, observers and canaries of one client, and how they are told.
@@ -101,6 +105,18 @@ class Observers:
         for observer in self.observers:
             try:
                 observer.on_receive(client, record)
+            except Exception as exc:
+                self._failed(client, observer, exc)
+
+    def closed(self, client: WsClient, code: int | None, reason: str) -> None:
+        """Tell observers with an ``on_close`` that ``client``'s connection ended, with
+        the close code and the reason the peer sent (data too: it may carry an id)."""
+        for observer in self.observers:
+            on_close = getattr(observer, "on_close", None)
+            if on_close is None:
+                continue
+            try:
+                on_close(client, code, reason)
             except Exception as exc:
                 self._failed(client, observer, exc)
 

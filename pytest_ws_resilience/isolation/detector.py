@@ -32,10 +32,12 @@ only through its methods: nothing here imports the asyncio client.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_ws_resilience.client.eventlog import LogRecord
 from pytest_ws_resilience.errors import IsolationViolationError
 from pytest_ws_resilience.isolation.frames import (
     SEPARATOR,
@@ -66,7 +68,6 @@ from pytest_ws_resilience.redaction import secret_repr
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
-    from pytest_ws_resilience.client.eventlog import LogRecord
     from pytest_ws_resilience.client.tokens import TestUser
     from pytest_ws_resilience.isolation.options import IsolationOptions
 
@@ -231,6 +232,46 @@ class IsolationDetector:
         """The user a marker text belongs to; None when unknown, shared or allowed."""
         entry = self._index.get(marker)
         return None if entry is None else entry.owner
+
+    def nothing_to_look_for(self) -> str | None:
+        """Why no leak could be found, whatever frames come; None when one could.
+
+        The detector finds only markers it holds. Users whose ids and emails are
+        shorter than ``marker_min_length`` (skipped), identity switched off, nothing
+        sent long enough to taint and no canary: every frame is scanned, and nothing
+        can match. A token alone does not count: servers do not put a user's token in
+        the data they send, so a detector holding only tokens looks for nothing a leak
+        would carry.
+
+        Returns:
+            None when some user owns a reported, non-secret marker; else the reason in
+            one line (part of a `pytest_ws_resilience.vacuous.NothingChecked` finding).
+        """
+        index = self._index
+        for marker in index:
+            entry = index.get(marker)
+            if (
+                entry is not None
+                and entry.owner is not None
+                and entry.reportable
+                and entry.kind not in SECRET_KINDS
+            ):
+                return None
+        if not self._users:
+            return "no user was watched, so there was no marker to look for"
+        skipped = [m for m in self.skipped_markers if m.kind not in SECRET_KINDS]
+        if skipped:
+            shown = ", ".join(f"{m.kind} {m.marker!r} of {m.owner!r}" for m in skipped[:3])
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            return (
+                f"no user has a marker to look for: {shown}{more} are shorter than "
+                f"marker_min_length={self.marker_min_length} (give users longer ids, "
+                "or register markers / use client.canary())"
+            )
+        return (
+            "no user has a marker to look for (identity off, nothing tainted, no canary "
+            "and no registered marker)"
+        )
 
     def report(self) -> str:
         """Every violation, grouped by owner and receiver; one line when clean."""
@@ -443,6 +484,17 @@ class IsolationDetector:
             _remember(state.received, [s for s in strings if len(s) >= minimum])
         return found
 
+    def observe_close(
+        self, receiver: str, code: int | None, reason: str, connection: str = ""
+    ) -> list[IsolationViolation]:
+        """Scan the close reason ``receiver``'s connection got, as one more frame: the
+        server chose to send it (``"room of user-42 closed"``), so it may leak as any
+        frame may. An empty reason is no frame (not counted). Returns its violations."""
+        if not reason:
+            return []
+        record = LogRecord(-1, time.monotonic(), time.time(), reason, None)
+        return self.observe_received(receiver, record, f"{connection}, close frame (code {code})")
+
     def _judge(
         self,
         receiver: str,
@@ -521,6 +573,11 @@ class IsolationDetector:
 
     def on_canary(self, client: WsClient, marker: str) -> None:
         self._claim(self._ensure_owner(client), marker, CANARY, reportable=True)
+
+    def on_close(self, client: WsClient, code: int | None, reason: str) -> None:
+        # Ping and pong payloads are not scanned: websockets answers pings inside its
+        # protocol and exposes neither payload (see docs/isolation.md).
+        self.observe_close(self._ensure_owner(client), code, reason, _connection_name(client))
 
 
 def _connection_name(client: WsClient) -> str:

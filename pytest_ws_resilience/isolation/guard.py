@@ -15,17 +15,54 @@ error; a leak that first shows at teardown fails the teardown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
+from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.markers import UserIdentity
     from pytest_ws_resilience.isolation.violation import IsolationViolation
 
-__all__ = ["IsolationGuard"]
+__all__ = ["ClientsSeen", "IsolationGuard", "isolation_nothing_checked"]
+
+#: ``() -> (clients, connected)``: the clients a test used through the plugin and how
+#: many of them had a connection accepted (the plugin's `TestWatch` knows).
+ClientsSeen = Callable[[], tuple[int, int]]
+
+
+def isolation_nothing_checked(
+    *, checks: int, clients: int, connected: int, nothing_to_look_for: str | None
+) -> NothingChecked | None:
+    """The "nothing was checked" finding of an isolation detector, or None.
+
+    Vacuous: no client watched (a `WsClient` made by hand is not), no frame scanned,
+    or nothing to look for in the frames (`IsolationDetector.nothing_to_look_for`).
+    Exempt: every client the test tried was refused at the handshake (an
+    authentication test: no frame could come, by design, and the plugin saw it try).
+
+    Args:
+        checks: frames the detector scanned.
+        clients: clients the test used through the plugin's fixtures.
+        connected: how many of them had a connection accepted.
+        nothing_to_look_for: the detector's reason it holds no usable marker, if any.
+    """
+    if clients and not connected:
+        return None
+    if not clients:
+        why = (
+            "the test opened no connection through ws_client, ws_client_factory, ws_pool "
+            "or ws_storm (a WsClient made by hand is not watched)"
+        )
+    elif not checks:
+        why = f"its {connected} connection(s) received no frame"
+    elif nothing_to_look_for is not None:
+        why = f"{checks} frame(s) scanned, but {nothing_to_look_for}"
+    else:
+        return None
+    return NothingChecked("isolation", "the isolation detector", why)
 
 
 class IsolationGuard:
@@ -37,8 +74,11 @@ class IsolationGuard:
 
     Args:
         detector: the detector watching the test's clients.
-        strict: refuse `expect_violations` (``websocket_security``).
+        strict: refuse `expect_violations` (``websocket_security``), and fail a test
+            whose detector checked nothing (`nothing_checked`).
         options: options given as marker arguments, applied at once.
+        clients_seen: what the test used (`ClientsSeen`); without it the guard does
+            not judge whether anything was checked.
     """
 
     __test__ = False
@@ -49,6 +89,7 @@ class IsolationGuard:
         *,
         strict: bool = False,
         options: IsolationOptions | None = None,
+        clients_seen: ClientsSeen | None = None,
     ) -> None:
         #: The detector: markers, switches, every violation (see `IsolationDetector`).
         self.detector = detector
@@ -57,6 +98,9 @@ class IsolationGuard:
         self._expected = False
         self._reported = 0
         self._failed_in_call = False
+        self._clients_seen = clients_seen
+        #: True once `verdict` failed the test for checking nothing (strict).
+        self.failed_vacuous = False
         if options is not None:
             detector.configure(options)
 
@@ -170,16 +214,37 @@ class IsolationGuard:
         self._reported = self.detector.violation_count
         return self.detector.report()
 
+    def nothing_checked(self) -> NothingChecked | None:
+        """The finding when this test's detector verified nothing; None when it did,
+        or when the guard was not told what the test used (`ClientsSeen`)."""
+        if self._clients_seen is None:
+            return None
+        clients, connected = self._clients_seen()
+        return isolation_nothing_checked(
+            checks=self.detector.checks,
+            clients=clients,
+            connected=connected,
+            nothing_to_look_for=self.detector.nothing_to_look_for(),
+        )
+
     def verdict(self) -> str | None:
         """After the test body: the report of violations not expected; None if none.
 
         A report returned here fails the test (or joins its own failure), so the
-        teardown's verdict will not fail it again.
+        teardown's verdict will not fail it again. A strict guard whose detector
+        checked nothing (`nothing_checked`) returns that finding: a security test
+        that verified nothing fails rather than passing green.
         """
         report = self._unreported()
         if report is not None:
             self._failed_in_call = True
-        return report
+            return report
+        if self.strict and not self.failed_vacuous:
+            finding = self.nothing_checked()
+            if finding is not None:
+                self.failed_vacuous = True
+                return f"websocket_security: {finding}"
+        return None
 
     def teardown_verdict(self) -> tuple[str | None, str | None]:
         """At teardown: ``(failure, note)`` for violations found since `verdict`.

@@ -1,5 +1,11 @@
 """One storm connection's exchange: messages sent back to back, their replies matched
-as frames arrive (in any order) and timed. The asyncio side of `Storm`'s measurements."""
+as frames arrive (in any order) and timed. The asyncio side of `Storm`'s measurements.
+
+The server's greeting (a frame of type ``settings.greeting``) is never a reply, nor the
+first message after a send: it is sent at open whatever the client says, and is often
+read only after the first send, so counting it would time a round trip that never
+happened (and pass a storm against a server that answers nothing).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.eventlog import LogRecord
+from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.client.matching import matches
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
 
@@ -35,9 +42,14 @@ class Exchange:
 
     Replies are matched in the reader as frames arrive, in any order, so a server
     answering out of order is not mistaken for one losing messages.
+
+    Args:
+        greeting: the ``type`` of the server's greeting (``settings.greeting``): such a
+            frame is never taken for a reply. None: the server sends none.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, greeting: str | None = None) -> None:
+        self._greeting = greeting
         self.pending: list[tuple[Mapping[str, Any] | None, float]] = []
         self.round_trips_s: list[float] = []
         self.first_sent_at: float | None = None
@@ -50,6 +62,8 @@ class Exchange:
         at = record.received_at
         if self.first_sent_at is None:
             return
+        if self._greeting is not None and read_greeting(record.data, self._greeting) is not None:
+            return  # sent at open, whatever was asked: not an answer
         if self.first_frame_at is None and at >= self.first_sent_at:
             self.first_frame_at = at
         for position, (wanted, sent_at) in enumerate(self.pending):
@@ -94,7 +108,11 @@ class Exchange:
             closed.cancel()
         if self._done.is_set():
             return
-        missing = f"{len(self.pending)} of {self.sent} replies missing"
+        missing = (
+            f"{len(self.pending)} of {self.sent} replies missing"
+            if len(self.pending) < self.sent
+            else f"no reply to {self.sent} message(s) (the greeting is not a reply)"
+        )
         if closed.done() and not closed.cancelled():
             if not client.closed:
                 # The reader may still hold frames that came before the close: let it

@@ -1,7 +1,10 @@
 """`StormResult`: what a storm measured, its thresholds, its text and its JSON.
 
 Pure data: the storm runner fills it; tests assert on it (``assert_p95(connect_ms=...)``);
-reports read `StormResult.as_dict`. Latencies are kept in milliseconds.
+reports read `StormResult.as_dict`. Latencies are kept in milliseconds. A storm that
+sent messages and saw no reply at all checked nothing (`StormResult.nothing_checked`,
+the rule of `pytest_ws_resilience.vacuous`): its text says so and the error thresholds
+fail on it, whatever they allow.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pytest_ws_resilience.load.thresholds import (
 )
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.stats import Distribution
+from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
@@ -132,6 +136,21 @@ class StormResult:
         }
 
     @property
+    def nothing_checked(self) -> NothingChecked | None:
+        """The finding when messages were sent and no reply was seen at all; else None.
+
+        Such a storm measured no round trip, whatever its error counts say (a reply
+        spec that matches nothing the server sends, a server that answers nothing).
+        """
+        if not self.messages_sent or self.replies_received:
+            return None
+        return NothingChecked(
+            "load",
+            f"{self.kind} {self.label!r}",
+            f"{self.messages_sent} message(s) sent and no reply seen",
+        )
+
+    @property
     def open_window_s(self) -> float | None:
         """Seconds from the start of the storm until its last connection was open."""
         return max(self.opened_s) if self.opened_s else None
@@ -152,20 +171,24 @@ class StormResult:
         self._fail_on(percentile_breaches(self.distributions, "p99", limits))
 
     def assert_errors(self, max: int = 0) -> None:  # named as k6 names it
-        """Fail when more than ``max`` connections (or cycles) failed."""
+        """Fail when more than ``max`` connections (or cycles) failed, or when messages
+        were sent and no reply was seen (`nothing_checked`)."""
         breach = error_count_breach(self.error_count, max_count=max)
-        self._fail_on([breach] if breach else [])
+        self._fail_on([breach] if breach else [], vacuous=self.nothing_checked)
 
     def assert_error_rate(self, max: float = 0.01) -> None:
-        """Fail when the failed fraction exceeds ``max`` (0..1)."""
+        """Fail when the failed fraction exceeds ``max`` (0..1), or when messages were
+        sent and no reply was seen (`nothing_checked`)."""
         breach = error_rate_breach(self.error_count, self.attempted, max_rate=max)
-        self._fail_on([breach] if breach else [])
+        self._fail_on([breach] if breach else [], vacuous=self.nothing_checked)
 
-    def _fail_on(self, breaches: list[Breach]) -> None:
-        if not breaches:
+    def _fail_on(self, breaches: list[Breach], vacuous: NothingChecked | None = None) -> None:
+        if not breaches and vacuous is None:
             return
         lines = [f"{self.kind} {self.label!r} missed its thresholds:"]
         lines.extend(f"  {breach}" for breach in breaches)
+        if vacuous is not None:
+            lines.append(f"  {vacuous}")
         lines.append(self.describe())
         raise StormThresholdError("\n".join(lines))
 
@@ -179,6 +202,9 @@ class StormResult:
         ]
         if self.messages_sent:
             lines.append(f"  messages sent {self.messages_sent}, replies {self.replies_received}")
+        vacuous = self.nothing_checked
+        if vacuous is not None:
+            lines.append(f"  NO REPLY SEEN: {vacuous.reason}; round trips measured nothing")
         width = max(len(name) for name in METRICS)
         for name, dist in self.distributions.items():
             lines.append(f"  {name:<{width}}  {dist.describe('ms')}")

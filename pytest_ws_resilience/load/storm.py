@@ -50,7 +50,7 @@ __all__ = [
 MessageSpec = Any
 #: The reply that answers a message: fields to match (as ``WsClient.expect``; callables
 #: are predicates), or a factory called with the message's number. None: the first frame
-#: the server sends after the message.
+#: the server sends after the message that is not its greeting (``settings.greeting``).
 ReplySpec = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 #: Which token a user connects with (e.g. ``tokens.expired`` for a negative storm).
 TokenFor = Callable[[TestUser], str]
@@ -228,7 +228,10 @@ class Storm:
                 closed by `aclose`); else all are closed, concurrently, at its end.
             message: sent by each connection once open (its number is the
                 connection's index); its reply is timed.
-            reply: what answers ``message`` (None: the first frame after it).
+            reply: what answers ``message`` (None: the first frame after it that is
+                not the server's greeting; a server that never answers fails every
+                connection with a ``timeout`` error, and ``result.nothing_checked``
+                says no reply was seen).
             label: names the storm in reports.
             url: another endpoint than the storm's; path: a path (template) on it.
             path_params: the template's values: a mapping, or a factory of the
@@ -430,7 +433,7 @@ class Storm:
         """Connect ``client``, exchange its messages; record everything. True on success."""
         result.started_s.append(time.monotonic() - storm_start)
         bound = self._arrival_bound(client, bool(messages))
-        exchange = Exchange()
+        exchange = Exchange(self.settings.greeting)
         try:
             async with asyncio.timeout(bound):
                 await client.connect()

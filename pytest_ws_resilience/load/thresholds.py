@@ -2,11 +2,13 @@
 
 Pure: a threshold names a metric, a statistic and a limit (``connect_ms`` p95 <= 500);
 checking returns the breaches, each printable as one line. A threshold on a metric
-with no samples is a breach too: a limit that cannot be checked must not pass.
+with no samples is a breach too: a limit that cannot be checked must not pass, and a
+limit that could never be breached (NaN, infinity) is refused.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,8 +55,19 @@ class Breach:
 
 
 def _check_limit(name: str, limit: object) -> float:
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-        raise ValueError(f"threshold {name} must be a number >= 0, got {limit!r}")
+    """``limit`` as a float, or a one-line error.
+
+    A non-finite limit is refused: every comparison with NaN is False, so a NaN limit
+    could never be breached, and an infinite one never either: a threshold that cannot
+    fail checks nothing.
+    """
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, (int, float))
+        or not math.isfinite(limit)
+        or limit < 0
+    ):
+        raise ValueError(f"threshold {name} must be a finite number >= 0, got {limit!r}")
     return float(limit)
 
 

@@ -32,23 +32,21 @@ from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
 from pytest_ws_resilience.isolation.options import IsolationOptions
 from pytest_ws_resilience.load.bench import AsyncBenchmark, ReplayTimer
-from pytest_ws_resilience.plugin.markers import (
-    security_marker_options,
-    security_nothing_checked,
-)
+from pytest_ws_resilience.plugin.markers import security_marker_options
 from pytest_ws_resilience.plugin.stash import (
     REPLAY_TIMER_KEY,
     SERVER_URLS_KEY,
     SERVICES_KEY,
     SETTINGS_KEY,
 )
-from pytest_ws_resilience.plugin.watch import test_watch
+from pytest_ws_resilience.plugin.watch import WATCH_KEY, test_watch, warning_for
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
     open_server_under_test,
     token_factory_for,
 )
+from pytest_ws_resilience.vacuous import split_findings
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.plugin.services import ServiceRegistry, ServicesRuntime
@@ -194,8 +192,15 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
     except ValueError as err:
         pytest.fail(str(err), pytrace=False)
     strict = options is not None
-    guard = IsolationGuard(IsolationDetector(), strict=strict, options=options)
     watch = test_watch(node)
+
+    def clients_seen() -> tuple[int, int]:
+        clients = watch.seen_clients
+        return len(clients), sum(1 for c in clients if c.metrics.connects)
+
+    guard = IsolationGuard(
+        IsolationDetector(), strict=strict, options=options, clients_seen=clients_seen
+    )
     watch.start_isolation(guard)
     try:
         yield guard
@@ -206,23 +211,31 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
         node.add_report_section("teardown", "ws-isolation, frames after the test body", note)
     if failure is not None:
         pytest.fail(f"isolation violations after the test body:\n{failure}", pytrace=False)
-    if strict:
-        clients = test_watch(node).seen_clients
-        warning = security_nothing_checked(
-            node.name,
-            checks=guard.checks,
-            clients=len(clients),
-            connected=sum(1 for c in clients if c.metrics.connects),
-        )
-        if warning is not None:
-            node.warn(WsIsolationWarning(warning))
+    if not strict:  # a strict guard failed the test body instead (`IsolationGuard.verdict`)
+        finding = guard.nothing_checked()
+        if finding is not None:
+            node.warn(WsIsolationWarning(f"{node.name}: {finding}"))
 
 
 @pytest.fixture(autouse=True)
-def _ws_security(request: pytest.FixtureRequest) -> None:
-    """``websocket_security`` tests get ``ws_isolation`` without asking for it."""
-    if request.node.get_closest_marker("websocket_security") is not None:
+def _ws_security(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``websocket_security`` tests get ``ws_isolation`` without asking for it; every
+    test gets the end-of-test "nothing was checked" verdicts of its `TestWatch` (chaos
+    faults that never fired): warnings, failures when strict or required."""
+    node = request.node
+    strict = node.get_closest_marker("websocket_security") is not None
+    if strict:
         request.getfixturevalue("ws_isolation")
+    yield
+    watch = node.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
+    if watch is None:
+        return
+    failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
+    for finding in warnings:
+        node.warn(warning_for(finding)(f"{node.name}: {finding}"))
+    if failures:
+        lines = "\n".join(f"  {finding}" for finding in failures)
+        pytest.fail(f"{node.name}: checks that checked nothing:\n{lines}", pytrace=False)
 
 
 # -- services ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_ws_resilience.isolation.guard import isolation_nothing_checked
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 
 __all__ = [
@@ -164,30 +165,36 @@ def security_marker_options(
         raise ValueError(f"{test}: websocket_security marker: {err}") from None
 
 
-def security_nothing_checked(test: str, *, checks: int, clients: int, connected: int) -> str | None:
-    """The warning of a ``websocket_security`` test whose detector verified nothing.
+def security_nothing_checked(
+    test: str,
+    *,
+    checks: int,
+    clients: int,
+    connected: int,
+    nothing_to_look_for: str | None = None,
+) -> str | None:
+    """The line of a test whose isolation detector verified nothing, or None.
+
+    The rule is `pytest_ws_resilience.isolation.guard.isolation_nothing_checked` (one
+    place); this names the test. Under ``websocket_security`` the guard fails the test
+    with it; a test that asked for ``ws_isolation`` alone gets a `WsIsolationWarning`.
 
     Args:
         test: the test's name.
         checks: frames the detector scanned.
         clients: clients the test used through the plugin's fixtures.
         connected: how many of them had a connection accepted.
+        nothing_to_look_for: the detector's reason it holds no usable marker, if any.
 
     Returns:
-        None when frames were checked, or when every client the test tried was refused
-        at the handshake (an authentication test: no frame could come, by design);
-        else the warning's one line.
+        None when something was checked, or when every client the test tried was
+        refused at the handshake (an authentication test: no frame could come, by
+        design); else the line.
     """
-    if checks or (clients and not connected):
-        return None
-    if not clients:
-        why = (
-            "the test opened no connection through ws_client, ws_client_factory, ws_pool "
-            "or ws_storm (a WsClient made by hand is not watched)"
-        )
-    else:
-        why = f"its {connected} connection(s) received no frame"
-    return (
-        f"{test}: websocket_security is on but the isolation detector checked no frame: "
-        f"nothing was verified; {why}"
+    finding = isolation_nothing_checked(
+        checks=checks,
+        clients=clients,
+        connected=connected,
+        nothing_to_look_for=nothing_to_look_for,
     )
+    return None if finding is None else f"{test}: {finding}"

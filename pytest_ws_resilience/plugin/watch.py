@@ -4,7 +4,8 @@ The clients of a test come from several fixtures (``ws_client``, ``ws_client_fac
 ``ws_pool``) and the detector from another (``ws_isolation``), set up in whatever order
 pytest picks. `TestWatch` is the meeting point, kept on the test item: a client is
 tracked when made, and the detector attaches to every tracked client, earlier or later.
-No I/O here.
+No I/O here. At the end of the test, `TestWatch.nothing_checked` gathers what the test
+armed and never exercised (the rule: `pytest_ws_resilience.vacuous`).
 
 The item (and so its stash) lives as long as the session. Once the test's record is
 made, at its teardown report, `TestWatch.release` lets go of every client, proxy and
@@ -21,13 +22,29 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_ws_resilience.client.metrics import Counters
+from pytest_ws_resilience.errors import (
+    WsChaosWarning,
+    WsIsolationWarning,
+    WsNothingCheckedWarning,
+)
 from pytest_ws_resilience.isolation.guard import IsolationGuard
+from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.client.client import WsClient
 
-__all__ = ["WATCH_KEY", "TestWatch", "test_watch"]
+__all__ = ["WATCH_KEY", "TestWatch", "test_watch", "warning_for"]
+
+_WARNINGS: dict[str, type[WsNothingCheckedWarning]] = {
+    "isolation": WsIsolationWarning,
+    "chaos": WsChaosWarning,
+}
+
+
+def warning_for(finding: NothingChecked) -> type[WsNothingCheckedWarning]:
+    """The warning class of a "nothing was checked" finding, by its area."""
+    return _WARNINGS.get(finding.area, WsNothingCheckedWarning)
 
 
 class TestWatch:
@@ -92,6 +109,15 @@ class TestWatch:
         self.guard = guard
         for client in self.clients:
             guard.detector.attach(client)
+
+    def nothing_checked(self) -> list[NothingChecked]:
+        """The end-of-test "nothing was checked" findings of what the test armed: every
+        message fault of its proxies that applied 0 times, or whose predicate raised
+        (`ChaosProxy.nothing_checked`). The isolation guard judges its own detector."""
+        findings: list[NothingChecked] = []
+        for proxy in self.proxies:
+            findings.extend(proxy.nothing_checked())
+        return findings
 
     def stop_isolation(self) -> None:
         """Detach the detector from every client (pooled ones outlive the test)."""

@@ -46,7 +46,8 @@ def test_matches_rejects_non_mappings() -> None:
 def test_expected_event_adds_the_type_only_when_given() -> None:
     assert expected_event(None, {"run_id": "r1"}) == {"run_id": "r1"}
     assert expected_event("done", {"run_id": "r1"}) == {"type": "done", "run_id": "r1"}
-    assert expected_event(None, {}) == {}
+    with pytest.raises(ValueError, match=r"^expect\(\) needs a type, fields or a predicate"):
+        expected_event(None, {})
 
 
 def test_sequence_steps_take_type_names_and_field_mappings() -> None:

@@ -107,10 +107,11 @@ def test_websocket_security_is_strict(ws_pytester):
 
         @pytest.mark.asyncio
         @pytest.mark.websocket_security
-        async def test_cannot_expect(ws_isolation):
+        async def test_cannot_expect(ws_isolation, ws_client):
             with pytest.raises(RuntimeError, match="not allowed in a websocket_security test"):
                 ws_isolation.expect_violations()
             assert ws_isolation.strict
+            await ws_client.expect(type="connection_established")
         """
     )
     ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=1)
@@ -149,7 +150,9 @@ def test_websocket_security_runs_against_an_external_server_with_auth(ws_pyteste
         """
     )
     result = ws_pytester.runpytest("-p", "ws_resilience", "--ws-url=ws://127.0.0.1:9/")
-    result.assert_outcomes(passed=1)
+    # It ran (not skipped): strict, and failed for checking nothing.
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*websocket_security: the isolation detector: nothing was*"])
 
 
 def test_a_test_that_fails_on_a_leak_itself_is_reported_once(ws_pytester):

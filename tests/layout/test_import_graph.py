@@ -26,6 +26,7 @@ PURE_MODULES = (
     "errors",
     "redaction",
     "stats",
+    "vacuous",
     "lazy",
     "config.app_path",
     "config.backoff",

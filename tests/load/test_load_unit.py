@@ -4,6 +4,7 @@ sample thinning, the RSS reader and the benchmark replay clock. No sockets."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -71,8 +72,10 @@ def test_threshold_on_a_metric_without_samples_is_a_breach_not_a_pass():
         ("p95", {"conect_ms": 1}, "unknown metric 'conect_ms'; valid: connect_ms, "),
         ("p90", {"connect_ms": 1}, "unknown statistic 'p90'; valid: p50, p95, p99"),
         ("p95", {}, "assert_p95() needs at least one limit"),
-        ("p95", {"connect_ms": -1}, "threshold connect_ms must be a number >= 0, got -1"),
-        ("p95", {"connect_ms": "fast"}, "threshold connect_ms must be a number >= 0"),
+        ("p95", {"connect_ms": -1}, "threshold connect_ms must be a finite number >= 0, got -1"),
+        ("p95", {"connect_ms": "fast"}, "threshold connect_ms must be a finite number >= 0"),
+        ("p95", {"connect_ms": math.nan}, "threshold connect_ms must be a finite number >= 0"),
+        ("p99", {"round_trip_ms": math.inf}, "threshold round_trip_ms must be a finite number"),
     ],
 )
 def test_bad_threshold_is_a_one_line_error_naming_the_problem(stat, limits, message):
@@ -80,6 +83,40 @@ def test_bad_threshold_is_a_one_line_error_naming_the_problem(stat, limits, mess
     with pytest.raises(ValueError, match="^" + re.escape(message)) as info:
         percentile_breaches(dists, stat, limits)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("limit", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_error_threshold_is_refused_not_passed(limit):
+    # Every comparison with NaN is False: a NaN limit could never be breached.
+    with pytest.raises(ValueError, match=r"^threshold max must be a finite number >= 0"):
+        error_rate_breach(100, 100, max_rate=limit)
+    with pytest.raises(ValueError, match=r"^threshold max must be a finite number >= 0"):
+        error_count_breach(100, max_count=limit)  # type: ignore[arg-type]
+
+
+def test_storm_result_thresholds_refuse_nan():
+    result = StormResult("storm", "s", attempted=2, succeeded=1, connect_ms=[5000.0])
+    result.record_error("timeout", "late")
+    with pytest.raises(ValueError, match="finite"):
+        result.assert_p95(connect_ms=math.nan)
+    with pytest.raises(ValueError, match="finite"):
+        result.assert_error_rate(max=math.nan)
+
+
+def test_a_storm_that_sent_messages_and_saw_no_reply_fails_its_error_thresholds():
+    result = StormResult("storm", "quiet", attempted=2, succeeded=2, messages_sent=2)
+    finding = result.nothing_checked
+    assert finding is not None and finding.area == "load"
+    assert "2 message(s) sent and no reply seen" in str(finding)
+    assert "NO REPLY SEEN" in result.describe()
+    with pytest.raises(StormThresholdError, match="no reply seen"):
+        result.assert_errors(max=5)
+    with pytest.raises(StormThresholdError, match="no reply seen"):
+        result.assert_error_rate(max=1.0)
+    answered = StormResult("storm", "ok", attempted=1, succeeded=1)
+    answered.messages_sent, answered.replies_received = 1, 1
+    assert answered.nothing_checked is None
+    answered.assert_errors(max=0)
 
 
 def test_error_count_and_rate_breaches():

@@ -104,13 +104,16 @@ def test_marker_taint_false_reports_identity_markers_only(ws_pytester):
 
 
 def test_marker_options_can_switch_every_automatic_marker_off(ws_pytester):
-    # identity and taint off, Alice's text allowlisted: nothing of hers is a marker.
+    # identity and taint off, Alice's text allowlisted: nothing of hers is a marker, so
+    # no violation; and nothing to look for at all, which a strict test may not pass on.
     result = run_suite(
         ws_pytester,
         marker='@pytest.mark.websocket_security(taint=False, identity=False, allow=["x"])',
         body=LEAK_IN_BODY + "\n    assert ws_isolation.violations == [] and ws_isolation.checks",
     )
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*nothing was checked*no user has a marker to look for*"])
+    assert "isolation violation" not in result.stdout.str().lower()
 
 
 def test_a_canary_still_fails_with_the_automatic_markers_off(ws_pytester):
@@ -235,7 +238,7 @@ def test_the_summary_agrees_with_pytest_over_a_mixed_suite(ws_pytester):
 # -- no silent green -----------------------------------------------------------------------
 
 
-def test_a_security_test_that_checked_no_frame_warns(ws_pytester):
+def test_a_security_test_that_checked_no_frame_fails(ws_pytester):
     ws_pytester.makepyfile(
         """
         import pytest
@@ -246,11 +249,14 @@ def test_a_security_test_that_checked_no_frame_warns(ws_pytester):
         """
     )
     result = ws_pytester.runpytest("-p", "ws_resilience")
-    result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*WsIsolationWarning: test_nothing_checked*checked no frame*"])
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*websocket_security: the isolation detector: nothing was checked: the test opened*"]
+    )
 
 
-def test_hand_made_clients_are_named_in_the_warning(ws_pytester):
+def test_hand_made_clients_fail_a_security_test_and_are_named(ws_pytester):
+    # Before issue 17: passed with a WsIsolationWarning.
     ws_pytester.makepyfile(
         """
         import pytest
@@ -264,8 +270,23 @@ def test_hand_made_clients_are_named_in_the_warning(ws_pytester):
         """
     )
     result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*nothing was checked*a WsClient made by hand is not watched*"])
+
+
+def test_ws_isolation_alone_that_checked_no_frame_warns(ws_pytester):
+    # Not strict (no websocket_security): the same finding is a warning.
+    ws_pytester.makepyfile(
+        """
+        def test_nothing_checked(ws_isolation):
+            assert not ws_isolation.strict
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*checked no frame*a WsClient made by hand is not watched*"])
+    result.stdout.fnmatch_lines(
+        ["*WsIsolationWarning: test_nothing_checked: the isolation detector: nothing was*"]
+    )
 
 
 def test_a_security_test_refused_at_the_handshake_does_not_warn(ws_pytester):
@@ -288,15 +309,12 @@ def test_a_security_test_refused_at_the_handshake_does_not_warn(ws_pytester):
 def test_the_no_frame_warning_can_fail_a_ci_run(ws_pytester):
     ws_pytester.makepyfile(
         """
-        import pytest
-
-        @pytest.mark.websocket_security
-        def test_nothing_checked():
+        def test_nothing_checked(ws_isolation):
             pass
         """
     )
     result = ws_pytester.runpytest(
-        "-p", "ws_resilience", "-W", "error::pytest_ws_resilience.errors.WsIsolationWarning"
+        "-p", "ws_resilience", "-W", "error::pytest_ws_resilience.errors.WsNothingCheckedWarning"
     )
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*checked no frame*"])
+    result.stdout.fnmatch_lines(["*nothing was checked*"])

@@ -51,7 +51,15 @@ def test_a_security_test_that_checked_frames_or_was_refused_is_quiet() -> None:
 
 def test_a_security_test_that_checked_nothing_says_why() -> None:
     no_client = security_nothing_checked("test_x", checks=0, clients=0, connected=0)
-    assert no_client is not None and no_client.startswith("test_x: websocket_security is on")
+    assert no_client is not None
+    assert no_client.startswith("test_x: the isolation detector: nothing was checked: ")
     assert "a WsClient made by hand is not watched" in no_client
     silent = security_nothing_checked("test_x", checks=0, clients=1, connected=1)
     assert silent is not None and "its 1 connection(s) received no frame" in silent
+    blind = security_nothing_checked(
+        "test_x", checks=4, clients=2, connected=2, nothing_to_look_for="no marker"
+    )
+    assert (
+        blind
+        == "test_x: the isolation detector: nothing was checked: 4 frame(s) scanned, but no marker"
+    )
