@@ -23,8 +23,10 @@ from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.engine import docker_client
 from pytest_ws_resilience.servers.handle import ServiceHandle
+from pytest_ws_resilience.servers.labels import current_owner_pid
 from pytest_ws_resilience.servers.process_backend import process_alive, terminate_pid
 from pytest_ws_resilience.servers.reaper import remove_run
+from pytest_ws_resilience.servers.run_state import ensure_state_dir
 
 __all__ = ["ServiceRecord", "SharedServices"]
 
@@ -120,7 +122,7 @@ class SharedServices:
             ServiceError: the lock was not obtained in time (another process's start hung).
             Whatever ``start()`` raises (its service failed to start).
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.state_dir, owner_pid=current_owner_pid())
         path = self._state_file(spec.name)
         lock = FileLock(str(path) + ".lock", timeout=spec.startup_timeout + _LOCK_MARGIN_S)
         try:
