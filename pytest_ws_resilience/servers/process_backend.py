@@ -18,6 +18,7 @@ grandchild, a platform without ``prctl``) is reaped by the next run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import os
 import signal
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from pytest_ws_resilience.servers.run_state import (
 __all__ = [
     "ProcessBackend",
     "command_environment",
+    "outliving_this_process",
     "process_alive",
     "read_log_digest_source",
     "read_log_tail",
@@ -80,6 +82,8 @@ _PR_SET_PDEATHSIG = 1
 _prctl: Any = None
 _prctl_lock = threading.Lock()
 _spawner: ThreadPoolExecutor | None = None
+#: Set inside `outliving_this_process`.
+_OUTLIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("ws_outlive", default=False)
 
 
 def _prctl_function() -> Any:
@@ -121,11 +125,27 @@ def _spawner_pool() -> ThreadPoolExecutor:
         return _spawner
 
 
+@contextlib.contextmanager
+def outliving_this_process() -> Iterator[None]:
+    """Children spawned inside the block get no parent-death signal.
+
+    For a service an xdist worker starts for the whole run (`sharing`): the worker
+    that started it may finish, and exit, while other workers still use it; the
+    controller removes it at the end, and a next run reaps it if the run is killed.
+    """
+    token = _OUTLIVE.set(True)
+    try:
+        yield
+    finally:
+        _OUTLIVE.reset(token)
+
+
 def spawn(argv: Sequence[str], **popen_args: Any) -> subprocess.Popen[bytes]:
     """``subprocess.Popen(argv, **popen_args)`` for a child that dies with this process
     (see the module's docstring): parent-death signal SIGTERM on Linux, forked from the
-    main thread or from the long-lived spawner thread."""
-    prctl = _prctl_function()
+    main thread or from the long-lived spawner thread (not inside
+    `outliving_this_process`)."""
+    prctl = None if _OUTLIVE.get() else _prctl_function()
     if prctl is None:
         return subprocess.Popen(list(argv), **popen_args)
     preexec = _die_with_parent(prctl, os.getpid())
