@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,10 +87,14 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = _WAIT_
         time.sleep(0.05)
 
 
-def inner_env() -> dict[str, str]:
-    """The inner run is a top-level run, whatever this suite runs under."""
+def inner_env(pytester: pytest.Pytester) -> dict[str, str]:
+    """The inner run is a top-level run, whatever this suite runs under, with a temp
+    directory of its own: the runs of other tests (which reap dead runs' state
+    directories too) never see the killed run's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "WS_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    temp = pytester.path / "tmp"
+    temp.mkdir(exist_ok=True)
+    env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(temp))
     return env
 
 
@@ -105,7 +108,7 @@ def killed_run(pytester: pytest.Pytester, *args: str) -> tuple[int, int]:
     victim = subprocess.Popen(
         command,
         cwd=pytester.path,
-        env=inner_env(),
+        env=inner_env(pytester),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -126,7 +129,7 @@ def next_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     completed = subprocess.run(
         command,
         cwd=pytester.path,
-        env=inner_env(),
+        env=inner_env(pytester),
         capture_output=True,
         text=True,
         timeout=_WAIT_S * 2,
@@ -138,10 +141,10 @@ def next_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return result
 
 
-def run_dirs_of(owner_pid: int) -> list[Path]:
+def run_dirs_of(pytester: pytest.Pytester, owner_pid: int) -> list[Path]:
     """The state directories a run whose owner was ``owner_pid`` left."""
     found = []
-    for directory in Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
+    for directory in (pytester.path / "tmp").glob(f"{RUN_DIR_PREFIX}*"):
         try:
             owner = json.loads((directory / OWNER_FILE).read_text())
         except (OSError, ValueError):
@@ -163,10 +166,10 @@ def test_a_killed_runs_server_command_dies_with_it_and_the_next_run_passes(
     server = f"{sys.executable} -m pytest_ws_resilience.testing --port {{port}}"
     port, pid = killed_run(project, f"--ws-server-cmd={server}")
     wait_until(lambda: not listening(port), f"the killed run's server on port {port} stopped")
-    assert run_dirs_of(pid), "the killed run left no state directory: nothing to check"
+    assert run_dirs_of(project, pid), "the killed run left no state directory: nothing to check"
     next_run(project, f"--ws-server-cmd={server}")
     assert not listening(port)
-    assert run_dirs_of(pid) == []  # the next run removed the dead run's state directory
+    assert run_dirs_of(project, pid) == []  # the next run removed the dead run's state directory
 
 
 def test_a_killed_runs_app_subprocess_dies_with_it_and_the_next_run_passes(
