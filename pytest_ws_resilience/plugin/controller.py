@@ -13,7 +13,14 @@ The controller runs no test. Its part of the run:
 - receives each worker's `WorkerResults` in ``pytest_testnodedown`` (its report records
   and its scheduling tally), then prints one summary and writes one report;
 - says in the header what ``--dist`` does with the scheduling group, and warns when it
-  defeats it.
+  defeats it;
+- stops the run when a worker crashes in a test under a scheduling by scope (``--dist
+  loadgroup``, ``loadscope``, ``loadfile``), with one line naming the worker, the test
+  and its group (`lost_worker_message`). pytest-xdist puts the crashed test's whole
+  work unit, the crashed test included, back in the queue: a replacement worker runs
+  the crash again, and again, up to ``--max-worker-restart`` (4 per worker) times, each
+  after a full collection: on a large suite the run looks hung for many minutes, and
+  the rest of the group never runs anyway.
 
 Registered only on a controller, so xdist's hooks are never declared where xdist is
 absent.
@@ -39,7 +46,23 @@ from pytest_ws_resilience.servers.under_test import (
     token_factory_for,
 )
 
-__all__ = ["WsController"]
+__all__ = ["SCOPED_DISTS", "WsController", "lost_worker_message"]
+
+#: The ``--dist`` modes that schedule whole scopes (pytest-xdist's LoadScopeScheduling
+#: and its subclasses), where a crash is rescheduled with its scope.
+SCOPED_DISTS = ("loadgroup", "loadscope", "loadfile")
+
+
+def lost_worker_message(worker: str, crashitem: str, dist: str, error: str | None) -> str:
+    """The one line that ends a run whose worker crashed in ``crashitem``."""
+    test, _, group = crashitem.partition("@")
+    scope = f"xdist_group {group!r}" if group else f"scope {test.split('::')[0]!r}"
+    why = f" ({' '.join(error.split())})" if error else ""
+    return (
+        f"ws-resilience: xdist worker {worker} crashed{why} while running {test} of "
+        f"{scope}; under --dist {dist} a replacement worker would run that crash again "
+        f"with the rest of its group: run stopped (run that test alone to see why)"
+    )
 
 
 class WsController(WsSession):
@@ -57,6 +80,10 @@ class WsController(WsSession):
         self.scheduling = RunScheduling(str(config.getoption("dist")))
         #: The app served to every worker (``app_share``), while it runs.
         self.shared_app: ServerUnderTest | None = None
+        #: Why each worker went down, by worker id (``pytest_testnodedown``'s error).
+        self.node_errors: dict[str, str] = {}
+        #: The line that stopped the run after a worker crashed, if one did.
+        self.lost_worker: str | None = None
 
     # -- xdist's hooks -----------------------------------------------------------------
 
@@ -66,8 +93,27 @@ class WsController(WsSession):
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         results = WorkerResults.from_workeroutput(getattr(node, "workeroutput", None))
         worker = worker_id_in(getattr(node, "workerinput", {}))
+        if error:
+            self.node_errors[str(worker)] = str(error)
         self.report.add_worker_payload(worker, results.report if results else None)
         self.scheduling.add_worker(results.scheduling if results else None)
+
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """A worker crashed in ``crashitem``: stop the run rather than let xdist run the
+        crash again (see the module's docstring)."""
+        dist = str(self.config.getoption("dist"))
+        if dist not in SCOPED_DISTS or self.lost_worker is not None:
+            return
+        node = getattr(report, "node", None)
+        worker = str(getattr(getattr(node, "gateway", None), "id", None) or "?")
+        self.lost_worker = lost_worker_message(
+            worker, crashitem, dist, self.node_errors.get(worker)
+        )
+        report.longrepr = self.lost_worker
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None:
+            # xdist's loop shuts every worker down and ends the run as interrupted.
+            dsession.shouldstop = self.lost_worker
 
     # -- the role's steps --------------------------------------------------------------
 

@@ -40,9 +40,14 @@ from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
-from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV
+from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV, RUN_STATE_DIR_ENV
 from pytest_ws_resilience.servers.log_digest import digest
 from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
+from pytest_ws_resilience.servers.run_state import (
+    ensure_state_dir,
+    reap_processes,
+    reap_stale_runs,
+)
 from pytest_ws_resilience.servers.sharing import SharedServices
 from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV, token_factory_for
 
@@ -59,6 +64,8 @@ __all__ = [
 LOG_TAIL_LINES = 1000
 #: Grace between SIGTERM and SIGKILL when the plugin stops a service.
 STOP_TIMEOUT_S = 10.0
+#: In the state directory: present once a process of the run started a container.
+_DOCKER_USED = "docker-used"
 
 #: Per test: the handles it used, by report-section title.
 _USED_KEY = pytest.StashKey[dict[str, ServiceHandle]]()
@@ -115,6 +122,8 @@ class ServicesRuntime:
         #: for the terminal summary and the report.
         self.started: list[str] = []
         self.reaped: list[str] = []
+        #: Dead runs' state directories removed at the start (with what they left running).
+        self.reaped_runs: list[str] = []
         self.removed: int | None = None
         self._reap_done = False
         self._finished = False
@@ -200,8 +209,9 @@ class ServicesRuntime:
         reason = docker_unavailable_reason()
         if reason is not None:
             raise _Unavailable(rules.unavailable_reason(spec.name, reason), reason)
-        # The state directory tells the run's owner that containers may need removing.
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The marker tells the run's owner that containers may need removing.
+        ensure_state_dir(self.state_dir, owner_pid=self.run.owner_pid)
+        (self.state_dir / _DOCKER_USED).touch()
         self.reap_once()
         if spec.image == HOST_IMAGE:
             client = docker_client()
@@ -346,6 +356,11 @@ class ServicesRuntime:
         if not self.owns_run:
             return []
         lines: list[str] = []
+        if self.reaped_runs:
+            lines.append(
+                f"ws-resilience: reaped {len(self.reaped_runs)} state directory(ies) of dead "
+                f"runs: {'; '.join(self.reaped_runs)}"
+            )
         if self.reaped:
             lines.append(
                 f"ws-resilience services: reaped {len(self.reaped)} leftover container(s) "
@@ -361,10 +376,15 @@ class ServicesRuntime:
     # -- run-level chores ---------------------------------------------------------------
 
     def reap_at_start(self) -> None:
-        """The run's owner reaps dead runs' containers before any worker or test starts,
-        when Docker services are configured (otherwise on the first one's start)."""
+        """The run's owner reaps, before any worker or test starts: the state
+        directories of dead runs of this host, and the processes they recorded still
+        running (`run_state.reap_stale_runs`); and dead runs' containers, when Docker
+        services are configured (otherwise on the first one's start)."""
+        if not self.owns_run:
+            return
+        self.reaped_runs.extend(reap_stale_runs(current=self.state_dir, timeout=STOP_TIMEOUT_S))
         specs = self.settings.services.specs.values()
-        if self.owns_run and any(spec.backend == "docker" for spec in specs):
+        if any(spec.backend == "docker" for spec in specs):
             self.reap_once()
 
     def reap_once(self) -> None:
@@ -392,7 +412,10 @@ class ServicesRuntime:
         if not self.state_dir.exists():
             return  # no process of the run started anything
         removed = self.sharing.remove_all(STOP_TIMEOUT_S)
-        if docker_unavailable_reason() is None:
+        # Processes whose spawner is gone (a worker that died with its server running);
+        # the others are stopped by their own process (the shared app: at unconfigure).
+        removed += len(reap_processes(self.state_dir, timeout=STOP_TIMEOUT_S, orphans_only=True))
+        if (self.state_dir / _DOCKER_USED).exists() and docker_unavailable_reason() is None:
             # Containers no record names: a worker that died between start and record.
             client = docker_client()
             try:
@@ -407,6 +430,7 @@ class ServicesRuntime:
         for key, value in (
             (RUN_ID_ENV, self.run.run_id),
             (RUN_OWNER_PID_ENV, str(self.run.owner_pid)),
+            (RUN_STATE_DIR_ENV, self.run.state_dir),
         ):
             self._saved_environ[key] = os.environ.get(key)
             os.environ[key] = value

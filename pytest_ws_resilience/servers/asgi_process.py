@@ -7,6 +7,11 @@ output goes to a temporary file, read for that line and shown when the app does 
 start. The server counts as up by the one readiness rule (`readiness`, waited for by
 `probe.wait_ready`); a process that exits first raises `AsgiAppStartupError` at once,
 with its output tail.
+
+uvicorn dies with pytest (`process_backend.spawn`: the parent-death signal), runs in a
+process group of its own (stopped as a whole), and inside a pytest run it is recorded
+in the run's state directory, where its output file lives too, so a next run reaps it
+if even the signal did not reach it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,16 @@ from pytest_ws_resilience.config.settings import ConnectionOptions
 from pytest_ws_resilience.errors import AsgiAppStartupError
 from pytest_ws_resilience.servers.asgi_import import lifespan_hint
 from pytest_ws_resilience.servers.asgi_wrap import APP_ENV, LIFESPAN_ENV
+from pytest_ws_resilience.servers.labels import current_owner_pid
 from pytest_ws_resilience.servers.probe import wait_served
+from pytest_ws_resilience.servers.process_backend import run_state_dir, spawn, terminate_pid
 from pytest_ws_resilience.servers.readiness import ReadinessCheck
+from pytest_ws_resilience.servers.run_state import (
+    LOGS_DIR,
+    ensure_state_dir,
+    forget_process,
+    record_process,
+)
 
 __all__ = ["AsgiAppProcess", "parse_listening_port"]
 
@@ -87,6 +100,7 @@ class AsgiAppProcess:
         self._unauthenticated = unauthenticated
         self._proc: subprocess.Popen[bytes] | None = None
         self._output: Path | None = None
+        self._state_dir: Path | None = None
         self._port = 0
 
     def __repr__(self) -> str:
@@ -186,18 +200,32 @@ class AsgiAppProcess:
         if self.running:
             return self
         started_at = time.monotonic()
-        fd, name = tempfile.mkstemp(prefix="ws-app-", suffix=".log")
+        self._state_dir = run_state_dir()
+        directory = None
+        if self._state_dir is not None:
+            ensure_state_dir(self._state_dir, owner_pid=current_owner_pid())
+            directory = self._state_dir / LOGS_DIR
+            directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="ws-app-", suffix=".log", dir=directory)
         self._output = Path(name)
         # The child writes through its own copy of the descriptor; this process reads
         # the file by name (a shared descriptor would share the read offset too).
         with os.fdopen(fd, "wb") as output:
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=self._environment(),
                 cwd=self._app_dirs[0] if self._app_dirs else None,
+                start_new_session=True,
+            )
+        if self._state_dir is not None:
+            record_process(
+                self._state_dir,
+                self._proc.pid,
+                what=f"ASGI app {self._app_path} (uvicorn)",
+                owner_pid=current_owner_pid(),
             )
         try:
             wait_served(
@@ -229,6 +257,11 @@ class AsgiAppProcess:
                     proc.wait(max(0.5, timeout * 0.2))
                 except subprocess.TimeoutExpired:
                     pass
+        if proc is not None:
+            # Whatever the app started in its group (its own workers) goes with it.
+            terminate_pid(proc.pid, max(0.5, timeout * 0.2))
+            if self._state_dir is not None:
+                forget_process(self._state_dir, proc.pid)
         if self._output is not None:
             self._output.unlink(missing_ok=True)
             self._output = None

@@ -17,6 +17,7 @@ from pytest_ws_resilience.servers.labels import (
     LABEL_SERVICE,
     LABEL_SPEC,
 )
+from pytest_ws_resilience.servers.reaper import gone_already
 
 __all__ = ["DockerBackend", "find_reusable"]
 
@@ -139,7 +140,7 @@ class DockerBackend:
         try:
             self.container.remove(force=True)
         except Exception as err:
-            if "No such container" not in str(err) and "404" not in str(err):
+            if not gone_already(err):
                 raise ServiceError(
                     f"cannot remove container {self.container.name}: {err}"
                 ) from None

@@ -25,6 +25,7 @@ __all__ = [
     "LABEL_SPEC",
     "RUN_ID_ENV",
     "RUN_OWNER_PID_ENV",
+    "RUN_STATE_DIR_ENV",
     "container_labels",
     "current_owner_pid",
     "current_run_id",
@@ -50,6 +51,10 @@ RUN_ID_ENV = "WS_RESILIENCE_RUN_ID"
 #: Set by the same process to its pid: a container a worker starts for the whole run
 #: is owned by the controller, so it is not reaped as soon as that worker ends.
 RUN_OWNER_PID_ENV = "WS_RESILIENCE_RUN_OWNER_PID"
+
+#: Set by every process of a run to the run's state directory: the local processes
+#: the library starts are recorded there (so a next run can reap them) and log there.
+RUN_STATE_DIR_ENV = "WS_RESILIENCE_RUN_STATE_DIR"
 
 _process_run_id: str | None = None
 

@@ -3,29 +3,54 @@
 The process gets its own session (process group) so signals reach whatever the command
 started, and its output goes to a file, not a pipe: a chatty server never blocks on a
 full pipe, and the log is still there after it died.
+
+Nothing outlives pytest: `spawn` gives every child the parent-death signal (Linux
+``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so a SIGKILLed pytest takes its servers with it.
+The kernel sends that signal when the *thread* that forked exits, not the process: a
+child forked from a short-lived thread (``asyncio.to_thread``'s pool, closed with its
+loop) would be killed with that thread. So `spawn` forks on the main thread, or hands
+the fork to one long-lived spawner thread that lives as long as the process. Inside a
+pytest run (``$WS_RESILIENCE_RUN_STATE_DIR`` set) every child is also recorded in the
+run's state directory (`run_state`) and logs there: what the signal cannot reach (a
+grandchild, a platform without ``prctl``) is reaped by the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pytest_ws_resilience.config.services import ResolvedService, ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
+from pytest_ws_resilience.servers.labels import RUN_STATE_DIR_ENV, current_owner_pid
+from pytest_ws_resilience.servers.run_state import (
+    LOGS_DIR,
+    ensure_state_dir,
+    forget_process,
+    record_process,
+)
 
 __all__ = [
     "ProcessBackend",
     "command_environment",
+    "outliving_this_process",
     "process_alive",
     "read_log_digest_source",
     "read_log_tail",
+    "run_state_dir",
+    "spawn",
     "terminate_pid",
 ]
 
@@ -50,6 +75,93 @@ def command_environment(environ: Mapping[str, str], extra: Mapping[str, str]) ->
     if scripts and (not parts or parts[0] != scripts):
         env["PATH"] = os.pathsep.join([scripts, *parts])
     return env
+
+
+#: ``prctl``'s option number (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+_prctl: Any = None
+_prctl_lock = threading.Lock()
+_spawner: ThreadPoolExecutor | None = None
+#: Set inside `outliving_this_process`.
+_OUTLIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("ws_outlive", default=False)
+
+
+def _prctl_function() -> Any:
+    """libc's ``prctl``, looked up once in this process (never in a forked child, where
+    only async-signal-safe work belongs); None where there is none (not Linux)."""
+    global _prctl
+    if not sys.platform.startswith("linux"):
+        return None
+    with _prctl_lock:
+        if _prctl is None:
+            try:
+                function = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                return None
+            function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+            function.restype = ctypes.c_int
+            _prctl = function
+        return _prctl
+
+
+def _die_with_parent(prctl: Any, parent: int) -> Callable[[], None]:
+    """The ``preexec_fn`` of a child: SIGTERM when its parent (thread) dies; and if the
+    parent died already, between the fork and this call, at once."""
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
+
+
+def _spawner_pool() -> ThreadPoolExecutor:
+    global _spawner
+    with _prctl_lock:
+        if _spawner is None:
+            # One thread, kept until the interpreter exits: its children's parent.
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="ws-resilience-spawner")
+        return _spawner
+
+
+@contextlib.contextmanager
+def outliving_this_process() -> Iterator[None]:
+    """Children spawned inside the block get no parent-death signal.
+
+    For a service an xdist worker starts for the whole run (`sharing`): the worker
+    that started it may finish, and exit, while other workers still use it; the
+    controller removes it at the end, and a next run reaps it if the run is killed.
+    """
+    token = _OUTLIVE.set(True)
+    try:
+        yield
+    finally:
+        _OUTLIVE.reset(token)
+
+
+def spawn(argv: Sequence[str], **popen_args: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(argv, **popen_args)`` for a child that dies with this process
+    (see the module's docstring): parent-death signal SIGTERM on Linux, forked from the
+    main thread or from the long-lived spawner thread (not inside
+    `outliving_this_process`)."""
+    prctl = None if _OUTLIVE.get() else _prctl_function()
+    if prctl is None:
+        return subprocess.Popen(list(argv), **popen_args)
+    preexec = _die_with_parent(prctl, os.getpid())
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(list(argv), preexec_fn=preexec, **popen_args)
+    return (
+        _spawner_pool()
+        .submit(lambda: subprocess.Popen(list(argv), preexec_fn=preexec, **popen_args))
+        .result()
+    )
+
+
+def run_state_dir() -> Path | None:
+    """The state directory of the pytest run this process belongs to, if any."""
+    value = os.environ.get(RUN_STATE_DIR_ENV, "").strip()
+    return Path(value) if value else None
 
 
 def process_alive(pid: int) -> bool:
@@ -111,6 +223,7 @@ class ProcessBackend:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self._resolved: ResolvedService | None = None
+        self._state_dir: Path | None = None
 
     @property
     def container_id(self) -> str | None:
@@ -122,8 +235,14 @@ class ProcessBackend:
 
     def launch(self, spec: ServiceSpec, resolved: ResolvedService) -> None:
         """Start the command with ``{port}`` filled, output appended to the log file."""
+        state_dir = run_state_dir()
         if self.log_path is None:
-            directory = self.log_dir or Path(tempfile.gettempdir())
+            directory = self.log_dir
+            if directory is None and state_dir is not None:
+                ensure_state_dir(state_dir, owner_pid=current_owner_pid())
+                directory = state_dir / LOGS_DIR
+            elif directory is None:
+                directory = Path(tempfile.gettempdir())
             directory.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(
                 prefix=f"ws-service-{spec.name}-", suffix=".log", dir=directory
@@ -134,8 +253,8 @@ class ProcessBackend:
         env = command_environment(os.environ, resolved.env)
         with self.log_path.open("ab") as log:
             try:
-                self.process = subprocess.Popen(
-                    list(resolved.argv),
+                self.process = spawn(
+                    resolved.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -149,6 +268,18 @@ class ProcessBackend:
                     f"{err.strerror or err}",
                     service=spec.name,
                 ) from None
+        if state_dir is not None:
+            record_process(
+                state_dir,
+                self.process.pid,
+                what=f"service {spec.name!r}",
+                owner_pid=current_owner_pid(),
+            )
+        self._state_dir = state_dir
+
+    def _forget(self) -> None:
+        if self._state_dir is not None and self.process is not None:
+            forget_process(self._state_dir, self.process.pid)
 
     def exit_reason(self) -> str | None:
         if self.process is None:
@@ -164,16 +295,18 @@ class ProcessBackend:
     def stop(self, timeout: float) -> None:
         """SIGTERM (after SIGCONT, in case it is paused), SIGKILL after ``timeout``."""
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        _signal_group(process.pid, signal.SIGCONT)
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(_KILL_WAIT_S)
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGCONT)
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(_KILL_WAIT_S)
+        self._forget()
 
     def pause(self) -> None:
         self._signal(signal.SIGSTOP)
@@ -186,6 +319,7 @@ class ProcessBackend:
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(_KILL_WAIT_S)
+        self._forget()
 
     def restart(self, spec: ServiceSpec, timeout: float) -> None:
         """Stop (bounded) and run the same command again on the same port."""

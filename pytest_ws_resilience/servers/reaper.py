@@ -3,6 +3,12 @@
 `reap_leftovers` runs at session start and covers what no teardown can: a run killed
 with SIGKILL, an IDE's stop button, a lost CI job. `remove_run` is the end-of-run
 sweep of the process that owns the run (the xdist controller, never a worker).
+
+Reapers race: the controller and every worker of the next run may reap the same dead
+run's containers at once. A container another reaper is removing (Docker's 409
+"removal of container ... is already in progress") or has removed (404 "No such
+container") is gone as far as this one is concerned: success, not an error
+(`gone_already`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pytest_ws_resilience.servers.labels import (
 )
 from pytest_ws_resilience.servers.process_backend import process_alive
 
-__all__ = ["labelled_containers", "reap_leftovers", "remove_run"]
+__all__ = ["gone_already", "labelled_containers", "reap_leftovers", "remove_run"]
 
 
 def labelled_containers(client: Any, **label_values: str) -> list[Any]:
@@ -29,12 +35,24 @@ def labelled_containers(client: Any, **label_values: str) -> list[Any]:
     return list(client.containers.list(all=True, filters={"label": labels}))
 
 
+def gone_already(err: BaseException) -> bool:
+    """True when a failed removal means the container is gone or going: removed by
+    someone else (404, "No such container"), or being removed by someone else right
+    now (409 "removal of container ... is already in progress")."""
+    text = str(err)
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status == 404 or "No such container" in text or "404" in text.split(":", 1)[0]:
+        return True
+    conflict = status == 409 or "409" in text.split(":", 1)[0]
+    return conflict and ("already in progress" in text or "marked for removal" in text)
+
+
 def _force_remove(container: Any) -> bool:
     try:
         container.remove(force=True)
     except Exception as err:
-        # Gone already (another run reaped it first): fine; anything else is reported.
-        if "No such container" in str(err) or "404" in str(err):
+        # Gone already (another reaper was first): fine; anything else is reported.
+        if gone_already(err):
             return False
         raise
     return True

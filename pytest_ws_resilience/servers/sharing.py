@@ -6,6 +6,11 @@ processes read the record and get a ``shared=True`` handle that neither stops th
 service nor allows chaos on it. A recorded service that is gone (container removed,
 process dead) is started again. Workers never remove anything: the controller calls
 `SharedServices.remove_all` once, after every worker has finished.
+
+A local process a worker starts here gets no parent-death signal
+(`process_backend.outliving_this_process`): xdist lets a worker with no work left exit
+while the others still run tests against the service. It is recorded in the run's
+state directory all the same: a killed run's is reaped by the next run.
 """
 
 from __future__ import annotations
@@ -23,8 +28,14 @@ from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.servers.engine import docker_client
 from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.process_backend import process_alive, terminate_pid
+from pytest_ws_resilience.servers.labels import current_owner_pid
+from pytest_ws_resilience.servers.process_backend import (
+    outliving_this_process,
+    process_alive,
+    terminate_pid,
+)
 from pytest_ws_resilience.servers.reaper import remove_run
+from pytest_ws_resilience.servers.run_state import ensure_state_dir
 
 __all__ = ["ServiceRecord", "SharedServices"]
 
@@ -120,7 +131,7 @@ class SharedServices:
             ServiceError: the lock was not obtained in time (another process's start hung).
             Whatever ``start()`` raises (its service failed to start).
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.state_dir, owner_pid=current_owner_pid())
         path = self._state_file(spec.name)
         lock = FileLock(str(path) + ".lock", timeout=spec.startup_timeout + _LOCK_MARGIN_S)
         try:
@@ -133,7 +144,12 @@ class SharedServices:
                     and self._running(current)
                 ):
                     return self._attach(spec, current)
-                handle = start()
+                if os.getpid() == current_owner_pid():
+                    handle = start()
+                else:
+                    # An xdist worker: others may use it after this worker exits.
+                    with outliving_this_process():
+                        handle = start()
                 record = ServiceRecord.of(handle, self.run_id)
                 self._write(path, [*records, record])
                 self._owned.append(record)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -203,9 +202,131 @@ def test_a_killed_runs_container_is_reaped_by_the_next_run(
         [f"ws-resilience services: reaped 1 leftover container(s) of dead runs: {leftover[0].name}"]
     )
     assert containers_of(docker, service_name) == []
-    # The killed run's state directory (a lock file) is all it leaves behind: tidy it.
-    for lock in Path(tempfile.gettempdir()).glob(f"ws-resilience-run-*/*-{service_name}.json.lock"):
-        shutil.rmtree(lock.parent, ignore_errors=True)
+    # The next run also removed the killed run's state directory (its lock file).
+    assert not list(
+        Path(tempfile.gettempdir()).glob(f"ws-resilience-run-*/*-{service_name}.json.lock")
+    )
+
+
+KILLED_XDIST_TESTS = """
+import os, time
+import pytest
+
+@pytest.mark.ws_services({service!r})
+@pytest.mark.xdist_group("{group}")
+def test_holds_{group}(ws_services):
+    with open(os.path.join({marks!r}, os.environ["PYTEST_XDIST_WORKER"]), "w") as fh:
+        fh.write(str(os.getpid()))
+    deadline = time.monotonic() + 120   # bounded: the outer test kills the run first
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+# The services defined in code: each worker reaps on its first start, both at once.
+NEXT_XDIST_CONFTEST = """
+import pytest
+from pytest_ws_resilience import ServiceSpec
+
+@pytest.fixture(scope="session")
+def ws_service_specs():
+    return [ServiceSpec({service!r}, image={image!r}, command={command!r},
+                        mounts={mounts!r}, auth=True, startup_timeout=30)]
+"""
+
+NEXT_XDIST_TEST = """
+import pytest
+
+@pytest.mark.xdist_group("{group}")
+@pytest.mark.asyncio
+async def test_next_{group}(ws_services, ws_client_factory):
+    client = await ws_client_factory(url=ws_services[{service!r}].url)
+    await client.send_json({{"type": "ping"}})
+    await client.expect(type="pong")
+"""
+
+
+def test_a_killed_two_worker_runs_container_is_reaped_and_the_next_two_worker_run_passes(
+    docker: Any, pytester: pytest.Pytester, service_name: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("xdist")
+    docker_project(pytester, service_name)
+    marks = tmp_path / "workers"
+    marks.mkdir()
+    for group in ("one", "two"):
+        pytester.makepyfile(
+            **{
+                f"test_hang_{group}": KILLED_XDIST_TESTS.format(
+                    service=service_name, group=group, marks=str(marks)
+                )
+            }
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    command = [sys.executable, "-m", "pytest", "-p", "ws_resilience", "-n", "2"]
+    command += ["--dist", "loadgroup", "test_hang_one.py", "test_hang_two.py"]
+    victim = subprocess.Popen(
+        command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + _WAIT_S
+        while len(list(marks.iterdir())) < 2:
+            assert victim.poll() is None, "the run ended before both workers held the service"
+            assert time.monotonic() < deadline, "the workers never both held the service"
+            time.sleep(0.05)
+    finally:
+        victim.send_signal(signal.SIGKILL)  # the controller only, as a CI runner does
+        victim.wait(timeout=10)
+    assert [c for c in containers_of(docker, service_name) if c.status == "running"]
+    worker_pids = [int(path.read_text()) for path in marks.iterdir()]
+    deadline = time.monotonic() + _WAIT_S
+    while any(_alive(pid) for pid in worker_pids):
+        assert time.monotonic() < deadline, "the killed run's workers outlived it"
+        time.sleep(0.05)
+
+    # The next run: two workers, the service defined in code, so both reap at their
+    # first start, concurrently (this is where Docker answered 409 to one of them).
+    pytester.makepyprojecttoml(PYTEST_TABLE)
+    pytester.makeconftest(
+        NEXT_XDIST_CONFTEST.format(
+            service=service_name,
+            image=HOST_IMAGE,
+            command=REFERENCE_CMD,
+            mounts=host_python_mounts(),
+        )
+    )
+    for group in ("one", "two"):
+        pytester.makepyfile(
+            **{f"test_next_{group}": NEXT_XDIST_TEST.format(service=service_name, group=group)}
+        )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "ws_resilience",
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        "-rs",
+        "test_next_one.py",
+        "test_next_two.py",
+        timeout=_WAIT_S * 3,
+    )
+    result.assert_outcomes(passed=2)
+    deadline = time.monotonic() + _WAIT_S
+    while containers_of(docker, service_name):
+        assert time.monotonic() < deadline, "a container outlived both runs"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def test_a_private_container_for_chaos_is_removed_at_teardown(

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,7 +48,12 @@ from pytest_ws_resilience.servers.labels import (
     current_owner_pid,
     new_run_id,
 )
-from pytest_ws_resilience.servers.reaper import labelled_containers, reap_leftovers, remove_run
+from pytest_ws_resilience.servers.reaper import (
+    gone_already,
+    labelled_containers,
+    reap_leftovers,
+    remove_run,
+)
 from pytest_ws_resilience.servers.sharing import SharedServices
 
 STOP_S = 5.0
@@ -230,6 +236,67 @@ def test_a_dead_owners_container_is_reaped_and_a_live_owners_is_not(docker: Any)
             owner.wait(5)
         remove_run(docker, dead_run, timeout=0)
         remove_run(docker, live_run, timeout=0)
+
+
+def test_reapers_racing_for_the_same_dead_run_all_succeed(docker: Any) -> None:
+    # The next run's controller and workers reap at once: one removes a container,
+    # the others get 409 "removal ... already in progress" or 404; none may fail.
+    owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner.wait(5)
+    dead_run = new_run_id()
+    service = f"raced-{dead_run[:8]}"
+    try:
+        names = {
+            _sleeper(docker, owner=owner.pid, run_id=dead_run, name=f"{service}-{n}").name
+            for n in range(3)
+        }
+        reapers = 6
+        barrier = threading.Barrier(reapers, timeout=30)
+        removed: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def reap() -> None:
+            client = docker_client()
+            try:
+                barrier.wait()  # all start at once: they list the same containers
+                removed.append(reap_leftovers(client, current_run=RUN_ID, only={"run": dead_run}))
+            except BaseException as err:
+                errors.append(err)
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=reap) for _ in range(reapers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert len(removed) == reapers
+        # Each container counted once at most; all of them gone.
+        assert set().union(*map(set, removed)) <= names
+        assert labelled_containers(docker, run=dead_run) == []
+    finally:
+        remove_run(docker, dead_run, timeout=0)
+
+
+def test_a_removal_already_done_or_in_progress_elsewhere_counts_as_gone() -> None:
+    import docker.errors
+
+    in_progress = docker.errors.APIError(
+        "409 Client Error for http+docker://localhost/v1.43/containers/abc?force=True: "
+        'Conflict ("removal of container abc is already in progress")'
+    )
+    missing = docker.errors.NotFound(
+        "404 Client Error for http+docker://localhost/v1.43/containers/abc?force=True: "
+        'Not Found ("No such container: abc")'
+    )
+    other_conflict = docker.errors.APIError(
+        "409 Client Error for http+docker://localhost/v1.43/containers/abc: "
+        'Conflict ("You cannot remove a running container")'
+    )
+    refused = docker.errors.APIError('500 Server Error: Internal Server Error ("disk full")')
+    assert gone_already(in_progress) and gone_already(missing)
+    assert not gone_already(other_conflict) and not gone_already(refused)
 
 
 def test_remove_run_removes_every_container_of_the_run(docker: Any) -> None:

@@ -71,6 +71,10 @@ def test_a_port_that_accepts_but_never_upgrades_stays_not_ready_until_the_deadli
     assert handle._process_backend.exit_reason() is not None
 
 
+#: Long enough for the late server to start under two CPU hogs (it was 1.0 s: flaky).
+_NOT_READY_DEADLINE_S = 5.0
+
+
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
@@ -82,7 +86,11 @@ def test_a_port_that_accepts_but_never_upgrades_stays_not_ready_until_the_deadli
 def test_answers_that_are_not_a_valid_upgrade_are_not_ready(
     started: list[ServiceHandle], mode: str, expected: str
 ) -> None:
-    spec = late_spec(mode, mode, startup_timeout=1.0, attempt_timeout=0.3)
+    # Each answer is "not yet", so the wait lasts the whole deadline, and the message
+    # names the last answer: the deadline must leave the server time to start answering
+    # at all under CPU load (before it listens, the answer is a refusal). It bounds the
+    # test's length, not what it checks.
+    spec = late_spec(mode, mode, startup_timeout=_NOT_READY_DEADLINE_S, attempt_timeout=0.3)
     handle = ServiceHandle(spec)
     started.append(handle)
     with pytest.raises(ServiceNotReadyError) as info:
