@@ -367,7 +367,10 @@ def test_secret_pasted_into_an_env_key_is_refused_without_echoing_it() -> None:
         ),
         ({"connect_retries": -1}, "connect_retries = -1 is invalid"),
         ({"connect_retries": False}, "connect_retries = False is invalid"),
-        ({"max_message_size": 0}, "max_message_size = 0 is invalid: expected a whole number from 1 to"),
+        (
+            {"max_message_size": 0},
+            "max_message_size = 0 is invalid: expected a whole number from 1 to",
+        ),
         ({"max_message_size": "5MiB"}, "max_message_size = '5MiB' is invalid"),
         ({"auth_methods": "query"}, "auth_methods = 'query' is invalid: expected a list"),
         ({"auth_methods": []}, "auth_methods = [] is invalid: expected at least one of"),
