@@ -10,7 +10,7 @@ that until the new connection's greeting. A wait's own ``timeout`` beats them al
 from __future__ import annotations
 
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.config.timeouts import Source, TimeoutValue, resolve_timeout
+from pytest_ws_resilience.config.timeouts import TimeoutValue, resolve_timeout
 
 __all__ = ["ClientBounds"]
 
@@ -38,13 +38,15 @@ class ClientBounds:
         self._configured_recv = settings.recv_timeout
         self._explicit_recv = recv
         #: Bound of one opening handshake.
-        self.connect = resolve_timeout(settings.connect_timeout, explicit=connect)
+        self.connect = resolve_timeout(
+            settings.connect_timeout, explicit=connect, name="connect_timeout"
+        )
         #: Bound of ``close()``.
-        self.close = resolve_timeout(settings.close_timeout, explicit=close)
+        self.close = resolve_timeout(settings.close_timeout, explicit=close, name="close_timeout")
         #: How long an agent run may take; None when not configured.
         self.agent = settings.agent_timeout
         #: Bound of waits and sends. Read on every wait: resolved once per change.
-        self.recv = resolve_timeout(settings.recv_timeout, explicit=recv)
+        self.recv = resolve_timeout(settings.recv_timeout, explicit=recv, name="recv_timeout")
 
     def negotiate(self, recv_timeout: float | None) -> None:
         """The server asked for ``recv_timeout`` seconds (None: forget what it asked)."""
@@ -53,8 +55,12 @@ class ClientBounds:
         )
 
     def for_wait(self, timeout: float | None) -> TimeoutValue:
-        """The bound of one wait: its own ``timeout``, else the recv bound."""
-        return self.recv if timeout is None else TimeoutValue(timeout, Source.EXPLICIT)
+        """The bound of one wait: its own ``timeout``, else the recv bound.
+
+        Raises:
+            ValueError: a ``timeout`` that is not a finite number of seconds in bounds.
+        """
+        return resolve_timeout(self.recv, explicit=timeout)
 
     def as_dict(self) -> dict[str, TimeoutValue | None]:
         """Every bound by its setting's name (the agent timeout None when not set)."""

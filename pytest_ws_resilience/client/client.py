@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from pytest_ws_resilience.client.arguments import check_client_arguments
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
 from pytest_ws_resilience.client.close_cause import closed_error
@@ -101,8 +102,9 @@ class WsClient:
             (e.g. ``ping_interval``, ``additional_headers``).
 
     Raises:
-        ValueError: a URL that is not ws:// or wss://, an unknown auth method, or an
-            auth method that needs a token when there is none.
+        ValueError: a URL that is not ws:// or wss://, an unknown auth method, an
+            auth method that needs a token when there is none, a number out of bounds
+            (`pytest_ws_resilience.config.bounds`), or an unknown websockets option.
     """
 
     def __init__(
@@ -131,6 +133,14 @@ class WsClient:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.netloc:
             raise ValueError(f"WsClient url must be ws:// or wss://, got {redact(url)!r}")
+        check_client_arguments(
+            user=user,
+            token=token,
+            max_message_size=max_message_size,
+            connect_retries=connect_retries,
+            log_size=log_size,
+            connect_options=connect_options,
+        )
         global _client_counter
         _client_counter += 1
         self._url = url

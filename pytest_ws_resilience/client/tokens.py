@@ -16,6 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pytest_ws_resilience.config.bounds import check_seconds
 from pytest_ws_resilience.redaction import register_secret, secret_repr
 
 __all__ = ["RsaKeyPair", "TestUser", "TokenFactory"]
@@ -67,6 +68,26 @@ class TestUser:
     __str__ = __repr__
 
 
+#: The longest token lifetime: ten years (a token that must outlive the tests).
+_MAX_LIFETIME_S = 10 * 365 * 86_400.0
+#: Keywords of `TokenFactory.user` that are not claims, and what to do instead.
+_NOT_CLAIMS = {
+    "sub": "the subject is the user's id: pass id=...",
+    "key": "a token signed with another key is tokens.wrong_key(user)",
+    "issued_at": "an expired token is tokens.expired(user); else tokens.mint(..., issued_at=)",
+    "lifetime_s": "set TokenFactory(lifetime_s=...), or use tokens.mint(..., lifetime_s=)",
+}
+
+
+def _check_user_arguments(id: Any, email: Any, claims: dict[str, Any]) -> None:
+    for name, value in (("id", id), ("email", email)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"user {name}= must be a non-empty string, got {value!r}")
+    for name in claims:
+        if name in _NOT_CLAIMS:
+            raise ValueError(f"user({name}=...) is not a claim you can set: {_NOT_CLAIMS[name]}")
+
+
 class TokenFactory:
     """Mints JWTs with pyjwt, HS256 (shared secret) or RS256 (key pair).
 
@@ -103,7 +124,10 @@ class TokenFactory:
         self.public_key = public_key
         self.audience = audience
         self.issuer = issuer
-        self.lifetime_s = lifetime_s
+        # Finite: int(now + nan) at the first mint is no place to learn of a typo.
+        self.lifetime_s = check_seconds(
+            "TokenFactory lifetime_s", lifetime_s, minimum=1.0, maximum=_MAX_LIFETIME_S
+        )
         register_secret(secret)
         register_secret(private_key)
 
@@ -160,7 +184,19 @@ class TokenFactory:
         return token
 
     def user(self, *, id: str | None = None, email: str | None = None, **claims: Any) -> TestUser:
-        """A fresh `TestUser` with a unique id and email and a valid token."""
+        """A fresh `TestUser` with a unique id and email and a valid token.
+
+        Args:
+            id: the user's id, which is the token's ``sub`` (default: a unique one).
+            email: default ``<id>@example.test``.
+            **claims: more claims of the token (``role="admin"``...).
+
+        Raises:
+            ValueError: an ``id`` or ``email`` that is not a non-empty string, or a claim
+                the factory sets from an argument (``sub``: use ``id=``) or that would be
+                taken as an argument of `mint` (``key``, ``issued_at``, ``lifetime_s``).
+        """
+        _check_user_arguments(id, email, claims)
         user_id = id or f"user-{uuid.uuid4().hex[:12]}"
         user_email = email or f"{user_id}@example.test"
         all_claims = {"email": user_email, **claims}

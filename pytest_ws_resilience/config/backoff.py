@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pytest_ws_resilience.config.bounds import check_seconds
+
 __all__ = ["Backoff"]
 
 
@@ -26,8 +28,11 @@ class Backoff:
     cap: float = 8.0
 
     def __post_init__(self) -> None:
-        if self.base < 0 or self.cap < 0 or self.factor < 1:
-            raise ValueError(f"invalid backoff {self}: need base >= 0, cap >= 0, factor >= 1")
+        # Finite and bounded (config/bounds.py): a NaN or 1e308 s delay never ends.
+        check_seconds("Backoff base", self.base, minimum=0.0)
+        check_seconds("Backoff cap", self.cap, minimum=0.0)
+        if not (isinstance(self.factor, int | float) and 1 <= self.factor <= 1000):
+            raise ValueError(f"Backoff factor = {self.factor!r} is invalid: expected 1 to 1000")
 
     def delays(self, retries: int) -> Iterator[float]:
         """The ``retries`` delays to sleep before each retry, in order."""

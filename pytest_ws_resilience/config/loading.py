@@ -277,7 +277,8 @@ def load_settings(
     env_tables = _validate_env_tables(top_raw.get("envs", {}), origin)
 
     custom_envs = sorted(name for name in env_tables if name not in BUILTIN_PROFILES)
-    env, env_source = _select_env(cli.env, environ, ini_env, [*BUILTIN_PROFILES, *custom_envs])
+    known_envs = (*BUILTIN_PROFILES, *custom_envs)
+    env, env_source = _select_env(cli.env, environ, ini_env, known_envs)
 
     layers = [_Layer(Source.DEFAULT, "built-in defaults", BUILTIN_DEFAULTS)]
     if env in BUILTIN_PROFILES:
@@ -318,6 +319,7 @@ def load_settings(
     return WsSettings(
         env=env,
         env_source=env_source,
+        known_envs=known_envs,
         recv_timeout=recv,
         close_timeout=close,
         connect_timeout=connect,
@@ -396,7 +398,8 @@ def _server_choice(
     if cli.server_cmd is not None:
         command = validate_server_cmd(cli.server_cmd, cli_url=cli.url, cli_app=cli.app)
         url, url_source, app = None, "--ws-server-cmd", None
-    share = app is not None and _flag(top, origin, "app_share", cli.app_share)
+    # Checked whether or not an app is served: a bad value is an error in every env.
+    share = _flag(top, origin, "app_share", cli) and app is not None
     lifespan, lifespan_source = _lifespan(top, origin, cli)
     app_env = validate_app_env(f"{origin} {table_name()}: app_env", top.get("app_env", {}))
     if shared_app_url is not None and app is not None:
@@ -437,12 +440,23 @@ def _service_specs(table: Mapping[str, Any], origin: str) -> dict[str, ServiceSp
     return parse_services(table, origin=origin) if table else {}
 
 
-def _flag(top: Mapping[str, Any], origin: str, key: str, cli: bool) -> bool:
-    """A top-level true/false key, or'ed with its command-line flag."""
+def _flag(top: Mapping[str, Any], origin: str, key: str, cli: CommandLine) -> bool:
+    """A top-level true/false key of the app, or'ed with its command-line flag.
+
+    Raises:
+        WsConfigError: not true or false; or true in a file that configures no app
+            (``app``), when no ``--ws-app`` names one either: the key would do nothing.
+    """
     value = top.get(key, False)
+    where = f"{origin} {table_name()}"
     if not isinstance(value, bool):
-        raise bad_value(f"{origin} {table_name()}", key, value, "true or false")
-    return value or cli
+        raise bad_value(where, key, value, "true or false")
+    if value and "app" not in top and cli.app is None:
+        raise WsConfigError(
+            f'{where}: {key} = true needs an app to serve: set app = "module:attr" '
+            f"(or pass --ws-app)"
+        )
+    return value or bool(getattr(cli, key))
 
 
 def _resolve_app(
@@ -450,10 +464,7 @@ def _resolve_app(
 ) -> tuple[str | None, str, bool]:
     """The app to serve, its source, and whether in a subprocess (``--ws-app`` first)."""
     where = f"{origin} {table_name()}"
-    subprocess = top.get("app_subprocess", False)
-    if not isinstance(subprocess, bool):
-        raise bad_value(where, "app_subprocess", subprocess, "true or false")
-    subprocess = subprocess or cli.app_subprocess
+    subprocess = _flag(top, origin, "app_subprocess", cli)
     if cli.app is not None:
         if cli.url is not None:
             raise WsConfigError("--ws-app and --ws-url both name the server under test; choose one")

@@ -234,6 +234,9 @@ class WsSettings:
 
     env: str = "local"
     env_source: str = Source.DEFAULT
+    #: Every env the configuration knows (built-in profiles and ``[envs.NAME]``
+    #: tables): what ``ws_env`` markers may name. Empty: not known, not checked.
+    known_envs: tuple[str, ...] = field(default=(), compare=False)
     recv_timeout: TimeoutValue = TimeoutValue(10.0, "profile local")
     close_timeout: TimeoutValue = TimeoutValue(12.0, "profile local")
     connect_timeout: TimeoutValue = TimeoutValue(10.0, Source.DEFAULT)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_ws_resilience.config.bounds import check_seconds
+
 __all__ = ["Source", "TimeoutValue", "resolve_timeout", "shown"]
 
 
@@ -47,6 +49,7 @@ def resolve_timeout(
     *,
     explicit: float | None = None,
     negotiated: float | None = None,
+    name: str = "timeout",
 ) -> TimeoutValue:
     """Pick the effective timeout by precedence.
 
@@ -56,9 +59,14 @@ def resolve_timeout(
         explicit: a value passed directly by the caller (wins over everything).
         negotiated: a value the server announced (e.g. ``recv_timeout`` in
             ``connection_established``); wins over the configured value.
+        name: how an explicit value is named in its error.
+
+    Raises:
+        ValueError: an explicit value that is not a finite number of seconds within
+            `pytest_ws_resilience.config.bounds` (one line naming ``name``).
     """
     if explicit is not None:
-        return TimeoutValue(float(explicit), Source.EXPLICIT)
+        return TimeoutValue(check_seconds(name, explicit), Source.EXPLICIT)
     if negotiated is not None:
         return TimeoutValue(float(negotiated), Source.SERVER)
     return configured

@@ -9,13 +9,18 @@ tables (`pytest_ws_resilience.config.services`) share the unknown-key rule.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_ws_resilience.config.app_path import parse_app_path
+from pytest_ws_resilience.config.bounds import (
+    MAX_MESSAGE_BYTES,
+    MAX_RETRIES,
+    check_count,
+    check_seconds,
+)
 from pytest_ws_resilience.config.settings import APP_LIFESPANS, AUTH_METHODS
 from pytest_ws_resilience.errors import WsConfigError
 
@@ -112,20 +117,22 @@ def bad_value(where: str, key: str, value: Any, expected: str) -> WsConfigError:
     return WsConfigError(f"{prefix}{key} = {show_value(value)} is invalid: expected {expected}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _bounded(where: str, check: Callable[[], Any]) -> Any:
+    """Run one of `pytest_ws_resilience.config.bounds`' checks; its error, with the
+    table's name, as a `WsConfigError`."""
+    try:
+        return check()
+    except ValueError as err:
+        prefix = f"{where}: " if where else ""
+        raise WsConfigError(f"{prefix}{err}") from None
 
 
 def _seconds(where: str, key: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise bad_value(where, key, value, "a number of seconds > 0")
-    return float(value)
+    return float(_bounded(where, lambda: check_seconds(key, value)))
 
 
-def _whole(where: str, key: str, value: Any, *, minimum: int, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise bad_value(where, key, value, what)
-    return value
+def _whole(where: str, key: str, value: Any, *, minimum: int, maximum: int) -> int:
+    return int(_bounded(where, lambda: check_count(key, value, minimum=minimum, maximum=maximum)))
 
 
 def _string(where: str, key: str, value: Any) -> str:
@@ -311,9 +318,9 @@ def _validator(key: str) -> _Validator:
     if key in _SECONDS_KEYS:
         return _seconds
     if key == "connect_retries":
-        return lambda w, k, v: _whole(w, k, v, minimum=0, what="a whole number >= 0")
+        return lambda w, k, v: _whole(w, k, v, minimum=0, maximum=MAX_RETRIES)
     if key == "max_message_size":
-        return lambda w, k, v: _whole(w, k, v, minimum=1, what="a whole number of bytes > 0")
+        return lambda w, k, v: _whole(w, k, v, minimum=1, maximum=MAX_MESSAGE_BYTES)
     if key == "url":
         return lambda w, k, v: validate_url(f"{w}: {k}", v)
     if key == "path":

@@ -13,11 +13,11 @@ its vocabulary (the reference server's `AGENT_EVENTS` is in
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from pytest_ws_resilience.config.bounds import check_seconds, shown
 from pytest_ws_resilience.contracts.checker import ContractChecker
 from pytest_ws_resilience.contracts.keys import EventKey, callable_name
 
@@ -32,7 +32,14 @@ _EVENTS_ENDED = "the events ended before the terminal event"
 
 def _names(value: str | Iterable[str], what: str) -> frozenset[str]:
     """A set of event names; a lone string is one name, not a set of characters."""
-    names = frozenset((value,)) if isinstance(value, str) else frozenset(value)
+    if isinstance(value, str):
+        return frozenset((value,))
+    if isinstance(value, Mapping | bytes) or not isinstance(value, Iterable):
+        raise ValueError(
+            f"EventContract {what}= must be an event name or a list of event names, "
+            f"got {shown(value)}"
+        )
+    names = frozenset(value)
     for name in names:
         if not isinstance(name, str):
             raise ValueError(f"EventContract {what} must be event names, got {name!r}")
@@ -40,11 +47,8 @@ def _names(value: str | Iterable[str], what: str) -> frozenset[str]:
 
 
 def _budget(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise ValueError(f"EventContract budget for {name!r} must be seconds, got {value!r}")
-    if value < 0:
-        raise ValueError(f"EventContract budget for {name!r} must be >= 0 seconds, got {value}")
-    return float(value)
+    # 0 is a budget (the event must come first); a day is the longest wait there is.
+    return check_seconds(f"EventContract budget for {name!r}", value, minimum=0.0)
 
 
 @dataclasses.dataclass(frozen=True, init=False, repr=False)
@@ -124,6 +128,14 @@ class EventContract:
             )
         repeatable_set = _names(repeatable, "repeatable")
         optional_set = _names(optional, "optional")
+        if budgets is not None and not isinstance(budgets, Mapping):
+            raise ValueError(
+                f"EventContract budgets= must map event names to seconds, got {shown(budgets)}"
+            )
+        if not isinstance(ordered, bool):
+            raise ValueError(f"EventContract ordered= must be True or False, got {ordered!r}")
+        if not isinstance(name, str):
+            raise ValueError(f"EventContract name= must be a string, got {shown(name)}")
         budget_map = {key: _budget(key, value) for key, value in (budgets or {}).items()}
         for what, chosen in (
             ("terminal", () if terminal is None else (terminal,)),

@@ -27,6 +27,12 @@ from urllib.parse import urlsplit
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.bounds import (
+    MAX_CONNECTIONS,
+    MAX_MESSAGES,
+    check_count,
+    check_rate,
+)
 from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.load.error_kinds import error_kind
@@ -108,10 +114,8 @@ def _reply_at(spec: ReplySpec, number: int) -> Mapping[str, Any] | None:
     return spec(number) if callable(spec) else spec
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value
+def _positive_int(name: str, value: object, *, maximum: int = MAX_CONNECTIONS) -> int:
+    return check_count(name, value, minimum=1, maximum=maximum)
 
 
 class Storm:
@@ -244,8 +248,8 @@ class Storm:
         self._check_ready()
         route = _route(self.url, url, path, path_params)
         count = _positive_int("n", n if n is not None else len(users or ()))
-        if rate is not None and (isinstance(rate, bool) or not rate > 0):
-            raise ValueError(f"rate must be > 0 connections/s or None, got {rate!r}")
+        if rate is not None:
+            rate = check_rate("rate", rate, count=count)
         if label is None:
             pace = "all at once" if rate is None else f"at {rate:g}/s"
             label = f"connect n={count} {pace}{' hold' if hold else ''}"
@@ -295,7 +299,7 @@ class Storm:
         self._check_ready()
         route = _route(self.url, url, path, path_params)
         clients = _positive_int("n_clients", n_clients)
-        per_client = _positive_int("messages_per_client", messages_per_client)
+        per_client = _positive_int("messages_per_client", messages_per_client, maximum=MAX_MESSAGES)
         if message is None:
             message, reply = burst_message, burst_reply
         elif reply is None:

@@ -26,6 +26,7 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.bounds import shown
 from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
@@ -47,6 +48,7 @@ __all__ = [
     "TestPool",
     "TestStorm",
     "check_loop",
+    "check_user",
     "loop_scoped_fixtures",
     "route_url",
 ]
@@ -92,6 +94,20 @@ def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: s
             f"{loop_scope}) but this test runs in another one: mark it "
             f'@pytest.mark.asyncio(loop_scope="{loop_scope}") or set '
             f"asyncio_default_test_loop_scope = {loop_scope}"
+        )
+
+
+def check_user(fixture: str, user: object) -> None:
+    """Refuse a ``user=`` that is not a `TestUser` with a line naming the fixture (a
+    user id or a token passed as the user is the usual slip).
+
+    Raises:
+        ValueError: one line naming the fixture and what to pass instead.
+    """
+    if user is not None and not isinstance(user, TestUser):
+        raise ValueError(
+            f"{fixture}(user=...) takes a TestUser (e.g. ws_user_factory(id=...)), got "
+            f"{type(user).__name__} {shown(user)}; a token of your own goes in token="
         )
 
 
@@ -166,6 +182,7 @@ class TestPool:
         ``origin=``... over the settings' connection options). ``path`` (a template
         filled from ``path_params``) picks another endpoint of the server."""
         check_loop(self._loop, "ws_pool", self._loop_scope)
+        check_user("ws_pool.acquire", user)
         before = self.pool.stats
         client = await self.pool.acquire(
             user if user is not None else self._default_user,
@@ -277,6 +294,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             **options: Any,
         ) -> WsClient:
             check_loop(loop, "ws_client_factory", loop_scope)
+            check_user("ws_client_factory", user)
             client = WsClient(
                 route_url(ws_server.url, url, path, path_params),
                 user=user if user is not None else ws_user_factory(),

@@ -6,6 +6,7 @@ are plain functions, tested without running pytest.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -99,9 +100,32 @@ def marker_names(
     return tuple(names)
 
 
-def ws_env_names(args: Sequence[object], *, test: str = "test") -> tuple[str, ...]:
-    """The env names of a ``ws_env`` marker (see `marker_names`)."""
-    return marker_names(args, marker="ws_env", kind="env", example="staging", test=test)
+def ws_env_names(
+    args: Sequence[object], *, test: str = "test", known: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """The env names of a ``ws_env`` marker (see `marker_names`).
+
+    Args:
+        known: the envs the configuration knows (`WsSettings.known_envs`); empty: any
+            name is taken.
+
+    Raises:
+        ValueError: as `marker_names`; or a name that is not among ``known`` (such a
+            test would be skipped in every env, never run), with the known envs and,
+            for a near miss such as ``"LOCAL"``, the name meant.
+    """
+    names = marker_names(args, marker="ws_env", kind="env", example="staging", test=test)
+    for name in names:
+        if known and name not in known:
+            lowered = {env.lower(): env for env in known}
+            close = [lowered[name.lower()]] if name.lower() in lowered else []
+            close = close or difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{test}: ws_env marker names unknown env {name!r}{hint}; known envs: "
+                f"{', '.join(known)} (add [tool.ws_resilience.envs.{name}] to define it)"
+            )
+    return names
 
 
 def ws_env_skip_reason(names: Sequence[str], env: str) -> str | None:

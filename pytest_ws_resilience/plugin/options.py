@@ -174,9 +174,10 @@ def chaos_seed_option(config: pytest.Config) -> int | None:
 
 
 def report_option(config: pytest.Config) -> str | None:
-    """``--ws-report`` as given; None when not given."""
+    """``--ws-report`` as given (an empty value too: `check_report_path` refuses it);
+    None when not given."""
     raw = config.getoption("ws_report", None)
-    return str(raw) if raw else None
+    return None if raw is None else str(raw)
 
 
 def loop_scope(config: pytest.Config) -> LoopScope:

@@ -46,14 +46,22 @@ __all__ = ["ReportCollector", "check_report_path", "phase_result"]
 def check_report_path(raw: str, cwd: Path) -> Path:
     """The ``--ws-report`` file as an absolute path, or a one-line error.
 
+    The check writes: a probe file beside the report (removed at once), or the existing
+    report opened for appending, because permission bits do not tell (root passes every
+    ``os.access`` check, and ``/proc`` refuses files whatever its bits say).
+
     Raises:
-        pytest.UsageError: the path is a directory, or its directory is missing or not
-            writable.
+        pytest.UsageError: the path is empty, a directory or not a regular file, or its
+            directory is missing or not writable.
     """
+    where = f"--ws-report={raw}"
+    if not raw.strip():
+        raise pytest.UsageError(
+            f"{where} is empty: give a file path, e.g. --ws-report=ws-report.html (or .json)"
+        )
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = cwd / path
-    where = f"--ws-report={raw}"
     if path.is_dir():
         raise pytest.UsageError(f"{where} is a directory: give a file path, e.g. {raw}/report.html")
     parent = path.parent
@@ -61,8 +69,20 @@ def check_report_path(raw: str, cwd: Path) -> Path:
         raise pytest.UsageError(
             f"{where}: directory {parent} does not exist (create it, or pick another path)"
         )
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise pytest.UsageError(f"{where}: cannot write there (permission denied)")
+    if path.exists() and not path.is_file():
+        raise pytest.UsageError(f"{where} is not a regular file: give a file path to write")
+    exists = path.exists()
+    try:
+        if exists:
+            with path.open("a"):
+                pass
+        else:
+            with tempfile.NamedTemporaryFile(dir=parent, prefix=".ws-report-probe-"):
+                pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        what = f"cannot write {path}" if exists else f"cannot create a file in {parent}"
+        raise pytest.UsageError(f"{where}: {what} ({reason})") from None
     return path
 
 

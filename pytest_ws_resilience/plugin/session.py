@@ -53,10 +53,11 @@ from pytest_ws_resilience.redaction import redact
 
 __all__ = ["WsSession", "settings_header_lines"]
 
-#: Markers whose arguments are checked at collection: marker name -> its validator.
+#: Markers whose arguments are checked at collection: marker name -> its validator
+#: (called with the marker's arguments, the test's name and the known envs).
 _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
     "ws_env": ws_env_names,
-    "ws_services": services_marker_names,
+    "ws_services": lambda args, *, test, known: services_marker_names(args, test=test),
 }
 
 
@@ -185,7 +186,7 @@ class WsSession:
                 for marker_name, check in _MARKER_ARGUMENT_CHECKS.items():
                     for marker in item.iter_markers(marker_name):
                         try:
-                            check(marker.args, test=item.name)
+                            check(marker.args, test=item.name, known=self.settings.known_envs)
                         except ValueError as err:
                             raise collector.CollectError(str(err)) from None
                 security = [(m.args, m.kwargs) for m in item.iter_markers("websocket_security")]
@@ -245,7 +246,7 @@ class WsSession:
         marker = item.get_closest_marker("ws_env")
         if marker is not None:
             try:
-                ws_env_names(marker.args, test=item.name)
+                ws_env_names(marker.args, test=item.name, known=self.settings.known_envs)
             except ValueError as err:
                 pytest.fail(str(err), pytrace=False)
 

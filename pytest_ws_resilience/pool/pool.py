@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
+from pytest_ws_resilience.config.bounds import MAX_CONNECTIONS, check_count, check_seconds
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import (
     WsConnectionClosedError,
@@ -102,17 +103,16 @@ class ConnectionPool:
         health_check_timeout: float = 2.0,
         health_check_interval: float = 0.5,
     ) -> None:
-        if max_size < 1:
-            raise ValueError(f"ConnectionPool max_size must be >= 1, got {max_size}")
-        if idle_timeout <= 0 or health_check_timeout <= 0:
-            raise ValueError(
-                "ConnectionPool idle_timeout and health_check_timeout must be > 0, got "
-                f"{idle_timeout} and {health_check_timeout}"
-            )
-        if health_check_interval < 0:
-            raise ValueError(
-                f"ConnectionPool health_check_interval must be >= 0, got {health_check_interval}"
-            )
+        max_size = check_count(
+            "ConnectionPool max_size", max_size, minimum=1, maximum=MAX_CONNECTIONS
+        )
+        idle_timeout = check_seconds("ConnectionPool idle_timeout", idle_timeout)
+        health_check_timeout = check_seconds(
+            "ConnectionPool health_check_timeout", health_check_timeout
+        )
+        health_check_interval = check_seconds(
+            "ConnectionPool health_check_interval", health_check_interval, minimum=0.0
+        )
         self._settings = settings if settings is not None else WsSettings()
         self.max_size = max_size
         self.idle_timeout = idle_timeout

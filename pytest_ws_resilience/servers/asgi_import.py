@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import traceback
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ __all__ = [
     "check_app_importable",
     "lifespan_hint",
     "load_app",
+    "not_an_asgi_app",
     "require_uvicorn",
 ]
 
@@ -128,11 +130,40 @@ def check_app_importable(
     except Exception:
         return  # the app's own bug: reported with its traceback when the server starts
     try:
-        _resolve_attr(module, app.attr)
+        target = _resolve_attr(module, app.attr)
     except AttributeError:
         raise AsgiAppImportError(
             f"{subject}: module {app.module!r} has no attribute {app.attr!r}"
         ) from None
+    problem = not_an_asgi_app(target, factory=app.factory)
+    if problem:
+        raise AsgiAppImportError(f"{subject}: {app.module}.{app.attr} {problem}")
+
+
+def not_an_asgi_app(target: Any, *, factory: bool = False) -> str:
+    """Why ``target`` cannot be served as an ASGI 3 app (uvicorn is run with
+    ``interface="asgi3"``), or "" when it may be.
+
+    An app is called as ``app(scope, receive, send)``; a factory (``module:factory()``)
+    is called with no argument. What the signature cannot tell (a builtin, a C
+    extension) is taken on trust: the server start reports it.
+    """
+    if not callable(target):
+        return f"is a {type(target).__name__}, not an ASGI app (a callable)"
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return ""
+    arguments: tuple[None, ...] = () if factory else (None, None, None)
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        taken = str(signature)
+        taken = taken if len(taken) <= 60 else taken[:57] + "..."
+        if factory:
+            return f"takes {taken}: not an app factory (called with no argument)"
+        return f"takes {taken}: not an ASGI app (called as app(scope, receive, send))"
+    return ""
 
 
 def _resolve_attr(obj: Any, dotted: str) -> Any:

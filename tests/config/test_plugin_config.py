@@ -112,7 +112,7 @@ def test_invalid_toml_value_is_a_usage_error(project: MakeProject) -> None:
     assert_usage_error(
         pytester.runpytest(),
         "pyproject.toml [[]tool.ws_resilience.envs.staging[]]: recv_timeout = 'soon' "
-        "is invalid: expected a number of seconds > 0",
+        "is invalid: expected a number of seconds from 1 ms to 1 day",
     )
 
 

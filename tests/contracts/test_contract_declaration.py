@@ -52,9 +52,18 @@ def test_contracts_are_immutable_and_with_changes_revalidates() -> None:
         ({"events": ["a", "b"], "repeatable": {"x", "y"}}, "repeatable 'x', 'y' not among"),
         ({"events": ["a", "b"], "optional": ["z"]}, "optional 'z' not among"),
         ({"events": ["a", "b"], "budgets": {"z": 1}}, "budget 'z' not among"),
-        ({"events": ["a", "b"], "budgets": {"a": -0.5}}, "must be >= 0 seconds"),
-        ({"events": ["a", "b"], "budgets": {"a": float("nan")}}, "must be seconds"),
-        ({"events": ["a", "b"], "budgets": {"a": "1"}}, "must be seconds"),
+        (
+            {"events": ["a", "b"], "budgets": {"a": -0.5}},
+            "expected a number of seconds from 0 to 1 day",
+        ),
+        (
+            {"events": ["a", "b"], "budgets": {"a": float("nan")}},
+            "expected a number of seconds from 0 to 1 day",
+        ),
+        (
+            {"events": ["a", "b"], "budgets": {"a": "1"}},
+            "expected a number of seconds from 0 to 1 day",
+        ),
         ({"events": ["a", "b"], "optional": ["b"]}, "terminal 'b' cannot be optional"),
         ({"events": ["a", "b"], "terminal": "a"}, "must be the last event"),
     ],

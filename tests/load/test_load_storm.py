@@ -346,12 +346,21 @@ async def test_a_cancelled_storm_closes_what_it_opened(tokens):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda s: s.connect(0), "n must be an int >= 1, got 0"),
-        (lambda s: s.connect(), "n must be an int >= 1, got 0"),
-        (lambda s: s.connect(5, rate=0), "rate must be > 0 connections/s or None, got 0"),
+        (lambda s: s.connect(0), "n = 0 is invalid: expected a whole number from 1 to 100_000"),
+        (lambda s: s.connect(), "n = 0 is invalid: expected a whole number from 1 to 100_000"),
+        (
+            lambda s: s.connect(5, rate=0),
+            "rate = 0 is invalid: expected a finite number of connections per second > 0",
+        ),
         (lambda s: s.connect(5, users=[]), "users is empty: give at least one TestUser"),
-        (lambda s: s.cycles(5, concurrency=0), "concurrency must be an int >= 1, got 0"),
-        (lambda s: s.burst(2, 0), "messages_per_client must be an int >= 1, got 0"),
+        (
+            lambda s: s.cycles(5, concurrency=0),
+            "concurrency = 0 is invalid: expected a whole number from 1 to",
+        ),
+        (
+            lambda s: s.burst(2, 0),
+            "messages_per_client = 0 is invalid: expected a whole number from 1 to",
+        ),
     ],
 )
 async def test_bad_arguments_are_one_line_errors(tokens, call, message):

@@ -20,7 +20,9 @@ from pytest_ws_resilience.servers.asgi_import import (
 def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "goodapp_imp.py").write_text(
-        "class Holder:\n    app = 'the app'\n\ndef create_app():\n    return 'made'\n"
+        "async def the_app(scope, receive, send):\n    pass\n\n"
+        "class Holder:\n    app = staticmethod(the_app)\n\n"
+        "def create_app():\n    return 'made'\n"
     )
     (tmp_path / "needsdep_imp.py").write_text("import a_dependency_that_is_missing\n")
     (tmp_path / "badfactory_imp.py").write_text("def create_app():\n    raise KeyError('debug')\n")
