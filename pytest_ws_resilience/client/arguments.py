@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
@@ -27,6 +28,7 @@ from pytest_ws_resilience.config.bounds import (
     check_seconds,
     shown,
 )
+from pytest_ws_resilience.redaction import redact
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.tokens import TestUser
@@ -94,6 +96,7 @@ def _check_connect_options(options: Mapping[str, Any]) -> None:
 
 def check_client_arguments(
     *,
+    url: str,
     user: TestUser | None,
     token: str | None,
     max_message_size: int | None,
@@ -109,6 +112,9 @@ def check_client_arguments(
     Raises:
         ValueError: one line naming the first bad argument.
     """
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise ValueError(f"WsClient url must be ws:// or wss://, got {redact(str(url))!r}")
     if user is not None:
         # Imported here: minting tokens (pyjwt, cryptography) is not a client's business.
         from pytest_ws_resilience.client.tokens import TestUser

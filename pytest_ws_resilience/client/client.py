@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -67,8 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WsClient"]
 
-# Bytes a frame may add to its payload: header (2 + 8 length + 4 mask) plus deflate's
-# block trailer, rounded up.
+# Bytes a frame adds to its payload: header (2 + 8 + 4 mask), deflate's trailer, rounded.
 _FRAME_OVERHEAD = 64
 _client_counter = 0
 
@@ -92,8 +90,7 @@ class WsClient:
         connect_timeout: bound of one opening handshake.
         connect_retries: retries after network errors / 5xx, per connect.
         backoff: delays between those retries.
-        headers: request headers, added to ``settings.connection``'s (same name: these
-            win); credential-like values are redacted everywhere.
+        headers: request headers over ``settings.connection``'s (same name: these win).
         origin, subprotocols, user_agent, compression: replace the settings' own
             (``compression=False``: no permessage-deflate).
         log_size: frames kept in the event log (ring buffer).
@@ -130,10 +127,8 @@ class WsClient:
         name: str | None = None,
         **connect_options: Any,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.netloc:
-            raise ValueError(f"WsClient url must be ws:// or wss://, got {redact(url)!r}")
         check_client_arguments(
+            url=url,
             user=user,
             token=token,
             max_message_size=max_message_size,
@@ -162,7 +157,7 @@ class WsClient:
             user_agent=user_agent,
             compression=compression,
         )
-        for secret in header_secrets(connection.headers):
+        for secret in header_secrets(connection.headers):  # credential-like header values
             register_secret(secret)
         self._connector = Connector(
             url,
