@@ -78,7 +78,9 @@ def test_a_secret_that_is_no_jwt_is_hidden_when_cut_too():
     secret = "Zq3x9Lm2Vb7Nc4Rt8Yp1Kd6Hs5Wf0Ge-run-secret"
     register_secret(secret)
     assert redact(f"'{secret[:15]}...'") == f"'{REDACTED}...'"
-    assert redact(f"'...{secret[-12:]}'") == f"'...{REDACTED}'"
+    assert redact(f"'...{secret[-20:]}'") == f"'...{REDACTED}'"
+    # A readable tail alone ("e-run-secret") is no random piece: it stays (see
+    # test_a_word_a_readable_secret_begins_with_stays_readable).
 
 
 def test_a_pem_line_shown_by_repr_is_hidden_after_its_escape():
@@ -113,3 +115,12 @@ def test_a_url_password_is_hidden_registered_or_not(url, expected):
 )
 def test_text_without_a_secret_is_unchanged(text):
     assert redact(text) == text
+
+
+def test_a_word_a_readable_secret_begins_with_stays_readable():
+    # A human-readable secret (as tests and demos use) must not hide ordinary words
+    # that happen to be its head or tail; its random-looking pieces still go.
+    register_secret("registered-but-readable-secret-value")
+    shown = redact("a frame holding the user's registered marker 'alice private'")
+    assert shown == "a frame holding the user's registered marker 'alice private'"
+    assert redact("registered-but-readable-secret-value") == REDACTED
