@@ -17,7 +17,7 @@ from pytest_ws_resilience.servers.labels import (
     LABEL_SERVICE,
     LABEL_SPEC,
 )
-from pytest_ws_resilience.servers.reaper import gone_already
+from pytest_ws_resilience.servers.reaper import gone_already, list_containers
 
 __all__ = ["DockerBackend", "find_reusable"]
 
@@ -37,7 +37,7 @@ def find_reusable(client: Any, spec: ServiceSpec) -> list[tuple[Any, int]]:
         "status": "running",
     }
     found: list[tuple[Any, int]] = []
-    for container in client.containers.list(filters=filters):
+    for container in list_containers(client, filters, all=False):
         try:
             port = int(container.labels.get(LABEL_PORT, ""))
         except ValueError:

@@ -25,14 +25,31 @@ from pytest_ws_resilience.servers.labels import (
 )
 from pytest_ws_resilience.servers.process_backend import process_alive
 
-__all__ = ["gone_already", "labelled_containers", "reap_leftovers", "remove_run"]
+__all__ = ["gone_already", "labelled_containers", "list_containers", "reap_leftovers", "remove_run"]
+
+
+def list_containers(client: Any, filters: dict[str, Any], *, all: bool = True) -> list[Any]:
+    """The containers matching ``filters``, skipping any that vanish while listed.
+
+    docker-py lists, then inspects each container; one that another process removes in
+    between (a concurrent reaper, a run stopping its service) would fail the whole
+    listing with 404. Listing sparse and inspecting one by one lets it simply drop out.
+    """
+    found = []
+    for sparse in client.containers.list(all=all, filters=filters, sparse=True):
+        try:
+            found.append(client.containers.get(sparse.id))
+        except Exception as err:  # docker.errors.NotFound, without importing docker here
+            if not gone_already(err):
+                raise
+    return found
 
 
 def labelled_containers(client: Any, **label_values: str) -> list[Any]:
     """Every container (running or not) carrying our run label, optionally filtered by
     ``label=value`` pairs (keys without the ``ws_resilience.`` prefix)."""
     labels = [LABEL_RUN] + [f"{LABEL_PREFIX}{k}={v}" for k, v in label_values.items()]
-    return list(client.containers.list(all=True, filters={"label": labels}))
+    return list_containers(client, {"label": labels})
 
 
 def gone_already(err: BaseException) -> bool:

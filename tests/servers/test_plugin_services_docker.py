@@ -28,6 +28,7 @@ from pytest_ws_resilience.config.validation import REQUIRE_ENV_VAR
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
 from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image, host_python_mounts
 from pytest_ws_resilience.servers.labels import LABEL_SERVICE
+from pytest_ws_resilience.servers.reaper import list_containers
 
 # One worker runs these one after the other: a run's session start reaps dead runs'
 # containers, and must not take the one the SIGKILL test leaves for its next run.
@@ -71,7 +72,8 @@ def service_name() -> str:
 
 
 def containers_of(docker: Any, service: str) -> list[Any]:
-    return list(docker.containers.list(all=True, filters={"label": f"{LABEL_SERVICE}={service}"}))
+    # Tolerant of a container removed while listed (a run stopping or reaping it).
+    return list_containers(docker, {"label": f"{LABEL_SERVICE}={service}"})
 
 
 def docker_project(pytester: pytest.Pytester, service: str) -> None:
