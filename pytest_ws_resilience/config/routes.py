@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["fill_path", "url_for"]
+__all__ = ["fill_path", "route_url", "url_for"]
 
 
 def fill_path(template: str, params: Mapping[str, Any] | None = None) -> str:
@@ -57,3 +57,20 @@ def url_for(base_url: str, path: str, params: Mapping[str, Any] | None = None) -
     target = urlsplit(filled)
     parts = urlsplit(base_url)
     return urlunsplit((parts.scheme, parts.netloc, target.path, target.query, ""))
+
+
+def route_url(
+    base_url: str, url: str | None, path: str | None, path_params: Mapping[str, Any] | None
+) -> str:
+    """The URL a client connects to: ``url`` (default ``base_url``), with its path
+    replaced by ``path`` filled from ``path_params`` (`url_for`).
+
+    Raises:
+        ValueError: ``path_params`` without ``path``, or a bad template (one line).
+    """
+    target = url or base_url
+    if path is None:
+        if path_params:
+            raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
+        return target
+    return url_for(target, path, path_params)

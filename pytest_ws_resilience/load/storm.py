@@ -33,7 +33,7 @@ from pytest_ws_resilience.config.bounds import (
     check_count,
     check_rate,
 )
-from pytest_ws_resilience.config.routes import url_for
+from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
@@ -81,14 +81,12 @@ def _route(
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
         raise ValueError(f"storm url must be ws:// or wss://, got {redact(target)!r}")
     if path is None:
-        if params is not None:
+        if params is not None:  # a callable or an empty mapping is a mistake here too
             raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
         return lambda _: target
-    template = path
 
     def route(index: int) -> str:
-        values = params(index) if callable(params) else params
-        return url_for(target, template, values)
+        return route_url(target, None, path, params(index) if callable(params) else params)
 
     route(0)  # a bad template fails before any connection is made
     return route

@@ -27,7 +27,7 @@ from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.bounds import shown
-from pytest_ws_resilience.config.routes import url_for
+from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.load.results import StormResult
@@ -50,7 +50,6 @@ __all__ = [
     "check_loop",
     "check_user",
     "loop_scoped_fixtures",
-    "route_url",
 ]
 
 
@@ -109,23 +108,6 @@ def check_user(fixture: str, user: object) -> None:
             f"{fixture}(user=...) takes a TestUser (e.g. ws_user_factory(id=...)), got "
             f"{type(user).__name__} {shown(user)}; a token of your own goes in token="
         )
-
-
-def route_url(
-    base_url: str, url: str | None, path: str | None, path_params: Mapping[str, Any] | None
-) -> str:
-    """The URL a fixture's client connects to: ``url`` (default ``base_url``), with its
-    path replaced by ``path`` filled from ``path_params`` (`config.routes.url_for`).
-
-    Raises:
-        ValueError: ``path_params`` without ``path``, or a bad template (one line).
-    """
-    target = url or base_url
-    if path is None:
-        if path_params:
-            raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
-        return target
-    return url_for(target, path, path_params)
 
 
 async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pytest_ws_resilience.plugin.loop_fixtures import route_url
+from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.plugin.markers import security_skip_reason
 from pytest_ws_resilience.report.summary import auth_text
 
