@@ -18,8 +18,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from pytest_ws_resilience.errors import IsolationViolationError
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
+from pytest_ws_resilience.isolation.rules import FrameRule, RuleViolation, format_rule_report
 from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
@@ -101,6 +103,9 @@ class IsolationGuard:
         self._clients_seen = clients_seen
         #: True once `verdict` failed the test for checking nothing (strict).
         self.failed_vacuous = False
+        #: Rules checked on every frame beside the detector (`add_rule`), in order.
+        self.rules: list[FrameRule] = []
+        self._attach: Callable[[FrameRule], None] | None = None
         if options is not None:
             detector.configure(options)
 
@@ -118,17 +123,41 @@ class IsolationGuard:
         return self.detector.violations
 
     @property
+    def rule_violations(self) -> list[RuleViolation]:
+        """Findings of the rules (scope, stream, replay), rule by rule, in order."""
+        return [violation for rule in self.rules for violation in rule.violations]
+
+    @property
+    def violation_count(self) -> int:
+        """Every finding so far: content leaks (kept or not) and rule violations."""
+        return self.detector.violation_count + sum(len(r.violations) for r in self.rules)
+
+    @property
     def checks(self) -> int:
         """Frames scanned so far (a test asserting zero violations can check it is > 0)."""
         return self.detector.checks
 
     def report(self) -> str:
-        """Every violation grouped by owner and receiver; one line when clean."""
-        return self.detector.report()
+        """Every finding: content leaks grouped by owner and receiver, then each rule's
+        violations; one line per check when clean."""
+        content = self.detector.report()
+        if not self.rules:
+            return content
+        rule_lines = format_rule_report(self.rules)
+        found = sum(len(rule.violations) for rule in self.rules)
+        if self.detector.violation_count or not found:
+            return "\n".join([content, *rule_lines])
+        plural = "s" if found > 1 else ""
+        head = (
+            f"{found} isolation rule violation{plural}: frames a connection should not "
+            "have had, or events lost or repeated"
+        )
+        return "\n".join([head, *rule_lines, content])
 
     def assert_clean(self) -> None:
-        """Raise `IsolationViolationError` with the report if any violation was found."""
-        self.detector.assert_clean()
+        """Raise `IsolationViolationError` with the report if anything was found."""
+        if self.violation_count:
+            raise IsolationViolationError(self.report(), self.detector.violations)
 
     @property
     def expecting_violations(self) -> bool:
@@ -193,6 +222,22 @@ class IsolationGuard:
         """Make ``marker`` belong to ``user`` (a `TestUser` or a user id)."""
         self.detector.register(user, marker)
 
+    def add_rule(self, rule: FrameRule) -> FrameRule:
+        """Check ``rule`` on every frame of every client the test watches, from now
+        on (clients already watched too); its findings fail the test as leaks do.
+
+        Returns the rule, for the test to read its findings or timeline.
+        """
+        if rule not in self.rules:
+            self.rules.append(rule)
+            if self._attach is not None:
+                self._attach(rule)
+        return rule
+
+    def bind(self, attach: Callable[[FrameRule], None]) -> None:
+        """The plugin's watch: how a rule added later reaches the watched clients."""
+        self._attach = attach
+
     def expect_violations(self) -> None:
         """Declare that this test provokes violations and asserts on them itself.
 
@@ -209,10 +254,11 @@ class IsolationGuard:
     # -- what the plugin asks ------------------------------------------------------------
 
     def _unreported(self) -> str | None:
-        if self._expected or self.detector.violation_count <= self._reported:
+        count = self.violation_count
+        if self._expected or count <= self._reported:
             return None
-        self._reported = self.detector.violation_count
-        return self.detector.report()
+        self._reported = count
+        return self.report()
 
     def nothing_checked(self) -> NothingChecked | None:
         """The finding when this test's detector verified nothing; None when it did,
@@ -220,11 +266,21 @@ class IsolationGuard:
         if self._clients_seen is None:
             return None
         clients, connected = self._clients_seen()
+        # A rule that judged frames is a check: the detector holding no marker (a
+        # protocol of integers) is then not "nothing checked". A rule that never
+        # applied is, whatever the detector found to look for.
+        idle = [(rule.name, rule.nothing_checked()) for rule in self.rules]
+        idle_rules = [f"{name}: {why}" for name, why in idle if why is not None]
+        if idle_rules and clients and connected:
+            return NothingChecked("isolation", "an isolation rule", "; ".join(idle_rules))
+        nothing_to_look_for = self.detector.nothing_to_look_for()
+        if self.rules and nothing_to_look_for is not None and len(idle_rules) < len(idle):
+            nothing_to_look_for = None
         return isolation_nothing_checked(
             checks=self.detector.checks,
             clients=clients,
             connected=connected,
-            nothing_to_look_for=self.detector.nothing_to_look_for(),
+            nothing_to_look_for=nothing_to_look_for,
         )
 
     def verdict(self) -> str | None:
@@ -255,6 +311,8 @@ class IsolationGuard:
         failed the test: the later frames of the same leak, to add to the test's
         report without failing it twice. Both None when nothing new was found.
         """
+        for rule in self.rules:
+            rule.finish()
         report = self._unreported()
         if report is None:
             return None, None

@@ -121,7 +121,7 @@ def _record_of(item: pytest.Item, phases: list[PhaseResult], worker: str) -> Tes
         isolation=(
             IsolationRecord(
                 guard.checks,
-                guard.detector.violation_count,
+                guard.violation_count,
                 strict=guard.strict,
                 expected=guard.expecting_violations,
             )

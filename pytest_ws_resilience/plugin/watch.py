@@ -28,6 +28,7 @@ from pytest_ws_resilience.errors import (
     WsNothingCheckedWarning,
 )
 from pytest_ws_resilience.isolation.guard import IsolationGuard
+from pytest_ws_resilience.isolation.rules import FrameRule
 from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
@@ -97,18 +98,32 @@ class TestWatch:
             self.baselines[id(client)] = client.metrics.counters()
         if self.guard is not None:
             self.guard.detector.attach(client)
+            for rule in self.guard.rules:
+                client.add_observer(rule)
 
     def untrack(self, client: WsClient) -> None:
         """The test is done with ``client`` (a pooled one goes back): stop watching it."""
         if client in self.clients:
             self.clients.remove(client)
         if self.guard is not None:
-            self.guard.detector.detach(client)
+            self._detach(self.guard, client)
 
     def start_isolation(self, guard: IsolationGuard) -> None:
+        """Watch every client with the guard's detector and rules, now and later."""
         self.guard = guard
         for client in self.clients:
             guard.detector.attach(client)
+        guard.bind(self._attach_rule)
+
+    def _attach_rule(self, rule: FrameRule) -> None:
+        for client in self.clients:
+            client.add_observer(rule)
+
+    @staticmethod
+    def _detach(guard: IsolationGuard, client: WsClient) -> None:
+        guard.detector.detach(client)
+        for rule in guard.rules:
+            client.remove_observer(rule)
 
     def nothing_checked(self) -> list[NothingChecked]:
         """The end-of-test "nothing was checked" findings of what the test armed: every
@@ -124,7 +139,7 @@ class TestWatch:
         if self.guard is None:
             return
         for client in self.clients:
-            self.guard.detector.detach(client)
+            self._detach(self.guard, client)
 
 
 #: What the current test watches (its clients, and the isolation guard once on).

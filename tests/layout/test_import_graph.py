@@ -62,6 +62,7 @@ PURE_MODULES = (
     "isolation.detector",
     "isolation.guard",
     "isolation.options",
+    "isolation.rules",
     "chaos.toxics",
     "chaos.timing",
     "chaos.seeds",
