@@ -89,6 +89,7 @@ PURE_MODULES = (
     "testing.agent",
     "testing.history",
     "testing.faults",
+    "testing.rooms",
 )
 #: What a pure module must never load, even through a dependency.
 IO_MODULES = (
