@@ -86,10 +86,10 @@ PURE_MODULES = (
     "plugin.xdist_groups",
     "plugin.service_rules",
     "testing.vocabulary",
+    "testing.rooms",
     "testing.agent",
     "testing.history",
     "testing.faults",
-    "testing.rooms",
 )
 #: What a pure module must never load, even through a dependency.
 IO_MODULES = (
