@@ -4,7 +4,8 @@ Built on `websockets.asyncio.server`: authentication happens in ``process_reques
 (a refused handshake is a real HTTP 401), the ``jwt-auth`` subprotocol is selected in
 ``select_subprotocol``, ``max_size`` closes oversized frames with 1009 and websockets
 answers and sends pings. What is left here is connection bookkeeping, sending frames
-with per-connection sequence numbers, pacing agent runs and a bounded shutdown.
+with per-connection sequence numbers, pacing agent runs and a bounded shutdown. Room
+frames are handed to `room_service.RoomService`, which sends through this server.
 """
 
 from __future__ import annotations
