@@ -80,7 +80,7 @@ def test_ints_are_compared_as_their_digits_and_bools_are_refused() -> None:
         timeline.grant("room", True, at=1.0)
     with pytest.raises(ValueError, match="must not be empty"):
         scope_value("", "room")
-    with pytest.raises(ValueError, match="got 1.5"):
+    with pytest.raises(ValueError, match=r"got 1\.5"):
         scope_value(1.5, "room")
 
 

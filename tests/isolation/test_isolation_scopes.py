@@ -145,7 +145,8 @@ def test_frames_without_the_field_or_with_another_type_are_not_judged() -> None:
 
 def test_a_signal_giving_a_value_of_another_type_raises_naming_it() -> None:
     rule = ScopeRule("room", join={"type": "join"})
-    with pytest.raises(ValueError, match=r"join signal type='join' gave \['a'\], not a str or an int"):
+    error = r"join signal type='join' gave \['a'\], not a str or an int"
+    with pytest.raises(ValueError, match=error):
         rule.on_send(client(), "", {"type": "join", "room": ["a"]})
 
 
