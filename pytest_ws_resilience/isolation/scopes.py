@@ -141,7 +141,11 @@ class Signal:
         """True when ``frame`` has every field of `match`, equal."""
         if type(frame) is not dict:
             return False
-        return all(read_field(frame, key) == wanted for key, wanted in self._keys)
+        for key, wanted in self._keys:  # on every frame: the usual flat key looked up directly
+            found = frame.get(key[0], _MISSING) if len(key) == 1 else read_field(frame, key)
+            if found != wanted:
+                return False
+        return True
 
     def describe(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.match.items())
@@ -260,6 +264,7 @@ class ScopeRule:
         self.scope = name
         self.field = name if field is None else field
         self._path = _split_path("field", self.field)
+        self._flat = self._path[0] if len(self._path) == 1 else None
         self._joins = _learners("join", join, self._path)
         self._leaves = _learners("leave", leave, self._path)
         self.path = path
@@ -315,7 +320,12 @@ class ScopeRule:
         at = record.received_at
         if self._joins:
             self._learn(timeline, self._joins, "received", frame, at, grant=True)
-        value = _scope_text(read_field(frame, self._path)) if type(frame) is dict else None
+        if type(frame) is not dict:
+            value = None
+        elif self._flat is not None:
+            value = _scope_text(frame.get(self._flat))
+        else:
+            value = _scope_text(read_field(frame, self._path))
         if value is not None:
             self._checks += 1
             if not timeline.entitled(self.scope, value, at, grace=self.grace):
