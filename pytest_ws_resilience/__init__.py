@@ -32,8 +32,10 @@ __all__ = [
     "NothingChecked",
     "PoolStats",
     "RsaKeyPair",
+    "ScopeRule",
     "ServiceHandle",
     "ServiceSpec",
+    "Signal",
     "Storm",
     "StormResult",
     "StormThresholdError",
@@ -75,8 +77,10 @@ _EXPORTS = {
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
+    "ScopeRule": "pytest_ws_resilience.isolation.scopes",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
+    "Signal": "pytest_ws_resilience.isolation.scopes",
     "Storm": "pytest_ws_resilience.load.storm",
     "StormResult": "pytest_ws_resilience.load.results",
     "StormThresholdError": "pytest_ws_resilience.errors",
@@ -133,6 +137,7 @@ if TYPE_CHECKING:
         WsTimeoutError,
     )
     from pytest_ws_resilience.isolation.detector import IsolationDetector
+    from pytest_ws_resilience.isolation.scopes import ScopeRule, Signal
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm
