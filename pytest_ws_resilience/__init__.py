@@ -31,12 +31,14 @@ __all__ = [
     "MessageFault",
     "NothingChecked",
     "PoolStats",
+    "ResumeResult",
     "RsaKeyPair",
     "ServiceHandle",
     "ServiceSpec",
     "Storm",
     "StormResult",
     "StormThresholdError",
+    "StreamRule",
     "TestUser",
     "TimeoutValue",
     "TokenFactory",
@@ -74,12 +76,14 @@ _EXPORTS = {
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
+    "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
     "Storm": "pytest_ws_resilience.load.storm",
     "StormResult": "pytest_ws_resilience.load.results",
     "StormThresholdError": "pytest_ws_resilience.errors",
+    "StreamRule": "pytest_ws_resilience.isolation.streams",
     "TestUser": "pytest_ws_resilience.client.tokens",
     "TimeoutValue": "pytest_ws_resilience.config.timeouts",
     "TokenFactory": "pytest_ws_resilience.client.tokens",
@@ -133,6 +137,8 @@ if TYPE_CHECKING:
         WsTimeoutError,
     )
     from pytest_ws_resilience.isolation.detector import IsolationDetector
+    from pytest_ws_resilience.isolation.resume import ResumeResult
+    from pytest_ws_resilience.isolation.streams import StreamRule
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm

@@ -281,9 +281,9 @@ class EventWaiter:
         The run is the first one seen among the unconsumed events not checked before,
         or the one whose correlation value is ``correlation``. Events received before
         a reconnect that no wait consumed count too (`skip_received`): a run that
-        began before the disconnect and ends after a resume is checked whole. With a correlation field
-        the cursor stays put (interleaved runs can each be checked); without one it
-        moves past the terminal event.
+        began before the disconnect and ends after a resume is checked whole. With a
+        correlation field the cursor stays put (interleaved runs can each be checked);
+        without one it moves past the terminal event.
 
         Raises:
             ContractViolationError: the run broke the contract, its terminal event did

@@ -190,7 +190,9 @@ class ReplayChecks:
             by_number.setdefault(number, []).append(frame)
         for number in twice:
             shown = by_number.get(number, [])
-            why = "replayed twice" if len(shown) > 1 else f"replayed although <= after={result.after}"
+            why = (
+                "replayed twice" if len(shown) > 1 else f"replayed although <= after={result.after}"
+            )
             self._violations.append(
                 RuleViolation(
                     kind="replayed_twice",
@@ -286,13 +288,17 @@ async def resume_stream(
     """
     path = field_path(sequence, "sequence")
     if not isinstance(message, Mapping):
-        raise ValueError(f"message must be a mapping (the resume frame), got {type(message).__name__}")
+        raise ValueError(
+            f"message must be a mapping (the resume frame), got {type(message).__name__}"
+        )
     if not isinstance(after_field, str) or not after_field:
         raise ValueError(f"after_field= must be a field name, got {after_field!r}")
     if head_field is not None and (not isinstance(head_field, str) or not head_field):
         raise ValueError(f"head_field= must be a field name or None, got {head_field!r}")
     if scope is not None and not isinstance(scope, Mapping):
-        raise ValueError(f"scope= must be a mapping of fields such as {{'room': 'lobby'}}, got {scope!r}")
+        raise ValueError(
+            f"scope= must be a mapping of fields such as {{'room': 'lobby'}}, got {scope!r}"
+        )
     if not isinstance(reconnect, bool):
         raise ValueError(f"reconnect= must be True or False, got {reconnect!r}")
     is_done = _done_test(done)

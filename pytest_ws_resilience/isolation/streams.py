@@ -45,6 +45,7 @@ _WIDE = 4096
 # How many missing numbers a gap names before it abbreviates.
 _NAMED = 10
 
+
 def field_path(value: Any, argument: str) -> tuple[str, ...]:
     """A dotted field path (``"room_seq"``, ``"meta.seq"``) as its keys.
 
@@ -53,7 +54,9 @@ def field_path(value: Any, argument: str) -> tuple[str, ...]:
             ``argument``).
     """
     if not isinstance(value, str) or not value or any(not part for part in value.split(".")):
-        raise ValueError(f"{argument}= must be a dotted field path such as 'room_seq', got {value!r}")
+        raise ValueError(
+            f"{argument}= must be a dotted field path such as 'room_seq', got {value!r}"
+        )
     return tuple(value.split("."))
 
 
@@ -83,7 +86,9 @@ def _frame_selector(where: Any) -> Callable[[Any], bool] | None:
     if callable(where):
         predicate = where
         return lambda data: holds(predicate, data)
-    raise ValueError(f"where= must be a mapping of fields or a predicate, got {type(where).__name__}")
+    raise ValueError(
+        f"where= must be a mapping of fields or a predicate, got {type(where).__name__}"
+    )
 
 
 def _number(value: Any) -> int | None:
@@ -171,8 +176,8 @@ class StreamRule:
     __slots__ = (
         "_by_number",
         "_checks",
-                "_gaps",
         "_duplicates",
+        "_gaps",
         "_ignore",
         "_name",
         "_order",
@@ -217,9 +222,14 @@ class StreamRule:
             raise ValueError(f"ignore= must be a list of keys, got {ignore!r}")
         ignored = frozenset(ignore)
         if any(not isinstance(key, str) for key in ignored):
-            raise ValueError(f"ignore= must be a list of keys (strings), got {sorted(map(repr, ignored))}")
+            raise ValueError(
+                f"ignore= must be a list of keys (strings), got {sorted(map(repr, ignored))}"
+            )
         if not (gaps or duplicates or order or total_order):
-            raise ValueError("gaps=, duplicates=, order= and total_order= are all False: the rule would check nothing")
+            raise ValueError(
+                "gaps=, duplicates=, order= and total_order= are all False: "
+                "the rule would check nothing"
+            )
         #: The sequence field and the scope field, as declared.
         self.sequence = sequence
         self.per = per
@@ -227,7 +237,9 @@ class StreamRule:
         self._total_order = total_order
         self._reset = reset_on_reconnect
         self._ignore = ignored
-        scope = f" per {per!r}" if per is not None else " per connection" if reset_on_reconnect else ""
+        scope = (
+            f" per {per!r}" if per is not None else " per connection" if reset_on_reconnect else ""
+        )
         self._name = f"stream {sequence!r}{scope}"
         self._violations: list[RuleViolation] = []
         self._checks = 0
@@ -239,7 +251,9 @@ class StreamRule:
         self._reported: set[tuple[str, int, Any, int]] = set()
 
     def __repr__(self) -> str:
-        return f"StreamRule({self._name}, checks={self._checks}, violations={len(self._violations)})"
+        return (
+            f"StreamRule({self._name}, checks={self._checks}, violations={len(self._violations)})"
+        )
 
     # -- FrameRule -----------------------------------------------------------------------
 
@@ -371,9 +385,8 @@ class StreamRule:
         if number >= stream.first and stream.is_hole(number):
             stream.fill(number)
             pending = stream.pending
-            if pending is not None and number in pending[0]:
-                still = [n for n in pending[0] if stream.is_hole(n)] if len(pending[0]) <= _WIDE else None
-                if still == []:
+            if pending is not None and number in pending[0] and len(pending[0]) <= _WIDE:
+                if not any(stream.is_hole(n) for n in pending[0]):
                     stream.pending = None
             if self._order:
                 self._report(

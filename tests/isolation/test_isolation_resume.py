@@ -16,7 +16,6 @@ from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
 from pytest_ws_resilience.isolation.resume import ReplayChecks, judge_replay, last_in_log
-from pytest_ws_resilience.isolation.streams import StreamRule
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
 # -- the pure judgement ---------------------------------------------------------------

@@ -63,6 +63,8 @@ PURE_MODULES = (
     "isolation.guard",
     "isolation.options",
     "isolation.rules",
+    "isolation.streams",
+    "isolation.resume",
     "chaos.toxics",
     "chaos.timing",
     "chaos.seeds",
