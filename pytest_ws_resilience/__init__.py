@@ -31,6 +31,7 @@ __all__ = [
     "MessageFault",
     "NothingChecked",
     "PoolStats",
+    "ResumeResult",
     "RsaKeyPair",
     "ScopeRule",
     "ServiceHandle",
@@ -39,6 +40,7 @@ __all__ = [
     "Storm",
     "StormResult",
     "StormThresholdError",
+    "StreamRule",
     "TestUser",
     "TimeoutValue",
     "TokenFactory",
@@ -76,6 +78,7 @@ _EXPORTS = {
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
+    "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ScopeRule": "pytest_ws_resilience.isolation.scopes",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
@@ -84,6 +87,7 @@ _EXPORTS = {
     "Storm": "pytest_ws_resilience.load.storm",
     "StormResult": "pytest_ws_resilience.load.results",
     "StormThresholdError": "pytest_ws_resilience.errors",
+    "StreamRule": "pytest_ws_resilience.isolation.streams",
     "TestUser": "pytest_ws_resilience.client.tokens",
     "TimeoutValue": "pytest_ws_resilience.config.timeouts",
     "TokenFactory": "pytest_ws_resilience.client.tokens",
@@ -138,6 +142,8 @@ if TYPE_CHECKING:
     )
     from pytest_ws_resilience.isolation.detector import IsolationDetector
     from pytest_ws_resilience.isolation.scopes import ScopeRule, Signal
+    from pytest_ws_resilience.isolation.resume import ResumeResult
+    from pytest_ws_resilience.isolation.streams import StreamRule
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm

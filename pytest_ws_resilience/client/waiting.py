@@ -72,6 +72,7 @@ class EventWaiter:
 
     __slots__ = (
         "_arrived",
+        "_carried",
         "_checked_runs",
         "_hook_error",
         "_label",
@@ -104,6 +105,10 @@ class EventWaiter:
         self._hook_error: BaseException | None = None
         # Correlation values of runs already checked by expect_contract (not re-picked).
         self._checked_runs: set[Any] = set()
+        # Records no wait consumed before a reconnect, as index ranges [start, stop):
+        # plain waits start after them, contracts still see them (a run that began
+        # before the disconnect is checked whole).
+        self._carried: list[tuple[int, int]] = []
 
     # -- driven by the reader and the client ---------------------------------------------
 
@@ -140,13 +145,41 @@ class EventWaiter:
             self._hook_error = exc
 
     def skip_received(self) -> None:
-        """Start the next wait after everything received so far (a reconnect)."""
-        self.cursor = self._log.last_index + 1
+        """Start the next wait after everything received so far (a reconnect).
+
+        What no wait consumed is carried, for contracts only: ``expect`` after a
+        reconnect sees the new connection's frames, while ``expect_contract`` still
+        counts the unconsumed events of a run that began before the disconnect (and
+        a replay that repeats one of them is the contract's ``duplicated``).
+        """
+        stop = self._log.last_index + 1
+        if self.cursor < stop:
+            carried = self._carried
+            if carried and carried[-1][1] == self.cursor:
+                carried[-1] = (carried[-1][0], stop)
+            else:
+                carried.append((self.cursor, stop))
+        self.cursor = stop
 
     def forget(self) -> None:
         """Start afresh after the log was cleared: runs already checked count again."""
-        self.skip_received()
+        self.cursor = self._log.last_index + 1
+        self._carried.clear()
         self._checked_runs.clear()
+
+    def carried(self) -> list[LogRecord]:
+        """The records carried over reconnects (received before one, consumed by no
+        wait), oldest first; those the ring evicted are gone."""
+        found: list[LogRecord] = []
+        for start, stop in self._carried:
+            found.extend(r for r in self._log.since(start) if r.index < stop)
+        return found
+
+    def _consume_carried(self, through: int) -> None:
+        """A contract without correlation consumed everything through ``through``."""
+        self._carried = [
+            (max(start, through + 1), stop) for start, stop in self._carried if stop > through + 1
+        ]
 
     def stop(self) -> None:
         """Cancel the watchdog timer (the client closed)."""
@@ -246,9 +279,11 @@ class EventWaiter:
         """Check one run against ``contract`` through its terminal event.
 
         The run is the first one seen among the unconsumed events not checked before,
-        or the one whose correlation value is ``correlation``. With a correlation field
-        the cursor stays put (interleaved runs can each be checked); without one it
-        moves past the terminal event.
+        or the one whose correlation value is ``correlation``. Events received before
+        a reconnect that no wait consumed count too (`skip_received`): a run that
+        began before the disconnect and ends after a resume is checked whole. With a
+        correlation field the cursor stays put (interleaved runs can each be checked);
+        without one it moves past the terminal event.
 
         Raises:
             ContractViolationError: the run broke the contract, its terminal event did
@@ -260,18 +295,26 @@ class EventWaiter:
         )
         reason: str | None = None
         try:
-            record = await self.watch(
-                lambda r: checker.feed(r.frame, r.received_at),
-                deadline,
-                lambda: f"contract {contract.name or contract.events!r}",
-                consume=False,
-            )
+            record: LogRecord | None = None
+            # Events carried over a reconnect first: a run that began before it.
+            for carried in self.carried():
+                if checker.feed(carried.frame, carried.received_at):
+                    record = carried
+                    break
+            if record is None:
+                record = await self.watch(
+                    lambda r: checker.feed(r.frame, r.received_at),
+                    deadline,
+                    lambda: f"contract {contract.name or contract.events!r}",
+                    consume=False,
+                )
             if record is None:
                 reason = f"terminal event not seen within recv_timeout={bound}"
             elif contract.correlation is None:
                 # Without a correlation field runs cannot be told apart: the next check
                 # starts after this run's terminal event.
-                self.cursor = record.index + 1
+                self._consume_carried(record.index)
+                self.cursor = max(self.cursor, record.index + 1)
         except WsConnectionClosedError as closed:
             reason = f"connection closed (code {closed.code}) before the terminal event"
         result = checker.finish(reason=reason)

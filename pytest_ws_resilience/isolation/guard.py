@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.errors import IsolationViolationError
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
+from pytest_ws_resilience.isolation.resume import (
+    DEFAULT_DONE,
+    ReplayChecks,
+    ResumeResult,
+    resume_stream,
+)
 from pytest_ws_resilience.isolation.rules import FrameRule, RuleViolation, format_rule_report
 from pytest_ws_resilience.isolation.scopes import ScopeRule, ScopeSignals
+from pytest_ws_resilience.isolation.streams import DEFAULT_IGNORE, StreamRule
 from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
+    from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.isolation.markers import UserIdentity
     from pytest_ws_resilience.isolation.violation import IsolationViolation
 
@@ -159,6 +167,106 @@ class IsolationGuard:
         """Raise `IsolationViolationError` with the report if anything was found."""
         if self.violation_count:
             raise IsolationViolationError(self.report(), self.detector.violations)
+
+    # -- stream rules and resumes (issue 13: streams) -----------------------------------
+
+    def stream(
+        self,
+        sequence: str,
+        *,
+        per: str | None = None,
+        where: Mapping[str, Any] | Callable[[Any], Any] | None = None,
+        gaps: bool = True,
+        duplicates: bool = True,
+        order: bool = True,
+        total_order: bool = False,
+        reset_on_reconnect: bool = False,
+        ignore: Iterable[str] = DEFAULT_IGNORE,
+    ) -> StreamRule:
+        """Check the sequence numbers of every watched client's frames from now on:
+        no gap, no duplicate, in order (a `StreamRule`; its arguments). Its findings
+        fail the test as leaks do, with the offending frames in the report.
+
+        Raises:
+            ValueError: a bad argument (one line naming it).
+        """
+        try:
+            rule = StreamRule(
+                sequence,
+                per=per,
+                where=where,
+                gaps=gaps,
+                duplicates=duplicates,
+                order=order,
+                total_order=total_order,
+                reset_on_reconnect=reset_on_reconnect,
+                ignore=ignore,
+            )
+        except ValueError as err:
+            raise ValueError(f"ws_isolation.stream(): {err}") from None
+        self.add_rule(rule)
+        return rule
+
+    async def resume(
+        self,
+        client: WsClient,
+        message: Mapping[str, Any],
+        *,
+        sequence: str,
+        scope: Mapping[str, Any] | None = None,
+        after_field: str = "after",
+        done: Mapping[str, Any] | Callable[[Any], Any] = DEFAULT_DONE,
+        head_field: str | None = "head",
+        reconnect: bool = True,
+    ) -> ResumeResult:
+        """Reconnect ``client`` and resume its stream; judge the replay.
+
+        Reads the last number of ``sequence`` the client saw (in ``scope``: from the
+        declared `stream` rule of that field, else from the client's event log; 0 when
+        none), reconnects (``reconnect=True``, bounded as ``client.reconnect()``),
+        sends ``message`` with ``after_field`` set to that number, waits (recv timeout)
+        for the ``done`` frame, and judges the frames replayed in between: exactly the
+        events missed, none twice (``replayed_twice``), none lost (``lost``: from the
+        last + 1 to the head, read from ``head_field`` of the done frame, else the
+        highest replayed). Findings join the report and fail the test; one the live
+        stream rule already reported is not reported again.
+
+        Args:
+            client: a watched client.
+            message: the resume frame, e.g. ``{"type": "resume", "room": "lobby"}``.
+            sequence: dotted path of the sequence field, e.g. ``"room_seq"``.
+            scope: fields selecting the stream's frames, e.g. ``{"room": "lobby"}``;
+                None: taken from ``message`` for the stream rule's ``per`` field, else
+                every frame with the sequence field.
+            after_field: the field of ``message`` that carries the last number seen.
+            done: the frame ending the replay: a mapping of fields or a predicate.
+            head_field: the done frame's field naming the stream's head (None: none).
+            reconnect: False when the test reconnected the client itself.
+
+        Raises:
+            ValueError: a bad argument (one line naming it).
+            WsTimeoutError: the done frame did not come within the recv timeout.
+        """
+        checks = next((r for r in self.rules if isinstance(r, ReplayChecks)), None)
+        if checks is None:
+            checks = ReplayChecks()
+            self.add_rule(checks)
+        streams = [rule for rule in self.rules if isinstance(rule, StreamRule)]
+        try:
+            return await resume_stream(
+                client,
+                message,
+                sequence=sequence,
+                scope=scope,
+                after_field=after_field,
+                done=done,
+                head_field=head_field,
+                reconnect=reconnect,
+                streams=streams,
+                checks=checks,
+            )
+        except ValueError as err:
+            raise ValueError(f"ws_isolation.resume(): {err}") from None
 
     @property
     def expecting_violations(self) -> bool:

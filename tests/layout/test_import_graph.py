@@ -65,6 +65,8 @@ PURE_MODULES = (
     "isolation.options",
     "isolation.rules",
     "isolation.scopes",
+    "isolation.streams",
+    "isolation.resume",
     "chaos.toxics",
     "chaos.timing",
     "chaos.seeds",
