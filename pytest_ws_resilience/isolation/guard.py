@@ -400,6 +400,7 @@ class IsolationGuard:
             WsResilienceError: a solo run failed (no baseline to compare with).
             ValueError: a bad argument (one line naming it).
         """
+        __tracebackhide__ = True  # the failure is the diff, not this method's source
         from pytest_ws_resilience.isolation.runs import run_differential
 
         result = await run_differential(
@@ -446,6 +447,7 @@ class IsolationGuard:
                 `expect_violations`: then the `RaceResult` says so).
             ValueError: a bad argument (one line naming it).
         """
+        __tracebackhide__ = True  # the failure is the report and the seed line
         from pytest_ws_resilience.client.jitter import check_jitter, check_seed, new_base_seed
         from pytest_ws_resilience.isolation.runs import run_race
 
