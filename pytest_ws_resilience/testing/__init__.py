@@ -15,12 +15,18 @@ from pytest_ws_resilience.lazy import lazy_exports
 __all__ = [
     "ACCEPT_INVALID_TOKENS",
     "AGENT_EVENTS",
+    "DELIVER_AFTER_LEAVE",
     "DROP_EVENT",
     "DUPLICATE_EVENT",
+    "DUPLICATE_REPLAY",
     "FAULTS",
+    "JOIN_RACE",
     "LEAK",
     "LOSE_HISTORY",
+    "LOSE_MISSED_EVENTS",
     "REORDER_EVENTS",
+    "ROOM_LEAK",
+    "ROOM_RELABEL",
     "SLOW_ACCEPT",
     "EmbeddedServer",
     "ReferenceServer",
@@ -31,6 +37,12 @@ __all__ = [
 
 #: Where each public name is defined; its module is imported on first use.
 _EXPORTS = {
+    "DELIVER_AFTER_LEAVE": "pytest_ws_resilience.testing.faults",
+    "DUPLICATE_REPLAY": "pytest_ws_resilience.testing.faults",
+    "JOIN_RACE": "pytest_ws_resilience.testing.faults",
+    "LOSE_MISSED_EVENTS": "pytest_ws_resilience.testing.faults",
+    "ROOM_LEAK": "pytest_ws_resilience.testing.faults",
+    "ROOM_RELABEL": "pytest_ws_resilience.testing.faults",
     "ACCEPT_INVALID_TOKENS": "pytest_ws_resilience.testing.faults",
     "AGENT_EVENTS": "pytest_ws_resilience.testing.vocabulary",
     "DROP_EVENT": "pytest_ws_resilience.testing.faults",
@@ -53,12 +65,18 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.testing.embedded import EmbeddedServer
     from pytest_ws_resilience.testing.faults import (
         ACCEPT_INVALID_TOKENS,
+        DELIVER_AFTER_LEAVE,
         DROP_EVENT,
         DUPLICATE_EVENT,
+        DUPLICATE_REPLAY,
         FAULTS,
+        JOIN_RACE,
         LEAK,
         LOSE_HISTORY,
+        LOSE_MISSED_EVENTS,
         REORDER_EVENTS,
+        ROOM_LEAK,
+        ROOM_RELABEL,
         SLOW_ACCEPT,
         parse_faults,
     )

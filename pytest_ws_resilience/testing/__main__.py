@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     behaviour.add_argument(
         "--slow-accept", type=float, default=2.0, help="handshake delay of the slow_accept fault"
     )
+    behaviour.add_argument(
+        "--join-delay",
+        type=float,
+        default=0.005,
+        help="seconds a room join takes (the window of the join_race fault)",
+    )
     parser.add_argument(
         "--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING, ...)"
     )
@@ -155,6 +161,7 @@ def config_from_args(
             ping_timeout=args.ping_timeout or None,
             recv_timeout=args.recv_timeout,
             slow_accept_s=args.slow_accept,
+            join_delay_s=args.join_delay,
             faults=faults,
         )
     except ValueError as exc:

@@ -12,12 +12,19 @@ from collections.abc import Iterable
 
 __all__ = [
     "ACCEPT_INVALID_TOKENS",
+    "DELIVER_AFTER_LEAVE",
     "DROP_EVENT",
     "DUPLICATE_EVENT",
+    "DUPLICATE_REPLAY",
     "FAULTS",
+    "JOIN_RACE",
     "LEAK",
     "LOSE_HISTORY",
+    "LOSE_MISSED_EVENTS",
     "REORDER_EVENTS",
+    "ROOM_FAULTS",
+    "ROOM_LEAK",
+    "ROOM_RELABEL",
     "SLOW_ACCEPT",
     "parse_faults",
 ]
@@ -37,6 +44,31 @@ LOSE_HISTORY = "lose_history"
 #: A present but expired, wrongly signed or malformed token is accepted.
 ACCEPT_INVALID_TOKENS = "accept_invalid_tokens"
 
+
+# -- rooms: bugs no content shows (room events carry no user data) ------------------
+
+#: Every room event also goes, unchanged, to the members of every other room.
+ROOM_LEAK = "room_leak"
+#: Every room event also goes to the members of every other room, with ``room`` set
+#: to the receiver's room (same ``room_seq``, same value).
+ROOM_RELABEL = "room_relabel"
+#: ``leave`` is answered ``left``, but the connection keeps getting the room's events.
+DELIVER_AFTER_LEAVE = "deliver_after_leave"
+#: A join keeps its connection in one server-wide slot while it "loads the room"
+#: (``ServerConfig.join_delay_s``) and then adds whoever is in the slot: two joins
+#: within that window put the second joiner into the first room too, and the first
+#: joiner into none. Sequential joins never show it.
+JOIN_RACE = "join_race"
+#: ``resume`` replays the first missed event twice (the identical frame).
+DUPLICATE_REPLAY = "duplicate_replay"
+#: ``resume`` replays nothing and answers ``replayed: 0`` with the true head.
+LOSE_MISSED_EVENTS = "lose_missed_events"
+
+#: The faults of the rooms protocol.
+ROOM_FAULTS: frozenset[str] = frozenset(
+    {ROOM_LEAK, ROOM_RELABEL, DELIVER_AFTER_LEAVE, JOIN_RACE, DUPLICATE_REPLAY, LOSE_MISSED_EVENTS}
+)
+
 FAULTS: frozenset[str] = frozenset(
     {
         LEAK,
@@ -46,6 +78,7 @@ FAULTS: frozenset[str] = frozenset(
         SLOW_ACCEPT,
         LOSE_HISTORY,
         ACCEPT_INVALID_TOKENS,
+        *ROOM_FAULTS,
     }
 )
 

@@ -4,7 +4,8 @@ Built on `websockets.asyncio.server`: authentication happens in ``process_reques
 (a refused handshake is a real HTTP 401), the ``jwt-auth`` subprotocol is selected in
 ``select_subprotocol``, ``max_size`` closes oversized frames with 1009 and websockets
 answers and sends pings. What is left here is connection bookkeeping, sending frames
-with per-connection sequence numbers, pacing agent runs and a bounded shutdown.
+with per-connection sequence numbers, pacing agent runs and a bounded shutdown. Room
+frames are handed to `room_service.RoomService`, which sends through this server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
@@ -35,12 +36,13 @@ from pytest_ws_resilience.testing.faults import (
     parse_faults,
 )
 from pytest_ws_resilience.testing.history import HistoryStore, Message
+from pytest_ws_resilience.testing.room_service import ROOM_MESSAGES, RoomService
+from pytest_ws_resilience.testing.rooms import room_from_path
 from pytest_ws_resilience.testing.server_config import ServerConfig
 from pytest_ws_resilience.testing.token_check import AuthRejection, Identity, authenticate
 from pytest_ws_resilience.testing.vocabulary import (
     AGENT_COMPLETED,
     CONNECTION_ESTABLISHED,
-    ERROR,
     GET_HISTORY,
     HISTORY,
     INVALID_JSON,
@@ -50,6 +52,7 @@ from pytest_ws_resilience.testing.vocabulary import (
     UNKNOWN_TYPE,
     UNSUPPORTED_BINARY,
     USER_MESSAGE,
+    error_frame,
 )
 
 __all__ = ["ReferenceConnection", "ReferenceServer", "ServerStats"]
@@ -92,6 +95,8 @@ class ReferenceConnection(ServerConnection):
 
     registry: set[ReferenceConnection] = set()  # replaced per server, see _connection_class
     identity: Identity | None = None
+    #: The room a ``/rooms/<name>`` request path names ("" for ``/rooms/``), else None.
+    room_at_open: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.registry.add(self)
@@ -127,10 +132,6 @@ def _with_seq(prefix: str, seq: int) -> str:
     return f'{prefix},"seq":{seq}}}' if prefix != "{" else f'{{"seq":{seq}}}'
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": ERROR, "code": code, "message": message}
-
-
 class ReferenceServer:
     """A production-like agent backend on a loopback port, for tests and demos.
 
@@ -149,6 +150,13 @@ class ReferenceServer:
         self.stats = ServerStats()
         self._history = HistoryStore()
         self._users: dict[str, dict[_Client, None]] = {}  # ordered sets of a user's clients
+        self._rooms: RoomService[_Client] = RoomService(
+            send=self._send_all,
+            send_twice=self._send_twice,
+            faults=lambda: self._faults,
+            join_delay_s=self._config.join_delay_s,
+            is_open=lambda client: client.connection.state is State.OPEN,
+        )
         self._runs: set[asyncio.Task[None]] = set()
         self._connections: set[ReferenceConnection] = set()
         self._server: Server | None = None
@@ -261,6 +269,13 @@ class ReferenceServer:
         """The fault switches on right now."""
         return self._faults
 
+    def room_members(self, room: str) -> int:
+        """How many connections are in ``room`` now (0 for a room never joined).
+
+        Read it on the server's loop; membership ends when a connection closes.
+        """
+        return len(self._rooms.rooms.members(room))
+
     def set_faults(self, *names: str) -> None:
         """Turn on exactly ``names`` (no names: all off). Takes effect for new runs
         and handshakes; a run already under way keeps the plan it started with.
@@ -304,6 +319,7 @@ class ReferenceServer:
             return connection.respond(result.status, result.body)
         assert isinstance(connection, ReferenceConnection)
         connection.identity = result
+        connection.room_at_open = room_from_path(request.path)
         return None
 
     def _select_subprotocol(
@@ -324,6 +340,8 @@ class ReferenceServer:
         identity = connection.identity if isinstance(connection, ReferenceConnection) else None
         if identity is None:  # cannot happen: process_request refuses or sets it
             return
+        assert isinstance(connection, ReferenceConnection)
+        room_at_open = connection.room_at_open
         client = _Client(connection, identity)
         user_id = identity.user_id
         if LOSE_HISTORY in self._faults:
@@ -342,55 +360,64 @@ class ReferenceServer:
                     "auth_method": identity.method,
                 },
             )
+            if room_at_open:  # a per-room endpoint: joined right after the greeting
+                await self._rooms.join(client, room_at_open)
+            elif room_at_open is not None:
+                self._send(client, error_frame(INVALID_MESSAGE, "path /rooms/ names no room"))
             async for message in connection:
                 self.stats.messages_received += 1
-                self._on_message(client, message)
+                await self._on_message(client, message)
         except ConnectionClosed:
             pass  # 1009, a dropped client, a server stop: nothing to clean but below
         finally:
             self.stats.active_connections -= 1
+            self._rooms.forget(client)
             clients = self._users.get(user_id)
             if clients is not None:
                 clients.pop(client, None)
                 if not clients:
                     del self._users[user_id]
 
-    def _on_message(self, client: _Client, message: str | bytes) -> None:
+    async def _on_message(self, client: _Client, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            self._send(client, _error(UNSUPPORTED_BINARY, "binary frames are not supported"))
+            self._send(client, error_frame(UNSUPPORTED_BINARY, "binary frames are not supported"))
             return
         try:
             data = json.loads(message)
         except json.JSONDecodeError as exc:
-            self._send(client, _error(INVALID_JSON, f"invalid JSON: {exc.msg}"))
+            self._send(client, error_frame(INVALID_JSON, f"invalid JSON: {exc.msg}"))
             return
         if not isinstance(data, dict):
-            self._send(client, _error(INVALID_MESSAGE, "expected a JSON object"))
+            self._send(client, error_frame(INVALID_MESSAGE, "expected a JSON object"))
             return
         kind = data.get("type")
         if not isinstance(kind, str):
-            self._send(client, _error(INVALID_MESSAGE, "missing string field 'type'"))
+            self._send(client, error_frame(INVALID_MESSAGE, "missing string field 'type'"))
         elif kind == USER_MESSAGE:
             self._on_user_message(client, data)
         elif kind == GET_HISTORY:
             self._on_get_history(client, data)
+        elif kind in ROOM_MESSAGES:
+            # Awaited in line: a connection's later frames wait for its join, so a
+            # post right after a join finds the sender a member.
+            await self._rooms.handle(client, kind, data)
         elif kind == PING:
             echoed = {k: v for k, v in data.items() if k not in ("type", "seq")}
             self._send(client, {"type": PONG, **echoed})
         else:
-            self._send(client, _error(UNKNOWN_TYPE, f"unknown message type {kind!r}"))
+            self._send(client, error_frame(UNKNOWN_TYPE, f"unknown message type {kind!r}"))
 
     def _on_user_message(self, client: _Client, data: dict[str, Any]) -> None:
         text = data.get("text")
         if not isinstance(text, str):
-            self._send(client, _error(INVALID_MESSAGE, "user_message needs a string 'text'"))
+            self._send(client, error_frame(INVALID_MESSAGE, "user_message needs a string 'text'"))
             return
         ids: dict[str, str] = {}
         for name, prefix in (("run_id", "run"), ("thread_id", "thread")):
             value = data.get(name)
             if value is not None and (not isinstance(value, str) or not value):
                 message = f"user_message '{name}' must be a non-empty string"
-                self._send(client, _error(INVALID_MESSAGE, message))
+                self._send(client, error_frame(INVALID_MESSAGE, message))
                 return
             ids[name] = value or f"{prefix}-{uuid.uuid4().hex[:12]}"
         run = AgentRun(
@@ -413,7 +440,7 @@ class ReferenceServer:
             self._send(client, {"type": HISTORY, "thread_id": thread_id, "messages": messages})
         else:
             problem = "get_history 'thread_id' must be a string"
-            self._send(client, _error(INVALID_MESSAGE, problem))
+            self._send(client, error_frame(INVALID_MESSAGE, problem))
 
     # -- agent runs ----------------------------------------------------------------
 
@@ -454,6 +481,20 @@ class ReferenceServer:
     def _send(self, client: _Client, payload: dict[str, Any]) -> None:
         client.seq += 1
         self._write(client, _with_seq(_encoded_prefix(payload), client.seq))
+
+    def _send_all(self, clients: Iterable[_Client], payload: dict[str, Any]) -> None:
+        """Send ``payload`` to each of ``clients``, encoded once, each with its own seq."""
+        prefix = _encoded_prefix(payload)
+        for client in clients:
+            client.seq += 1
+            self._write(client, _with_seq(prefix, client.seq))
+
+    def _send_twice(self, client: _Client, payload: dict[str, Any]) -> None:
+        """Write ``payload`` twice as the identical frame, seq included (a duplicate)."""
+        client.seq += 1
+        text = _with_seq(_encoded_prefix(payload), client.seq)
+        self._write(client, text)
+        self._write(client, text)
 
     def _write(self, client: _Client, text: str) -> None:
         """Write one frame now, without awaiting.

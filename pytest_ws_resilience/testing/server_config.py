@@ -63,6 +63,8 @@ class ServerConfig:
         ping_timeout: seconds to wait for a pong before closing (None: forever).
         recv_timeout: advertised to clients in ``connection_established``.
         slow_accept_s: handshake delay under the ``slow_accept`` fault.
+        join_delay_s: how long a room join "loads the room" before it is answered
+            (the window of the ``join_race`` fault; the clean server waits it too).
         faults: fault switches on at start (see `faults`).
         compression: negotiate permessage-deflate (as most production servers do).
     """
@@ -85,6 +87,7 @@ class ServerConfig:
     ping_timeout: float | None = 20.0
     recv_timeout: float = 10.0
     slow_accept_s: float = 2.0
+    join_delay_s: float = 0.005
     faults: frozenset[str] = frozenset()
     compression: bool = True
 
@@ -116,7 +119,7 @@ class ServerConfig:
             return "public_key is not a PEM-encoded RSA public key"
         if self.require_auth and not self.accepted_auth:
             return "require_auth=True needs at least one accepted_auth method"
-        for name in ("agent_delay_s", "slow_accept_s"):
+        for name in ("agent_delay_s", "slow_accept_s", "join_delay_s"):
             if getattr(self, name) < 0:
                 return f"{name} must be >= 0, got {getattr(self, name)}"
         if self.thinking_steps < 1:

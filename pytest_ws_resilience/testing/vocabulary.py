@@ -25,13 +25,23 @@ __all__ = [
     "HISTORY",
     "INVALID_JSON",
     "INVALID_MESSAGE",
+    "JOIN",
+    "JOINED",
+    "LEAVE",
+    "LEFT",
+    "NOT_A_MEMBER",
     "PING",
     "PONG",
+    "POST",
+    "RESUME",
+    "RESUMED",
+    "ROOM_EVENT",
     "TOOL_COMPLETED",
     "TOOL_EXECUTING",
     "UNKNOWN_TYPE",
     "UNSUPPORTED_BINARY",
     "USER_MESSAGE",
+    "error_frame",
 ]
 
 # -- what a client sends -------------------------------------------------------------
@@ -42,6 +52,16 @@ USER_MESSAGE = "user_message"
 GET_HISTORY = "get_history"
 #: An application-level ping; answered by `PONG` echoing its other fields.
 PING = "ping"
+#: Joins a room (``room``: a non-empty string); answered by `JOINED`.
+JOIN = "join"
+#: Leaves a room (``room``); answered by `LEFT`, or the `NOT_A_MEMBER` error.
+LEAVE = "leave"
+#: Posts ``value`` (a JSON scalar) to a room the sender is in: every member, the sender
+#: too, receives it as a `ROOM_EVENT`.
+POST = "post"
+#: Joins a room and asks for its kept events with ``room_seq > after``; they come as
+#: `ROOM_EVENT` frames, then `RESUMED`.
+RESUME = "resume"
 
 # -- what the server sends -----------------------------------------------------------
 
@@ -54,6 +74,16 @@ HISTORY = "history"
 PONG = "pong"
 #: A refused frame (``code``, ``message``); the connection stays open.
 ERROR = "error"
+#: The answer to `JOIN`, and the second frame on a ``/rooms/<room>`` path: ``room``,
+#: ``head`` (the room's last ``room_seq``, 0 for a new room).
+JOINED = "joined"
+#: The answer to `LEAVE`: ``room``.
+LEFT = "left"
+#: One event of a room, to each member: ``room``, ``room_seq`` (1, 2, 3, ... per room),
+#: ``value``; no user or connection id.
+ROOM_EVENT = "room_event"
+#: The end of a `RESUME` replay: ``room``, ``head``, ``replayed`` (events sent).
+RESUMED = "resumed"
 
 # The events of an agent run, in their correct order, sent to every connection of the
 # user; each carries ``run_id``, ``thread_id`` and ``user_id``.
@@ -81,6 +111,14 @@ INVALID_MESSAGE = "invalid_message"
 UNKNOWN_TYPE = "unknown_type"
 #: A binary frame: the server speaks JSON text only.
 UNSUPPORTED_BINARY = "unsupported_binary"
+#: A `LEAVE` or `POST` naming a room the connection is not in.
+NOT_A_MEMBER = "not_a_member"
+
+
+def error_frame(code: str, message: str) -> dict[str, str]:
+    """The `ERROR` payload refusing a frame with ``code`` (one of the codes above)."""
+    return {"type": ERROR, "code": code, "message": message}
+
 
 #: The reference server's agent run: started, thinking (repeats), tool executing and
 #: completed, agent completed; runs told apart by ``run_id``.

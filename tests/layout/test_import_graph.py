@@ -87,6 +87,7 @@ PURE_MODULES = (
     "plugin.xdist_groups",
     "plugin.service_rules",
     "testing.vocabulary",
+    "testing.rooms",
     "testing.agent",
     "testing.history",
     "testing.faults",

@@ -847,6 +847,7 @@ def test_embedded_server_reports_a_port_it_cannot_bind(tokens: TokenFactory) -> 
         ({"accepted_auth": ()}, "at least one accepted_auth"),
         ({"thinking_steps": 0}, "thinking_steps"),
         ({"agent_delay_s": -1.0}, "agent_delay_s"),
+        ({"join_delay_s": -0.1}, "join_delay_s must be >= 0"),
         ({"max_message_size": 0}, "max_message_size"),
         ({"port": 70000}, "port"),
         ({"ping_interval": 0.0}, "ping_interval"),
