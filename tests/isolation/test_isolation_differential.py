@@ -131,7 +131,7 @@ def test_a_result_is_a_rule_whose_findings_name_the_user_and_kind():
     assert kinds == [("user-0", "crosstalk"), ("user-1", "lost"), ("user-1", "scenario_failed")]
     report = result.report()
     assert "join_and_post" in report and "solo -> concurrent" in report
-    assert rule.checks == 4 + 4 + 3 and rule.nothing_checked() is None
+    assert rule.checks == (2 + 3) + (2 + 1) + (2 + 2) and rule.nothing_checked() is None
 
 
 def test_two_results_with_the_same_findings_are_two_rules():
