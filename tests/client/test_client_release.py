@@ -23,9 +23,7 @@ async def test_steps_start_in_the_order_of_their_delays_and_failures_stay_apart(
 
         return run
 
-    outcomes = await release_together(
-        [step(i) for i in range(3)], [0.06, 0.0, 0.03], timeout=5.0
-    )
+    outcomes = await release_together([step(i) for i in range(3)], [0.06, 0.0, 0.03], timeout=5.0)
     assert started == [1, 2, 0]
     assert outcomes[0] == 0 and outcomes[2] == 20
     assert isinstance(outcomes[1], RuntimeError)

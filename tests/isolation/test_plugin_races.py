@@ -131,7 +131,10 @@ def test_the_clean_server_passes_the_race_20_runs_in_a_row(ws_pytester):
     _suite(ws_pytester, RACE.format(runs=20, faults="", rounds=2, seed=""))
     result = ws_pytester.runpytest("-p", "ws_resilience", "-s")
     result.assert_outcomes(passed=20)
-    assert len(re.findall(r"race clean: 2 round\(s\) of 20 users, base seed \d+", result.stdout.str())) == 20
+    assert (
+        len(re.findall(r"race clean: 2 round\(s\) of 20 users, base seed \d+", result.stdout.str()))
+        == 20
+    )
 
 
 def test_the_clean_race_passes_under_xdist(ws_pytester):
