@@ -34,8 +34,10 @@ __all__ = [
     "PoolStats",
     "RaceResult",
     "RsaKeyPair",
+    "ScopeRule",
     "ServiceHandle",
     "ServiceSpec",
+    "Signal",
     "Storm",
     "StormResult",
     "StormThresholdError",
@@ -79,8 +81,10 @@ _EXPORTS = {
     "PoolStats": "pytest_ws_resilience.pool.stats",
     "RaceResult": "pytest_ws_resilience.isolation.races",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
+    "ScopeRule": "pytest_ws_resilience.isolation.scopes",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
+    "Signal": "pytest_ws_resilience.isolation.scopes",
     "Storm": "pytest_ws_resilience.load.storm",
     "StormResult": "pytest_ws_resilience.load.results",
     "StormThresholdError": "pytest_ws_resilience.errors",
@@ -139,6 +143,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.detector import IsolationDetector
     from pytest_ws_resilience.isolation.differential import DifferentialResult
     from pytest_ws_resilience.isolation.races import RaceResult
+    from pytest_ws_resilience.isolation.scopes import ScopeRule, Signal
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.storm import Storm

@@ -9,8 +9,9 @@ where it can be; this one ties them to one connection:
 - receiving: one reader task per connection (here) records every frame in the
   `eventlog`, reads the `greeting`, runs the receive hooks and `observers`, and wakes
   the waits of `waiting`, which look for what `matching` describes;
+- sending: `sending` writes one message (or a ping) bounded by the recv timeout;
 - `bounds` holds the timeouts, `metrics` counts, `logs` redacts, `tokens` mints the
-  users.
+  users, `entitlements` keeps what the client may see (scope rules read it).
 
 Every wait is bounded: the handshake by the connect timeout, waits and sends by the
 recv timeout, ``close()`` by the close timeout even against a peer that never answers.
@@ -32,8 +33,9 @@ from websockets.protocol import State
 from pytest_ws_resilience.client.arguments import check_client_arguments
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
-from pytest_ws_resilience.client.close_cause import closed_error
+from pytest_ws_resilience.client.closing import close_connection
 from pytest_ws_resilience.client.ending import FailFastConnection, close_cause
+from pytest_ws_resilience.client.entitlements import EXPLICIT, EntitlementTimeline
 from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.client.handshake import Connector, Opened
@@ -46,6 +48,7 @@ from pytest_ws_resilience.client.matching import (
 )
 from pytest_ws_resilience.client.metrics import ClientMetrics, payload_size
 from pytest_ws_resilience.client.observers import ClientObserver, Observers, ReceiveHook
+from pytest_ws_resilience.client.sending import ping_bounded, send_bounded
 from pytest_ws_resilience.client.waiting import EventWaiter
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
@@ -53,11 +56,7 @@ from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.contracts.contract import EventContract
 from pytest_ws_resilience.contracts.keys import EventKey
 from pytest_ws_resilience.contracts.result import ContractResult
-from pytest_ws_resilience.errors import (
-    WsMessageTooLargeError,
-    WsResilienceError,
-    WsTimeoutError,
-)
+from pytest_ws_resilience.errors import WsMessageTooLargeError, WsResilienceError
 from pytest_ws_resilience.redaction import redact, register_secret
 
 if TYPE_CHECKING:
@@ -66,8 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = ["WsClient"]
 
-# Bytes a frame adds to its payload: header (2 + 8 + 4 mask), deflate's trailer, rounded.
-_FRAME_OVERHEAD = 64
 _client_counter = 0
 
 
@@ -184,6 +181,7 @@ class WsClient:
         self._reader: asyncio.Task[None] | None = None
         self._connection_id: Any = None
         self._auth_method: str | None = None
+        self._entitlements = EntitlementTimeline()
 
     # -- introspection ---------------------------------------------------------------
 
@@ -311,6 +309,28 @@ class WsClient:
         self._log.clear()
         self._waiter.forget()
 
+    # -- entitlements ------------------------------------------------------------------
+
+    def entitle(self, **scopes: Any) -> None:
+        """Entitle this client to each ``scope=value`` (``room="a"``) from now on, across
+        reconnects: scope rules (``ws_isolation.scope``) judge received frames by it.
+
+        Raises:
+            ValueError: no scope given, or a value that is not a str or an int.
+        """
+        self._entitlements.apply(time.monotonic(), EXPLICIT, scopes, grant=True)
+
+    def revoke(self, **scopes: Any) -> None:
+        """End this client's entitlement to each ``scope=value``; a scope rule excuses
+        frames for its grace after the call (they may be in flight). Raises as `entitle`."""
+        self._entitlements.apply(time.monotonic(), EXPLICIT, scopes, grant=False)
+
+    @property
+    def entitlements(self) -> EntitlementTimeline:
+        """What this client may see: its connects, grants and revokes, with times and
+        sources (explicit, sent frame, received frame, path)."""
+        return self._entitlements
+
     # -- connecting --------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -344,6 +364,7 @@ class WsClient:
         conn = self._conn = opened.connection
         self._waiter.attach()
         self._auth_method = method = opened.auth_method
+        self._entitlements.connected(time.monotonic())
         # Wall clock (not perf_counter): reports line up spans of several xdist workers.
         self._metrics.opened(time.time() - opened.handshake_s, opened.handshake_s, method)
         if isinstance(conn, FailFastConnection):  # waits raise as soon as websockets fails it
@@ -502,27 +523,14 @@ class WsClient:
             raise WsMessageTooLargeError(size, self._max_message_size)
         conn = self._open_connection("send")
         self._watchers.sending(self, message, data)
-        try:
-            transport = conn.transport
-            # Deflate can grow incompressible data a little: allow 1/32 on top of framing.
-            worst_case = size + (size >> 5) + _FRAME_OVERHEAD
-            high_water = transport.get_write_buffer_limits()[1]
-            if transport.get_write_buffer_size() + worst_case <= high_water:
-                # Below the high-water mark the send cannot block: skip the timer.
-                await conn.send(message)
-            else:
-                # A peer that stops reading fills the buffers: bound the wait for room.
-                async with asyncio.timeout(self._bounds.recv.value):
-                    await conn.send(message)
-        except ConnectionClosed as exc:
-            cause = close_cause(conn, exc)
-            head = f"{self._closed_head('send')} (code {cause.code})"
-            raise closed_error(head, cause, code=cause.code) from None
-        except TimeoutError:
-            raise WsTimeoutError(
-                f"{self._name}: send of {size} bytes did not complete within "
-                f"recv_timeout={self._bounds.recv} (the peer stopped reading?)"
-            ) from None
+        await send_bounded(
+            conn,
+            message,
+            size,
+            bound=self._bounds.recv,
+            name=self._name,
+            closed_head=self._closed_head("send"),
+        )
         self._metrics.sent += 1
         self._metrics.bytes_sent += size
 
@@ -539,19 +547,9 @@ class WsClient:
     async def ping(self) -> float:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""
         conn = self._open_connection("ping")
-        bound = self._bounds.recv
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(bound.value):
-                pong = await conn.ping()
-                await pong
-        except ConnectionClosed as exc:
-            cause = close_cause(conn, exc)
-            head = f"{self._closed_head('ping')} (code {cause.code})"
-            raise closed_error(head, cause, code=cause.code) from exc
-        except TimeoutError:
-            raise WsTimeoutError(f"{self._name}: no pong within recv_timeout={bound}") from None
-        rtt = time.perf_counter() - started
+        rtt = await ping_bounded(
+            conn, bound=self._bounds.recv, name=self._name, closed_head=self._closed_head("ping")
+        )
         self._metrics.ping_rtt_s = rtt
         return rtt
 
@@ -563,22 +561,7 @@ class WsClient:
         conn, reader = self._conn, self._reader
         if conn is None:
             return
-        bound = self._bounds.close.value
-        try:
-            async with asyncio.timeout(bound):
-                await conn.close()
-        except TimeoutError:
-            client_logger.debug("%s: close timed out after %ss, aborting", self._name, bound)
-            conn.transport.abort()
-        except Exception as exc:  # a dead socket must not fail the caller's teardown
-            client_logger.debug("%s: error while closing: %s", self._name, exc)
-            conn.transport.abort()
-        if reader is not None and not reader.done():
-            # The reader ends by itself once the socket is closed; do not wait long for it.
-            done, _ = await asyncio.wait({reader}, timeout=1.0)
-            if not done:
-                reader.cancel()
-                await asyncio.wait({reader}, timeout=1.0)
+        await close_connection(conn, reader, bound=self._bounds.close.value, name=self._name)
         self._metrics.closed(time.time())
         waiter = self._waiter
         waiter.end(conn.close_code if waiter.close_code is None else waiter.close_code)

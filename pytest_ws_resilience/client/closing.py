@@ -1,5 +1,6 @@
-"""Closing many clients at once, bounded: what every owner of several clients (the
-fixtures, the pool, storms) does at its end, written once."""
+"""Closing, bounded: one connection (`WsClient.close`), and many clients at once (what
+every owner of several clients, the fixtures, the pool, storms, does at its end),
+each written once."""
 
 from __future__ import annotations
 
@@ -10,9 +11,33 @@ from typing import TYPE_CHECKING
 from pytest_ws_resilience.client.logs import client_logger
 
 if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
     from pytest_ws_resilience.client.client import WsClient
 
-__all__ = ["close_clients"]
+__all__ = ["close_clients", "close_connection"]
+
+
+async def close_connection(
+    conn: ClientConnection, reader: asyncio.Task[None] | None, *, bound: float, name: str
+) -> None:
+    """Close ``conn`` within ``bound`` seconds (else abort it), then let its reader task
+    end; never raises for a connection that is already dead."""
+    try:
+        async with asyncio.timeout(bound):
+            await conn.close()
+    except TimeoutError:
+        client_logger.debug("%s: close timed out after %ss, aborting", name, bound)
+        conn.transport.abort()
+    except Exception as exc:  # a dead socket must not fail the caller's teardown
+        client_logger.debug("%s: error while closing: %s", name, exc)
+        conn.transport.abort()
+    if reader is not None and not reader.done():
+        # The reader ends by itself once the socket is closed; do not wait long for it.
+        done, _ = await asyncio.wait({reader}, timeout=1.0)
+        if not done:
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=1.0)
 
 
 async def close_clients(clients: Sequence[WsClient], bound: float) -> None:

@@ -1,6 +1,6 @@
 """Naming a frame's event with a function, for protocols without an event-name field.
 
-Pure, no I/O. A protocol that says ``{"action": "join"}``, or speaks plain text
+Pure, no I/O. A protocol that says ``{"action": "subscribe"}``, or speaks plain text
 (``"JOIN:lobby"``), or binary, has no ``type`` field for `EventContract` and
 ``expect_sequence`` to read; a *key function* names each frame instead
 (``key=lambda f: f.get("action")``, ``key=lambda t: t.split(":")[0]``). It sees the

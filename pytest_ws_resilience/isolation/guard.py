@@ -27,6 +27,7 @@ from pytest_ws_resilience.isolation.differential import (
 )
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 from pytest_ws_resilience.isolation.rules import FrameRule, RuleViolation, format_rule_report
+from pytest_ws_resilience.isolation.scopes import ScopeRule, ScopeSignals
 from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
@@ -260,6 +261,39 @@ class IsolationGuard:
     def bind(self, attach: Callable[[FrameRule], None]) -> None:
         """The plugin's watch: how a rule added later reaches the watched clients."""
         self._attach = attach
+
+    # -- scope rules (entitlement) -------------------------------------------------------
+
+    def scope(
+        self,
+        name: str,
+        *,
+        field: str | None = None,
+        join: ScopeSignals = (),
+        leave: ScopeSignals = (),
+        path: str | None = None,
+        grace: float = 0.25,
+    ) -> ScopeRule:
+        """Declare what a connection may see: every received frame whose ``field``
+        names a value of scope ``name`` the receiver is not entitled to at that moment
+        fails the test, with the receiver's entitlement timeline (`ScopeRule`).
+
+        Entitlements come from ``client.entitle(room=...)`` / ``client.revoke(...)``
+        and from what the rule learns: ``join``/``leave`` signals (a mapping of fields
+        matched in either direction, a `Signal`, a callable, or a list of them) and
+        ``path`` (a template like ``"/rooms/{room}"`` matched against each client's URL
+        path). ``grace``: seconds a revoke from a sent frame or an explicit revoke
+        waits (frames in flight); a revoke from a received frame is immediate.
+
+        Raises:
+            ValueError: a bad argument (one line naming it).
+        """
+        try:
+            rule = ScopeRule(name, field=field, join=join, leave=leave, path=path, grace=grace)
+        except ValueError as err:
+            raise ValueError(f"ws_isolation.scope(): {err}") from None
+        self.add_rule(rule)
+        return rule
 
     def expect_violations(self) -> None:
         """Declare that this test provokes violations and asserts on them itself.

@@ -370,8 +370,8 @@ class ReferenceServer:
         except ConnectionClosed:
             pass  # 1009, a dropped client, a server stop: nothing to clean but below
         finally:
-            self.stats.active_connections -= 1
             self._rooms.forget(client)
+            self.stats.active_connections -= 1
             clients = self._users.get(user_id)
             if clients is not None:
                 clients.pop(client, None)

@@ -182,3 +182,45 @@ async def test_storm_sees_the_leak(ws_server, ws_storm, ws_client_factory, ws_is
 """,
     )
     ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=1)
+
+
+SCOPED_RACE = """
+async def join_shared_room_and_post(client, index):
+    room = f"shared-{{index % 4}}"
+    await client.send_json({{"type": "join", "room": room}})
+    await client.expect(type="joined", room=room)
+    await client.send_json({{"type": "post", "room": room, "value": index}})
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("run", range({runs}))
+async def test_joins_race_scoped(ws_server, ws_isolation, run):
+    ws_isolation.scope("room", join={{"type": "join"}}, leave={{"type": "left"}})
+    with ws_server.faults({faults}):
+        await ws_isolation.race(join_shared_room_and_post, users=20, rounds={rounds}{seed})
+"""
+
+
+def test_a_scope_rule_catches_the_join_race_in_a_race_and_the_seed_replays_it(ws_pytester):
+    _suite(ws_pytester, SCOPED_RACE.format(runs=1, faults='"join_race"', rounds=50, seed=""))
+    result = ws_pytester.runpytest("-p", "ws_resilience")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    caught = re.search(r"race caught in round (\d+) of 50 \(seed (\d+)\)", out)
+    assert caught, out
+    assert "[scope]" in out  # the finding is the rule's, not a failed action
+    seed = caught.group(2)
+    replay = SCOPED_RACE.format(runs=1, faults='"join_race"', rounds=1, seed=f", seed={seed}")
+    _suite(ws_pytester, replay)
+    again = ws_pytester.runpytest("-p", "ws_resilience")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines([f"*race caught in round 1 of 1 (seed {seed})*"])
+
+
+def test_the_scoped_race_passes_the_clean_server_20_runs_in_a_row(ws_pytester):
+    _suite(ws_pytester, SCOPED_RACE.format(runs=20, faults="", rounds=2, seed=""))
+    ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=20)
+
+
+def test_the_scoped_race_passes_the_clean_server_under_xdist(ws_pytester):
+    _suite(ws_pytester, SCOPED_RACE.format(runs=4, faults="", rounds=2, seed=""))
+    ws_pytester.runpytest("-p", "ws_resilience", "-n", "2").assert_outcomes(passed=4)

@@ -1,0 +1,88 @@
+"""Writing to an open connection, bounded: one message, or a ping and its pong.
+
+The asyncio half of `WsClient.send_json` / ``send_text`` / ``send_bytes`` and
+`WsClient.ping`, apart from the client's bookkeeping (size limit, observers, counters):
+a peer that stops reading fills the buffers, so a send that could block waits for room
+at most the recv timeout; a connection that closed meanwhile is reported with its close
+cause, as waits report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from pytest_ws_resilience.client.close_cause import closed_error
+from pytest_ws_resilience.client.ending import close_cause
+from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.errors import WsTimeoutError
+
+__all__ = ["ping_bounded", "send_bounded"]
+
+# Bytes a frame adds to its payload: header (2 + 8 + 4 mask), deflate's trailer, rounded.
+_FRAME_OVERHEAD = 64
+
+
+async def send_bounded(
+    conn: ClientConnection,
+    message: str | bytes,
+    size: int,
+    *,
+    bound: TimeoutValue,
+    name: str,
+    closed_head: str,
+) -> None:
+    """Send ``message`` (``size`` bytes on the wire) on ``conn`` within ``bound``.
+
+    Args:
+        closed_head: how the error begins when the connection is closed ("cannot
+            send: connection c1 to ws://... is closed").
+
+    Raises:
+        WsConnectionClosedError: the connection closed (with its close cause).
+        WsTimeoutError: no room in the buffers within ``bound`` (the peer stopped reading).
+    """
+    try:
+        transport = conn.transport
+        # Deflate can grow incompressible data a little: allow 1/32 on top of framing.
+        worst_case = size + (size >> 5) + _FRAME_OVERHEAD
+        high_water = transport.get_write_buffer_limits()[1]
+        if transport.get_write_buffer_size() + worst_case <= high_water:
+            # Below the high-water mark the send cannot block: skip the timer.
+            await conn.send(message)
+        else:
+            async with asyncio.timeout(bound.value):
+                await conn.send(message)
+    except ConnectionClosed as exc:
+        cause = close_cause(conn, exc)
+        raise closed_error(f"{closed_head} (code {cause.code})", cause, code=cause.code) from None
+    except TimeoutError:
+        raise WsTimeoutError(
+            f"{name}: send of {size} bytes did not complete within "
+            f"recv_timeout={bound} (the peer stopped reading?)"
+        ) from None
+
+
+async def ping_bounded(
+    conn: ClientConnection, *, bound: TimeoutValue, name: str, closed_head: str
+) -> float:
+    """A WebSocket ping round trip on ``conn`` in seconds, bounded by ``bound``.
+
+    Raises:
+        WsConnectionClosedError: the connection closed (with its close cause).
+        WsTimeoutError: no pong within ``bound``.
+    """
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(bound.value):
+            pong = await conn.ping()
+            await pong
+    except ConnectionClosed as exc:
+        cause = close_cause(conn, exc)
+        raise closed_error(f"{closed_head} (code {cause.code})", cause, code=cause.code) from exc
+    except TimeoutError:
+        raise WsTimeoutError(f"{name}: no pong within recv_timeout={bound}") from None
+    return time.perf_counter() - started
