@@ -24,6 +24,7 @@ __all__ = [
     "ContractResult",
     "ContractViolation",
     "ContractViolationError",
+    "DifferentialResult",
     "EventContract",
     "IsolationDetector",
     "IsolationViolation",
@@ -31,6 +32,7 @@ __all__ = [
     "MessageFault",
     "NothingChecked",
     "PoolStats",
+    "RaceResult",
     "ResumeResult",
     "RsaKeyPair",
     "ScopeRule",
@@ -71,6 +73,7 @@ _EXPORTS = {
     "ContractResult": "pytest_ws_resilience.contracts.result",
     "ContractViolation": "pytest_ws_resilience.contracts.result",
     "ContractViolationError": "pytest_ws_resilience.errors",
+    "DifferentialResult": "pytest_ws_resilience.isolation.differential",
     "EventContract": "pytest_ws_resilience.contracts.contract",
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
     "IsolationViolation": "pytest_ws_resilience.isolation.violation",
@@ -78,6 +81,7 @@ _EXPORTS = {
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
+    "RaceResult": "pytest_ws_resilience.isolation.races",
     "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ScopeRule": "pytest_ws_resilience.isolation.scopes",
@@ -141,8 +145,10 @@ if TYPE_CHECKING:
         WsTimeoutError,
     )
     from pytest_ws_resilience.isolation.detector import IsolationDetector
-    from pytest_ws_resilience.isolation.scopes import ScopeRule, Signal
+    from pytest_ws_resilience.isolation.differential import DifferentialResult
+    from pytest_ws_resilience.isolation.races import RaceResult
     from pytest_ws_resilience.isolation.resume import ResumeResult
+    from pytest_ws_resilience.isolation.scopes import ScopeRule, Signal
     from pytest_ws_resilience.isolation.streams import StreamRule
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult

@@ -15,11 +15,16 @@ error; a leak that first shows at teardown fails the teardown.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.errors import IsolationViolationError
 from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.differential import (
+    COUNTER_KEYS,
+    DifferentialResult,
+    FrameNormaliser,
+)
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 from pytest_ws_resilience.isolation.resume import (
     DEFAULT_DONE,
@@ -34,10 +39,28 @@ from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.tokens import TestUser
     from pytest_ws_resilience.isolation.markers import UserIdentity
+    from pytest_ws_resilience.isolation.races import RaceResult
+    from pytest_ws_resilience.isolation.runs import Action, ClientSource, Scenario
     from pytest_ws_resilience.isolation.violation import IsolationViolation
 
-__all__ = ["ClientsSeen", "IsolationGuard", "isolation_nothing_checked"]
+__all__ = [
+    "DEFAULT_RACE_JITTER_S",
+    "DEFAULT_RACE_ROUNDS",
+    "DEFAULT_SETTLE_S",
+    "ClientsSeen",
+    "IsolationGuard",
+    "isolation_nothing_checked",
+]
+
+#: How long a stream must stay silent to be done (``differential``, ``race``): frames
+#: that come after the scenario returns count.
+DEFAULT_SETTLE_S = 0.1
+#: Rounds of ``race`` when not given, and the widest per-client delay after a release
+#: (see docs/isolation.md, "Beyond content", for the measurement behind it).
+DEFAULT_RACE_ROUNDS = 20
+DEFAULT_RACE_JITTER_S = 0.005
 
 #: ``() -> (clients, connected)``: the clients a test used through the plugin and how
 #: many of them had a connection accepted (the plugin's `TestWatch` knows).
@@ -466,3 +489,131 @@ class IsolationGuard:
     def failed(self) -> bool:
         """True once a verdict reported violations (the test failed on isolation)."""
         return self._failed_in_call or (not self._expected and self._reported > 0)
+
+    # -- beyond content: differential runs and races ------------------------------------
+    # The runs are asyncio (`isolation/runs.py`), imported when first used: this module
+    # stays pure. The plugin's ``ws_isolation`` fixture gives the guard its clients.
+
+    #: Where the guard's own clients come from (`provide_clients`); None until given.
+    _client_source: ClientSource | None = None
+
+    def provide_clients(self, source: ClientSource) -> None:
+        """The plugin's clients for `differential` and `race` (users, server, settings,
+        each client watched by the test)."""
+        self._client_source = source
+
+    def _clients(self, what: str) -> ClientSource:
+        if self._client_source is None:
+            raise RuntimeError(
+                f"ws_isolation.{what}() needs the plugin's clients: use the ws_isolation "
+                "fixture (an IsolationGuard made by hand has none)"
+            )
+        return self._client_source
+
+    async def differential(
+        self,
+        scenario: Scenario,
+        users: int | Sequence[TestUser] = 5,
+        *,
+        settle: float = DEFAULT_SETTLE_S,
+        normalise: FrameNormaliser | None = None,
+        ignore: Iterable[str] = (),
+        counter_keys: Sequence[str] = COUNTER_KEYS,
+        timeout: float | None = None,  # noqa: ASYNC109 - a scenario's bound, not a wait's
+        **options: Any,
+    ) -> DifferentialResult:
+        """Run ``scenario(client, index)`` for each user alone, then for all at once,
+        and compare each user's concurrent stream with its solo stream.
+
+        Frames are normalised first (``normalise`` on each frame, None drops it; keys
+        in ``ignore`` removed; values of ``counter_keys``, uuids, hex ids and
+        timestamps replaced: `normalise_frame`). Extra frames are crosstalk, missing
+        ones loss, moved ones an order bug. Each run waits for its streams to go quiet
+        (no frame for ``settle`` seconds, at most the recv timeout), then closes its
+        clients. ``options`` go to every client as ``ws_client_factory`` takes them;
+        ``path_params`` may be a factory of the user's index (per-room endpoints).
+
+        The result is added as a rule (`add_rule`): its findings are in `report`,
+        `violation_count` and the test's verdict. Unless the test `expect_violations`,
+        a finding also raises here, at once, with each user's diff.
+
+        Raises:
+            IsolationViolationError: a user's concurrent stream differs from its solo one.
+            WsResilienceError: a solo run failed (no baseline to compare with).
+            ValueError: a bad argument (one line naming it).
+        """
+        __tracebackhide__ = True  # the failure is the diff, not this method's source
+        from pytest_ws_resilience.isolation.runs import run_differential
+
+        result = await run_differential(
+            self._clients("differential"),
+            scenario,
+            users,
+            settle=settle,
+            normalise=normalise,
+            ignore=ignore,
+            counter_keys=counter_keys,
+            timeout=timeout,
+            options=options,
+        )
+        self.add_rule(result)
+        if not result.ok and not self._expected:
+            raise IsolationViolationError(result.report())
+        return result
+
+    async def race(
+        self,
+        action: Action,
+        users: int | Sequence[TestUser] = 20,
+        *,
+        rounds: int = DEFAULT_RACE_ROUNDS,
+        seed: int | None = None,
+        jitter: float = DEFAULT_RACE_JITTER_S,
+        settle: float = DEFAULT_SETTLE_S,
+        timeout: float | None = None,  # noqa: ASYNC109 - an action's bound, not a wait's
+        **options: Any,
+    ) -> RaceResult:
+        """Race ``users`` fresh clients, ``rounds`` times: each round releases their
+        connects together, then ``action(client, index)`` together, each client after
+        its own seeded delay in ``[0, jitter]``, waits for the streams to go quiet, and
+        checks what the guard found (detector, rules) and whether an action failed.
+
+        The first failing round stops the run with a line naming it and its seed:
+        ``race(..., seed=<that seed>, rounds=1)`` replays its jitter. The base seed is
+        printed always (random when ``seed`` is None). ``options`` go to every client
+        as ``ws_client_factory`` takes them (``path_params`` may be a factory of the
+        index).
+
+        Raises:
+            IsolationViolationError: a round found something (unless the test
+                `expect_violations`: then the `RaceResult` says so).
+            ValueError: a bad argument (one line naming it).
+        """
+        __tracebackhide__ = True  # the failure is the report and the seed line
+        from pytest_ws_resilience.client.jitter import check_jitter, check_seed, new_base_seed
+        from pytest_ws_resilience.isolation.runs import run_race
+
+        base = new_base_seed() if seed is None else check_seed(seed)
+        spread = check_jitter(jitter)
+        count = users if isinstance(users, int) else len(users)
+        print(
+            f"ws_isolation.race: {count} users x {rounds} round(s), seed {base}, "
+            f"jitter {spread * 1000:g} ms"
+        )
+        result = await run_race(
+            self._clients("race"),
+            action,
+            users,
+            rounds=rounds,
+            seed=base,
+            jitter=spread,
+            settle=settle,
+            findings=lambda: self.violation_count,
+            report=self.report,
+            timeout=timeout,
+            options=options,
+        )
+        print(f"ws_isolation.race: {result.replay_line()}")
+        if result.caught and not self._expected:
+            raise IsolationViolationError(result.failure(), self.detector.violations)
+        return result

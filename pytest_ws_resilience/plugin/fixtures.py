@@ -14,12 +14,15 @@ stash`, `pytest_ws_resilience.plugin.watch`): what it needs from the rest of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import (
@@ -39,7 +42,7 @@ from pytest_ws_resilience.plugin.stash import (
     SERVICES_KEY,
     SETTINGS_KEY,
 )
-from pytest_ws_resilience.plugin.watch import WATCH_KEY, test_watch, warning_for
+from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch, test_watch, warning_for
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.under_test import (
     ServerUnderTest,
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.plugin.services import ServiceRegistry, ServicesRuntime
 
 __all__ = [
+    "PluginClients",
     "ServiceFactory",
     "UserFactory",
     "arm_replay_timer",
@@ -171,6 +175,44 @@ def _security_options(node: pytest.Item) -> IsolationOptions | None:
     return security_marker_options([(m.args, m.kwargs) for m in reversed(marks)], test=name)
 
 
+class PluginClients:
+    """The clients of ``ws_isolation.differential`` and ``ws_isolation.race``: users from
+    ``ws_user_factory``, the server under test, the run's settings, each client watched
+    by the test (`TestWatch`). The fixtures are looked up at first use, so a test that
+    never races does not start a server for it."""
+
+    def __init__(self, request: pytest.FixtureRequest, watch: TestWatch) -> None:
+        self._request = request
+        self._watch = watch
+
+    @property
+    def settings(self) -> WsSettings:
+        settings: WsSettings = self._request.getfixturevalue("ws_settings")
+        return settings
+
+    def new_user(self) -> TestUser:
+        factory: UserFactory = self._request.getfixturevalue("ws_user_factory")
+        return factory()
+
+    def make(self, user: TestUser, options: Mapping[str, Any]) -> WsClient:
+        server: ServerUnderTest = self._request.getfixturevalue("ws_server")
+        chosen = dict(options)
+        url = route_url(
+            server.url,
+            chosen.pop("url", None),
+            chosen.pop("path", None),
+            chosen.pop("path_params", None),
+        )
+        client = WsClient(url, user=user, settings=self.settings, **chosen)
+        self._watch.track(client)
+        return client
+
+    async def retire(self, clients: Sequence[WsClient]) -> None:
+        await close_clients(clients, self.settings.close_timeout.value + 1.0)
+        for client in clients:
+            self._watch.untrack(client)
+
+
 @pytest.fixture
 def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
     """Watch every client of this test for cross-user leaks; fail the test on any.
@@ -202,6 +244,7 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
         IsolationDetector(), strict=strict, options=options, clients_seen=clients_seen
     )
     watch.start_isolation(guard)
+    guard.provide_clients(PluginClients(request, watch))
     try:
         yield guard
     finally:

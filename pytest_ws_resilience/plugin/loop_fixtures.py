@@ -24,9 +24,11 @@ import pytest_asyncio
 from pytest_ws_resilience.chaos.seeds import derive_seed
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
+from pytest_ws_resilience.client.jitter import check_seed, jitter_schedule, new_base_seed
 from pytest_ws_resilience.client.metrics import Counters
+from pytest_ws_resilience.client.release import options_at, release_together
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
-from pytest_ws_resilience.config.bounds import shown
+from pytest_ws_resilience.config.bounds import MAX_CONNECTIONS, check_count, shown
 from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsResilienceError
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChaosFactory",
     "ClientFactory",
+    "TestClientFactory",
     "TestPool",
     "TestStorm",
     "check_loop",
@@ -72,6 +75,16 @@ class ClientFactory(Protocol):
         connect: bool = True,
         **options: Any,
     ) -> Awaitable[WsClient]: ...
+
+    def many(
+        self,
+        n: int,
+        users: Sequence[TestUser] | None = None,
+        *,
+        jitter: float = 0.0,
+        seed: int | None = None,
+        **options: Any,
+    ) -> Awaitable[list[WsClient]]: ...
 
 
 class ChaosFactory(Protocol):
@@ -113,6 +126,79 @@ def check_user(fixture: str, user: object) -> None:
 async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
     """Close every client at once, bounded by the close timeout (plus a margin)."""
     await close_clients(clients, settings.close_timeout.value + 1.0)
+
+
+class TestClientFactory:
+    """The ``ws_client_factory`` fixture: ``await ws_client_factory(...)`` makes one
+    client, ``await ws_client_factory.many(n, ...)`` makes ``n`` whose handshakes are
+    released together (`pytest_ws_resilience.client.release`)."""
+
+    __test__ = False
+
+    def __init__(self, make: Callable[..., Awaitable[WsClient]], settings: WsSettings) -> None:
+        self._make = make
+        self._settings = settings
+        #: The jitter seed of the last `many` call (printed too), for a replay.
+        self.last_seed: int | None = None
+
+    def __call__(self, user: TestUser | None = None, **options: Any) -> Awaitable[WsClient]:
+        return self._make(user, **options)
+
+    async def many(
+        self,
+        n: int,
+        users: Sequence[TestUser] | None = None,
+        *,
+        jitter: float = 0.0,
+        seed: int | None = None,
+        **options: Any,
+    ) -> list[WsClient]:
+        """``n`` connected clients whose handshakes start together: one barrier releases
+        them all, then each waits its own delay in ``[0, jitter]`` seconds, drawn from
+        ``seed`` (random when None; printed), so a race in the server's accept or auth
+        path shows, and replays. ``users`` are cycled when fewer than ``n`` (fresh users
+        when None); ``options`` as the factory's (``path_params`` may be a factory of
+        the client's index). Every client is closed at teardown.
+
+        Raises:
+            ValueError: a bad ``n``, ``users``, ``jitter`` or ``seed`` (one line).
+            WsAuthError, WsConnectError, WsTimeoutError: a handshake failed (the first
+                failure; the others are in the message).
+        """
+        count = check_count("n", n, minimum=1, maximum=MAX_CONNECTIONS)
+        if users is not None:
+            users = list(users)
+            if not users:
+                raise ValueError("users is empty: give at least one TestUser, or None")
+            for user in users:
+                check_user("ws_client_factory.many", user)
+        base = new_base_seed() if seed is None else check_seed(seed)
+        delays = jitter_schedule(base, count, jitter, "connect")
+        self.last_seed = base
+        print(f"ws_client_factory.many({count}): jitter {jitter * 1000:g} ms, seed {base}")
+        clients = [
+            await self._make(
+                users[index % len(users)] if users else None,
+                connect=False,
+                **options_at(options, index),
+            )
+            for index in range(count)
+        ]
+        settings = self._settings
+        bound = settings.connect_timeout.value * (settings.connect_retries + 1) + 1.0
+        outcomes = await release_together(
+            [client.connect for client in clients], delays, timeout=bound, what="connect"
+        )
+        failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, BaseException)]
+        if failures:
+            index, first = failures[0]
+            if len(failures) > 1:
+                first.add_note(
+                    f"ws_client_factory.many: {len(failures)} of {count} handshakes failed "
+                    f"(seed {base}); the first, client {index}, is shown"
+                )
+            raise first
+        return clients
 
 
 class TestPool:
@@ -293,7 +379,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             return client
 
         try:
-            yield make_client
+            yield TestClientFactory(make_client, ws_settings)
         finally:
             await _close_all(clients, ws_settings)
 
