@@ -25,6 +25,7 @@ from pytest_ws_resilience.isolation.differential import (
     DifferentialResult,
     FrameNormaliser,
 )
+from pytest_ws_resilience.isolation.nothing_checked import ClientsSeen, isolation_nothing_checked
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 from pytest_ws_resilience.isolation.resume import (
     DEFAULT_DONE,
@@ -49,9 +50,7 @@ __all__ = [
     "DEFAULT_RACE_JITTER_S",
     "DEFAULT_RACE_ROUNDS",
     "DEFAULT_SETTLE_S",
-    "ClientsSeen",
     "IsolationGuard",
-    "isolation_nothing_checked",
 ]
 
 #: How long a stream must stay silent to be done (``differential``, ``race``): frames
@@ -61,42 +60,6 @@ DEFAULT_SETTLE_S = 0.1
 #: (see docs/isolation.md, "Beyond content", for the measurement behind it).
 DEFAULT_RACE_ROUNDS = 20
 DEFAULT_RACE_JITTER_S = 0.005
-
-#: ``() -> (clients, connected)``: the clients a test used through the plugin and how
-#: many of them had a connection accepted (the plugin's `TestWatch` knows).
-ClientsSeen = Callable[[], tuple[int, int]]
-
-
-def isolation_nothing_checked(
-    *, checks: int, clients: int, connected: int, nothing_to_look_for: str | None
-) -> NothingChecked | None:
-    """The "nothing was checked" finding of an isolation detector, or None.
-
-    Vacuous: no client watched (a `WsClient` made by hand is not), no frame scanned,
-    or nothing to look for in the frames (`IsolationDetector.nothing_to_look_for`).
-    Exempt: every client the test tried was refused at the handshake (an
-    authentication test: no frame could come, by design, and the plugin saw it try).
-
-    Args:
-        checks: frames the detector scanned.
-        clients: clients the test used through the plugin's fixtures.
-        connected: how many of them had a connection accepted.
-        nothing_to_look_for: the detector's reason it holds no usable marker, if any.
-    """
-    if clients and not connected:
-        return None
-    if not clients:
-        why = (
-            "the test opened no connection through ws_client, ws_client_factory, ws_pool "
-            "or ws_storm (a WsClient made by hand is not watched)"
-        )
-    elif not checks:
-        why = f"its {connected} connection(s) received no frame"
-    elif nothing_to_look_for is not None:
-        why = f"{checks} frame(s) scanned, but {nothing_to_look_for}"
-    else:
-        return None
-    return NothingChecked("isolation", "the isolation detector", why)
 
 
 class IsolationGuard:
@@ -235,7 +198,7 @@ class IsolationGuard:
         client: WsClient,
         message: Mapping[str, Any],
         *,
-        sequence: str,
+        sequence: str | None = None,
         scope: Mapping[str, Any] | None = None,
         after_field: str = "after",
         done: Mapping[str, Any] | Callable[[Any], Any] = DEFAULT_DONE,
@@ -257,7 +220,8 @@ class IsolationGuard:
         Args:
             client: a watched client.
             message: the resume frame, e.g. ``{"type": "resume", "room": "lobby"}``.
-            sequence: dotted path of the sequence field, e.g. ``"room_seq"``.
+            sequence: dotted path of the sequence field, e.g. ``"room_seq"``; None:
+                the field of the one declared `stream` rule.
             scope: fields selecting the stream's frames, e.g. ``{"room": "lobby"}``;
                 None: taken from ``message`` for the stream rule's ``per`` field, else
                 every frame with the sequence field.
@@ -275,6 +239,14 @@ class IsolationGuard:
             checks = ReplayChecks()
             self.add_rule(checks)
         streams = [rule for rule in self.rules if isinstance(rule, StreamRule)]
+        if sequence is None:
+            fields = {rule.sequence for rule in streams}
+            if len(fields) != 1:
+                raise ValueError(
+                    "ws_isolation.resume(): give sequence= (the stream's sequence field): "
+                    f"{len(fields)} stream rules declare one"
+                )
+            (sequence,) = fields
         try:
             return await resume_stream(
                 client,

@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_ws_resilience.isolation.guard import isolation_nothing_checked
+from pytest_ws_resilience.isolation.nothing_checked import isolation_nothing_checked
 from pytest_ws_resilience.isolation.options import IsolationOptions, read_isolation_options
 
 __all__ = [

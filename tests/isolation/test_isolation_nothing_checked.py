@@ -12,7 +12,8 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.errors import WsConnectionClosedError
 from pytest_ws_resilience.isolation.detector import IsolationDetector
-from pytest_ws_resilience.isolation.guard import IsolationGuard, isolation_nothing_checked
+from pytest_ws_resilience.isolation.guard import IsolationGuard
+from pytest_ws_resilience.isolation.nothing_checked import isolation_nothing_checked
 from pytest_ws_resilience.isolation.options import read_isolation_options
 
 

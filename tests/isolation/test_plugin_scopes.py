@@ -59,7 +59,9 @@ def test_an_anonymous_event_sent_to_another_room_is_caught_with_the_timeline(ws_
     result.stdout.fnmatch_lines(
         [
             "*isolation rule violation*",
-            "*scope 'room' (field 'room'): 2 violations*",
+            # 1 or 2: the leak of bob's event to alice may come after the body (then
+            # it joins the report at teardown as a note, not a second failure).
+            "*scope 'room' (field 'room'): * violation*",
             "*[[]scope[]] received a frame of room 'a' it is not entitled to (entitled to: 'b')",
             '*frame: {"type":"room_event","room":"a"*',
             "*entitlement timeline of user-*",

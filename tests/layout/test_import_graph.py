@@ -63,6 +63,7 @@ PURE_MODULES = (
     "isolation.violation",
     "isolation.detector",
     "isolation.guard",
+    "isolation.nothing_checked",
     "isolation.options",
     "isolation.rules",
     "isolation.differential",
