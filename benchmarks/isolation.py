@@ -1,21 +1,26 @@
-"""What the isolation detector costs on the round trip, as a ratio measured in one run.
+"""What the isolation checks cost on the round trip, as ratios measured in one run.
 
 Usage: ``python benchmarks/isolation.py [--users 50] [--messages 200] [--batches 20]
 [--strict]``
 
-``--users`` WsClients (one user each) hold connections to one `EmbeddedServer` and all
-chat at once: each sends ``--messages`` application pings ``{"type": "ping", "text":
-...}`` (a distinct text every time, so the detector's taint markers keep growing: 10,000
-of them at the defaults) and awaits the echoing ``pong``. The same clients alternate
-between batches with the detector ON (one `IsolationDetector` attached to every client,
-kept across batches so its markers accumulate) and OFF (detached), ON/OFF/OFF/ON..., so
-the machine's noise hits both sides alike.
+``--users`` WsClients (one user each) hold connections to one `EmbeddedServer`, each in
+a room of its own (the reference server's rooms), and all post at once: each sends
+``--messages`` posts ``{"type": "post", "room": ..., "value": ...}`` (a distinct value
+every time, so the detector's taint markers keep growing: 10,000 of them at the
+defaults) and awaits its ``room_event``. The same clients take turns, batch after
+batch, in three sides whose order rotates, so the machine's noise hits all alike:
 
-Prints the median and p95 round trip of each side; the ratio ON/OFF against the target
-(<= 1.2x), taken as the median over pairs of adjacent batches of their median ratio
-(so a change of the machine's load during the run cancels out), with the ratio of the
-overall medians and of the wall times beside it; markers indexed and frames scanned.
-Exits 0 unless ``--strict`` and the target is missed. The server runs in its own thread and
+- OFF: nothing attached;
+- DETECTOR: one `IsolationDetector` on every client (kept across batches: its markers
+  accumulate);
+- RULES: the detector plus a scope rule (``room``) and a stream rule (``room_seq`` per
+  ``room``) on every client: every frame judged by all three.
+
+Prints the median and p95 round trip of each side, and the ratios DETECTOR/OFF and
+RULES/OFF against the target (<= 1.2x), each taken as the median over batches of the
+ratio of that batch's medians (so a change of the machine's load during the run cancels
+out), with the ratio of the overall medians beside it; markers indexed, frames judged.
+Exits 0 unless ``--strict`` and a target is missed. The server runs in its own thread and
 loop (see ``client_overhead.py``): the loop measured runs only the clients.
 """
 
@@ -29,8 +34,11 @@ import time
 import uuid
 
 from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.observers import ClientObserver
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.scopes import ScopeRule
+from pytest_ws_resilience.isolation.streams import StreamRule
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 __all__ = ["main"]
@@ -38,19 +46,26 @@ __all__ = ["main"]
 TARGET = 1.2
 
 
-async def _chat(client: WsClient, messages: int, times: list[float]) -> None:
+async def _chat(client: WsClient, room: str, messages: int, times: list[float]) -> None:
     for n in range(messages):
-        text = f"note {n} from {client.name}: {uuid.uuid4().hex}"
+        value = f"note {n} from {client.name}: {uuid.uuid4().hex}"
         started = time.perf_counter()
-        await client.send_json({"type": "ping", "text": text})
-        await client.expect("pong", text=text)
+        await client.send_json({"type": "post", "room": room, "value": value})
+        await client.expect("room_event", value=value)
         times.append(time.perf_counter() - started)
 
 
-async def _batch(clients: list[WsClient], messages: int, times: list[float]) -> float:
+async def _batch(
+    clients: list[WsClient], rooms: list[str], messages: int, times: list[float]
+) -> float:
     started = time.perf_counter()
-    await asyncio.gather(*(_chat(client, messages, times) for client in clients))
+    await asyncio.gather(
+        *(_chat(client, room, messages, times) for client, room in zip(clients, rooms, strict=True))
+    )
     return time.perf_counter() - started
+
+
+SIDES = ("off", "detector", "rules")
 
 
 async def _run(url: str, tokens: TokenFactory, args: argparse.Namespace) -> bool:
@@ -58,61 +73,76 @@ async def _run(url: str, tokens: TokenFactory, args: argparse.Namespace) -> bool
         WsClient(url, user=tokens.user(), recv_timeout=30.0, ping_interval=None)
         for _ in range(args.users)
     ]
+    rooms = [f"room-{n}" for n in range(args.users)]
     detector = IsolationDetector()
+    scope = ScopeRule("room", join={"type": "join"})
+    # A stream rule sees every frame of its streams or reports the numbers it missed:
+    # each RULES batch gets a fresh one (the other sides' frames are not its).
+    streams: list[StreamRule] = []
+    observers: dict[str, list[ClientObserver]] = {"off": [], "detector": [detector]}
     per_batch = max(1, args.messages // args.batches)
-    on: list[float] = []
-    off: list[float] = []
-    wall = {"on": 0.0, "off": 0.0}
-    # Median ON/OFF ratio of each pair of adjacent batches: cancels the drift of a
+    times: dict[str, list[float]] = {side: [] for side in SIDES}
+    # Per batch, the ratio of each side's median to OFF's: cancels the drift of a
     # shared machine's load over the run.
-    pair_ratios: list[float] = []
+    ratios: dict[str, list[float]] = {"detector": [], "rules": []}
     try:
         await asyncio.gather(*(client.connect() for client in clients))
         await asyncio.gather(*(client.expect("connection_established") for client in clients))
-        await _batch(clients, 5, [])  # warm up
+        for client, room in zip(clients, rooms, strict=True):
+            client.entitle(room=room)  # joined before the rule watches: said by hand
+            await client.send_json({"type": "join", "room": room})
+            await client.expect("joined", room=room)
+        await _batch(clients, rooms, 5, [])  # warm up
         for n in range(args.batches):
-            order = ("on", "off") if n % 2 == 0 else ("off", "on")
-            batch: dict[str, list[float]] = {"on": [], "off": []}
+            order = SIDES[n % 3 :] + SIDES[: n % 3]
+            batch: dict[str, list[float]] = {side: [] for side in SIDES}
             for side in order:
-                if side == "on":
-                    for client in clients:
-                        detector.attach(client)
-                    wall["on"] += await _batch(clients, per_batch, batch["on"])
-                    for client in clients:
-                        detector.detach(client)
-                else:
-                    wall["off"] += await _batch(clients, per_batch, batch["off"])
-            on += batch["on"]
-            off += batch["off"]
-            pair_ratios.append(statistics.median(batch["on"]) / statistics.median(batch["off"]))
+                if side == "rules":
+                    streams.append(StreamRule("room_seq", per="room"))
+                    observers["rules"] = [detector, scope, streams[-1]]
+                for client in clients:
+                    for observer in observers[side]:
+                        client.add_observer(observer)
+                await _batch(clients, rooms, per_batch, batch[side])
+                for client in clients:
+                    for observer in observers[side]:
+                        client.remove_observer(observer)
+            for side in SIDES:
+                times[side] += batch[side]
+            off = statistics.median(batch["off"])
+            for side in ratios:
+                ratios[side].append(statistics.median(batch[side]) / off)
     finally:
         await asyncio.gather(*(client.close() for client in clients))
 
     def pct(values: list[float], q: float) -> float:
         return sorted(values)[int(q * (len(values) - 1))]
 
-    median_on, median_off = statistics.median(on), statistics.median(off)
-    ratio = statistics.median(pair_ratios)
-    ok = ratio <= TARGET
+    for side in SIDES:
+        found = times[side]
+        print(
+            f"round trip  {side.upper():8} median {statistics.median(found) * 1e6:8.1f} us  "
+            f"p95 {pct(found, 0.95) * 1e6:8.1f} us   ({len(found)} round trips)"
+        )
+    ok = True
+    median_off = statistics.median(times["off"])
+    for side, found in ratios.items():
+        ratio = statistics.median(found)
+        ok = ok and ratio <= TARGET
+        print(
+            f"ratio {side.upper()}/OFF {ratio:5.3f}x (target <= {TARGET}x)  "
+            f"{'PASS' if ratio <= TARGET else 'FAIL'}  [median of {len(found)} batches; "
+            f"ratio of the medians above {statistics.median(times[side]) / median_off:5.3f}x]"
+        )
     print(
-        f"round trip  ON  median {median_on * 1e6:8.1f} us  p95 {pct(on, 0.95) * 1e6:8.1f} us"
-        f"   ({len(on)} round trips, {wall['on']:.2f} s)"
+        f"markers indexed {detector.marker_count}, frames scanned {detector.checks}; "
+        f"scope rule judged {scope.checks}, stream rules {sum(r.checks for r in streams)}"
     )
-    print(
-        f"round trip  OFF median {median_off * 1e6:8.1f} us  p95 {pct(off, 0.95) * 1e6:8.1f} us"
-        f"   ({len(off)} round trips, {wall['off']:.2f} s)"
-    )
-    print(
-        f"ratio ON/OFF {ratio:5.3f}x (target <= {TARGET}x)  {'PASS' if ok else 'FAIL'}  "
-        f"[median of {len(pair_ratios)} paired batches; ratio of the medians above "
-        f"{median_on / median_off:5.3f}x, of wall times {wall['on'] / wall['off']:5.3f}x]"
-    )
-    print(
-        f"markers indexed {detector.marker_count}, frames scanned {detector.checks}, "
-        f"violations {detector.violation_count}"
-    )
-    if detector.violation_count:
-        print("unexpected violations on a clean server:\n" + detector.report())
+    found = [v for rule in (scope, *streams) for v in rule.violations]
+    if detector.violation_count or found:
+        print("unexpected findings on a clean server:")
+        print(detector.report())
+        print("\n".join(f"  {violation}" for violation in found[:5]))
         ok = False
     return ok
 
@@ -121,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--users", type=int, default=50, help="users, one connection each")
     parser.add_argument("--messages", type=int, default=200, help="round trips per user/side")
-    parser.add_argument("--batches", type=int, default=20, help="ON/OFF alternations")
+    parser.add_argument(
+        "--batches", type=int, default=20, help="batches (each runs all three sides)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
     tokens = TokenFactory()
