@@ -160,16 +160,6 @@ def normalise_stream(
     return lines
 
 
-def _common(stream: Sequence[str], shared: Counter[str]) -> list[str]:
-    left = Counter(shared)
-    kept: list[str] = []
-    for line in stream:
-        if left[line] > 0:
-            left[line] -= 1
-            kept.append(line)
-    return kept
-
-
 def compare_streams(
     solo: Sequence[str], concurrent: Sequence[str]
 ) -> tuple[list[str], list[str], list[str]]:
@@ -184,7 +174,7 @@ def compare_streams(
     extra = list((concurrent_count - solo_count).elements())
     missing = list((solo_count - concurrent_count).elements())
     shared = solo_count & concurrent_count
-    solo_common, concurrent_common = _common(solo, shared), _common(concurrent, shared)
+    solo_common, concurrent_common = _in_order(shared, solo), _in_order(shared, concurrent)
     matcher = difflib.SequenceMatcher(None, solo_common, concurrent_common, autojunk=False)
     in_place = sum(block.size for block in matcher.get_matching_blocks())
     reordered: list[str] = []
@@ -198,7 +188,8 @@ def compare_streams(
     return _in_order(extra, concurrent), _in_order(missing, solo), reordered
 
 
-def _in_order(found: list[str], stream: Sequence[str]) -> list[str]:
+def _in_order(found: Iterable[str], stream: Sequence[str]) -> list[str]:
+    """The frames of ``found`` (a multiset: a list or a Counter) in ``stream``'s order."""
     left = Counter(found)
     ordered: list[str] = []
     for line in stream:
