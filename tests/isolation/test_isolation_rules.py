@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from pytest_ws_resilience.isolation.detector import IsolationDetector
 from pytest_ws_resilience.isolation.guard import IsolationGuard
@@ -119,3 +122,14 @@ def test_an_idle_rule_is_a_nothing_checked_finding_a_busy_one_covers_the_detecto
     busy.add_rule(CountingRule("scope 'room'"))
     busy.detector.checks = 5
     assert busy.nothing_checked() is None
+
+
+def test_resume_takes_the_sequence_field_of_the_one_stream_rule_or_asks_for_it() -> None:
+    guard = IsolationGuard(IsolationDetector())
+    client: Any = object()  # never reached: the argument is judged first
+    with pytest.raises(ValueError, match=r"give sequence= .*: 0 stream rules declare one"):
+        asyncio.run(guard.resume(client, {"type": "resume"}))
+    guard.stream("room_seq", per="room")
+    guard.stream("seq")
+    with pytest.raises(ValueError, match=r"give sequence= .*: 2 stream rules declare one"):
+        asyncio.run(guard.resume(client, {"type": "resume"}))
