@@ -225,6 +225,7 @@ def test_a_rule_that_never_applied_fails_a_security_test(ws_pytester):
 
 
 def test_scope_rules_work_under_xdist(ws_pytester):
+    pytest.importorskip("xdist")  # the tox env without xdist skips it
     ws_pytester.makepyfile(
         test_leak=rooms_test(ANOTHER_ROOM, name="leak", faults=("room_leak",)),
         test_clean=rooms_test(ANOTHER_ROOM, name="clean", runs=4),

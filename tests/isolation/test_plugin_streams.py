@@ -74,6 +74,7 @@ import pytest
 @pytest.mark.asyncio
 @pytest.mark.parametrize("run", range({runs}))
 async def test_agent_run(ws_server, ws_client, ws_isolation, run):
+    pytest.importorskip("xdist")  # the tox env without xdist skips it
     ws_isolation.stream("seq", reset_on_reconnect=True)
     with ws_server.faults({faults}):
         await ws_client.send_json({{"type": "user_message", "text": "numbered"}})
