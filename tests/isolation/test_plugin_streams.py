@@ -63,6 +63,7 @@ def test_the_clean_server_passes_20_runs_in_a_row(ws_pytester: pytest.Pytester) 
 
 
 def test_the_clean_server_passes_20_runs_under_xdist(ws_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")  # the tox env without xdist skips it
     write_rooms(ws_pytester, runs=20)
     result = ws_pytester.runpytest("-p", "ws_resilience", "-n", "2")
     result.assert_outcomes(passed=20)
@@ -74,7 +75,6 @@ import pytest
 @pytest.mark.asyncio
 @pytest.mark.parametrize("run", range({runs}))
 async def test_agent_run(ws_server, ws_client, ws_isolation, run):
-    pytest.importorskip("xdist")  # the tox env without xdist skips it
     ws_isolation.stream("seq", reset_on_reconnect=True)
     with ws_server.faults({faults}):
         await ws_client.send_json({{"type": "user_message", "text": "numbered"}})

@@ -6,6 +6,7 @@ Each inner run gets a temp directory of its own (``TMPDIR``), so the checks see 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -63,7 +64,9 @@ def test_a_server_command_run_leaves_no_log_and_no_state_directory(
 ) -> None:
     ws_pytester.makepyfile(test_ping=PING_TEST)
     server = f"{sys.executable} -m pytest_ws_resilience.testing --port {{port}}"
-    completed = run_in(ws_pytester.path, temp, f"--ws-server-cmd={server}", "-n", "0")
+    # One process (no xdist workers), also where pytest-xdist is not installed.
+    serial = ("-n", "0") if importlib.util.find_spec("xdist") else ()
+    completed = run_in(ws_pytester.path, temp, f"--ws-server-cmd={server}", *serial)
     assert completed.returncode == 0, completed.stdout
     assert sorted(p.name for p in temp.iterdir()) == []
 
