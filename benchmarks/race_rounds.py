@@ -1,7 +1,7 @@
 """How many rounds ``ws_isolation.race`` needs to catch the reference server's join race.
 
 Usage: ``python benchmarks/race_rounds.py [--users 20] [--seeds 20] [--rounds 50]
-[--jitter 0.005 ...] [--join-delay 0.005]``
+[--jitter 0.005 ...] [--join-delay 0.005] [--detect action|scope]``
 
 The embedded reference server runs with the ``join_race`` fault (a join keeps its
 connection in one server-wide slot for ``join_delay_s``, 5 ms by default: two joins in
@@ -9,7 +9,10 @@ that window put the second joiner in both rooms and the first in none). For each
 and each of ``--seeds`` seeds (0, 1, 2, ...), ``race`` releases ``--users`` fresh
 clients' connects, then their action (join a room of its own, post, see its own post),
 each client after its seeded delay in ``[0, jitter]``, round after round, until a round
-catches it (the first joiner never sees its post: its action fails). Prints each seed's
+catches it (the first joiner never sees its post: its action fails). With ``--detect
+scope`` the users share 4 rooms, the action only joins and posts, and a scope rule finds
+the frame a second joiner got from a room it never joined: no check by hand. Prints each
+seed's
 rounds and the median per jitter (a seed not caught within ``--rounds`` counts as
 ``--rounds`` and is marked). The guard, the runner and the release are the ones the
 plugin uses; only the client source is built here, outside pytest.
@@ -42,6 +45,9 @@ class _Clients:
 
     def __init__(self, url: str, tokens: TokenFactory, settings: WsSettings) -> None:
         self._url, self._tokens, self._settings = url, tokens, settings
+        #: The guard whose detector and rules watch every client made (as the plugin's
+        #: watch does); None: nothing watches them.
+        self.guard: IsolationGuard | None = None
 
     @property
     def settings(self) -> WsSettings:
@@ -51,7 +57,12 @@ class _Clients:
         return self._tokens.user()
 
     def make(self, user: TestUser, options: Mapping[str, Any]) -> WsClient:
-        return WsClient(self._url, user=user, settings=self._settings, ping_interval=None)
+        client = WsClient(self._url, user=user, settings=self._settings, ping_interval=None)
+        if self.guard is not None:
+            self.guard.detector.attach(client)
+            for rule in self.guard.rules:
+                client.add_observer(rule)
+        return client
 
     async def retire(self, clients: Sequence[WsClient]) -> None:
         await close_clients(clients, self._settings.close_timeout.value + 1.0)
@@ -65,15 +76,26 @@ async def join_and_post(client: WsClient, index: int) -> None:
     await client.expect(type="room_event", room=room)
 
 
+async def join_shared_room_and_post(client: WsClient, index: int) -> None:
+    """Five users per room; nothing checked by hand: the scope rule judges the frames."""
+    room = f"shared-{index % 4}"
+    await client.send_json({"type": "join", "room": room})
+    await client.expect(type="joined", room=room)
+    await client.send_json({"type": "post", "room": room, "value": index})
+
+
 async def _rounds_to_catch(
     source: _Clients, args: argparse.Namespace, jitter: float, seed: int
 ) -> int | None:
     guard = IsolationGuard(IsolationDetector())
     guard.provide_clients(source)
     guard.expect_violations()
-    result = await guard.race(
-        join_and_post, args.users, rounds=args.rounds, seed=seed, jitter=jitter
-    )
+    action = join_and_post
+    if args.detect == "scope":
+        guard.scope("room", join={"type": "join"}, leave={"type": "left"})
+        source.guard = guard
+        action = join_shared_room_and_post
+    result = await guard.race(action, args.users, rounds=args.rounds, seed=seed, jitter=jitter)
     return result.failing_round.number if result.failing_round is not None else None
 
 
@@ -109,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--join-delay", type=float, default=0.005, help="the race window, s")
     parser.add_argument("--recv-timeout", type=float, default=1.0, help="an action's wait, s")
+    parser.add_argument(
+        "--detect",
+        choices=("action", "scope"),
+        default="action",
+        help="action: the first joiner never sees its own post (its wait fails); scope: "
+        "users share 4 rooms and a scope rule sees a frame of a room not joined",
+    )
     args = parser.parse_args(argv)
     tokens = TokenFactory()
     config = ServerConfig(
@@ -120,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedServer(config) as server:
         print(
             f"server {server.url} (join_race, window {args.join_delay * 1000:g} ms); "
-            f"{args.users} users, {args.seeds} seeds, at most {args.rounds} rounds"
+            f"{args.users} users, {args.seeds} seeds, at most {args.rounds} rounds, "
+            f"detected by {args.detect}"
         )
         asyncio.run(_run(server.url, tokens, args))
     return 0

@@ -59,7 +59,7 @@ DEFAULT_SETTLE_S = 0.1
 #: Rounds of ``race`` when not given, and the widest per-client delay after a release
 #: (see docs/isolation.md, "Beyond content", for the measurement behind it).
 DEFAULT_RACE_ROUNDS = 20
-DEFAULT_RACE_JITTER_S = 0.005
+DEFAULT_RACE_JITTER_S = 0.02
 
 
 class IsolationGuard:
