@@ -29,6 +29,7 @@ __all__ = [
     "SOURCES",
     "Entitlement",
     "EntitlementTimeline",
+    "scope_text",
     "scope_value",
 ]
 
@@ -50,19 +51,29 @@ _GRACED = frozenset({EXPLICIT, SENT})
 _MAX_CHANGES = 10_000
 
 
+def scope_text(value: Any) -> str | None:
+    """A scope value as the timeline compares it: a non-empty string, an int as its
+    decimal text (``room=7`` and ``{"room": "7"}`` name the same room); None for
+    anything else (a bool, an empty string, a container, None)."""
+    if type(value) is str:  # the usual case, on every frame a scope rule judges
+        return value or None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
 def scope_value(value: Any, what: str) -> str:
-    """A scope value as the timeline compares it: a string; ints are allowed (as their
-    decimal text), so ``room=7`` and ``{"room": "7"}`` name the same room.
+    """`scope_text` of a value the test gave, which must name a scope.
 
     Raises:
         ValueError: a bool, an empty string, or anything but a str or an int (one line
             naming ``what``).
     """
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    text = scope_text(value)
+    if text is None:
+        if value == "":
+            raise ValueError(f"{what} must not be empty")
         raise ValueError(f"{what} must be a str or an int, got {value!r}")
-    text = str(value)
-    if not text:
-        raise ValueError(f"{what} must not be empty")
     return text
 
 

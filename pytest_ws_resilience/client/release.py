@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_ws_resilience.errors import WsTimeoutError
 
-__all__ = ["options_at", "release_together"]
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.config.settings import WsSettings
+
+__all__ = ["connect_together", "options_at", "release_together"]
 
 T = TypeVar("T")
 
@@ -78,3 +82,15 @@ async def release_together(
         else:
             outcomes.append(task.result())
     return outcomes
+
+
+async def connect_together(
+    clients: Sequence[WsClient], delays: Sequence[float], settings: WsSettings
+) -> list[BaseException | None]:
+    """Connect ``clients`` released by one barrier, each after its delay: each one's
+    failure, or None, in order. Bounded by every attempt's connect timeout."""
+    bound = settings.connect_timeout.value * (settings.connect_retries + 1) + 1.0
+    outcomes = await release_together(
+        [client.connect for client in clients], delays, timeout=bound, what="connect"
+    )
+    return [o if isinstance(o, BaseException) else None for o in outcomes]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_ws_resilience.isolation.rules import RuleViolation, show_rule_frame
+from pytest_ws_resilience.isolation.rules import RuleViolation, show_rule_frame, violation_lines
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
@@ -367,10 +367,7 @@ class DifferentialResult:
         if self.ok:
             return f"{self.name}: clean ({self.checks} frames compared)"
         lines = [f"{self.name}: {len(self._violations)} finding(s):"]
-        for violation in self._violations:
-            first, *rest = violation.lines()
-            lines.append(f"  - {first}")
-            lines.extend(f"  {line}" for line in rest)
+        lines.extend(violation_lines(self._violations))
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 

@@ -23,9 +23,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_ws_resilience.contracts.keys import holds
-from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame
-from pytest_ws_resilience.isolation.streams import StreamRule, field_path, read_path
+from pytest_ws_resilience.isolation.fields import (
+    field_path,
+    fields_match,
+    fields_of,
+    frame_test,
+    read_field,
+)
+from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame, span
+from pytest_ws_resilience.isolation.streams import StreamRule
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
@@ -43,9 +49,6 @@ __all__ = [
 
 #: The frame that ends a replay, by default (the reference server's answer).
 DEFAULT_DONE: Mapping[str, Any] = {"type": "resumed"}
-
-# How many numbers a finding names before it abbreviates.
-_NAMED = 10
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ def judge_replay(
 def _selector(scope: Mapping[str, Any] | None) -> Callable[[Any], bool]:
     if not scope:
         return lambda data: True
-    wanted = [(field_path(key, "scope"), value) for key, value in scope.items()]
-    return lambda data: all(read_path(data, path) == value for path, value in wanted)
+    wanted = fields_of(scope, "scope=")
+    return lambda data: fields_match(data, wanted)
 
 
 def last_in_log(
@@ -116,16 +119,10 @@ def last_in_log(
     """The highest sequence number among the retained frames ``select`` accepts."""
     best: int | None = None
     for record in log.records:
-        number = read_path(record.data, sequence)
+        number = read_field(record.data, sequence)
         if type(number) is int and select(record.data) and (best is None or number > best):
             best = number
     return best
-
-
-def _span(numbers: Sequence[int]) -> str:
-    if len(numbers) <= _NAMED:
-        return ", ".join(map(str, numbers))
-    return f"{numbers[0]}..{numbers[-1]} ({len(numbers)} numbers)"
 
 
 class ReplayChecks:
@@ -218,10 +215,10 @@ class ReplayChecks:
                     connection=connection,
                     message=(
                         f"{label}: after {result.after} the replay up to head {result.head} "
-                        f"lacks {_span(lost)}"
+                        f"lacks {span(lost)}"
                     ),
                     frames=(show_rule_frame(_raw(result.done)),),
-                    detail=(f"replayed: [{_span(result.replayed)}]",),
+                    detail=(f"replayed: [{span(result.replayed)}]",),
                 )
             )
 
@@ -231,17 +228,6 @@ def _raw(frame: Any) -> str:
         return json.dumps(frame)
     except (TypeError, ValueError):
         return repr(frame)
-
-
-def _done_test(done: Mapping[str, Any] | Callable[[Any], Any]) -> Callable[[Any], bool]:
-    if isinstance(done, Mapping):
-        if not done:
-            raise ValueError("done= must name at least one field, or be a predicate")
-        return _selector(done)
-    if callable(done):
-        predicate = done
-        return lambda frame: holds(predicate, frame)
-    raise ValueError(f"done= must be a mapping of fields or a predicate, got {type(done).__name__}")
 
 
 def pick_stream(
@@ -254,10 +240,10 @@ def pick_stream(
             continue
         if rule.per is None:
             return rule, None
-        path = field_path(rule.per, "per")
-        value = read_path(scope, path) if scope else None
+        path = field_path(rule.per, "per=")
+        value = read_field(scope, path) if scope else None
         if value is None:
-            value = read_path(message, path)
+            value = read_field(message, path)
         if value is not None:
             return rule, value
     return None, None
@@ -286,7 +272,7 @@ async def resume_stream(
         ValueError: a bad argument (one line naming it).
         WsTimeoutError: the done frame did not come within the recv timeout.
     """
-    path = field_path(sequence, "sequence")
+    path = field_path(sequence, "sequence=")
     if not isinstance(message, Mapping):
         raise ValueError(
             f"message must be a mapping (the resume frame), got {type(message).__name__}"
@@ -301,7 +287,7 @@ async def resume_stream(
         )
     if not isinstance(reconnect, bool):
         raise ValueError(f"reconnect= must be True or False, got {reconnect!r}")
-    is_done = _done_test(done)
+    is_done = frame_test(done, "done=")
     rule, scope_value = pick_stream(streams, sequence, scope, message)
     if rule is not None and rule.per is not None:
         select = _selector({rule.per: scope_value})
@@ -321,11 +307,11 @@ async def resume_stream(
     for record in client.log.since(start + 1):
         if record.data is done_frame:
             break
-        number = read_path(record.data, path)
+        number = read_field(record.data, path)
         if type(number) is int and select(record.data):
             frames.append(record)
             numbers.append(number)
-    head = read_path(done_frame, (head_field,)) if head_field is not None else None
+    head = read_field(done_frame, (head_field,)) if head_field is not None else None
     result = judge_replay(after, numbers, head if type(head) is int else None, done_frame)
     if scope_value is not None:
         label = f"{sequence} of {scope_value!r}"

@@ -22,10 +22,20 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.client.eventlog import LogRecord
 
-__all__ = ["FrameRule", "RuleViolation", "format_rule_report", "receiver_of", "show_rule_frame"]
+__all__ = [
+    "FrameRule",
+    "RuleViolation",
+    "format_rule_report",
+    "receiver_of",
+    "show_rule_frame",
+    "span",
+    "violation_lines",
+]
 
 # How much of a frame a rule violation shows.
 _FRAME_CHARS = 300
+# How many numbers a finding names before it abbreviates.
+_NAMED = 10
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,13 @@ def show_rule_frame(raw: str | bytes) -> str:
     """A frame as a rule violation shows it: redacted and truncated."""
     text = redact(frame_text(raw))
     return text if len(text) <= _FRAME_CHARS else text[: _FRAME_CHARS - 3] + "..."
+
+
+def span(numbers: Sequence[int]) -> str:
+    """Numbers as a finding names them: ``3``, ``3, 4, 5``, ``3..999 (997 numbers)``."""
+    if len(numbers) <= _NAMED:
+        return ", ".join(map(str, numbers))
+    return f"{numbers[0]}..{numbers[-1]} ({len(numbers)} numbers)"
 
 
 def receiver_of(client: WsClient) -> tuple[str, str]:
@@ -135,8 +152,16 @@ def format_rule_report(rules: Sequence[FrameRule]) -> list[str]:
             continue
         plural = "s" if len(found) > 1 else ""
         lines.append(f"{rule.name}: {len(found)} violation{plural} ({rule.checks} frames checked):")
-        for violation in found:
-            first, *rest = violation.lines()
-            lines.append(f"  - {first}")
-            lines.extend(f"  {line}" for line in rest)
+        lines.extend(violation_lines(found))
     return lines + clean
+
+
+def violation_lines(violations: Sequence[RuleViolation]) -> list[str]:
+    """Violations as the lines of a report section: a bullet each, its frames and
+    detail indented under it."""
+    lines: list[str] = []
+    for violation in violations:
+        first, *rest = violation.lines()
+        lines.append(f"  - {first}")
+        lines.extend(f"  {line}" for line in rest)
+    return lines

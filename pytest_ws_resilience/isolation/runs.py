@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_ws_resilience.client.jitter import jitter_schedule, round_seed
-from pytest_ws_resilience.client.release import options_at, release_together
+from pytest_ws_resilience.client.release import connect_together, options_at, release_together
 from pytest_ws_resilience.config.bounds import check_count
 from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.isolation.differential import (
@@ -102,32 +102,30 @@ class _Run:
         source: ClientSource,
         users: Sequence[TestUser],
         options: Mapping[str, Any],
+        indices: Sequence[int],
     ) -> None:
         self.source = source
+        #: Each client's user index (its ``options_at`` index: per-user rooms).
+        self.indices = indices
         self.clients = [
-            source.make(user, options_at(options, index)) for index, user in enumerate(users)
+            source.make(user, options_at(options, index))
+            for user, index in zip(users, indices, strict=True)
         ]
 
     async def connect(self, delays: Sequence[float]) -> list[BaseException | None]:
-        settings = self.source.settings
-        bound = settings.connect_timeout.value * (settings.connect_retries + 1) + 1.0
-        outcomes = await release_together(
-            [client.connect for client in self.clients], delays, timeout=bound, what="connect"
-        )
-        return [o if isinstance(o, BaseException) else None for o in outcomes]
+        return await connect_together(self.clients, delays, self.source.settings)
 
     async def act(
         self,
         step: Callable[[WsClient, int], Awaitable[Any]],
         delays: Sequence[float],
-        indices: Sequence[int],
         timeout: float,  # noqa: ASYNC109
     ) -> list[BaseException | None]:
         def starter(client: WsClient, index: int) -> Callable[[], Awaitable[Any]]:
             return lambda: step(client, index)
 
         outcomes = await release_together(
-            [starter(c, i) for c, i in zip(self.clients, indices, strict=True)],
+            [starter(c, i) for c, i in zip(self.clients, self.indices, strict=True)],
             delays,
             timeout=timeout,
             what="user",
@@ -205,7 +203,7 @@ async def run_differential(
         return StreamOutcome(index, receiver, connection, tuple(frames), text)
 
     async def run(indices: Sequence[int], label: str) -> list[StreamOutcome]:
-        one = _Run(source, [people[i] for i in indices], options_by_position(indices))
+        one = _Run(source, [people[i] for i in indices], options, indices)
         try:
             connect_errors = await one.connect([0.0] * len(indices))
             failed = [(i, e) for i, e in zip(indices, connect_errors, strict=True) if e]
@@ -215,21 +213,13 @@ async def run_differential(
                     f"differential '{name}': user {index} could not connect in the {label} "
                     f"run: {_one_line(error)}"
                 )
-            errors = await one.act(scenario, [0.0] * len(indices), indices, bound)
+            errors = await one.act(scenario, [0.0] * len(indices), bound)
             note = await one.settle(settle)
             if note is not None:
                 notes.append(f"{label} run: {note}")
             return [outcome(c, i, e) for c, i, e in zip(one.clients, indices, errors, strict=True)]
         finally:
             await source.retire(one.clients)
-
-    def options_by_position(indices: Sequence[int]) -> dict[str, Any]:
-        # options_at is called with the position in the run: map it to the user's index.
-        chosen = dict(options)
-        params = chosen.get("path_params")
-        if callable(params):
-            chosen["path_params"] = lambda position: params(indices[position])
-        return chosen
 
     solo: list[StreamOutcome] = []
     for index in range(len(people)):
@@ -279,7 +269,7 @@ async def run_race(
         this_seed = round_seed(seed, number)
         people = _users(source, users)
         before = findings()
-        one = _Run(source, people, options)
+        one = _Run(source, people, options, range(len(people)))
         errors: list[str] = []
         notes: list[str] = []
         try:
@@ -292,7 +282,7 @@ async def run_race(
             )
             if not errors:
                 action_errors = await one.act(
-                    action, jitter_schedule(this_seed, count, jitter, "action"), range(count), bound
+                    action, jitter_schedule(this_seed, count, jitter, "action"), bound
                 )
                 errors.extend(
                     f"user {i}: action failed: {_one_line(e)}"

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from pytest_ws_resilience.client.entitlements import PATH, RECEIVED, SENT
+from pytest_ws_resilience.client.entitlements import PATH, RECEIVED, SENT, scope_text
+from pytest_ws_resilience.isolation.fields import (
+    Fields,
+    field_path,
+    fields_match,
+    fields_of,
+    read_field,
+)
 from pytest_ws_resilience.isolation.frames import sent_payload
 from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame
 from pytest_ws_resilience.redaction import redact
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.client.entitlements import EntitlementTimeline
     from pytest_ws_resilience.client.eventlog import LogRecord
 
-__all__ = ["DIRECTIONS", "ScopeRule", "ScopeSignals", "Signal", "SignalExtractor", "read_field"]
+__all__ = ["DIRECTIONS", "ScopeRule", "ScopeSignals", "Signal", "SignalExtractor"]
 
 #: Which frames a `Signal` looks at: the client's own, the server's, or both.
 DIRECTIONS = ("sent", "received", "any")
@@ -59,43 +66,6 @@ SignalExtractor = Callable[[str, Any], Any]
 _MAX_VIOLATIONS = 1000
 # Timeline lines a violation shows (the latest ones).
 _TIMELINE_LINES = 20
-_MISSING = object()
-
-
-def read_field(frame: Any, path: tuple[str, ...]) -> Any:
-    """The value at a dotted path (split) in a parsed frame, or None when absent.
-
-    A segment of digits indexes a list (``events.0.room``).
-    """
-    value = frame
-    for key in path:
-        if type(value) is dict:
-            value = value.get(key, _MISSING)
-            if value is _MISSING:
-                return None
-        elif type(value) is list and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return None
-    return value
-
-
-def _split_path(what: str, path: Any) -> tuple[str, ...]:
-    if not isinstance(path, str) or not path or "" in path.split("."):
-        raise ValueError(
-            f"{what} must be a dotted field path such as 'room' or 'data.room', got {path!r}"
-        )
-    return tuple(path.split("."))
-
-
-def _scope_text(value: Any) -> str | None:
-    """A frame's scope value as compared (str; an int as its digits), None otherwise."""
-    kind = type(value)
-    if kind is str:
-        return value if value else None
-    if kind is int:
-        return str(value)
-    return None
 
 
 @dataclass(frozen=True)
@@ -118,9 +88,7 @@ class Signal:
     match: Mapping[str, Any]
     direction: str = "any"
     value: str | None = None
-    _keys: tuple[tuple[tuple[str, ...], Any], ...] = field(
-        init=False, repr=False, compare=False, default=()
-    )
+    _keys: Fields = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if not isinstance(self.match, Mapping) or not self.match:
@@ -128,24 +96,18 @@ class Signal:
                 f"Signal match must be a non-empty mapping of fields, e.g. "
                 f"{{'type': 'join'}}, got {self.match!r}"
             )
-        keys = tuple((_split_path("Signal match key", k), v) for k, v in self.match.items())
+        keys = fields_of(self.match, "Signal match key")
         if self.direction not in DIRECTIONS:
             raise ValueError(
                 f"Signal direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}"
             )
         if self.value is not None:
-            _split_path("Signal value", self.value)
+            field_path(self.value, "Signal value")
         object.__setattr__(self, "_keys", keys)
 
     def matches(self, frame: Any) -> bool:
         """True when ``frame`` has every field of `match`, equal."""
-        if type(frame) is not dict:
-            return False
-        for key, wanted in self._keys:  # on every frame: the usual flat key looked up directly
-            found = frame.get(key[0], _MISSING) if len(key) == 1 else read_field(frame, key)
-            if found != wanted:
-                return False
-        return True
+        return fields_match(frame, self._keys)
 
     def describe(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.match.items())
@@ -198,7 +160,7 @@ def _learners(what: str, given: Any, default_path: tuple[str, ...]) -> tuple[_Le
 
 
 def _signal_learner(signal: Signal, default_path: tuple[str, ...]) -> _Learner:
-    path = default_path if signal.value is None else tuple(signal.value.split("."))
+    path = default_path if signal.value is None else field_path(signal.value, "Signal value")
 
     def extract(direction: str, frame: Any) -> Any:
         return read_field(frame, path) if signal.matches(frame) else None
@@ -263,7 +225,7 @@ class ScopeRule:
             raise ValueError(f"scope name must be an identifier such as 'room', got {name!r}")
         self.scope = name
         self.field = name if field is None else field
-        self._path = _split_path("field", self.field)
+        self._path = field_path(self.field, "field")
         self._flat = self._path[0] if len(self._path) == 1 else None
         self._joins = _learners("join", join, self._path)
         self._leaves = _learners("leave", leave, self._path)
@@ -323,9 +285,9 @@ class ScopeRule:
         if type(frame) is not dict:
             value = None
         elif self._flat is not None:
-            value = _scope_text(frame.get(self._flat))
+            value = scope_text(frame.get(self._flat))
         else:
-            value = _scope_text(read_field(frame, self._path))
+            value = scope_text(read_field(frame, self._path))
         if value is not None:
             self._checks += 1
             if not timeline.entitled(self.scope, value, at, grace=self.grace):
@@ -376,7 +338,7 @@ class ScopeRule:
             found = learner.extract(direction, frame)
             if found is None:
                 continue
-            value = _scope_text(found)
+            value = scope_text(found)
             if value is None:
                 kind = "join" if grant else "leave"
                 raise ValueError(

@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_ws_resilience.contracts.keys import holds
-from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame
+from pytest_ws_resilience.isolation.fields import field_path, frame_test, read_field
+from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame, span
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.client.eventlog import LogRecord
 
-__all__ = ["DEFAULT_IGNORE", "StreamRule", "field_path", "read_path"]
+__all__ = ["DEFAULT_IGNORE", "StreamRule"]
 
 #: Keys left out when ``total_order`` compares two receivers' events at one number:
 #: fields that legitimately differ per connection.
@@ -42,65 +42,11 @@ DEFAULT_IGNORE: tuple[str, ...] = ("seq", "connection_id")
 # Holes wider than this are kept as a range, not as a set of numbers (a jump from 1 to
 # 10**9 must not allocate a billion ints).
 _WIDE = 4096
-# How many missing numbers a gap names before it abbreviates.
-_NAMED = 10
-
-
-def field_path(value: Any, argument: str) -> tuple[str, ...]:
-    """A dotted field path (``"room_seq"``, ``"meta.seq"``) as its keys.
-
-    Raises:
-        ValueError: not a non-empty string of non-empty keys (one line naming
-            ``argument``).
-    """
-    if not isinstance(value, str) or not value or any(not part for part in value.split(".")):
-        raise ValueError(
-            f"{argument}= must be a dotted field path such as 'room_seq', got {value!r}"
-        )
-    return tuple(value.split("."))
-
-
-def read_path(data: Any, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` in a parsed frame; None when absent."""
-    for key in path:
-        if type(data) is not dict:
-            return None
-        data = data.get(key)
-    return data
-
-
-def _frame_selector(where: Any) -> Callable[[Any], bool] | None:
-    """``where=`` as a test on a parsed frame: a mapping of (dotted) fields, or a
-    predicate; None selects every frame."""
-    if where is None:
-        return None
-    if isinstance(where, Mapping):
-        if not where:
-            raise ValueError("where= must name at least one field, or be a predicate")
-        wanted = [(field_path(key, "where"), value) for key, value in where.items()]
-
-        def selects(data: Any) -> bool:
-            return all(read_path(data, path) == value for path, value in wanted)
-
-        return selects
-    if callable(where):
-        predicate = where
-        return lambda data: holds(predicate, data)
-    raise ValueError(
-        f"where= must be a mapping of fields or a predicate, got {type(where).__name__}"
-    )
 
 
 def _number(value: Any) -> int | None:
     """A sequence number: an int, not a bool (``True`` is not number 1)."""
     return value if type(value) is int else None
-
-
-def _span(numbers: list[int]) -> str:
-    """Numbers as a report shows them: ``3``, ``3, 4, 5``, ``3..999 (997 numbers)``."""
-    if len(numbers) <= _NAMED:
-        return ", ".join(map(str, numbers))
-    return f"{numbers[0]}..{numbers[-1]} ({len(numbers)} numbers)"
 
 
 @dataclass(slots=True)
@@ -206,9 +152,9 @@ class StreamRule:
         reset_on_reconnect: bool = False,
         ignore: Iterable[str] = DEFAULT_IGNORE,
     ) -> None:
-        self._sequence = field_path(sequence, "sequence")
-        self._per = None if per is None else field_path(per, "per")
-        self._select = _frame_selector(where)
+        self._sequence = field_path(sequence, "sequence=")
+        self._per = None if per is None else field_path(per, "per=")
+        self._select = None if where is None else frame_test(where, "where=")
         for argument, value in (
             ("gaps", gaps),
             ("duplicates", duplicates),
@@ -290,14 +236,14 @@ class StreamRule:
         if type(data) is not dict:
             return
         path = self._sequence
-        number = data.get(path[0]) if len(path) == 1 else read_path(data, path)
+        number = data.get(path[0]) if len(path) == 1 else read_field(data, path)
         if type(number) is not int:
             return
         select = self._select
         if select is not None and not select(data):
             return
         per = self._per
-        scope = None if per is None else read_path(data, per)
+        scope = None if per is None else read_field(data, per)
         try:
             stream = receiver.streams.get(scope)
         except TypeError:  # an unhashable scope value names no stream
@@ -434,7 +380,7 @@ class StreamRule:
             numbers = [n for n in missing if stream.is_hole(n)]
             if not numbers:
                 return
-            text = _span(numbers)
+            text = span(numbers)
             client = id(receiver.client)
             self._reported.update(("gap", client, scope, n) for n in numbers)
         after = missing.stop

@@ -26,7 +26,7 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.jitter import check_seed, jitter_schedule, new_base_seed
 from pytest_ws_resilience.client.metrics import Counters
-from pytest_ws_resilience.client.release import options_at, release_together
+from pytest_ws_resilience.client.release import connect_together, options_at
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.bounds import MAX_CONNECTIONS, check_count, shown
 from pytest_ws_resilience.config.routes import route_url
@@ -184,12 +184,8 @@ class TestClientFactory:
             )
             for index in range(count)
         ]
-        settings = self._settings
-        bound = settings.connect_timeout.value * (settings.connect_retries + 1) + 1.0
-        outcomes = await release_together(
-            [client.connect for client in clients], delays, timeout=bound, what="connect"
-        )
-        failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, BaseException)]
+        outcomes = await connect_together(clients, delays, self._settings)
+        failures = [(i, o) for i, o in enumerate(outcomes) if o is not None]
         if failures:
             index, first = failures[0]
             if len(failures) > 1:

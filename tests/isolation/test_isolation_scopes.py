@@ -15,8 +15,8 @@ from pytest_ws_resilience.client.entitlements import PATH, RECEIVED, SENT
 from pytest_ws_resilience.client.eventlog import LogRecord
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.isolation.detector import IsolationDetector
+from pytest_ws_resilience.isolation.fields import read_field
 from pytest_ws_resilience.isolation.guard import IsolationGuard
-from pytest_ws_resilience.isolation.scopes import read_field
 
 _index = 0
 

@@ -66,6 +66,7 @@ PURE_MODULES = (
     "isolation.nothing_checked",
     "isolation.options",
     "isolation.rules",
+    "isolation.fields",
     "isolation.differential",
     "isolation.races",
     "isolation.scopes",
