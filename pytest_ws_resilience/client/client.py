@@ -23,6 +23,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -529,7 +530,7 @@ class WsClient:
             size,
             bound=self._bounds.recv,
             name=self._name,
-            closed_head=self._closed_head("send"),
+            closed_head=partial(self._closed_head, "send"),
         )
         self._metrics.sent += 1
         self._metrics.bytes_sent += size
@@ -548,7 +549,10 @@ class WsClient:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""
         conn = self._open_connection("ping")
         rtt = await ping_bounded(
-            conn, bound=self._bounds.recv, name=self._name, closed_head=self._closed_head("ping")
+            conn,
+            bound=self._bounds.recv,
+            name=self._name,
+            closed_head=partial(self._closed_head, "ping"),
         )
         self._metrics.ping_rtt_s = rtt
         return rtt

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -33,13 +34,14 @@ async def send_bounded(
     *,
     bound: TimeoutValue,
     name: str,
-    closed_head: str,
+    closed_head: Callable[[], str],
 ) -> None:
     """Send ``message`` (``size`` bytes on the wire) on ``conn`` within ``bound``.
 
     Args:
-        closed_head: how the error begins when the connection is closed ("cannot
-            send: connection c1 to ws://... is closed").
+        closed_head: makes how the error begins when the connection is closed ("cannot
+            send: connection c1 to ws://... is closed"); called only then, so a send
+            does not pay for redacting the URL.
 
     Raises:
         WsConnectionClosedError: the connection closed (with its close cause).
@@ -58,7 +60,7 @@ async def send_bounded(
                 await conn.send(message)
     except ConnectionClosed as exc:
         cause = close_cause(conn, exc)
-        raise closed_error(f"{closed_head} (code {cause.code})", cause, code=cause.code) from None
+        raise closed_error(f"{closed_head()} (code {cause.code})", cause, code=cause.code) from None
     except TimeoutError:
         raise WsTimeoutError(
             f"{name}: send of {size} bytes did not complete within "
@@ -67,7 +69,7 @@ async def send_bounded(
 
 
 async def ping_bounded(
-    conn: ClientConnection, *, bound: TimeoutValue, name: str, closed_head: str
+    conn: ClientConnection, *, bound: TimeoutValue, name: str, closed_head: Callable[[], str]
 ) -> float:
     """A WebSocket ping round trip on ``conn`` in seconds, bounded by ``bound``.
 
@@ -82,7 +84,7 @@ async def ping_bounded(
             await pong
     except ConnectionClosed as exc:
         cause = close_cause(conn, exc)
-        raise closed_error(f"{closed_head} (code {cause.code})", cause, code=cause.code) from exc
+        raise closed_error(f"{closed_head()} (code {cause.code})", cause, code=cause.code) from exc
     except TimeoutError:
         raise WsTimeoutError(f"{name}: no pong within recv_timeout={bound}") from None
     return time.perf_counter() - started

@@ -260,27 +260,6 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
             node.warn(WsIsolationWarning(f"{node.name}: {finding}"))
 
 
-@pytest.fixture(autouse=True)
-def _ws_security(request: pytest.FixtureRequest) -> Iterator[None]:
-    """``websocket_security`` tests get ``ws_isolation`` without asking for it; every
-    test gets the end-of-test "nothing was checked" verdicts of its `TestWatch` (chaos
-    faults that never fired): warnings, failures when strict or required."""
-    node = request.node
-    strict = node.get_closest_marker("websocket_security") is not None
-    if strict:
-        request.getfixturevalue("ws_isolation")
-    yield
-    watch = node.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
-    if watch is None:
-        return
-    failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
-    for finding in warnings:
-        node.warn(warning_for(finding)(f"{node.name}: {finding}"))
-    if failures:
-        lines = "\n".join(f"  {finding}" for finding in failures)
-        pytest.fail(f"{node.name}: checks that checked nothing:\n{lines}", pytrace=False)
-
-
 # -- services ----------------------------------------------------------------------------
 
 
@@ -328,8 +307,37 @@ def ws_service_factory(
             pytest.fail("; ".join(errors), pytrace=False)
 
 
+# -- every test --------------------------------------------------------------------------
+
+
 @pytest.fixture(autouse=True)
-def _ws_services_marker(request: pytest.FixtureRequest) -> None:
+def _ws_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What every test gets from the plugin, in one fixture (each fixture costs every
+    test its setup and teardown, used or not):
+
+    - before the test's own fixtures, its services (marker, env) healthy, or a skip;
+    - ``websocket_security`` tests get ``ws_isolation`` without asking for it;
+    - after the test, the "nothing was checked" verdicts of its `TestWatch` (chaos
+      faults that never fired): warnings, failures when strict or required.
+    """
+    node = request.node
+    _start_services(request)
+    strict = node.get_closest_marker("websocket_security") is not None
+    if strict:
+        request.getfixturevalue("ws_isolation")
+    yield
+    watch = node.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
+    if watch is None:
+        return
+    failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
+    for finding in warnings:
+        node.warn(warning_for(finding)(f"{node.name}: {finding}"))
+    if failures:
+        lines = "\n".join(f"  {finding}" for finding in failures)
+        pytest.fail(f"{node.name}: checks that checked nothing:\n{lines}", pytrace=False)
+
+
+def _start_services(request: pytest.FixtureRequest) -> None:
     """Before the test's own fixtures: its services (marker, env) healthy, or a skip."""
     runtime = request.config.stash.get(SERVICES_KEY, None)
     if runtime is None:

@@ -380,9 +380,25 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             await _close_all(clients, ws_settings)
 
     @pytest_asyncio.fixture(loop_scope=loop_scope)
-    async def ws_client(ws_client_factory: ClientFactory, ws_user: TestUser) -> WsClient:
-        """A connected `WsClient` for `ws_user` (closed at teardown by the factory)."""
-        return await ws_client_factory(ws_user)
+    async def ws_client(
+        request: pytest.FixtureRequest,
+        ws_server: ServerUnderTest,
+        ws_settings: WsSettings,
+        ws_user: TestUser,
+    ) -> AsyncIterator[WsClient]:
+        """A connected `WsClient` for `ws_user`, closed (bounded) at teardown.
+
+        Made here rather than through ``ws_client_factory``: the most used fixture pays
+        for one event-loop fixture, not two (each costs a loop run at setup and at
+        teardown, on every test).
+        """
+        client = WsClient(ws_server.url, user=ws_user, settings=ws_settings)
+        test_watch(request.node).track(client)
+        try:
+            await client.connect()
+            yield client
+        finally:
+            await _close_all([client], ws_settings)
 
     if loop_scope == "session":
 

@@ -1,0 +1,438 @@
+"""What the plugin costs a whole pytest run: a suite of ``ws_client`` tests against the same
+suite written with raw ``websockets``, as ratios measured in one run.
+
+Usage: ``python benchmarks/suite_overhead.py [--tests N] [--rounds R] [--breakdown]
+[--strict]``
+
+The suite is what most tests of a WebSocket service look like: N tests that each open an
+authenticated client, send an application ping, expect the pong and close. Two
+generated projects run it, each in its own ``pytest`` subprocess:
+
+- plugin: ``async def test(ws_client)``, ``-p ws_resilience --ws-env=bench`` (an env of the
+  project's ``pyproject.toml`` naming the server's URL and the variable holding its secret);
+- raw: the same test with ``websockets.connect`` offering the same subprotocols and a
+  token minted per test with pyjwt, in a run with ``-p no:ws_resilience``.
+
+Both point at one reference server in its own process (``python -m
+pytest_ws_resilience.testing``), so its CPU is not shared with the side measured. Rounds
+alternate which side goes first. Per run it takes the wall time of the process and the
+test phase (``pytest_runtestloop``, timed by a small plugin both sides load); the ratios
+are medians over rounds of plugin / raw. Start-up is ``pytest --co -q`` of the same
+projects, interleaved the same way: the difference (plugin - raw) is what every pytest
+process, and every xdist worker, pays before its first test.
+
+``--breakdown`` runs the plugin side once more with a stack sampler (a thread that looks
+at the main thread's stack every 0.5 ms during the test phase) and splits the test phase
+by where it is spent: each sample goes to the innermost frame of the package that is on
+the stack (token minting, settings, observers, the isolation watch, event log, report
+records, metrics, connect, send and expect, close and teardown, other plugin glue), or
+to "waiting" (the loop blocked in select: the server's and the kernel's time) or
+"outside" (pytest, pytest-asyncio, with no frame of ours). The sampler costs a little
+of its own, so read the parts against each other and the measured per-test overhead.
+
+Targets (issue 16): test phase <= 1.15x raw; ``--co`` start-up difference <= 0.1 s.
+Prints medians, ratios and PASS/FAIL; exits 0 unless ``--strict`` and a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import selectors
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["main"]
+
+TEST_RATIO_TARGET = 1.15
+STARTUP_TARGET_S = 0.1
+SERVER_START_S = 15.0
+RUN_TIMEOUT_S = 300.0
+SECRET_ENV = "WS_SUITE_BENCH_SECRET"
+
+# The test-phase clock, loaded by both sides (``-p suite_clock``).
+CLOCK_PLUGIN = """
+import os, time
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        return (yield)
+    finally:
+        with open(os.environ["SUITE_CLOCK_FILE"], "w") as out:
+            out.write(f"{time.perf_counter() - started!r} {time.process_time() - cpu!r}")
+"""
+
+# The stack sampler of ``--breakdown`` (``-p suite_sampler``): counts per part.
+SAMPLER_PLUGIN = """
+import json, os, sys, threading, time
+
+import pytest
+
+OURS, LIBRARIES = json.loads(os.environ["SUITE_SAMPLER_PARTS"])
+
+
+def part_of(frame, parts):
+    while frame is not None:
+        name = frame.f_code.co_filename
+        for part, fragments in parts:
+            if any(fragment in name for fragment in fragments):
+                return part
+        frame = frame.f_back
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    main = threading.main_thread().ident
+    counts = {}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.0005):
+            frame = sys._current_frames().get(main)
+            if frame is None:
+                continue
+            if frame.f_code.co_name in ("select", "poll") and "selectors" in frame.f_code.co_filename:
+                part = "waiting"
+            else:
+                part = part_of(frame, OURS) or part_of(frame, LIBRARIES) or "other"
+            counts[part] = counts.get(part, 0) + 1
+
+    sys.setswitchinterval(0.0002)
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        return (yield)
+    finally:
+        stop.set()
+        thread.join(5)
+        with open(os.environ["SUITE_SAMPLER_FILE"], "w") as out:
+            json.dump(counts, out)
+"""
+
+PLUGIN_TEST = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_ping_{n}(ws_client):
+    await ws_client.send_json({{"type": "ping"}})
+    await ws_client.expect(type="pong")
+"""
+
+RAW_CONFTEST = """
+import os
+import time
+import uuid
+
+import jwt
+import pytest
+
+SECRET = os.environ["{secret_env}"]
+URL = os.environ["SUITE_SERVER_URL"]
+
+
+@pytest.fixture
+def raw_token():
+    now = int(time.time())
+    claims = {{"sub": f"user-{{uuid.uuid4().hex[:12]}}", "iat": now, "exp": now + 300}}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+"""
+
+RAW_TEST = """
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from conftest import URL
+
+
+@pytest.mark.asyncio
+async def test_ping_{n}(raw_token):
+    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
+    async with connect(URL, subprotocols=offer, proxy=None, open_timeout=10) as ws:
+        await ws.send(json.dumps({{"type": "ping"}}))
+        async with asyncio.timeout(10):
+            while json.loads(await ws.recv()).get("type") != "pong":
+                pass
+"""
+
+PYPROJECT = """
+[tool.pytest.ini_options]
+asyncio_mode = "strict"
+asyncio_default_fixture_loop_scope = "function"
+asyncio_default_test_loop_scope = "function"
+{extra}
+"""
+
+PLUGIN_ENV = """
+[tool.ws_resilience.envs.bench]
+url = "{url}"
+jwt_secret_env = "{secret_env}"
+"""
+
+# Where the plugin side's time goes: (part, path fragments of the modules that do it).
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("token minting", ("client/tokens.py", "/jwt/")),
+    ("settings", ("pytest_ws_resilience/config/",)),
+    ("observers", ("client/observers.py",)),
+    ("isolation watch", ("plugin/watch.py", "pytest_ws_resilience/isolation/")),
+    ("event log", ("client/eventlog.py",)),
+    ("report records", ("pytest_ws_resilience/report/", "plugin/report.py")),
+    ("metrics", ("client/metrics.py", "pytest_ws_resilience/stats.py")),
+    ("connect", ("client/handshake.py", "client/auth_methods.py", "client/fallback.py")),
+    ("close and teardown", ("client/closing.py", "client/ending.py", "client/close_cause.py")),
+    ("send and expect", ("pytest_ws_resilience/client/",)),
+    ("other plugin glue", ("pytest_ws_resilience/",)),
+]
+# With no frame of ours on the stack: the libraries both sides use.
+LIBRARY_PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("websockets (no frame of ours)", ("/websockets/",)),
+    ("pyjwt (no frame of ours)", ("/jwt/",)),
+    ("pytest-asyncio", ("/pytest_asyncio/",)),
+    ("asyncio loop", ("/asyncio/",)),
+    ("pytest", ("/_pytest/", "/pluggy/")),
+]
+
+
+@contextlib.contextmanager
+def server_process(secret: str) -> Iterator[str]:
+    """A reference server subprocess; yields its URL once it listens (bounded)."""
+    env = {**os.environ, SECRET_ENV: secret}
+    command = [sys.executable, "-m", "pytest_ws_resilience.testing", "--secret-env", SECRET_ENV]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=SERVER_START_S):
+                raise SystemExit(f"server did not start within {SERVER_START_S:g} s")
+        line = proc.stdout.readline().strip()
+        if " listening on " not in line:
+            raise SystemExit(f"server did not start: {line!r}")
+        yield line.rsplit(" ", 1)[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def write_projects(root: Path, url: str, tests: int) -> tuple[Path, Path]:
+    """The two generated projects: (plugin, raw), N tests each, one file per 20 tests."""
+    plugin, raw = root / "plugin", root / "raw"
+    for project in (plugin, raw):
+        project.mkdir()
+        (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
+    env = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
+    (plugin / "pyproject.toml").write_text(PYPROJECT.format(extra=env))
+    (raw / "pyproject.toml").write_text(PYPROJECT.format(extra=""))
+    (raw / "conftest.py").write_text(RAW_CONFTEST.format(secret_env=SECRET_ENV))
+    for first in range(0, tests, 20):
+        numbers = range(first, min(first + 20, tests))
+        name = f"test_ping_{first // 20:03d}.py"
+        (plugin / name).write_text("".join(PLUGIN_TEST.format(n=n) for n in numbers))
+        (raw / name).write_text("".join(RAW_TEST.format(n=n) for n in numbers))
+    return plugin, raw
+
+
+@dataclass(frozen=True)
+class Side:
+    """One way of running the suite: its project, command and extra import path."""
+
+    name: str
+    project: Path
+    plugin: bool
+    #: A checkout of the package to import instead of the installed one (``--before``).
+    path: str | None = None
+
+    def command(self, *, collect_only: bool = False) -> list[str]:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "suite_clock"]
+        command += ["-p", "no:cacheprovider", "-p", "no:randomly"]
+        command += ["-c", str(self.project / "pyproject.toml"), str(self.project)]
+        if self.plugin:
+            command += ["-p", "ws_resilience", "--ws-env=bench"]
+        else:
+            command += ["-p", "no:ws_resilience"]
+        if collect_only:
+            command.append("--co")
+        return command
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pytest run: wall time of the process; the test phase, wall and CPU."""
+
+    wall: float
+    phase: float
+    phase_cpu: float
+
+
+def run_pytest(
+    side: Side, env: dict[str, str], *, collect_only: bool = False, extra: Sequence[str] = ()
+) -> Run:
+    """One pytest run of ``side``; any failure ends the benchmark."""
+    clock = side.project / "clock.txt"
+    clock.unlink(missing_ok=True)
+    paths = [p for p in (side.path, str(side.project)) if p]
+    command = [*side.command(collect_only=collect_only), *extra]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command,
+        cwd=side.project,
+        env={**env, "SUITE_CLOCK_FILE": str(clock), "PYTHONPATH": os.pathsep.join(paths)},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"pytest exited {done.returncode}: {' '.join(command)}\n{done.stdout[-3000:]}"
+        )
+    phase, cpu = (float(x) for x in clock.read_text().split()) if clock.exists() else (0.0, 0.0)
+    return Run(wall, phase, cpu)
+
+
+def interleaved(
+    sides: Sequence[Side], rounds: int, env: dict[str, str], *, collect_only: bool = False
+) -> dict[str, list[Run]]:
+    """Every side ``rounds`` times; each round starts with the next side (rotation)."""
+    runs: dict[str, list[Run]] = {side.name: [] for side in sides}
+    for n in range(rounds):
+        for k in range(len(sides)):
+            side = sides[(n + k) % len(sides)]
+            runs[side.name].append(run_pytest(side, env, collect_only=collect_only))
+    return runs
+
+
+def sample_side(side: Side, env: dict[str, str]) -> dict[str, float]:
+    """Per part, seconds of the test phase: its share of the samples times the phase."""
+    (side.project / "suite_sampler.py").write_text(SAMPLER_PLUGIN)
+    out = side.project / "samples.json"
+    parts = json.dumps([PARTS, LIBRARY_PARTS])
+    sampled = {**env, "SUITE_SAMPLER_FILE": str(out), "SUITE_SAMPLER_PARTS": parts}
+    phase = run_pytest(side, sampled, extra=["-p", "suite_sampler"]).phase
+    counts: dict[str, int] = json.loads(out.read_text())
+    total = sum(counts.values())
+    if total == 0:
+        raise SystemExit("the sampler took no sample: no breakdown")
+    return {part: n / total * phase for part, n in counts.items()}
+
+
+def print_breakdown(ours: dict[str, float], theirs: dict[str, float], tests: int) -> None:
+    print("where a test's time goes (sampled, us per test): ws_client, raw, difference")
+    names = [p for p, _ in PARTS] + [p for p, _ in LIBRARY_PARTS] + ["other", "waiting"]
+    for name in names:
+        a, b = ours.get(name, 0.0) / tests * 1e6, theirs.get(name, 0.0) / tests * 1e6
+        if a or b:
+            print(f"  {name:<30} {a:8.0f} {b:8.0f} {a - b:+8.0f}")
+    a, b = sum(ours.values()) / tests * 1e6, sum(theirs.values()) / tests * 1e6
+    print(f"  {'total (sampled run)':<30} {a:8.0f} {b:8.0f} {a - b:+8.0f}")
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _ratio(runs: dict[str, list[Run]], a: str, b: str, field: str) -> float:
+    """The median over rounds of side a / side b (same round: same machine state)."""
+    pairs = zip(runs[a], runs[b], strict=True)
+    return statistics.median(getattr(x, field) / getattr(y, field) for x, y in pairs)
+
+
+def _difference(runs: dict[str, list[Run]], a: str, b: str, field: str) -> float:
+    pairs = zip(runs[a], runs[b], strict=True)
+    return statistics.median(getattr(x, field) - getattr(y, field) for x, y in pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tests", type=int, default=200, help="tests per suite (200)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each side (5)")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run the plugin side importing the package from DIR (a checkout of an "
+        "earlier commit): before and after in one run",
+    )
+    parser.add_argument("--breakdown", action="store_true", help="sample where time goes")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if args.tests < 1 or args.rounds < 1:
+        parser.error("--tests and --rounds must be at least 1")
+    if args.before and not (Path(args.before) / "pytest_ws_resilience").is_dir():
+        parser.error(f"--before {args.before}: no pytest_ws_resilience package there")
+
+    secret = secrets.token_urlsafe(32)
+    with server_process(secret) as url, tempfile.TemporaryDirectory() as tmp:
+        plugin_dir, raw_dir = write_projects(Path(tmp), url, args.tests)
+        env = {**os.environ, SECRET_ENV: secret, "SUITE_SERVER_URL": url}
+        env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as users have it
+        sides = [Side("ws_client", plugin_dir, True), Side("raw", raw_dir, False)]
+        if args.before:
+            sides.append(Side("ws_client before", plugin_dir, True, str(Path(args.before))))
+        for side in sides:  # warm caches (bytecode, page cache)
+            run_pytest(side, env)
+        runs = interleaved(sides, args.rounds, env)
+        collect = interleaved(sides, args.rounds, env, collect_only=True)
+        sampled = (
+            (sample_side(sides[0], env), sample_side(sides[1], env)) if args.breakdown else None
+        )
+
+    print(f"{args.tests} tests x {args.rounds} rounds per side, interleaved; server {url}")
+    print(f"{'side':<18} {'test phase':>11} {'phase CPU':>10} {'wall':>8} {'--co':>8}")
+    for side in sides:
+        r, c = runs[side.name], collect[side.name]
+        print(
+            f"{side.name:<18} {_median([x.phase for x in r]):10.3f}s "
+            f"{_median([x.phase_cpu for x in r]):9.3f}s {_median([x.wall for x in r]):7.3f}s "
+            f"{_median([x.wall for x in c]):7.3f}s"
+        )
+    if sampled is not None:
+        print_breakdown(*sampled, args.tests)
+    missed = False
+    for side in [s.name for s in sides if s.plugin]:
+        phase = _ratio(runs, side, "raw", "phase")
+        cpu = _ratio(runs, side, "raw", "phase_cpu")
+        wall = _ratio(runs, side, "raw", "wall")
+        startup = _difference(collect, side, "raw", "wall")
+        per_test = _difference(runs, side, "raw", "phase") / args.tests * 1e6
+        print(f"{side} / raw:")
+        print(
+            f"  test phase {phase:.3f}x (target <= {TEST_RATIO_TARGET}x)  "
+            f"{'PASS' if phase <= TEST_RATIO_TARGET else 'FAIL'}"
+        )
+        print(f"  test phase CPU {cpu:.3f}x; wall {wall:.3f}x; {per_test:+.0f} us per test")
+        print(
+            f"  pytest --co start-up {startup:+.3f} s (target <= +{STARTUP_TARGET_S} s)  "
+            f"{'PASS' if startup <= STARTUP_TARGET_S else 'FAIL'}"
+        )
+        if side == "ws_client":
+            missed = phase > TEST_RATIO_TARGET or startup > STARTUP_TARGET_S
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
