@@ -106,7 +106,8 @@ def pytest_runtestloop(session):
             frame = sys._current_frames().get(main)
             if frame is None:
                 continue
-            if frame.f_code.co_name in ("select", "poll") and "selectors" in frame.f_code.co_filename:
+            code = frame.f_code
+            if code.co_name in ("select", "poll") and "selectors" in code.co_filename:
                 part = "waiting"
             else:
                 part = part_of(frame, OURS) or part_of(frame, LIBRARIES) or "other"
