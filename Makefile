@@ -53,6 +53,7 @@ wheel-check: $(BIN)/.installed
 	VENV=$(VENV) bash .ci/wheel-check
 
 bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/suite_overhead.py
 	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/isolation.py
 	$(BIN)/python benchmarks/pool.py

@@ -70,11 +70,17 @@ _pattern: re.Pattern[str] | None = None
 _dirty = False
 # The segments of every registered secret (JWTs included), and two sorted views of them
 # for a head (prefix) or tail (suffix) lookup by bisection: O(log n) per run of text
-# however many tokens were minted. The lists are replaced, never changed in place, so
-# `redact` reads them without the lock.
+# however many tokens were minted. Registering only adds to the set (O(1): a storm mints
+# thousands of tokens); the views are rebuilt on the next lookup after a change, which
+# is rare (only a text that may hold a piece looks). They are replaced, never changed
+# in place, so a lookup reads them without the lock.
 _segments: set[str] = set()
 _heads: list[str] = []
 _tails: list[str] = []  # each segment reversed
+_views_dirty = False
+# Values registered before, as given: registering one again (every client registers its
+# user's token, minted and registered already) is a set lookup.
+_registered: set[str] = set()
 # The first and the last 8 characters of every segment: the fast test's keys.
 _head_keys: set[bytes] = set()
 _tail_keys: set[bytes] = set()
@@ -96,10 +102,12 @@ def register_secret(value: str | bytes | None) -> None:
     registering it also hides its payload and signature, and the pieces of them left
     when a long text was cut.
     """
-    global _dirty, _heads, _tails
+    global _dirty, _views_dirty
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    if text in _registered:
+        return
     variants = {text}
     # PEM keys are multi-line: hide every substantial line of them as well.
     if "\n" in text:
@@ -118,13 +126,10 @@ def register_secret(value: str | bytes | None) -> None:
         new = segments - _segments
         if new:
             _segments.update(new)
-            heads, tails = list(_heads), list(_tails)
-            for segment in new:
-                bisect.insort(heads, segment)
-                bisect.insort(tails, segment[::-1])
-            _heads, _tails = heads, tails
+            _views_dirty = True
             _head_keys.update(seg[:_MIN_PIECE_LEN].encode() for seg in new)
             _tail_keys.update(seg[-_MIN_PIECE_LEN:].encode() for seg in new)
+        _registered.add(text)
 
 
 def registered_secret_count() -> int:
@@ -140,6 +145,18 @@ def _current_pattern() -> re.Pattern[str] | None:
                 _pattern = re.compile("|".join(re.escape(s) for s in ordered))
                 _dirty = False
     return _pattern
+
+
+def _sorted_views() -> tuple[list[str], list[str]]:
+    """The segments sorted, and sorted reversed; rebuilt after a registration."""
+    global _heads, _tails, _views_dirty
+    if _views_dirty:
+        with _lock:
+            if _views_dirty:
+                _heads = sorted(_segments)
+                _tails = sorted(segment[::-1] for segment in _segments)
+                _views_dirty = False
+    return _heads, _tails
 
 
 def _begins_one_of(piece: str, ordered: list[str]) -> bool:
@@ -168,7 +185,10 @@ def _is_piece(run: str) -> bool:
     one."""
     if run in _segments:
         return True
-    return _looks_random(run) and (_begins_one_of(run, _heads) or _begins_one_of(run[::-1], _tails))
+    if not _looks_random(run):
+        return False
+    heads, tails = _sorted_views()
+    return _begins_one_of(run, heads) or _begins_one_of(run[::-1], tails)
 
 
 def _piece(match: re.Match[str]) -> str:

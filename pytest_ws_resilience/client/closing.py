@@ -33,7 +33,10 @@ async def close_connection(
         client_logger.debug("%s: error while closing: %s", name, exc)
         conn.transport.abort()
     if reader is not None and not reader.done():
-        # The reader ends by itself once the socket is closed; do not wait long for it.
+        # The reader ends by itself once the socket is closed, usually within one turn
+        # of the loop (no timer needed then); do not wait long for it.
+        await asyncio.sleep(0)
+    if reader is not None and not reader.done():
         done, _ = await asyncio.wait({reader}, timeout=1.0)
         if not done:
             reader.cancel()
@@ -49,6 +52,19 @@ async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
     socket outlives the call.
     """
     if not clients:
+        return
+    if len(clients) == 1:  # the usual case (``ws_client``): no task to make and wait for
+        client = clients[0]
+        try:
+            async with asyncio.timeout(bound):
+                await client.close()
+        except TimeoutError:
+            pass
+        except Exception as exc:
+            client_logger.debug("closing a client failed: %s", exc)
+        conn = client.connection
+        if conn is not None and not client.closed:
+            conn.transport.abort()
         return
     tasks = [asyncio.ensure_future(c.close()) for c in clients]
     _, pending = await asyncio.wait(tasks, timeout=bound)

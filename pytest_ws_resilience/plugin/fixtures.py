@@ -9,7 +9,10 @@ event-loop scope. The loop-bound ones (clients, pool, chaos, storm) are
 
 This module imports no other glue than the shared state (`pytest_ws_resilience.plugin.
 stash`, `pytest_ws_resilience.plugin.watch`): what it needs from the rest of the plugin
-(the services runtime, the run's seed) it finds on ``config.stash``.
+(the services runtime, the run's seed) it finds on ``config.stash``. What the fixtures
+delegate to (clients, tokens, servers, the isolation guard) is imported when a fixture
+first runs, not when pytest loads the plugin: a run, or a test, that uses none of it
+does not pay for importing it (``tests/plugin/test_startup.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.closing import close_clients
-from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
-from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import (
@@ -31,11 +30,6 @@ from pytest_ws_resilience.errors import (
     WsIsolationWarning,
     WsTimeoutError,
 )
-from pytest_ws_resilience.isolation.detector import IsolationDetector
-from pytest_ws_resilience.isolation.guard import IsolationGuard
-from pytest_ws_resilience.isolation.options import IsolationOptions
-from pytest_ws_resilience.load.bench import AsyncBenchmark, ReplayTimer
-from pytest_ws_resilience.plugin.markers import security_marker_options
 from pytest_ws_resilience.plugin.stash import (
     REPLAY_TIMER_KEY,
     SERVER_URLS_KEY,
@@ -43,16 +37,17 @@ from pytest_ws_resilience.plugin.stash import (
     SETTINGS_KEY,
 )
 from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch, test_watch, warning_for
-from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.under_test import (
-    ServerUnderTest,
-    open_server_under_test,
-    token_factory_for,
-)
 from pytest_ws_resilience.vacuous import split_findings
 
 if TYPE_CHECKING:
+    from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+    from pytest_ws_resilience.isolation.guard import IsolationGuard
+    from pytest_ws_resilience.isolation.options import IsolationOptions
+    from pytest_ws_resilience.load.bench import AsyncBenchmark
     from pytest_ws_resilience.plugin.services import ServiceRegistry, ServicesRuntime
+    from pytest_ws_resilience.servers.handle import ServiceHandle
+    from pytest_ws_resilience.servers.under_test import ServerUnderTest
 
 __all__ = [
     "PluginClients",
@@ -98,6 +93,8 @@ def ws_settings(pytestconfig: pytest.Config) -> WsSettings:
 @pytest.fixture(scope="session")
 def ws_tokens(ws_settings: WsSettings) -> TokenFactory:
     """The `TokenFactory` configured for the env: its tokens are accepted by `ws_server`."""
+    from pytest_ws_resilience.servers.under_test import token_factory_for
+
     return token_factory_for(ws_settings)
 
 
@@ -115,6 +112,8 @@ def ws_server(
     its URL; ``ws_server.url_for("/ws/chat/{room}/", room="lobby")`` the URL of another
     endpoint of it. The URL it served is named in the summary and the report.
     """
+    from pytest_ws_resilience.servers.under_test import open_server_under_test
+
     failure: str | None = None
     try:
         server = open_server_under_test(ws_settings, ws_tokens)
@@ -170,6 +169,8 @@ def _security_options(node: pytest.Item) -> IsolationOptions | None:
     marks = list(node.iter_markers("websocket_security"))
     if not marks:
         return None
+    from pytest_ws_resilience.plugin.markers import security_marker_options
+
     # iter_markers yields the closest first: the closest marker's options win.
     name = getattr(node, "name", "test")
     return security_marker_options([(m.args, m.kwargs) for m in reversed(marks)], test=name)
@@ -195,6 +196,9 @@ class PluginClients:
         return factory()
 
     def make(self, user: TestUser, options: Mapping[str, Any]) -> WsClient:
+        from pytest_ws_resilience.client.client import WsClient
+        from pytest_ws_resilience.config.routes import route_url
+
         server: ServerUnderTest = self._request.getfixturevalue("ws_server")
         chosen = dict(options)
         url = route_url(
@@ -208,6 +212,8 @@ class PluginClients:
         return client
 
     async def retire(self, clients: Sequence[WsClient]) -> None:
+        from pytest_ws_resilience.client.closing import close_clients
+
         await close_clients(clients, self.settings.close_timeout.value + 1.0)
         for client in clients:
             self._watch.untrack(client)
@@ -235,6 +241,8 @@ def ws_isolation(request: pytest.FixtureRequest) -> Iterator[IsolationGuard]:
         pytest.fail(str(err), pytrace=False)
     strict = options is not None
     watch = test_watch(node)
+    from pytest_ws_resilience.isolation.detector import IsolationDetector
+    from pytest_ws_resilience.isolation.guard import IsolationGuard
 
     def clients_seen() -> tuple[int, int]:
         clients = watch.seen_clients
@@ -382,6 +390,8 @@ def arm_replay_timer(item: pytest.Item) -> None:
     if measured_with is None:
         configured = item.config.getoption("benchmark_timer", None)
         measured_with = getattr(configured, "target", None)
+    from pytest_ws_resilience.load.bench import ReplayTimer
+
     timer = ReplayTimer(measured_with) if callable(measured_with) else ReplayTimer()
     item.stash[REPLAY_TIMER_KEY] = timer
     item.add_marker(pytest.mark.benchmark(**{**options, "timer": timer}), append=False)
@@ -418,6 +428,8 @@ def ws_benchmark(
         request.node.add_report_section("call", "ws_benchmark", note)
         if not user_disabled:  # the user did not ask for it: say so once per test
             request.node.warn(pytest.PytestWarning(note))
+
+    from pytest_ws_resilience.load.bench import AsyncBenchmark
 
     round_timeout = (
         ws_settings.connect_timeout.value + ws_settings.recv_timeout.value + _ROUND_SLACK_S

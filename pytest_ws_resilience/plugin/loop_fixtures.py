@@ -5,7 +5,12 @@ using them must share it. pytest-asyncio needs a fixture's loop scope when the f
 is defined, and ours is configurable (ini ``ws_loop_scope``: "function", the default, or
 "session" so pooled connections live across tests), so `loop_scoped_fixtures` defines
 them at configure time, for that scope, as a plugin module of their own. Each checks
-(`check_loop`) that the test runs in its loop, and says how to fix it when not.
+(`pytest_ws_resilience.plugin.loop_objects.check_loop`) that the test runs in its loop,
+and says how to fix it when not.
+
+What the fixtures hand to a test (the client factory, the pool's leases, the storm)
+lives in `pytest_ws_resilience.plugin.loop_objects`, imported when a fixture first runs:
+loading the plugin does not import the client, the pool, the storm or websockets.
 
 Like `pytest_ws_resilience.plugin.fixtures`, this module imports no other glue than the
 shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.watch`).
@@ -14,305 +19,32 @@ shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 
-from pytest_ws_resilience.chaos.seeds import derive_seed
-from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.closing import close_clients
-from pytest_ws_resilience.client.jitter import check_seed, jitter_schedule, new_base_seed
-from pytest_ws_resilience.client.metrics import Counters
-from pytest_ws_resilience.client.release import connect_together, options_at
-from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
-from pytest_ws_resilience.config.bounds import MAX_CONNECTIONS, check_count, shown
-from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsResilienceError
-from pytest_ws_resilience.load.results import StormResult
-from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
-from pytest_ws_resilience.plugin.watch import TestWatch, test_watch
-from pytest_ws_resilience.pool.pool import ConnectionPool
-from pytest_ws_resilience.pool.stats import PoolStats
-from pytest_ws_resilience.servers.under_test import ServerUnderTest
+from pytest_ws_resilience.plugin.watch import test_watch
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
+    from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+    from pytest_ws_resilience.plugin.loop_objects import (
+        ChaosFactory,
+        ClientFactory,
+        TestPool,
+        TestStorm,
+    )
     from pytest_ws_resilience.plugin.options import LoopScope
+    from pytest_ws_resilience.pool.pool import ConnectionPool
+    from pytest_ws_resilience.servers.under_test import ServerUnderTest
 
-__all__ = [
-    "ChaosFactory",
-    "ClientFactory",
-    "TestClientFactory",
-    "TestPool",
-    "TestStorm",
-    "check_loop",
-    "check_user",
-    "loop_scoped_fixtures",
-]
-
-
-class ClientFactory(Protocol):
-    def __call__(
-        self,
-        user: TestUser | None = None,
-        *,
-        token: str | None = None,
-        url: str | None = None,
-        path: str | None = None,
-        path_params: Mapping[str, Any] | None = None,
-        auth: str | Sequence[str] | None = None,
-        max_message_size: int | None = None,
-        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        origin: str | None = None,
-        subprotocols: Sequence[str] | None = None,
-        user_agent: str | None = None,
-        compression: bool | None = None,
-        connect: bool = True,
-        **options: Any,
-    ) -> Awaitable[WsClient]: ...
-
-    def many(
-        self,
-        n: int,
-        users: Sequence[TestUser] | None = None,
-        *,
-        jitter: float = 0.0,
-        seed: int | None = None,
-        **options: Any,
-    ) -> Awaitable[list[WsClient]]: ...
-
-
-class ChaosFactory(Protocol):
-    def __call__(
-        self,
-        upstream_url: str | None = None,
-        *,
-        preset: str | None = None,
-        seed: int | None = None,
-        strip_compression: bool = True,
-    ) -> Awaitable[ChaosProxy]: ...
-
-
-def check_loop(fixture_loop: asyncio.AbstractEventLoop, name: str, loop_scope: str) -> None:
-    """Fail clearly when a test runs in another loop than the fixture's connections."""
-    if asyncio.get_running_loop() is not fixture_loop:
-        raise WsResilienceError(
-            f"{name} lives in the {loop_scope}-scoped event loop (ini ws_loop_scope = "
-            f"{loop_scope}) but this test runs in another one: mark it "
-            f'@pytest.mark.asyncio(loop_scope="{loop_scope}") or set '
-            f"asyncio_default_test_loop_scope = {loop_scope}"
-        )
-
-
-def check_user(fixture: str, user: object) -> None:
-    """Refuse a ``user=`` that is not a `TestUser` with a line naming the fixture (a
-    user id or a token passed as the user is the usual slip).
-
-    Raises:
-        ValueError: one line naming the fixture and what to pass instead.
-    """
-    if user is not None and not isinstance(user, TestUser):
-        raise ValueError(
-            f"{fixture}(user=...) takes a TestUser (e.g. ws_user_factory(id=...)), got "
-            f"{type(user).__name__} {shown(user)}; a token of your own goes in token="
-        )
-
-
-async def _close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
-    """Close every client at once, bounded by the close timeout (plus a margin)."""
-    await close_clients(clients, settings.close_timeout.value + 1.0)
-
-
-class TestClientFactory:
-    """The ``ws_client_factory`` fixture: ``await ws_client_factory(...)`` makes one
-    client, ``await ws_client_factory.many(n, ...)`` makes ``n`` whose handshakes are
-    released together (`pytest_ws_resilience.client.release`)."""
-
-    __test__ = False
-
-    def __init__(self, make: Callable[..., Awaitable[WsClient]], settings: WsSettings) -> None:
-        self._make = make
-        self._settings = settings
-        #: The jitter seed of the last `many` call (printed too), for a replay.
-        self.last_seed: int | None = None
-
-    def __call__(self, user: TestUser | None = None, **options: Any) -> Awaitable[WsClient]:
-        return self._make(user, **options)
-
-    async def many(
-        self,
-        n: int,
-        users: Sequence[TestUser] | None = None,
-        *,
-        jitter: float = 0.0,
-        seed: int | None = None,
-        **options: Any,
-    ) -> list[WsClient]:
-        """``n`` connected clients whose handshakes start together: one barrier releases
-        them all, then each waits its own delay in ``[0, jitter]`` seconds, drawn from
-        ``seed`` (random when None; printed), so a race in the server's accept or auth
-        path shows, and replays. ``users`` are cycled when fewer than ``n`` (fresh users
-        when None); ``options`` as the factory's (``path_params`` may be a factory of
-        the client's index). Every client is closed at teardown.
-
-        Raises:
-            ValueError: a bad ``n``, ``users``, ``jitter`` or ``seed`` (one line).
-            WsAuthError, WsConnectError, WsTimeoutError: a handshake failed (the first
-                failure; the others are in the message).
-        """
-        count = check_count("n", n, minimum=1, maximum=MAX_CONNECTIONS)
-        if users is not None:
-            users = list(users)
-            if not users:
-                raise ValueError("users is empty: give at least one TestUser, or None")
-            for user in users:
-                check_user("ws_client_factory.many", user)
-        base = new_base_seed() if seed is None else check_seed(seed)
-        delays = jitter_schedule(base, count, jitter, "connect")
-        self.last_seed = base
-        print(f"ws_client_factory.many({count}): jitter {jitter * 1000:g} ms, seed {base}")
-        clients = [
-            await self._make(
-                users[index % len(users)] if users else None,
-                connect=False,
-                **options_at(options, index),
-            )
-            for index in range(count)
-        ]
-        outcomes = await connect_together(clients, delays, self._settings)
-        failures = [(i, o) for i, o in enumerate(outcomes) if o is not None]
-        if failures:
-            index, first = failures[0]
-            if len(failures) > 1:
-                first.add_note(
-                    f"ws_client_factory.many: {len(failures)} of {count} handshakes failed "
-                    f"(seed {base}); the first, client {index}, is shown"
-                )
-            raise first
-        return clients
-
-
-class TestPool:
-    """The ``ws_pool`` fixture: this test's leases on the session's `ConnectionPool`.
-
-    Every client acquired here is watched by ``ws_isolation`` (when on) and goes back
-    to the pool at the end of the test.
-    """
-
-    __test__ = False
-
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        watch: TestWatch,
-        *,
-        url: str,
-        default_user: TestUser,
-        loop: asyncio.AbstractEventLoop,
-        loop_scope: LoopScope,
-    ) -> None:
-        self.pool = pool
-        self._watch = watch
-        self._url = url
-        self._default_user = default_user
-        self._loop = loop
-        self._loop_scope = loop_scope
-        self._leased: list[WsClient] = []
-
-    def __repr__(self) -> str:
-        return f"TestPool(leased={len(self._leased)}, {self.pool!r})"
-
-    @property
-    def stats(self) -> PoolStats:
-        return self.pool.stats
-
-    async def acquire(
-        self,
-        user: TestUser | None = None,
-        *,
-        url: str | None = None,
-        path: str | None = None,
-        path_params: Mapping[str, Any] | None = None,
-        auth: str | Sequence[str] | None = None,
-        **options: Any,
-    ) -> WsClient:
-        """A connected client for ``user`` (`ws_pool_user` when None): reused if the pool
-        holds a healthy one for the same user, URL, auth and options (``headers=``,
-        ``origin=``... over the settings' connection options). ``path`` (a template
-        filled from ``path_params``) picks another endpoint of the server."""
-        check_loop(self._loop, "ws_pool", self._loop_scope)
-        check_user("ws_pool.acquire", user)
-        before = self.pool.stats
-        client = await self.pool.acquire(
-            user if user is not None else self._default_user,
-            url=route_url(self._url, url, path, path_params),
-            auth=auth,
-            **options,
-        )
-        after = self.pool.stats
-        self._leased.append(client)
-        self._watch.track(client)
-        # For the run report. The session's pool serves one test at a time per process,
-        # so the difference is this acquire's.
-        self._watch.pool_hits += after.hits - before.hits
-        misses = after.misses - before.misses
-        self._watch.pool_misses += misses
-        if misses:
-            # A fresh connection: all of its traffic (the server's greeting, which may
-            # have arrived before it was tracked) belongs to this test.
-            self._watch.baselines[id(client)] = Counters()
-        return client
-
-    async def release(self, client: WsClient) -> None:
-        """Give ``client`` back before the end of the test (optional)."""
-        if client in self._leased:
-            self._leased.remove(client)
-        self._watch.untrack(client)
-        await self.pool.release(client)
-
-    async def release_all(self) -> None:
-        for client in list(self._leased):
-            await self.release(client)
-
-
-class TestStorm(Storm):
-    """The ``ws_storm`` fixture: a `Storm` against the server under test, whose clients
-    the test watches and whose results go to the reports."""
-
-    __test__ = False
-
-    def __init__(
-        self,
-        url: str,
-        tokens: TokenFactory,
-        settings: WsSettings,
-        *,
-        watch: TestWatch,
-        loop: asyncio.AbstractEventLoop,
-        loop_scope: str,
-        **options: Any,
-    ) -> None:
-        super().__init__(url, tokens, settings, **options)
-        self._watch = watch
-        self._loop = loop
-        self._loop_scope = loop_scope
-
-    def _check_ready(self) -> None:
-        check_loop(self._loop, "ws_storm", self._loop_scope)
-
-    def _on_client(self, client: WsClient) -> None:
-        self._watch.track(client)  # ws_isolation watches storm clients too
-
-    def _on_client_closed(self, client: WsClient) -> None:
-        self._watch.untrack(client)
-
-    def _on_result(self, result: StormResult) -> None:
-        self._watch.storms.append(result.as_dict())
+__all__ = ["loop_scoped_fixtures"]
 
 
 def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
@@ -341,43 +73,20 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         settings' connection options; other keywords go to `WsClient`. Every client made
         here is closed at teardown, concurrently and bounded.
         """
-        loop = asyncio.get_running_loop()
-        watch = test_watch(request.node)
-        clients: list[WsClient] = []
+        from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
 
-        async def make_client(
-            user: TestUser | None = None,
-            *,
-            token: str | None = None,
-            url: str | None = None,
-            path: str | None = None,
-            path_params: Mapping[str, Any] | None = None,
-            auth: str | Sequence[str] | None = None,
-            max_message_size: int | None = None,
-            connect: bool = True,
-            **options: Any,
-        ) -> WsClient:
-            check_loop(loop, "ws_client_factory", loop_scope)
-            check_user("ws_client_factory", user)
-            client = WsClient(
-                route_url(ws_server.url, url, path, path_params),
-                user=user if user is not None else ws_user_factory(),
-                token=token,
-                auth=auth,
-                settings=ws_settings,
-                max_message_size=max_message_size,
-                **options,
-            )
-            clients.append(client)
-            watch.track(client)
-            if connect:
-                await client.connect()
-            return client
-
+        factory = TestClientFactory(
+            ws_server.url,
+            ws_settings,
+            ws_user_factory,
+            test_watch(request.node),
+            loop=asyncio.get_running_loop(),
+            loop_scope=loop_scope,
+        )
         try:
-            yield TestClientFactory(make_client, ws_settings)
+            yield factory
         finally:
-            await _close_all(clients, ws_settings)
+            await factory.aclose()
 
     @pytest_asyncio.fixture(loop_scope=loop_scope)
     async def ws_client(
@@ -392,18 +101,21 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         for one event-loop fixture, not two (each costs a loop run at setup and at
         teardown, on every test).
         """
-        client = WsClient(ws_server.url, user=ws_user, settings=ws_settings)
-        test_watch(request.node).track(client)
+        from pytest_ws_resilience.plugin.loop_objects import close_all, connected_client
+
+        watch = test_watch(request.node)
+        client = await connected_client(ws_server.url, ws_settings, ws_user, watch)
         try:
-            await client.connect()
             yield client
         finally:
-            await _close_all([client], ws_settings)
+            await close_all([client], ws_settings)
 
     if loop_scope == "session":
 
         @pytest_asyncio.fixture(scope="session", loop_scope="session")
         async def _ws_shared_pool(ws_settings: WsSettings) -> AsyncIterator[ConnectionPool]:
+            from pytest_ws_resilience.pool.pool import ConnectionPool
+
             pool = ConnectionPool(settings=ws_settings)
             try:
                 yield pool
@@ -415,6 +127,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         @pytest.fixture(scope="session")
         def _ws_shared_pool(ws_settings: WsSettings) -> ConnectionPool:
             # Function-scoped loops: ws_pool empties the pool at the end of each test.
+            from pytest_ws_resilience.pool.pool import ConnectionPool
+
             return ConnectionPool(settings=ws_settings)
 
     @pytest_asyncio.fixture(loop_scope=loop_scope)
@@ -432,6 +146,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         (ini ``ws_loop_scope = session``); with function-scoped loops the pool is
         emptied after each test.
         """
+        from pytest_ws_resilience.plugin.loop_objects import TestPool
+
         pool = TestPool(
             _ws_shared_pool,
             test_watch(request.node),
@@ -462,6 +178,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         """
         from pytest_ws_resilience.chaos.presets import apply_preset
         from pytest_ws_resilience.chaos.proxy import ChaosProxy
+        from pytest_ws_resilience.chaos.seeds import derive_seed
+        from pytest_ws_resilience.plugin.loop_objects import check_loop
 
         loop = asyncio.get_running_loop()
         run = request.config.stash.get(RUN_KEY, None)
@@ -520,6 +238,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         ``path=`` / ``path_params=`` (a mapping, or a factory of the connection's index)
         or ``url=``, and `WsClient` keywords for its clients (``origin=``...).
         """
+        from pytest_ws_resilience.plugin.loop_objects import TestStorm
+
         storm = TestStorm(
             ws_server.url,
             ws_tokens,

@@ -29,7 +29,6 @@ from pytest_ws_resilience.plugin.stash import SERVER_URLS_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
 from pytest_ws_resilience.report.document import build_document, dumps, is_html_path
-from pytest_ws_resilience.report.html import render_html
 from pytest_ws_resilience.report.records import (
     IsolationRecord,
     PhaseResult,
@@ -272,6 +271,8 @@ class ReportCollector:
     def _write(self, sources: list[Source], own: Source, exitstatus: int) -> str:
         assert self.path is not None
         document = build_document(run=self._run_info(own, exitstatus), sources=sources)
+        from pytest_ws_resilience.report.html import render_html  # only with an .html path
+
         text = render_html(document) if is_html_path(self.path.name) else dumps(document)
         try:
             # Write beside the target, then rename: a reader never sees half a report.

@@ -24,12 +24,12 @@ import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServiceError
@@ -38,18 +38,18 @@ from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.watch import test_watch
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
-from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
 from pytest_ws_resilience.servers.labels import RUN_ID_ENV, RUN_OWNER_PID_ENV, RUN_STATE_DIR_ENV
 from pytest_ws_resilience.servers.log_digest import digest
-from pytest_ws_resilience.servers.reaper import reap_leftovers, remove_run
 from pytest_ws_resilience.servers.run_state import (
     ensure_state_dir,
     reap_processes,
     reap_stale_runs,
 )
-from pytest_ws_resilience.servers.sharing import SharedServices
-from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV, token_factory_for
+
+if TYPE_CHECKING:
+    from pytest_ws_resilience.client.tokens import TokenFactory
+    from pytest_ws_resilience.servers.handle import ServiceHandle
+    from pytest_ws_resilience.servers.sharing import SharedServices
 
 __all__ = [
     "LOG_TAIL_LINES",
@@ -68,7 +68,7 @@ STOP_TIMEOUT_S = 10.0
 _DOCKER_USED = "docker-used"
 
 #: Per test: the handles it used, by report-section title.
-_USED_KEY = pytest.StashKey[dict[str, ServiceHandle]]()
+_USED_KEY = pytest.StashKey["dict[str, ServiceHandle]"]()
 #: Per test: the reason it was skipped for (the skip is then shown at the test).
 _SKIP_REASON_KEY = pytest.StashKey[str]()
 #: Per test: the titles whose logs are already in a report (each is attached once).
@@ -109,7 +109,6 @@ class ServicesRuntime:
         self.settings = settings
         self.run = run
         self.owns_run = owns_run
-        self.sharing = SharedServices(Path(run.state_dir), run.run_id)
         #: Specs added in code (``ws_service_specs``, ``ws_services.add``).
         self.specs: dict[str, ServiceSpec] = {}
         self.handles: dict[str, ServiceHandle] = {}
@@ -129,6 +128,14 @@ class ServicesRuntime:
         self._finished = False
         self._tokens: TokenFactory | None = None
         self._saved_environ: dict[str, str | None] = {}
+
+    @cached_property
+    def sharing(self) -> SharedServices:
+        """The run's services shared by its processes (made at first use: a run with
+        no service never imports the service backends)."""
+        from pytest_ws_resilience.servers.sharing import SharedServices
+
+        return SharedServices(Path(self.run.state_dir), self.run.run_id)
 
     @property
     def state_dir(self) -> Path:
@@ -182,6 +189,8 @@ class ServicesRuntime:
     def tokens(self) -> TokenFactory:
         """Mints the tokens of ``auth=True`` health checks: the run's `ws_tokens` key."""
         if self._tokens is None:
+            from pytest_ws_resilience.servers.under_test import token_factory_for
+
             self._tokens = token_factory_for(self.settings)
         return self._tokens
 
@@ -190,6 +199,8 @@ class ServicesRuntime:
         (unless it sets that variable), so the service accepts the run's tokens."""
         if spec.image is None and spec.cwd is None and self.settings.project_dir is not None:
             spec = dataclasses.replace(spec, cwd=self.settings.project_dir)
+        from pytest_ws_resilience.servers.under_test import SERVER_CMD_SECRET_ENV
+
         tokens = self.tokens()
         env = dict(spec.env or {})
         if (
@@ -213,6 +224,8 @@ class ServicesRuntime:
         ensure_state_dir(self.state_dir, owner_pid=self.run.owner_pid)
         (self.state_dir / _DOCKER_USED).touch()
         self.reap_once()
+        from pytest_ws_resilience.servers.images import HOST_IMAGE, ensure_host_image
+
         if spec.image == HOST_IMAGE:
             client = docker_client()
             try:
@@ -221,6 +234,8 @@ class ServicesRuntime:
                 client.close()
 
     def _new_handle(self, spec: ServiceSpec) -> ServiceHandle:
+        from pytest_ws_resilience.servers.handle import ServiceHandle
+
         return ServiceHandle(
             spec,
             run_id=self.run.run_id,
@@ -398,6 +413,8 @@ class ServicesRuntime:
         self._reap_done = True
         if docker_unavailable_reason() is not None:
             return
+        from pytest_ws_resilience.servers.reaper import reap_leftovers
+
         client = docker_client()
         try:
             self.reaped.extend(reap_leftovers(client, current_run=self.run.run_id))
@@ -417,6 +434,8 @@ class ServicesRuntime:
         removed += len(reap_processes(self.state_dir, timeout=STOP_TIMEOUT_S, orphans_only=True))
         if (self.state_dir / _DOCKER_USED).exists() and docker_unavailable_reason() is None:
             # Containers no record names: a worker that died between start and record.
+            from pytest_ws_resilience.servers.reaper import remove_run
+
             client = docker_client()
             try:
                 removed += remove_run(client, self.run.run_id, STOP_TIMEOUT_S)

@@ -21,19 +21,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.errors import (
     WsChaosWarning,
     WsIsolationWarning,
     WsNothingCheckedWarning,
 )
-from pytest_ws_resilience.isolation.guard import IsolationGuard
-from pytest_ws_resilience.isolation.rules import FrameRule
 from pytest_ws_resilience.vacuous import NothingChecked
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.metrics import Counters
+    from pytest_ws_resilience.isolation.guard import IsolationGuard
+    from pytest_ws_resilience.isolation.rules import FrameRule
 
 __all__ = ["WATCH_KEY", "TestWatch", "test_watch", "warning_for"]
 

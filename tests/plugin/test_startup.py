@@ -1,0 +1,86 @@
+"""Loading the plugin costs a run only what every run needs (issue 16: start-up).
+
+Every pytest process, and every xdist worker, loads the plugin before its first test.
+What a test may never use (the client and websockets, tokens and pyjwt, the servers,
+the pool, storms, chaos, the isolation guard, the HTML report, filelock, the Docker
+SDK) is imported when a fixture first needs it. Checked on what a collect-only run of a
+real project imported, in a fresh interpreter (this process has imported it all).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+# Modules a run that only collects must not import (each is a fixture's business).
+DEFERRED = (
+    "websockets",
+    "jwt",
+    "docker",
+    "filelock",
+    "pytest_ws_resilience.client.client",
+    "pytest_ws_resilience.client.tokens",
+    "pytest_ws_resilience.testing.server",
+    "pytest_ws_resilience.servers.handle",
+    "pytest_ws_resilience.servers.under_test",
+    "pytest_ws_resilience.servers.sharing",
+    "pytest_ws_resilience.load.storm",
+    "pytest_ws_resilience.pool.pool",
+    "pytest_ws_resilience.chaos.proxy",
+    "pytest_ws_resilience.isolation.guard",
+    "pytest_ws_resilience.isolation.detector",
+    "pytest_ws_resilience.report.html",
+)
+
+MODULES_PLUGIN = """
+import json, os, sys
+
+def pytest_collection_finish(session):
+    with open(os.environ["MODULES_OUT"], "w") as out:
+        json.dump(sorted(sys.modules), out)
+"""
+
+TESTS = """
+import pytest
+
+@pytest.mark.asyncio
+async def test_ping(ws_client):
+    await ws_client.send_json({"type": "ping"})
+    await ws_client.expect(type="pong")
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(modules_seen=MODULES_PLUGIN, test_ping=TESTS)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def _imported(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[pytest.RunResult, set[str]]:
+    out = pytester.path / "modules.json"
+    monkeypatch.setenv("MODULES_OUT", str(out))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    result = pytester.runpytest_subprocess("-p", "ws_resilience", "-p", "modules_seen", *args)
+    return result, set(json.loads(out.read_text()))
+
+
+def test_collecting_imports_none_of_what_only_fixtures_use(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, modules = _imported(project, monkeypatch, "--co", "-q")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*1 test collected*"])
+    assert "pytest_ws_resilience.plugin.entry" in modules  # the plugin did load
+    loaded = sorted(name for name in DEFERRED if name in modules)
+    assert loaded == [], f"imported at start-up: {loaded}"
+
+
+def test_a_test_that_uses_a_client_gets_everything_it_needs_on_first_use(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, _ = _imported(project, monkeypatch, "-q")
+    result.assert_outcomes(passed=1)
