@@ -193,7 +193,7 @@ class _Lane:
                     on_error=lambda: self.conn._shutdown("abort"),
                 )
             except OSError:
-                self.can_splice = False  # out of descriptors: the transport path it is
+                self.can_splice = False  # too many open, or no descriptors: transport path
                 return
         self.spliced = True
         self.splicer.start()

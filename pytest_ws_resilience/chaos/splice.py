@@ -36,13 +36,17 @@ import sys
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["PIPE_SIZE", "SUPPORTED", "Splicer"]
+__all__ = ["MAX_LIVE", "PIPE_SIZE", "SUPPORTED", "Splicer"]
 
 #: Whether the fast path exists here: ``os.splice`` (Linux, Python 3.10+).
 SUPPORTED: Final = sys.platform == "linux" and hasattr(os, "splice")
 #: The pipe between the two sockets, and so the most one readiness callback moves. The
 #: kernel caps it (``/proc/sys/fs/pipe-max-size``); a refusal keeps its 64 KiB default.
 PIPE_SIZE: Final = 1024 * 1024
+#: At most this many splicers at once in a process (each holds 4 descriptors: its pipe
+#: and two duplicates); lanes beyond it take the transport path, so a proxy with many
+#: connections never spends the descriptor limit its listener and sockets need.
+MAX_LIVE: Final = 64
 _F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
@@ -59,9 +63,11 @@ class Splicer:
         on_error: writing failed (the peer is gone): abort the connection.
 
     Raises:
-        OSError: no descriptors left for the pipe or the duplicates (the lane then keeps
-            the transport path).
+        OSError: `MAX_LIVE` splicers are open, or no descriptors are left for the pipe
+            or the duplicates (the lane then keeps the transport path).
     """
+
+    live = 0  # open splicers in this process
 
     def __init__(
         self,
@@ -79,6 +85,8 @@ class Splicer:
         self._on_bytes = on_bytes
         self._on_end = on_end
         self._on_error = on_error
+        if Splicer.live >= MAX_LIVE:
+            raise OSError(f"{MAX_LIVE} splice fast paths already open")
         fds: list[int] = []
         try:
             fds.extend(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
@@ -96,6 +104,7 @@ class Splicer:
         self._writing = False
         self._closed = False
         self.running = False
+        Splicer.live += 1
 
     # -- switching ------------------------------------------------------------------------
 
@@ -142,6 +151,7 @@ class Splicer:
         if flush and held and not self._dest.is_closing():
             self._dest.write(held)
         self._closed = True
+        Splicer.live -= 1
         for fd in (self._pipe_r, self._pipe_w, self._src, self._dst):
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -348,3 +348,27 @@ async def test_websocket_lanes_stay_on_the_frame_reader_and_a_mid_connection_fau
         pong = await client.expect("pong", timeout=WAIT_S)
     assert pong.get("n") == 3
     assert [d.outcome for d in proxy.decisions if d.subject.startswith("drop")] == ["dropped"]
+
+
+@needs_splice
+@pytest.mark.asyncio
+async def test_lanes_beyond_the_splicer_cap_take_the_transport_path_and_still_work(
+    echo_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(splice, "MAX_LIVE", splice.Splicer.live + 2)  # one connection's two
+    async with ChaosProxy(f"{HOST}:{echo_port}", seed=1) as proxy:
+        first = await asyncio.open_connection(HOST, proxy.port)
+        second = await asyncio.open_connection(HOST, proxy.port)
+        try:
+            for reader, writer in (first, second):
+                await rtt(reader, writer)
+            one, two = proxy.connections
+            await settle(one, BOTH_ON)
+            assert spliced(two) == {"upstream": False, "downstream": False}
+            reader, writer = second
+            writer.write(b"y" * 100_000)
+            async with asyncio.timeout(WAIT_S):
+                assert await reader.readexactly(100_000) == b"y" * 100_000
+        finally:
+            for _, writer in (first, second):
+                writer.transport.abort()
