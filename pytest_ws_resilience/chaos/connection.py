@@ -8,8 +8,10 @@ for ``ws://`` upstreams), then to the byte toxics of that direction
 armed for the earliest piece, writes everything due when it fires. The timing is
 deadline-based, so latency never caps throughput and a late timer never pushes later
 bytes past their deadlines. It all runs in asyncio protocol callbacks (no task per
-chunk), which is what keeps a toxic-free proxy close to a direct connection's
-throughput (`benchmarks/chaos_proxy.py`).
+chunk), on the test's own loop, so the control API stays synchronous. A bytes-only lane
+with nothing armed or held goes faster still: splice(2) moves its bytes in kernel
+(`chaos.splice`), switched off before a toxic for its direction is armed
+(`benchmarks/chaos_proxy.py` measures both lanes against a direct connection).
 
 The connection also owns what acts on it as a whole: the once-per-connection toxicity
 roll of each toxic, the timers of ``timeout`` and ``reset_peer``, ``slow_close``, and
@@ -26,12 +28,13 @@ import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Final, Protocol
-from urllib.parse import urlsplit
 
 from pytest_ws_resilience.chaos.message_filter import Abort, Emit, MessageFilter
 from pytest_ws_resilience.chaos.seeds import FaultDecision, derive_rng
+from pytest_ws_resilience.chaos.sides import Side
+from pytest_ws_resilience.chaos.splice import SUPPORTED as SPLICE_SUPPORTED
+from pytest_ws_resilience.chaos.splice import Splicer
 from pytest_ws_resilience.chaos.timing import StreamShaper, toxicity_draw
 from pytest_ws_resilience.chaos.toxics import (
     CONNECTION_KINDS,
@@ -39,14 +42,11 @@ from pytest_ws_resilience.chaos.toxics import (
     SHAPING_KINDS,
     Toxic,
 )
-from pytest_ws_resilience.loopback import is_loopback_host
+from pytest_ws_resilience.chaos.upstream import Upstream
 
 __all__ = [
-    "ClientSide",
     "ConnectionOwner",
     "ProxyConnection",
-    "Upstream",
-    "parse_upstream",
 ]
 
 DIRECTIONS: Final = ("upstream", "downstream")
@@ -58,42 +58,6 @@ HIGH_WATER: Final = 4 * 1024 * 1024
 WRITE_BUFFER_HIGH: Final = 1024 * 1024
 LOW_WATER: Final = 1024 * 1024
 _LINGER_RST: Final = struct.pack("ii", 1, 0)
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """Where a proxy forwards to, from its ``upstream`` argument."""
-
-    scheme: str  # "ws", "wss" or "tcp"
-    host: str
-    port: int
-    target: str  # path and query, "" for tcp
-
-
-def parse_upstream(upstream: str) -> Upstream:
-    """Read a proxy's upstream: ``ws://``, ``wss://``, ``tcp://`` or ``host:port``, loopback.
-
-    Raises:
-        ValueError: another scheme, a host that is not loopback, or no port.
-    """
-    text = upstream if "://" in upstream else f"tcp://{upstream}"
-    parts = urlsplit(text)
-    scheme = parts.scheme
-    if scheme not in ("ws", "wss", "tcp"):
-        raise ValueError(f"chaos upstream must be ws://, wss:// or host:port, got {upstream!r}")
-    host = parts.hostname or ""
-    if not is_loopback_host(host):
-        raise ValueError(f"chaos upstream must be a loopback address, got {host or upstream!r}")
-    try:
-        port = parts.port or {"ws": 80, "wss": 443}.get(scheme)
-    except ValueError:
-        port = None
-    if not port:
-        raise ValueError(f"chaos upstream needs a port, got {upstream!r}")
-    target = ""
-    if scheme != "tcp":
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Upstream(scheme, host, port, target)
 
 
 def _set_rst(transport: asyncio.BaseTransport | None) -> None:
@@ -124,6 +88,7 @@ class ConnectionOwner(Protocol):
     _bytes_up: int
     _bytes_down: int
     _faults_applied: Counter[str]
+    _fast_path: bool
 
     def _record(self, decision: FaultDecision) -> None: ...
 
@@ -152,6 +117,11 @@ class _Lane:
     piece (`loop.call_at`), which writes everything due when it fires. Backpressure: the
     source stops reading while the destination's buffer is full or more than `HIGH_WATER`
     bytes are held.
+
+    A bytes-only lane with nothing armed or held is ``spliced``: a `chaos.splice.Splicer`
+    moves its bytes in kernel. A toxic armed for the direction turns that off before
+    `add_toxic` returns (`retoxed`), so the next chunk read is shaped; the lane goes back
+    to it once idle (checked per chunk, on each toxic change, when the upstream connects).
     """
 
     def __init__(self, conn: ProxyConnection, direction: str) -> None:
@@ -170,6 +140,9 @@ class _Lane:
         self.source_paused = False
         self.stopped = False  # no more input accepted (EOF seen or aborted by a fault)
         self.done = False
+        self.can_splice = False  # set on connect: a bytes-only lane where splice(2) exists
+        self.spliced = False
+        self.splicer: Splicer | None = None
 
     # -- input -------------------------------------------------------------------------------
 
@@ -182,6 +155,63 @@ class _Lane:
         else:
             self._emit(self.filter.feed(data), arrival)
         self._flow()
+        self.splice_if_idle()
+
+    def count(self, size: int) -> None:
+        """``size`` bytes read from the source: the connection's and the proxy's counters."""
+        conn = self.conn
+        if self.direction == "upstream":
+            conn.bytes_up += size
+            conn.proxy._bytes_up += size
+        else:
+            conn.bytes_down += size
+            conn.proxy._bytes_down += size
+
+    # -- the kernel fast path (chaos.splice) ------------------------------------------------
+
+    def splice_if_idle(self) -> None:
+        """Turn the fast path on if this lane has nothing to do: nothing armed or held."""
+        source, dest = self.source, self.dest
+        if not self.can_splice or self.spliced or source is None or dest is None:
+            return
+        if self.stopped or self.conn.closed:
+            return
+        if self.pending or self.source_paused or self.dest_paused or source.is_closing():
+            return  # something is held, or backpressure is on: the timer path drains it
+        if dest.is_closing() or dest.get_write_buffer_size():
+            return  # bytes the transport holds must not be overtaken
+        if self.conn._shaping_toxics(self.direction):
+            return
+        if self.splicer is None:
+            try:
+                self.splicer = Splicer(
+                    self.loop,
+                    source,
+                    dest,
+                    on_bytes=self.count,
+                    on_end=self.unsplice,
+                    on_error=lambda: self.conn._shutdown("abort"),
+                )
+            except OSError:
+                self.can_splice = False  # too many open, or no descriptors: transport path
+                return
+        self.spliced = True
+        self.splicer.start()
+
+    def unsplice(self) -> None:
+        """Back to the transport path, now: what the pipe held is written first."""
+        if self.spliced and self.splicer is not None:
+            self.spliced = False
+            self.splicer.hand_back()
+
+    def retoxed(self) -> None:
+        """The armed toxics changed: off the fast path if one now applies, else try it."""
+        if not self.can_splice:
+            return
+        if self.spliced and self.conn._shaping_toxics(self.direction):
+            self.unsplice()
+        elif not self.spliced:
+            self.splice_if_idle()
 
     def refresh(self) -> None:
         """Message faults changed: forward what the filter no longer holds back."""
@@ -275,7 +305,7 @@ class _Lane:
 
     def _flow(self) -> None:
         source = self.source
-        if source is None or source.is_closing():
+        if source is None or source.is_closing() or self.spliced:
             return
         held = self.pending_bytes > (LOW_WATER if self.source_paused else HIGH_WATER)
         should_pause = self.dest_paused or held
@@ -294,64 +324,14 @@ class _Lane:
         self.dest_paused = False
         self._flow()
 
-    def cancel(self) -> None:
+    def cancel(self, flush: bool = False) -> None:
+        """Stop the timer and the fast path; ``flush``: write what the pipe held first."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-
-
-class _Side(asyncio.Protocol):
-    """The protocol of one socket: its reads feed ``source_of``, its flow control
-    pauses the lane that writes into it."""
-
-    def __init__(self, conn: ProxyConnection, source_of: _Lane, dest_of: _Lane) -> None:
-        self.conn = conn
-        self.source_of = source_of
-        self.dest_of = dest_of
-        self.upstream = source_of.direction == "upstream"
-
-    def data_received(self, data: bytes) -> None:
-        size = len(data)
-        if self.upstream:
-            self.conn.bytes_up += size
-            self.conn.proxy._bytes_up += size
-        else:
-            self.conn.bytes_down += size
-            self.conn.proxy._bytes_down += size
-        self.source_of.data_received(data)
-
-    def eof_received(self) -> bool:
-        self.source_of.eof_received()
-        return True  # keep the socket open: half-close, the other way may still talk
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.conn.closed:
-            self.conn._shutdown("abort")  # only errors get here before we close
-
-    def pause_writing(self) -> None:
-        self.dest_of.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.dest_of.resume_writing()
-
-
-class ClientSide(_Side):
-    """The protocol of an accepted socket: creates the connection and opens its upstream.
-
-    The proxy's listener makes one per accepted socket.
-    """
-
-    def __init__(self, proxy: ConnectionOwner) -> None:
-        self.proxy = proxy
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        conn = self.proxy._accepted_connection(transport)
-        super().__init__(conn, conn._lanes["upstream"], conn._lanes["downstream"])
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if hasattr(self, "conn"):
-            super().connection_lost(exc)
+        self.spliced = False
+        if self.splicer is not None:
+            self.splicer.close(flush)
 
 
 class ProxyConnection:
@@ -440,6 +420,7 @@ class ProxyConnection:
             self._timers.pop(key).cancel()
         for lane in self._lanes.values():
             lane.shaper.forget(keys)
+            lane.retoxed()
 
     def _toxic_removed(self, toxic: Toxic) -> None:
         """A toxic was disarmed: what it was holding in this connection goes out now."""
@@ -499,7 +480,7 @@ class ProxyConnection:
         try:
             async with asyncio.timeout(proxy.connect_timeout):
                 transport, _ = await loop.create_connection(
-                    lambda: _Side(self, lanes["downstream"], lanes["upstream"]), up.host, up.port
+                    lambda: Side(self, lanes["downstream"], lanes["upstream"]), up.host, up.port
                 )
         except (OSError, TimeoutError):
             self._shutdown("close")
@@ -517,6 +498,9 @@ class ProxyConnection:
         for side in (transport, self._client):
             side.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self._client.resume_reading()
+        for lane in lanes.values():
+            lane.can_splice = SPLICE_SUPPORTED and proxy._fast_path and lane.filter is None
+            lane.splice_if_idle()
 
     def _lane_done(self) -> None:
         self._lanes_done += 1
@@ -543,7 +527,7 @@ class ProxyConnection:
             timer.cancel()
         self._timers.clear()
         for lane in self._lanes.values():
-            lane.cancel()
+            lane.cancel(flush=how == "close")
         for transport in (self._client, self._server):
             if transport is None:
                 continue

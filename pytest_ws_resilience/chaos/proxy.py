@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from pytest_ws_resilience.chaos.connection import ClientSide, ProxyConnection, parse_upstream
+from pytest_ws_resilience.chaos.connection import ProxyConnection
 from pytest_ws_resilience.chaos.message_faults import (
     PREDICATE_RAISED,
     MessageFault,
@@ -36,6 +36,7 @@ from pytest_ws_resilience.chaos.message_faults import (
 )
 from pytest_ws_resilience.chaos.message_filter import MessageFilter
 from pytest_ws_resilience.chaos.seeds import FaultDecision, derive_rng
+from pytest_ws_resilience.chaos.sides import ClientSide
 from pytest_ws_resilience.chaos.toxics import (
     CONNECTION_KINDS,
     Toxic,
@@ -43,6 +44,7 @@ from pytest_ws_resilience.chaos.toxics import (
     build_toxic,
     default_toxic_name,
 )
+from pytest_ws_resilience.chaos.upstream import parse_upstream
 from pytest_ws_resilience.loopback import is_loopback_host
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.vacuous import NothingChecked
@@ -107,6 +109,9 @@ class ChaosProxy:
         self._applied_by_fault: Counter[str] = Counter()
         self._predicate_errors: dict[str, tuple[int, str]] = {}
         self._server: asyncio.Server | None = None
+        # The kernel fast path of idle bytes-only lanes (`chaos.splice`); off only to
+        # measure it (benchmarks/chaos_proxy.py) or to compare the two paths in tests.
+        self._fast_path = True
         self._is_down = False
         self._started = False
         for spec in toxics:

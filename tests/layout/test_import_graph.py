@@ -79,6 +79,7 @@ PURE_MODULES = (
     "chaos.message_faults",
     "chaos.frame_reader",
     "chaos.message_filter",
+    "chaos.upstream",
     "servers.readiness",
     "servers.log_digest",
     "load.thresholds",
