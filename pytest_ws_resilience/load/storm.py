@@ -37,6 +37,7 @@ from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
+from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
 from pytest_ws_resilience.redaction import redact
@@ -348,6 +349,7 @@ class Storm:
         if label is None:
             label = f"cycles n={count} concurrency={workers}"
         result = StormResult("cycles", label, attempted=count)
+        ensure_fd_limit(min(workers, count))
         all_users = self._users(count, users)
         sends = message is not None
         numbers = iter(range(count))
@@ -477,6 +479,8 @@ class Storm:
         route: Callable[[int], str],
         options: Mapping[str, Any],
     ) -> StormResult:
+        ensure_fd_limit(len(users))  # before anything opens: one clear error, not EMFILEs
+        rss_before = current_rss_bytes()  # the clients' own objects count as their memory
         clients = [self._client(i, user, token, route(i), options) for i, user in enumerate(users)]
         ok = [False] * len(clients)
         loop = asyncio.get_running_loop()
@@ -493,7 +497,6 @@ class Storm:
                 settle=settle,
             )
 
-        rss_before = current_rss_bytes()
         started = time.monotonic()
         first_due = loop.time()
         try:
