@@ -52,6 +52,7 @@ from websockets.typing import Subprotocol
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
 from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.stats import Distribution
@@ -136,7 +137,10 @@ async def storm_side(storm: Storm, users: list[TestUser]) -> Side:
     return elapsed, result.duration_s, result.connect_ms, result.error_count, cpu
 
 
-async def raw_side(url: str, users: list[TestUser]) -> Side:
+async def raw_side(url: str, users: list[TestUser], pause_gc: bool = False) -> Side:
+    if pause_gc:  # as `Storm` does: apples to apples for the collector
+        with collector_paused():
+            return await raw_side(url, users)
     connect_ms: list[float] = []
 
     async def open_one(user: TestUser) -> ClientConnection:
@@ -157,7 +161,9 @@ async def raw_side(url: str, users: list[TestUser]) -> Side:
     return elapsed, opening, connect_ms, len(opened) - len(conns), cpu
 
 
-async def run(url: str, tokens: TokenFactory, users: list[TestUser], rounds: int) -> int:
+async def run(
+    url: str, tokens: TokenFactory, users: list[TestUser], rounds: int, pause_gc: bool
+) -> int:
     storm = Storm(url, tokens, SETTINGS)
     await storm_side(storm, users[:50])  # warm both paths up
     await raw_side(url, users[:50])
@@ -169,11 +175,11 @@ async def run(url: str, tokens: TokenFactory, users: list[TestUser], rounds: int
     errors = 0
     for n in range(rounds):
         if n % 2:
-            raw = await raw_side(url, users)
+            raw = await raw_side(url, users, pause_gc)
             framework = await storm_side(storm, users)
         else:
             framework = await storm_side(storm, users)
-            raw = await raw_side(url, users)
+            raw = await raw_side(url, users, pause_gc)
         ratios.append(framework[0] / raw[0])
         open_ratios.append(framework[1] / raw[1])
         cpu_ratios.append(framework[4] / raw[4])
@@ -282,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument(
+        "--raw-gc-paused",
+        action="store_true",
+        help="pause the garbage collector on the raw side too, as Storm does",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip memory per connection")
     parser.add_argument("--memory-probe", choices=("storm", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -297,9 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     with serve(tokens) as url:
         print(
             f"server {url} ({args.server}); {args.connections} concurrent authenticated "
-            f"connections, {args.rounds} rounds"
+            f"connections, {args.rounds} rounds; garbage collector paused during the "
+            f"storm for Storm{' and for raw' if args.raw_gc_paused else ' only'}"
         )
-        missed = asyncio.run(run(url, tokens, users, args.rounds))
+        missed = asyncio.run(run(url, tokens, users, args.rounds, args.raw_gc_paused))
         if not args.no_memory:
             missed |= memory_figures(url, tokens, args.connections)
     return missed if args.strict else 0
