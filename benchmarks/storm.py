@@ -86,8 +86,8 @@ def raise_fd_limit(connections: int, server: str) -> None:
             f"(--server {server}): raise it (ulimit -Hn, or docker --ulimit nofile=) or "
             f"use fewer --connections"
         )
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         print(f"open-file soft limit raised from {soft} to {target} (hard {hard})")
 

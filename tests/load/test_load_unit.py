@@ -3,6 +3,7 @@ sample thinning, the RSS reader and the benchmark replay clock. No sockets."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -22,6 +23,7 @@ from pytest_ws_resilience.errors import (
     WsTimeoutError,
 )
 from pytest_ws_resilience.load.bench import ReplayTimer
+from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.error_kinds import ERROR_KINDS, error_kind
 from pytest_ws_resilience.load.results import MAX_SAMPLES, StormResult, thin_samples
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
@@ -318,3 +320,32 @@ def test_replay_timer_gives_each_round_its_measured_duration():
     timer()  # a third round starts...
     with pytest.raises(RuntimeError, match="use either benchmark or ws_benchmark"):
         timer()  # ...but nothing was measured for it
+
+
+# -- the collector's pause ---------------------------------------------------------------
+
+
+def test_the_collector_pause_nests_and_restores_what_it_found():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # a second storm in the same loop
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer storm is still running
+    assert gc.isenabled()
+
+
+def test_the_collector_pause_keeps_a_users_own_disable():
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the user turned it off: it stays off
+    finally:
+        gc.enable()
+
+
+def test_the_collector_comes_back_when_the_storm_raises():
+    with pytest.raises(RuntimeError, match="boom"), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
