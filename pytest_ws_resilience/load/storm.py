@@ -12,7 +12,9 @@ as a fresh `TestUser` minted before the clock starts, or one of the given users.
 storm measures the server, so connection retries are off by default: a refused or
 reset connection is counted, not hidden by a backoff. Every arrival is bounded (its
 handshakes by the connect timeout, its replies by the recv timeout); closing is
-concurrent and bounded by the close timeout.
+concurrent and bounded by the close timeout. Before anything opens, a storm makes room
+for its sockets (`load.fd_limit`: the soft open-file limit is raised when too low), and
+a storm or burst pauses the cyclic garbage collector until it is over (`load.collector`).
 """
 
 from __future__ import annotations
