@@ -55,6 +55,12 @@ def _format_bytes(size: int | None) -> str:
     return f"{sign}{abs(size) / _MIB:.1f} MiB"
 
 
+def _format_per_connection(size: float | None) -> str:
+    if size is None:
+        return ""
+    return f" ({size / 1024:.1f} KiB per connection)"
+
+
 @dataclass
 class StormResult:
     """The outcome of one storm, cycle run or burst.
@@ -68,6 +74,8 @@ class StormResult:
         error_examples: the first error message of each kind seen (redacted).
         rss_growth_bytes: resident memory of this process at the storm's peak minus
             before it; None when it cannot be read.
+        rss_per_connection_bytes: that growth per connection that succeeded (cycles:
+            what each cycle left behind); None when unknown or none succeeded.
         connect_ms: opening handshake of each successful connection.
         first_message_ms: per connection, from its first send to the first frame the
             server sent after it.
@@ -151,6 +159,16 @@ class StormResult:
         )
 
     @property
+    def rss_per_connection_bytes(self) -> float | None:
+        """`rss_growth_bytes` per successful connection: the client memory one open
+        connection costs at the peak of a storm or burst (with an in-process server,
+        its memory too); for cycles, what each cycle left behind. None when the growth
+        is unknown or no connection succeeded."""
+        if self.rss_growth_bytes is None or not self.succeeded:
+            return None
+        return self.rss_growth_bytes / self.succeeded
+
+    @property
     def open_window_s(self) -> float | None:
         """Seconds from the start of the storm until its last connection was open."""
         return max(self.opened_s) if self.opened_s else None
@@ -199,6 +217,7 @@ class StormResult:
         lines = [
             f"{self.label}: {self.succeeded}/{self.attempted} succeeded in "
             f"{self.duration_s:.3f} s, RSS growth {_format_bytes(self.rss_growth_bytes)}"
+            f"{_format_per_connection(self.rss_per_connection_bytes)}"
         ]
         if self.messages_sent:
             lines.append(f"  messages sent {self.messages_sent}, replies {self.replies_received}")
@@ -227,5 +246,6 @@ class StormResult:
             "succeeded": self.succeeded,
             "errors": dict(self.errors),
             "rss_growth_bytes": self.rss_growth_bytes,
+            "rss_per_connection_bytes": self.rss_per_connection_bytes,
             "distributions": distributions,
         }

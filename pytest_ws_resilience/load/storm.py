@@ -12,7 +12,9 @@ as a fresh `TestUser` minted before the clock starts, or one of the given users.
 storm measures the server, so connection retries are off by default: a refused or
 reset connection is counted, not hidden by a backoff. Every arrival is bounded (its
 handshakes by the connect timeout, its replies by the recv timeout); closing is
-concurrent and bounded by the close timeout.
+concurrent and bounded by the close timeout. Before anything opens, a storm makes room
+for its sockets (`load.fd_limit`: the soft open-file limit is raised when too low), and
+a storm or burst pauses the cyclic garbage collector until it is over (`load.collector`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from pytest_ws_resilience.config.bounds import (
 )
 from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
+from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
 from pytest_ws_resilience.redaction import redact
@@ -348,6 +352,7 @@ class Storm:
         if label is None:
             label = f"cycles n={count} concurrency={workers}"
         result = StormResult("cycles", label, attempted=count)
+        ensure_fd_limit(min(workers, count))
         all_users = self._users(count, users)
         sends = message is not None
         numbers = iter(range(count))
@@ -477,53 +482,58 @@ class Storm:
         route: Callable[[int], str],
         options: Mapping[str, Any],
     ) -> StormResult:
-        clients = [self._client(i, user, token, route(i), options) for i, user in enumerate(users)]
-        ok = [False] * len(clients)
-        loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
+        # The collector waits until the storm is over (`load.collector`: why).
+        with collector_paused():
+            ensure_fd_limit(len(users))  # before anything opens: one clear error, not EMFILEs
+            rss_before = current_rss_bytes()  # the clients' own objects count as their memory
+            clients = [
+                self._client(i, user, token, route(i), options) for i, user in enumerate(users)
+            ]
+            ok = [False] * len(clients)
+            loop = asyncio.get_running_loop()
+            tasks: list[asyncio.Task[None]] = []
 
-        async def arrival(index: int) -> None:
-            ok[index] = await self._arrive(
-                clients[index],
-                index,
-                result,
-                started,
-                messages(index),
-                replies(index),
-                settle=settle,
-            )
+            async def arrival(index: int) -> None:
+                ok[index] = await self._arrive(
+                    clients[index],
+                    index,
+                    result,
+                    started,
+                    messages(index),
+                    replies(index),
+                    settle=settle,
+                )
 
-        rss_before = current_rss_bytes()
-        started = time.monotonic()
-        first_due = loop.time()
-        try:
-            for index in range(len(clients)):
-                if rate is not None:
-                    # Arrivals follow the clock, not completions (an open model).
-                    delay = first_due + index / rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(arrival(index), name=f"storm arrival {index}"))
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=1.0)
-            await self._close(clients)
-            raise
-        result.duration_s = time.monotonic() - started
-        result.rss_growth_bytes = _growth(rss_before, current_rss_bytes())  # at the peak
-        result.succeeded = sum(ok)
-        if hold:
-            kept = [c for c, good in zip(clients, ok, strict=True) if good]
-            result.clients = kept
-            self._held.extend(kept)
-            await self._close([c for c, good in zip(clients, ok, strict=True) if not good])
-        else:
-            await self._close(clients)
-        self._on_result(result)
-        return result
+            started = time.monotonic()
+            first_due = loop.time()
+            try:
+                for index in range(len(clients)):
+                    if rate is not None:
+                        # Arrivals follow the clock, not completions (an open model).
+                        delay = first_due + index / rate - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(arrival(index), name=f"storm arrival {index}"))
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                if tasks:
+                    await asyncio.wait(tasks, timeout=1.0)
+                await self._close(clients)
+                raise
+            result.duration_s = time.monotonic() - started
+            result.rss_growth_bytes = _growth(rss_before, current_rss_bytes())  # at the peak
+            result.succeeded = sum(ok)
+            if hold:
+                kept = [c for c, good in zip(clients, ok, strict=True) if good]
+                result.clients = kept
+                self._held.extend(kept)
+                await self._close([c for c, good in zip(clients, ok, strict=True) if not good])
+            else:
+                await self._close(clients)
+            self._on_result(result)
+            return result
 
     async def _close(self, clients: Sequence[WsClient]) -> None:
         """Close ``clients`` at once; each close is bounded, and so is the whole."""

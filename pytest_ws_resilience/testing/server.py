@@ -64,6 +64,10 @@ logger.addFilter(RedactingFilter())
 
 #: How long the server waits for a client to answer its close frame before aborting.
 _CLOSE_TIMEOUT_S = 1.0
+# Pending connections the kernel queues for accept() (capped by net.core.somaxconn):
+# asyncio's default of 100 overflows in a storm of 1,000, and each dropped handshake
+# then waits a whole SYN-ACK retransmit (1 s, 3 s...): latency of the kernel, not of us.
+_BACKLOG = 4096
 #: Share of ``stop(timeout)`` spent closing gracefully before aborting sockets.
 _GRACEFUL_SHARE = 0.7
 
@@ -189,6 +193,7 @@ class ReferenceServer:
             max_size=config.max_message_size,
             logger=logger,
             create_connection=self._connection_class(),
+            backlog=_BACKLOG,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         logger.info("reference server listening on %s (%s)", self.url, config.auth_mode)

@@ -84,6 +84,8 @@ PURE_MODULES = (
     "servers.log_digest",
     "load.thresholds",
     "load.error_kinds",
+    "load.fd_limit",
+    "load.collector",
     "report.records",
     "report.aggregate",
     "report.summary",

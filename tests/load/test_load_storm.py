@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import struct
@@ -115,6 +116,20 @@ async def test_storm_opens_every_connection_at_once_authenticated(storm, server)
     assert result.rss_growth_bytes is not None
     assert len(result.started_s) == len(result.opened_s) == 100
     await wait_until(lambda: server.stats.active_connections == 0)  # all closed after
+
+
+async def test_storm_runs_with_the_collector_paused_and_turns_it_back_on(storm):
+    seen: list[bool] = []
+
+    def message(index: int) -> dict[str, object]:  # called by each arrival, mid-storm
+        seen.append(gc.isenabled())
+        return {"type": "ping", "n": index}
+
+    assert gc.isenabled()
+    result = await storm.connect(20, message=message, reply={"type": "pong"})
+    assert result.succeeded == 20 and result.replies_received == 20
+    assert seen == [False] * 20
+    assert gc.isenabled()
 
 
 async def test_storm_connections_are_all_open_at_the_same_time(storm, server):

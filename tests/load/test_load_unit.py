@@ -3,6 +3,7 @@ sample thinning, the RSS reader and the benchmark replay clock. No sockets."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -22,6 +23,7 @@ from pytest_ws_resilience.errors import (
     WsTimeoutError,
 )
 from pytest_ws_resilience.load.bench import ReplayTimer
+from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.error_kinds import ERROR_KINDS, error_kind
 from pytest_ws_resilience.load.results import MAX_SAMPLES, StormResult, thin_samples
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
@@ -159,13 +161,24 @@ def test_threshold_failure_prints_every_distribution_and_the_errors():
     lines = text.splitlines()
     assert lines[0] == "storm 'connect n=100 all at once' missed its thresholds:"
     assert lines[1] == "  connect_ms p95 = 95.0 ms > 10 ms"
-    assert "98/100 succeeded in 1.250 s, RSS growth +3.0 MiB" in lines[2]
+    assert "98/100 succeeded in 1.250 s, RSS growth +3.0 MiB (31.3 KiB per connection)" in lines[2]
     assert "  connect_ms        n=100 min=1.0 p50=50.5 p95=95.0 p99=99.0 max=100.0 ms" in lines
     assert "  first_message_ms  n=2 min=2.0 p50=3.0 p95=3.9 p99=4.0 max=4.0 ms" in lines
     assert "  round_trip_ms     n=3 min=1.0 p50=3.0 p95=4.8 p99=5.0 max=5.0 ms" in lines
     assert "  errors: refused=2, auth=1" in lines
     assert "    refused, first: storm#7:user-a: connection refused" in lines
     assert TOKEN not in text  # error examples are redacted
+
+
+def test_memory_per_connection_is_the_growth_per_successful_connection():
+    r = result(succeeded=4, rss_growth_bytes=40 * 1024)
+    assert r.rss_per_connection_bytes == 10 * 1024
+    assert "RSS growth +0.0 MiB (10.0 KiB per connection)" in r.describe()
+    assert r.as_dict()["rss_per_connection_bytes"] == 10 * 1024
+    # Unknown growth, or nothing held open: no figure rather than a made-up one.
+    assert result(succeeded=4).rss_per_connection_bytes is None
+    assert result(succeeded=0, rss_growth_bytes=4096).rss_per_connection_bytes is None
+    assert "per connection" not in result(succeeded=0, rss_growth_bytes=4096).describe()
 
 
 def test_error_thresholds_fail_with_the_counts():
@@ -199,6 +212,7 @@ def test_as_dict_has_exactly_the_report_shape_and_is_json_ready():
         "succeeded",
         "errors",
         "rss_growth_bytes",
+        "rss_per_connection_bytes",
         "distributions",
     }
     assert data["kind"] == "storm"
@@ -306,3 +320,32 @@ def test_replay_timer_gives_each_round_its_measured_duration():
     timer()  # a third round starts...
     with pytest.raises(RuntimeError, match="use either benchmark or ws_benchmark"):
         timer()  # ...but nothing was measured for it
+
+
+# -- the collector's pause ---------------------------------------------------------------
+
+
+def test_the_collector_pause_nests_and_restores_what_it_found():
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # a second storm in the same loop
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer storm is still running
+    assert gc.isenabled()
+
+
+def test_the_collector_pause_keeps_a_users_own_disable():
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the user turned it off: it stays off
+    finally:
+        gc.enable()
+
+
+def test_the_collector_comes_back_when_the_storm_raises():
+    with pytest.raises(RuntimeError, match="boom"), collector_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
