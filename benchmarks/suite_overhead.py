@@ -11,7 +11,10 @@ generated projects run it, each in its own ``pytest`` subprocess:
 - plugin: ``async def test(ws_client)``, ``-p ws_resilience --ws-env=bench`` (an env of the
   project's ``pyproject.toml`` naming the server's URL and the variable holding its secret);
 - raw: the same test with ``websockets.connect`` offering the same subprotocols and a
-  token minted per test with pyjwt, in a run with ``-p no:ws_resilience``.
+  token minted per test with pyjwt, in a run with ``-p no:ws_resilience``;
+- raw, async fixture: the same, with the connection opened and closed by a
+  ``pytest_asyncio`` fixture, as ``ws_client`` is (pytest-asyncio runs a fixture's setup
+  and its teardown each in a turn of the loop of their own, which costs every test).
 
 Both point at one reference server in its own process (``python -m
 pytest_ws_resilience.testing``), so its CPU is not shared with the side measured. Rounds
@@ -189,6 +192,38 @@ async def test_ping_{n}(raw_token):
                 pass
 """
 
+# The same raw test with its connection in an async fixture, as many raw suites write it:
+# what pytest-asyncio's fixture costs, apart from the plugin.
+RAW_FIXTURE_CONFTEST = """
+import pytest_asyncio
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from conftest_token import URL, raw_token  # noqa: F401
+
+
+@pytest_asyncio.fixture
+async def raw_ws(raw_token):
+    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
+    async with connect(URL, subprotocols=offer, proxy=None, open_timeout=10) as ws:
+        yield ws
+"""
+
+RAW_FIXTURE_TEST = """
+import asyncio
+import json
+
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_ping_{n}(raw_ws):
+    await raw_ws.send(json.dumps({{"type": "ping"}}))
+    async with asyncio.timeout(10):
+        while json.loads(await raw_ws.recv()).get("type") != "pong":
+            pass
+"""
+
 PYPROJECT = """
 [tool.pytest.ini_options]
 asyncio_mode = "strict"
@@ -252,22 +287,27 @@ def server_process(secret: str) -> Iterator[str]:
             proc.wait(timeout=5)
 
 
-def write_projects(root: Path, url: str, tests: int) -> tuple[Path, Path]:
-    """The two generated projects: (plugin, raw), N tests each, one file per 20 tests."""
-    plugin, raw = root / "plugin", root / "raw"
-    for project in (plugin, raw):
+def write_projects(root: Path, url: str, tests: int) -> tuple[Path, Path, Path]:
+    """The generated projects: (plugin, raw, raw with an async fixture), N tests each,
+    one file per 20 tests."""
+    plugin, raw, raw_fixture = root / "plugin", root / "raw", root / "raw_fixture"
+    for project in (plugin, raw, raw_fixture):
         project.mkdir()
         (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
     env = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
     (plugin / "pyproject.toml").write_text(PYPROJECT.format(extra=env))
-    (raw / "pyproject.toml").write_text(PYPROJECT.format(extra=""))
+    for project in (raw, raw_fixture):
+        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=""))
     (raw / "conftest.py").write_text(RAW_CONFTEST.format(secret_env=SECRET_ENV))
+    (raw_fixture / "conftest_token.py").write_text(RAW_CONFTEST.format(secret_env=SECRET_ENV))
+    (raw_fixture / "conftest.py").write_text(RAW_FIXTURE_CONFTEST)
     for first in range(0, tests, 20):
         numbers = range(first, min(first + 20, tests))
         name = f"test_ping_{first // 20:03d}.py"
         (plugin / name).write_text("".join(PLUGIN_TEST.format(n=n) for n in numbers))
         (raw / name).write_text("".join(RAW_TEST.format(n=n) for n in numbers))
-    return plugin, raw
+        (raw_fixture / name).write_text("".join(RAW_FIXTURE_TEST.format(n=n) for n in numbers))
+    return plugin, raw, raw_fixture
 
 
 @dataclass(frozen=True)
@@ -407,11 +447,15 @@ def main(argv: list[str] | None = None) -> int:
 
     secret = secrets.token_urlsafe(32)
     with server_process(secret) as url, tempfile.TemporaryDirectory() as tmp:
-        plugin_dir, raw_dir = write_projects(Path(tmp), url, args.tests)
+        plugin_dir, raw_dir, raw_fixture_dir = write_projects(Path(tmp), url, args.tests)
         env = {**os.environ, SECRET_ENV: secret, "SUITE_SERVER_URL": url}
         env.pop("PYTEST_ADDOPTS", None)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as users have it
-        sides = [Side("ws_client", plugin_dir, True), Side("raw", raw_dir, False)]
+        sides = [
+            Side("ws_client", plugin_dir, True),
+            Side("raw", raw_dir, False),
+            Side("raw, async fixture", raw_fixture_dir, False),
+        ]
         if args.before:
             sides.append(Side("ws_client before", plugin_dir, True, str(Path(args.before))))
         for side in sides:  # warm caches (bytecode, page cache)
@@ -460,6 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         if side == "ws_client":
             missed = not (ok_test and ok_startup)
+    # pytest-asyncio's own cost of a connection made in an async fixture, and ours beyond it.
+    fixture_cost = _ratio(runs, "raw, async fixture", "raw", "steady")
+    ours = _ratio(runs, "ws_client", "raw, async fixture", "steady")
+    ours_cpu = _ratio(runs, "ws_client", "raw, async fixture", "steady_cpu")
+    print(
+        f"raw, async fixture / raw: per test {fixture_cost:.3f}x (pytest-asyncio's fixture); "
+        f"ws_client / raw, async fixture: {ours:.3f}x (CPU {ours_cpu:.3f}x)"
+    )
     return 1 if (missed and args.strict) else 0
 
 
