@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import mmap
 import re
 
 import pytest
@@ -301,11 +302,16 @@ def test_rss_is_read_from_the_running_process():
     rss = current_rss_bytes()
     assert rss_source() in ("statm", "getrusage")
     assert rss is not None and rss > 1024 * 1024  # a Python process holds megabytes
-    grown = bytearray(32 * 1024 * 1024)
-    grown[::4096] = b"x" * len(grown[::4096])  # touch every page: resident now
-    after = current_rss_bytes()
-    assert after is not None and after - rss >= 16 * 1024 * 1024
-    del grown
+    # Fresh anonymous pages (a bytearray may reuse memory the allocator kept resident
+    # after an earlier test freed it, and then RSS does not move).
+    grown = mmap.mmap(-1, 32 * 1024 * 1024)
+    try:
+        for page in range(0, len(grown), mmap.PAGESIZE):
+            grown[page] = 1  # touch every page: resident now
+        after = current_rss_bytes()
+        assert after is not None and after - rss >= 16 * 1024 * 1024
+    finally:
+        grown.close()
 
 
 def test_replay_timer_gives_each_round_its_measured_duration():
