@@ -19,7 +19,7 @@ shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -55,13 +55,13 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
     time, and registered as a plugin.
     """
 
-    @pytest_asyncio.fixture(loop_scope=loop_scope)
-    async def ws_client_factory(
+    @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
+    def ws_client_factory(
         request: pytest.FixtureRequest,
         ws_server: ServerUnderTest,
         ws_settings: WsSettings,
         ws_user_factory: Callable[..., TestUser],
-    ) -> AsyncIterator[ClientFactory]:
+    ) -> Iterator[ClientFactory]:
         """``await ws_client_factory(user=None, *, token=None, url=None, path=None,
         path_params=None, auth=None, headers=None, origin=None, ...)``.
 
@@ -72,43 +72,54 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         ``origin``, ``subprotocols``, ``user_agent`` and ``compression`` go over the
         settings' connection options; other keywords go to `WsClient`. Every client made
         here is closed at teardown, concurrently and bounded.
+
+        A synchronous fixture in the test's loop, as ``ws_client`` (setup has nothing to
+        await; teardown closes with ``run_until_complete``).
         """
         from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
 
+        loop = asyncio.get_event_loop()  # the test's loop, current (pytest-asyncio)
         factory = TestClientFactory(
             ws_server.url,
             ws_settings,
             ws_user_factory,
             test_watch(request.node),
-            loop=asyncio.get_running_loop(),
+            loop=loop,
             loop_scope=loop_scope,
         )
         try:
             yield factory
         finally:
-            await factory.aclose()
+            loop.run_until_complete(factory.aclose())
 
-    @pytest_asyncio.fixture(loop_scope=loop_scope)
-    async def ws_client(
+    # pytest-asyncio runs a synchronous fixture in the loop too; its stubs say async only.
+    @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
+    def ws_client(
         request: pytest.FixtureRequest,
         ws_server: ServerUnderTest,
         ws_settings: WsSettings,
         ws_user: TestUser,
-    ) -> AsyncIterator[WsClient]:
+    ) -> Iterator[WsClient]:
         """A connected `WsClient` for `ws_user`, closed (bounded) at teardown.
 
-        Made here rather than through ``ws_client_factory``: the most used fixture pays
-        for one event-loop fixture, not two (each costs a loop run at setup and at
-        teardown, on every test).
+        The most used fixture, so the cheapest way pytest-asyncio offers: a synchronous
+        fixture in the test's event loop (pytest-asyncio makes it the current loop, not
+        running between fixtures), which connects and closes with ``run_until_complete``.
+        An ``async`` fixture would pay for a runner turn of its own at setup and at
+        teardown (signal handlers, a context copy), on every test
+        (``benchmarks/suite_overhead.py``).
         """
         from pytest_ws_resilience.plugin.loop_objects import close_all, connected_client
 
+        loop = asyncio.get_event_loop()  # the test's loop, current (pytest-asyncio)
         watch = test_watch(request.node)
-        client = await connected_client(ws_server.url, ws_settings, ws_user, watch)
+        client = loop.run_until_complete(
+            connected_client(ws_server.url, ws_settings, ws_user, watch)
+        )
         try:
             yield client
         finally:
-            await close_all([client], ws_settings)
+            loop.run_until_complete(close_all([client], ws_settings))
 
     if loop_scope == "session":
 
