@@ -512,6 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         f"raw, async fixture / raw: per test {fixture_cost:.3f}x (pytest-asyncio's fixture); "
         f"ws_client / raw, async fixture: {ours:.3f}x (CPU {ours_cpu:.3f}x)"
     )
+    if args.before:
+        gain = _ratio(runs, "ws_client", "ws_client before", "steady")
+        gain_cpu = _ratio(runs, "ws_client", "ws_client before", "steady_cpu")
+        print(f"ws_client / ws_client before: per test {gain:.3f}x (CPU {gain_cpu:.3f}x)")
     return 1 if (missed and args.strict) else 0
 
 
