@@ -39,13 +39,13 @@ import contextlib
 import gc
 import os
 import resource
-import selectors
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 
+from reference_process import server_process
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -61,7 +61,6 @@ from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 __all__ = ["main"]
 
 TARGET = 1.15  # issue 16 (SPEC section 6 allows 1.3x)
-SERVER_START_S = 15.0
 SECRET_ENV = "WS_STORM_BENCH_SECRET"
 # Generous handshake bound for both sides: 1,000 handshakes queue on one server.
 OPEN_TIMEOUT_S = 60.0
@@ -93,29 +92,10 @@ def raise_fd_limit(connections: int, server: str) -> None:
 
 
 @contextlib.contextmanager
-def server_process(tokens: TokenFactory) -> Iterator[str]:
-    """A ``ws-resilience-server`` subprocess; yields its URL once it listens (bounded)."""
-    env = {**os.environ, SECRET_ENV: tokens.secret or ""}
-    command = [sys.executable, "-m", "pytest_ws_resilience.testing", "--secret-env", SECRET_ENV]
-    command += ["--ping-interval", "0"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout=SERVER_START_S):
-                raise SystemExit(f"server did not start within {SERVER_START_S:g} s")
-        line = proc.stdout.readline().strip()
-        if " listening on " not in line:
-            raise SystemExit(f"server did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+def server_process_for(tokens: TokenFactory) -> Iterator[str]:
+    """A ``ws-resilience-server`` subprocess accepting ``tokens``; yields its URL."""
+    with server_process(SECRET_ENV, tokens.secret or "", ["--ping-interval", "0"]) as url:
+        yield url
 
 
 @contextlib.contextmanager
@@ -304,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return probe_main(args.memory_probe, args.url, args.connections)
     tokens = TokenFactory()
     users = [tokens.user() for _ in range(args.connections)]
-    serve = server_process if args.server == "process" else server_thread
+    serve = server_process_for if args.server == "process" else server_thread
     with serve(tokens) as url:
         print(
             f"server {url} ({args.server}); {args.connections} concurrent authenticated "

@@ -40,25 +40,24 @@ Prints medians, ratios and PASS/FAIL; exits 0 unless ``--strict`` and a target i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
-import selectors
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from reference_process import server_process
 
 __all__ = ["main"]
 
 TEST_RATIO_TARGET = 1.15
 STARTUP_TARGET_S = 0.1
-SERVER_START_S = 15.0
 RUN_TIMEOUT_S = 300.0
 SECRET_ENV = "WS_SUITE_BENCH_SECRET"
 
@@ -262,31 +261,6 @@ LIBRARY_PARTS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-@contextlib.contextmanager
-def server_process(secret: str) -> Iterator[str]:
-    """A reference server subprocess; yields its URL once it listens (bounded)."""
-    env = {**os.environ, SECRET_ENV: secret}
-    command = [sys.executable, "-m", "pytest_ws_resilience.testing", "--secret-env", SECRET_ENV]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout=SERVER_START_S):
-                raise SystemExit(f"server did not start within {SERVER_START_S:g} s")
-        line = proc.stdout.readline().strip()
-        if " listening on " not in line:
-            raise SystemExit(f"server did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def write_projects(root: Path, url: str, tests: int) -> tuple[Path, Path, Path]:
     """The generated projects: (plugin, raw, raw with an async fixture), N tests each,
     one file per 20 tests."""
@@ -446,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--before {args.before}: no pytest_ws_resilience package there")
 
     secret = secrets.token_urlsafe(32)
-    with server_process(secret) as url, tempfile.TemporaryDirectory() as tmp:
+    with server_process(SECRET_ENV, secret) as url, tempfile.TemporaryDirectory() as tmp:
         plugin_dir, raw_dir, raw_fixture_dir = write_projects(Path(tmp), url, args.tests)
         env = {**os.environ, SECRET_ENV: secret, "SUITE_SERVER_URL": url}
         env.pop("PYTEST_ADDOPTS", None)
