@@ -55,7 +55,7 @@ def _ms(value: float | None) -> str:
 
 def storm_line(storm: Mapping[str, Any], *, named: bool = True) -> str:
     """One storm as one line: what ran (unless ``named`` is false), how many made it,
-    percentiles of each distribution, errors and memory growth."""
+    percentiles of each distribution, errors and memory growth (and per connection)."""
     label = storm.get("label") or storm.get("kind") or "storm"
     kind = storm.get("kind")
     head = f"{label} ({kind})" if kind and kind != label else str(label)
@@ -72,7 +72,9 @@ def storm_line(storm: Mapping[str, Any], *, named: bool = True) -> str:
     parts.append("errors: " + format_counts(errors) if errors else "no errors")
     growth = storm.get("rss_growth_bytes")
     if isinstance(growth, int):
-        parts.append(f"RSS +{format_bytes(growth)}")
+        per = storm.get("rss_per_connection_bytes")
+        each = f" ({format_bytes(int(per))} per connection)" if isinstance(per, float) else ""
+        parts.append(f"RSS +{format_bytes(growth)}{each}")
     return f"{head}: " + ", ".join(parts) if named else ", ".join(parts)
 
 

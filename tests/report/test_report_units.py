@@ -321,6 +321,9 @@ def test_storm_line_and_small_formatters():
         "burst (connect): 49/50 ok, connect p50/p95/p99 1.5/3.2/4.0 ms, errors: timeout 1, "
         "RSS +2.0 KiB"
     )
+    per_connection = {**storm, "rss_growth_bytes": 49 * 66 * 1024}
+    per_connection["rss_per_connection_bytes"] = per_connection["rss_growth_bytes"] / 49
+    assert storm_line(per_connection).endswith("RSS +3.2 MiB (66.0 KiB per connection)")
     assert (format_bytes(512), format_bytes(1536), format_bytes(3 * 1024**2)) == (
         "512 B",
         "1.5 KiB",
