@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,9 @@ from websockets.typing import Subprotocol
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.load.collector import collector_paused
+from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.rss import current_rss_bytes, rss_source
 from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.stats import Distribution
@@ -69,26 +70,21 @@ SETTINGS = WsSettings(
 )
 
 
-FD_HEADROOM = 256
 MEMORY_WARMUP = 20
 
 
 def raise_fd_limit(connections: int, server: str) -> None:
-    """Make room for the sockets: the client's N (and an in-process server's N), and
-    the server process's N (it inherits this limit). Loud when the hard limit is low."""
-    needed = (2 if server == "thread" else 1) * connections + FD_HEADROOM
-    wanted = 4 * connections + FD_HEADROOM  # room for sockets still closing between sides
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise SystemExit(
-            f"open-file hard limit {hard} < {needed} needed for {connections} connections "
-            f"(--server {server}): raise it (ulimit -Hn, or docker --ulimit nofile=) or "
-            f"use fewer --connections"
-        )
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        print(f"open-file soft limit raised from {soft} to {target} (hard {hard})")
+    """Make room for the sockets (`load.fd_limit.ensure_fd_limit`, as a storm does): the
+    client's N, an in-process server's N too, and as many again for the server process
+    (it inherits this limit) or for sockets still closing between sides. Loud when the
+    hard limit is too low."""
+    own = (2 if server == "thread" else 1) * connections
+    try:
+        limit = ensure_fd_limit(own, in_process_server=True)
+    except WsConfigError as err:
+        raise SystemExit(f"{err} (--server {server})") from None
+    if limit.raised:
+        print(f"open-file soft limit raised from {limit.was} to {limit.soft} (hard {limit.hard})")
 
 
 @contextlib.contextmanager

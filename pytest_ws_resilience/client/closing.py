@@ -51,30 +51,24 @@ async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
     a second to unwind), and a connection still open after that is aborted, so no
     socket outlives the call.
     """
-    if not clients:
-        return
     if len(clients) == 1:  # the usual case (``ws_client``): no task to make and wait for
-        client = clients[0]
         try:
             async with asyncio.timeout(bound):
-                await client.close()
+                await clients[0].close()
         except TimeoutError:
             pass
         except Exception as exc:
             client_logger.debug("closing a client failed: %s", exc)
-        conn = client.connection
-        if conn is not None and not client.closed:
-            conn.transport.abort()
-        return
-    tasks = [asyncio.ensure_future(c.close()) for c in clients]
-    _, pending = await asyncio.wait(tasks, timeout=bound)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending, timeout=1.0)
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            client_logger.debug("closing a client failed: %s", task.exception())
+    elif clients:
+        tasks = [asyncio.ensure_future(c.close()) for c in clients]
+        _, pending = await asyncio.wait(tasks, timeout=bound)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                client_logger.debug("closing a client failed: %s", task.exception())
     for client in clients:
         conn = client.connection
         if conn is not None and not client.closed:

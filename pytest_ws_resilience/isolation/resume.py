@@ -30,7 +30,13 @@ from pytest_ws_resilience.isolation.fields import (
     frame_test,
     read_field,
 )
-from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame, span
+from pytest_ws_resilience.isolation.rules import (
+    RuleFindings,
+    RuleViolation,
+    receiver_of,
+    show_rule_frame,
+    span,
+)
 from pytest_ws_resilience.isolation.streams import StreamRule
 
 if TYPE_CHECKING:
@@ -125,40 +131,21 @@ def last_in_log(
     return best
 
 
-class ReplayChecks:
+class ReplayChecks(RuleFindings):
     """The findings of every resume a test judged, as a `FrameRule` of the guard (so
     they are in its report and fail its verdicts). It judges no live frame."""
 
     name = "resume replays"
 
     def __init__(self) -> None:
-        self._violations: list[RuleViolation] = []
-        self._checks = 0
+        super().__init__()
         self.resumes = 0
 
     def __repr__(self) -> str:
         return f"ReplayChecks(resumes={self.resumes}, violations={len(self._violations)})"
 
-    @property
-    def violations(self) -> list[RuleViolation]:
-        return self._violations
-
-    @property
-    def checks(self) -> int:
-        """Frames judged: every replayed frame and every done frame."""
-        return self._checks
-
     def on_receive(self, client: WsClient, record: LogRecord) -> None:
         """Live frames are the stream rules' job."""
-
-    def on_send(self, client: WsClient, raw: str | bytes, data: Any) -> None:
-        """Sends are not judged."""
-
-    def on_canary(self, client: WsClient, marker: str) -> None:
-        """Canaries are the detector's."""
-
-    def finish(self) -> None:
-        """Each resume was judged when its replay ended."""
 
     def nothing_checked(self) -> str | None:
         return None if self.resumes else "no resume was judged"

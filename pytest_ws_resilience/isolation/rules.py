@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FrameRule",
+    "RuleFindings",
     "RuleViolation",
     "format_rule_report",
     "receiver_of",
@@ -138,6 +139,38 @@ class FrameRule(Protocol):
 
     def nothing_checked(self) -> str | None:
         """Why the rule verified nothing, in one line; None when it judged frames."""
+
+
+class RuleFindings:
+    """What rules keep alike: their findings, the count of frames they judged, and no
+    interest in canaries (the detector's) or, unless they say so, in sends; nothing left
+    to judge at the end unless they say so. A rule subclasses it and adds ``name``,
+    ``on_receive`` and ``nothing_checked``."""
+
+    __slots__ = ("_checks", "_violations")
+
+    def __init__(self) -> None:
+        self._violations: list[RuleViolation] = []
+        self._checks = 0
+
+    @property
+    def violations(self) -> list[RuleViolation]:
+        """Findings so far, in order."""
+        return self._violations
+
+    @property
+    def checks(self) -> int:
+        """Frames judged so far."""
+        return self._checks
+
+    def on_send(self, client: WsClient, raw: str | bytes, data: Any) -> None:
+        """Sends are not judged."""
+
+    def on_canary(self, client: WsClient, marker: str) -> None:
+        """Canaries are the detector's."""
+
+    def finish(self) -> None:
+        """Nothing is left to judge at the end."""
 
 
 def format_rule_report(rules: Sequence[FrameRule]) -> list[str]:

@@ -44,7 +44,12 @@ from pytest_ws_resilience.isolation.fields import (
     read_field,
 )
 from pytest_ws_resilience.isolation.frames import sent_payload
-from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame
+from pytest_ws_resilience.isolation.rules import (
+    RuleFindings,
+    RuleViolation,
+    receiver_of,
+    show_rule_frame,
+)
 from pytest_ws_resilience.redaction import redact
 
 if TYPE_CHECKING:
@@ -188,7 +193,7 @@ def _path_pattern(template: Any, name: str) -> re.Pattern[str]:
     return re.compile(pattern + "/?")
 
 
-class ScopeRule:
+class ScopeRule(RuleFindings):
     """Every received frame whose ``field`` names a value of scope ``name`` the receiver
     is not entitled to at that moment is a violation (a `FrameRule`).
 
@@ -221,6 +226,7 @@ class ScopeRule:
         path: str | None = None,
         grace: float = 0.25,
     ) -> None:
+        super().__init__()
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"scope name must be an identifier such as 'room', got {name!r}")
         self.scope = name
@@ -239,10 +245,8 @@ class ScopeRule:
         ):
             raise ValueError(f"grace must be a number of seconds from 0 to 60, got {grace!r}")
         self.grace = float(grace)
-        self._violations: list[RuleViolation] = []
         #: Violations found beyond the ones kept (a leaking stream).
         self.dropped = 0
-        self._checks = 0
         #: Frames received by watched clients, judged or not (for `nothing_checked`).
         self.frames_seen = 0
         self._pathed: weakref.WeakSet[WsClient] = weakref.WeakSet()
@@ -260,17 +264,9 @@ class ScopeRule:
         return f"scope {self.scope!r} ({', '.join(where)})"
 
     @property
-    def violations(self) -> list[RuleViolation]:
-        return self._violations
-
-    @property
     def violation_count(self) -> int:
         """Every violation found, kept or not."""
         return len(self._violations) + self.dropped
-
-    @property
-    def checks(self) -> int:
-        return self._checks
 
     def on_receive(self, client: WsClient, record: LogRecord) -> None:
         """Judge one received frame: learn grants, check the scope field, learn revokes."""
@@ -304,12 +300,6 @@ class ScopeRule:
         at = time.monotonic()
         self._learn(timeline, self._joins, "sent", frame, at, grant=True)
         self._learn(timeline, self._leaves, "sent", frame, at, grant=False)
-
-    def on_canary(self, client: WsClient, marker: str) -> None:
-        """Canaries are the detector's business."""
-
-    def finish(self) -> None:
-        """Nothing is judged at the end: every frame was judged when it came."""
 
     def nothing_checked(self) -> str | None:
         if self._checks:

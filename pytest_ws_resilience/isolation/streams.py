@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.isolation.fields import field_path, frame_test, read_field
-from pytest_ws_resilience.isolation.rules import RuleViolation, receiver_of, show_rule_frame, span
+from pytest_ws_resilience.isolation.rules import (
+    RuleFindings,
+    RuleViolation,
+    receiver_of,
+    show_rule_frame,
+    span,
+)
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.client import WsClient
@@ -91,7 +97,7 @@ class _Receiver:
     streams: dict[Any, _Stream] = field(default_factory=dict)
 
 
-class StreamRule:
+class StreamRule(RuleFindings):
     """Sequence numbers checked on every frame: no gap, no duplicate, in order.
 
     A `FrameRule` (see `pytest_ws_resilience.isolation.rules`): the guard attaches it to
@@ -121,7 +127,6 @@ class StreamRule:
 
     __slots__ = (
         "_by_number",
-        "_checks",
         "_duplicates",
         "_gaps",
         "_ignore",
@@ -134,7 +139,6 @@ class StreamRule:
         "_select",
         "_sequence",
         "_total_order",
-        "_violations",
         "per",
         "sequence",
     )
@@ -152,6 +156,7 @@ class StreamRule:
         reset_on_reconnect: bool = False,
         ignore: Iterable[str] = DEFAULT_IGNORE,
     ) -> None:
+        super().__init__()
         self._sequence = field_path(sequence, "sequence=")
         self._per = None if per is None else field_path(per, "per=")
         self._select = None if where is None else frame_test(where, "where=")
@@ -187,8 +192,6 @@ class StreamRule:
             f" per {per!r}" if per is not None else " per connection" if reset_on_reconnect else ""
         )
         self._name = f"stream {sequence!r}{scope}"
-        self._violations: list[RuleViolation] = []
-        self._checks = 0
         self._receivers: dict[int, _Receiver] = {}
         # total_order: (scope, number) -> (normalised event, receiving client, frame).
         self._by_number: dict[tuple[Any, int], tuple[dict[str, Any], int, str | bytes]] = {}
@@ -206,20 +209,6 @@ class StreamRule:
     @property
     def name(self) -> str:
         return self._name
-
-    @property
-    def violations(self) -> list[RuleViolation]:
-        return self._violations
-
-    @property
-    def checks(self) -> int:
-        return self._checks
-
-    def on_send(self, client: WsClient, raw: str | bytes, data: Any) -> None:
-        """Sends carry no stream to judge."""
-
-    def on_canary(self, client: WsClient, marker: str) -> None:
-        """Canaries are the detector's."""
 
     def on_receive(self, client: WsClient, record: LogRecord) -> None:
         """Judge one frame (the hot path: cheap unless something is wrong)."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.plugin.loop_objects import (
         ChaosFactory,
         ClientFactory,
+        TestClientFactory,
         TestPool,
         TestStorm,
     )
@@ -55,6 +56,28 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
     time, and registered as a plugin.
     """
 
+    def client_factory(
+        request: pytest.FixtureRequest,
+        server: ServerUnderTest,
+        settings: WsSettings,
+        user_factory: Callable[..., TestUser],
+    ) -> tuple[asyncio.AbstractEventLoop, TestClientFactory]:
+        """The test's loop (made current for these fixtures by pytest-asyncio) and a
+        factory of clients watched by the test."""
+        from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
+
+        loop = asyncio.get_event_loop()
+        watch = test_watch(request.node)
+        factory = TestClientFactory(
+            server.url, settings, user_factory, watch, loop=loop, loop_scope=loop_scope
+        )
+        return loop, factory
+
+    # ws_client_factory and ws_client, which nearly every test uses, are synchronous
+    # fixtures in the test's event loop: they connect and close with run_until_complete.
+    # An async fixture would pay for a runner turn of its own at setup and at teardown
+    # (signal handlers, a context copy) on every test (benchmarks/suite_overhead.py).
+    # pytest-asyncio runs a synchronous fixture in the loop too; its stubs say async only.
     @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
     def ws_client_factory(
         request: pytest.FixtureRequest,
@@ -72,54 +95,29 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         ``origin``, ``subprotocols``, ``user_agent`` and ``compression`` go over the
         settings' connection options; other keywords go to `WsClient`. Every client made
         here is closed at teardown, concurrently and bounded.
-
-        A synchronous fixture in the test's loop, as ``ws_client`` (setup has nothing to
-        await; teardown closes with ``run_until_complete``).
         """
-        from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
-
-        loop = asyncio.get_event_loop()  # the test's loop, current (pytest-asyncio)
-        factory = TestClientFactory(
-            ws_server.url,
-            ws_settings,
-            ws_user_factory,
-            test_watch(request.node),
-            loop=loop,
-            loop_scope=loop_scope,
-        )
+        loop, factory = client_factory(request, ws_server, ws_settings, ws_user_factory)
         try:
             yield factory
         finally:
             loop.run_until_complete(factory.aclose())
 
-    # pytest-asyncio runs a synchronous fixture in the loop too; its stubs say async only.
     @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
     def ws_client(
         request: pytest.FixtureRequest,
         ws_server: ServerUnderTest,
         ws_settings: WsSettings,
+        ws_user_factory: Callable[..., TestUser],
         ws_user: TestUser,
     ) -> Iterator[WsClient]:
-        """A connected `WsClient` for `ws_user`, closed (bounded) at teardown.
-
-        The most used fixture, so the cheapest way pytest-asyncio offers: a synchronous
-        fixture in the test's event loop (pytest-asyncio makes it the current loop, not
-        running between fixtures), which connects and closes with ``run_until_complete``.
-        An ``async`` fixture would pay for a runner turn of its own at setup and at
-        teardown (signal handlers, a context copy), on every test
-        (``benchmarks/suite_overhead.py``).
-        """
-        from pytest_ws_resilience.plugin.loop_objects import close_all, connected_client
-
-        loop = asyncio.get_event_loop()  # the test's loop, current (pytest-asyncio)
-        watch = test_watch(request.node)
-        client = loop.run_until_complete(
-            connected_client(ws_server.url, ws_settings, ws_user, watch)
-        )
+        """A connected `WsClient` for `ws_user`, closed (bounded) at teardown: a client
+        factory's one client (its own factory, not the ``ws_client_factory`` fixture,
+        which would be a fixture more on every test)."""
+        loop, factory = client_factory(request, ws_server, ws_settings, ws_user_factory)
         try:
-            yield client
+            yield loop.run_until_complete(factory(ws_user))
         finally:
-            loop.run_until_complete(close_all([client], ws_settings))
+            loop.run_until_complete(factory.aclose())
 
     if loop_scope == "session":
 

@@ -42,7 +42,6 @@ __all__ = [
     "check_loop",
     "check_user",
     "close_all",
-    "connected_client",
 ]
 
 
@@ -116,20 +115,6 @@ def check_user(fixture: str, user: object) -> None:
 async def close_all(clients: Sequence[WsClient], settings: WsSettings) -> None:
     """Close every client at once, bounded by the close timeout (plus a margin)."""
     await close_clients(clients, settings.close_timeout.value + 1.0)
-
-
-async def connected_client(
-    server_url: str, settings: WsSettings, user: TestUser, watch: TestWatch
-) -> WsClient:
-    """The ``ws_client`` fixture's client: connected, watched by the test."""
-    client = WsClient(server_url, user=user, settings=settings)
-    watch.track(client)
-    try:
-        await client.connect()
-    except BaseException:
-        await close_all([client], settings)
-        raise
-    return client
 
 
 class TestClientFactory:
