@@ -386,10 +386,6 @@ def print_breakdown(ours: dict[str, float], theirs: dict[str, float], tests: int
     print(f"  {'total (sampled run)':<30} {a:8.0f} {b:8.0f} {a - b:+8.0f}")
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 def _ratio(runs: dict[str, list[Run]], a: str, b: str, field: str) -> float:
     """The median over rounds of side a / side b (same round: same machine state)."""
     pairs = zip(runs[a], runs[b], strict=True)
@@ -446,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     for side in sides:
         r, c = runs[side.name], collect[side.name]
         cells = [
-            _median([getattr(x, f) for x in r])
+            statistics.median([getattr(x, f) for x in r])
             for f in ("phase", "phase_cpu", "steady", "steady_cpu", "wall")
         ]
-        cells.append(_median([x.wall for x in c]))
+        cells.append(statistics.median([x.wall for x in c]))
         widths = (10, 8, 8, 10, 8, 9)
         print(
             f"{side.name:<18} "
