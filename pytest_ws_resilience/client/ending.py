@@ -8,11 +8,13 @@ the server to close TCP. Until then its ``recv()`` blocks, so a client whose wai
 learned of the end only from the reader would time out first, naming what it waited
 for instead of what happened. `FailFastConnection` tells the client as soon as the
 protocol has failed; `close_cause` turns websockets' close frames and error into the
-plain `CloseCause` the errors print.
+plain `CloseCause` the errors print. `await_close` waits for the end itself
+(``WsClient.expect_close``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection
@@ -20,8 +22,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from pytest_ws_resilience.client.close_cause import CloseCause, CloseFrame
+from pytest_ws_resilience.client.close_codes import ExpectedClose
+from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
+from pytest_ws_resilience.client.matching import recent_events
+from pytest_ws_resilience.client.waiting import EventWaiter
+from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.errors import WsConnectionClosedError
 
-__all__ = ["FailFastConnection", "close_cause", "failed"]
+__all__ = ["FailFastConnection", "await_close", "close_cause", "failed"]
 
 
 class FailFastConnection(ClientConnection):
@@ -97,3 +105,46 @@ def _message(error: BaseException | None) -> str | None:
     text = str(error) or type(error).__name__
     cause = error.__cause__  # e.g. "invalid opcode" from "3 is not a valid Opcode"
     return f"{text} ({cause})" if cause is not None and str(cause) else text
+
+
+async def await_close(
+    waiter: EventWaiter,
+    log: EventLog,
+    expected: ExpectedClose,
+    bound: TimeoutValue,
+    *,
+    label: str,
+) -> int:
+    """Wait (bounded) until the connection ``waiter`` follows (its frames in ``log``)
+    has ended, and judge its
+    close code against ``expected``; an ended connection is judged at once.
+
+    The wait is the waiter's own (woken by the reader's frames and its end, and by one
+    shared watchdog at the deadline), looking for no frame: the end is what it waits
+    for, and frames it passes stay unconsumed for later ``expect`` calls.
+
+    Raises:
+        WsTimeoutError: still open after ``bound`` (`ExpectedClose.still_open`).
+        WsConnectionClosedError: closed with a code not expected (`ExpectedClose.mismatch`).
+        WsResilienceError: the client never connected.
+    """
+    if not waiter.ended:
+        deadline = asyncio.get_running_loop().time() + bound.value
+        try:
+            await waiter.watch(_no_frame, deadline, expected.describe, consume=False)
+        except WsConnectionClosedError:
+            pass  # the end: judged below from the waiter's cause, not this wording
+        else:
+            raise expected.still_open(label, _seconds(bound), recent_events(log))
+    return expected.judge(label, waiter.close_code, waiter.cause)
+
+
+def _seconds(bound: TimeoutValue) -> str:
+    """``2.0 s (explicit)``, ``0.25 s (profile local)``."""
+    value = bound.value
+    text = f"{value:.1f}" if value == round(value, 1) else f"{value:g}"
+    return f"{text} s ({bound.source})"
+
+
+def _no_frame(record: LogRecord) -> bool:
+    return False

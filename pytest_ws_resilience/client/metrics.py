@@ -29,12 +29,16 @@ def payload_size(message: str | bytes) -> int:
 @dataclass
 class ConnectionSpan:
     """One connection a client opened: when (wall clock, for timelines across xdist
-    workers on one machine), how long its handshake took, and when it closed."""
+    workers on one machine), how long its handshake took, when it closed, with which
+    code (the server's; 1006 when none came) and who closed it ("server", "client",
+    "network": `pytest_ws_resilience.client.close_cause.ClosedBy`)."""
 
     opened_at: float
     handshake_s: float
     auth_method: str | None
     closed_at: float | None = None
+    close_code: int | None = None
+    closed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,17 @@ class ClientMetrics:
         if len(self.spans) < MAX_SPANS:
             self.spans.append(ConnectionSpan(at, handshake_s, auth_method))
 
-    def closed(self, at: float) -> None:
-        """The latest connection ended at wall time ``at`` (kept if already set)."""
-        if self.spans and self.spans[-1].closed_at is None:
-            self.spans[-1].closed_at = at
+    def closed(self, at: float, code: int | None = None, by: str | None = None) -> None:
+        """The latest connection ended at wall time ``at``, with close ``code``, closed
+        ``by`` (each kept if already set)."""
+        if not self.spans:
+            return
+        span = self.spans[-1]
+        if span.closed_at is None:
+            span.closed_at = at
+        if span.close_code is None and code is not None:
+            span.close_code = code
+            span.closed_by = by
 
     def counters(self) -> Counters:
         """A snapshot of the message counters."""

@@ -6,6 +6,7 @@ a log line, an error or a pytest report.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pytest_ws_resilience.config.bounds import check_seconds
 from pytest_ws_resilience.redaction import register_secret, secret_repr
 
-__all__ = ["RsaKeyPair", "TestUser", "TokenFactory"]
+__all__ = ["RsaKeyPair", "TestUser", "TokenFactory", "check_ttl", "ttl_claims"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class TestUser:
     email: str
     token: str = field(repr=False)
     claims: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Wall time (epoch seconds) the token's ``exp`` names: when a server that checks
+    #: lifetimes stops accepting it, and may close a connection opened with it.
+    expires_at: float | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return f"TestUser(id={self.id!r}, email={self.email!r}, token={secret_repr(self.token)})"
@@ -75,8 +79,35 @@ _NOT_CLAIMS = {
     "sub": "the subject is the user's id: pass id=...",
     "key": "a token signed with another key is tokens.wrong_key(user)",
     "issued_at": "an expired token is tokens.expired(user); else tokens.mint(..., issued_at=)",
-    "lifetime_s": "set TokenFactory(lifetime_s=...), or use tokens.mint(..., lifetime_s=)",
+    "lifetime_s": "a short-lived token is ttl=<seconds>; else TokenFactory(lifetime_s=...)",
 }
+
+
+def check_ttl(ttl: Any) -> float:
+    """A token lifetime given as ``ttl=``: a positive, finite number of seconds.
+
+    Raises:
+        ValueError: one line naming ``ttl`` and what it must be.
+    """
+    if isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        if math.isfinite(ttl) and 0 < ttl <= _MAX_LIFETIME_S:
+            return float(ttl)
+    raise ValueError(
+        f"ttl={ttl!r} is invalid: the token lifetime must be a positive number of seconds "
+        f"(at most {_MAX_LIFETIME_S:.0f})"
+    )
+
+
+def ttl_claims(now: float, ttl: float) -> tuple[int, int]:
+    """``iat`` and ``exp`` of a token minted at ``now`` that lives ``ttl`` seconds.
+
+    JWT times are whole seconds to most verifiers (pyjwt compares ``int(exp)``), so
+    ``exp = iat + ttl`` with ``iat = int(now)`` would live anywhere from ``ttl - 1`` to
+    ``ttl`` seconds: a ``ttl=1`` token minted late in a second would be refused at the
+    handshake. ``exp`` is rounded up instead: the token is valid for at least ``ttl``
+    seconds after minting and expires less than one second later than that.
+    """
+    return int(now), math.ceil(now + ttl)
 
 
 def _check_user_arguments(id: Any, email: Any, claims: dict[str, Any]) -> None:
@@ -161,47 +192,84 @@ class TokenFactory:
         lifetime_s: float | None = None,
         issued_at: float | None = None,
         key: str | None = None,
+        ttl: float | None = None,
         **claims: Any,
     ) -> str:
-        """Return a signed token for subject ``sub`` with ``iat``, ``exp``, ``jti``."""
+        """Return a signed token for subject ``sub`` with ``iat``, ``exp``, ``jti``.
+
+        ``ttl`` (seconds) makes a short-lived token, valid for at least ``ttl`` seconds
+        from now (`ttl_claims`); it beats ``lifetime_s``.
+        """
+        payload = self._payload(sub, lifetime_s, issued_at, ttl, claims)
+        return self._sign(payload, key)
+
+    def _payload(
+        self,
+        sub: str,
+        lifetime_s: float | None,
+        issued_at: float | None,
+        ttl: float | None,
+        claims: dict[str, Any],
+    ) -> dict[str, Any]:
         now = time.time() if issued_at is None else issued_at
-        lifetime = self.lifetime_s if lifetime_s is None else lifetime_s
-        payload: dict[str, Any] = {
-            "sub": sub,
-            "iat": int(now),
-            "exp": int(now + lifetime),
-            "jti": uuid.uuid4().hex,
-        }
+        if ttl is not None:
+            iat, exp = ttl_claims(now, check_ttl(ttl))
+        else:
+            lifetime = self.lifetime_s if lifetime_s is None else lifetime_s
+            iat, exp = int(now), int(now + lifetime)
+        payload: dict[str, Any] = {"sub": sub, "iat": iat, "exp": exp, "jti": uuid.uuid4().hex}
         if self.audience is not None:
             payload["aud"] = self.audience
         if self.issuer is not None:
             payload["iss"] = self.issuer
         payload.update(claims)
+        return payload
+
+    def _sign(self, payload: dict[str, Any], key: str | None = None) -> str:
         signing_key = key or self._secret or self._private_key
         assert signing_key is not None
         token = jwt.encode(payload, signing_key, algorithm=self.algorithm)
         register_secret(token)
         return token
 
-    def user(self, *, id: str | None = None, email: str | None = None, **claims: Any) -> TestUser:
+    def user(
+        self,
+        *,
+        id: str | None = None,
+        email: str | None = None,
+        ttl: float | None = None,
+        **claims: Any,
+    ) -> TestUser:
         """A fresh `TestUser` with a unique id and email and a valid token.
 
         Args:
             id: the user's id, which is the token's ``sub`` (default: a unique one).
             email: default ``<id>@example.test``.
+            ttl: the token's lifetime in seconds, for a short-lived token (default: the
+                factory's ``lifetime_s``). It is valid for at least ``ttl`` seconds and
+                expires less than a second after that (`ttl_claims`);
+                ``user.expires_at`` says when.
             **claims: more claims of the token (``role="admin"``...).
 
         Raises:
-            ValueError: an ``id`` or ``email`` that is not a non-empty string, or a claim
-                the factory sets from an argument (``sub``: use ``id=``) or that would be
-                taken as an argument of `mint` (``key``, ``issued_at``, ``lifetime_s``).
+            ValueError: an ``id`` or ``email`` that is not a non-empty string, a ``ttl``
+                that is not a positive number, or a claim the factory sets from an
+                argument (``sub``: use ``id=``) or that would be taken as an argument of
+                `mint` (``key``, ``issued_at``, ``lifetime_s``).
         """
         _check_user_arguments(id, email, claims)
         user_id = id or f"user-{uuid.uuid4().hex[:12]}"
         user_email = email or f"{user_id}@example.test"
         all_claims = {"email": user_email, **claims}
-        token = self.mint(user_id, **all_claims)
-        return TestUser(id=user_id, email=user_email, token=token, claims=all_claims)
+        payload = self._payload(user_id, None, None, ttl, all_claims)
+        exp = payload["exp"]
+        return TestUser(
+            id=user_id,
+            email=user_email,
+            token=self._sign(payload),
+            claims=all_claims,
+            expires_at=float(exp) if isinstance(exp, (int, float)) else None,
+        )
 
     # -- broken tokens for negative tests -------------------------------------------
 

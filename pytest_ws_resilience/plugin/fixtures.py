@@ -74,7 +74,7 @@ _SERVICE_FIXTURES = frozenset({"ws_services", "ws_service_factory"})
 
 
 class UserFactory(Protocol):
-    def __call__(self, **claims: Any) -> TestUser: ...
+    def __call__(self, *, ttl: float | None = None, **claims: Any) -> TestUser: ...
 
 
 class ServiceFactory(Protocol):
@@ -136,10 +136,12 @@ def ws_server(
 
 @pytest.fixture
 def ws_user_factory(ws_tokens: TokenFactory) -> UserFactory:
-    """``ws_user_factory(**claims) -> TestUser``: a fresh user with a valid token."""
+    """``ws_user_factory(*, ttl=None, **claims) -> TestUser``: a fresh user with a valid
+    token; ``ttl`` (seconds) makes it short-lived (``user.expires_at`` says when it
+    expires), for tests of what a server does when a connection's token expires."""
 
-    def make_user(**claims: Any) -> TestUser:
-        return ws_tokens.user(**claims)
+    def make_user(*, ttl: float | None = None, **claims: Any) -> TestUser:
+        return ws_tokens.user(ttl=ttl, **claims)
 
     return make_user
 

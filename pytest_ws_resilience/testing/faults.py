@@ -18,6 +18,7 @@ __all__ = [
     "DUPLICATE_REPLAY",
     "FAULTS",
     "JOIN_RACE",
+    "KEEP_EXPIRED_SESSIONS",
     "LEAK",
     "LOSE_HISTORY",
     "LOSE_MISSED_EVENTS",
@@ -43,6 +44,10 @@ SLOW_ACCEPT = "slow_accept"
 LOSE_HISTORY = "lose_history"
 #: A present but expired, wrongly signed or malformed token is accepted.
 ACCEPT_INVALID_TOKENS = "accept_invalid_tokens"
+#: A connection outlives its token: the token is checked at the handshake only, and
+#: the connection is not closed when it expires (``4001 token expired`` when clean).
+#: Decided at the handshake: connections opened while it is on are never expired.
+KEEP_EXPIRED_SESSIONS = "keep_expired_sessions"
 
 
 # -- rooms: bugs no content shows (room events carry no user data) ------------------
@@ -78,6 +83,7 @@ FAULTS: frozenset[str] = frozenset(
         SLOW_ACCEPT,
         LOSE_HISTORY,
         ACCEPT_INVALID_TOKENS,
+        KEEP_EXPIRED_SESSIONS,
         *ROOM_FAULTS,
     }
 )

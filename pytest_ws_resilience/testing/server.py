@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from pytest_ws_resilience.redaction import RedactingFilter
 from pytest_ws_resilience.testing.agent import AgentRun, PlannedEvent, plan_run
 from pytest_ws_resilience.testing.faults import (
     ACCEPT_INVALID_TOKENS,
+    KEEP_EXPIRED_SESSIONS,
     LEAK,
     LOSE_HISTORY,
     SLOW_ACCEPT,
@@ -39,7 +41,14 @@ from pytest_ws_resilience.testing.history import HistoryStore, Message
 from pytest_ws_resilience.testing.room_service import ROOM_MESSAGES, RoomService
 from pytest_ws_resilience.testing.rooms import room_from_path
 from pytest_ws_resilience.testing.server_config import ServerConfig
-from pytest_ws_resilience.testing.token_check import AuthRejection, Identity, authenticate
+from pytest_ws_resilience.testing.token_check import (
+    TOKEN_EXPIRED_CLOSE_CODE,
+    TOKEN_EXPIRED_REASON,
+    AuthRejection,
+    Identity,
+    authenticate,
+    seconds_left,
+)
 from pytest_ws_resilience.testing.vocabulary import (
     AGENT_COMPLETED,
     CONNECTION_ESTABLISHED,
@@ -354,6 +363,7 @@ class ReferenceServer:
         self._users.setdefault(user_id, {})[client] = None
         self.stats.connections_opened += 1
         self.stats.active_connections += 1
+        expiry = self._expiry(client)
         try:
             self._send(
                 client,
@@ -375,6 +385,8 @@ class ReferenceServer:
         except ConnectionClosed:
             pass  # 1009, a dropped client, a server stop: nothing to clean but below
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._rooms.forget(client)
             self.stats.active_connections -= 1
             clients = self._users.get(user_id)
@@ -382,6 +394,20 @@ class ReferenceServer:
                 clients.pop(client, None)
                 if not clients:
                     del self._users[user_id]
+
+    def _expiry(self, client: _Client) -> asyncio.TimerHandle | None:
+        """Close ``client``'s connection when its token expires (``4001 token
+        expired``), unless the ``keep_expired_sessions`` fault is on."""
+        left = seconds_left(client.identity, time.time())
+        if left is None or KEEP_EXPIRED_SESSIONS in self._faults:
+            return None
+        return asyncio.get_running_loop().call_later(max(left, 0.0), self._expire, client)
+
+    def _expire(self, client: _Client) -> None:
+        closing = client.connection.close(TOKEN_EXPIRED_CLOSE_CODE, TOKEN_EXPIRED_REASON)
+        task = asyncio.create_task(closing, name=f"expire-{client.connection_id}")
+        self._runs.add(task)  # stop() waits for it, as for agent runs
+        task.add_done_callback(self._runs.discard)
 
     async def _on_message(self, client: _Client, message: str | bytes) -> None:
         if isinstance(message, bytes):

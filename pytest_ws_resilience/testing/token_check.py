@@ -24,17 +24,29 @@ from pytest_ws_resilience.testing.server_config import SERVER_AUTH_METHODS, Serv
 
 __all__ = [
     "SUBPROTOCOL_TOKEN_PREFIX",
+    "TOKEN_EXPIRED_CLOSE_CODE",
+    "TOKEN_EXPIRED_REASON",
     "AuthRejection",
     "FoundToken",
     "Identity",
     "authenticate",
     "extract_token",
     "offered_subprotocols",
+    "seconds_left",
     "verify_token",
 ]
 
 #: A token offered as a subprotocol is spelled ``jwt.<token>``.
 SUBPROTOCOL_TOKEN_PREFIX = "jwt."
+
+#: The close code of a connection whose token expired while it was open. A code of
+#: the application's private range (RFC 6455, 7.4.2: 4000-4999), not 1008 (policy
+#: violation): 1008 also ends connections for other policies (an Origin refused, a
+#: message not allowed), and a client must tell "log in again and reconnect" from
+#: "do not come back". 4001 mirrors HTTP 401, what the handshake answers the same token.
+TOKEN_EXPIRED_CLOSE_CODE = 4001
+#: Its close reason, as the handshake words the same refusal.
+TOKEN_EXPIRED_REASON = "token expired"
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,20 @@ def verify_token(
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         return AuthRejection("invalid subject")
     return claims
+
+
+def seconds_left(identity: Identity, now: float) -> float | None:
+    """Seconds until the token ``identity`` was verified with expires, at wall time
+    ``now`` (0 or less: expired already), or None when its lifetime is not enforced:
+    no numeric ``exp``, or a token that was not verified (auth off, or let through by
+    the ``accept_invalid_tokens`` fault, which must keep such connections open)."""
+    if not identity.verified:
+        return None
+    exp = identity.claims.get("exp")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return None
+    # pyjwt, which verified it, compares whole seconds: int(exp) <= now is expired.
+    return int(exp) - now
 
 
 def _unverified_claims(token: str) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ PURE_MODULES = (
     "client.auth_methods",
     "client.bounds",
     "client.close_cause",
+    "client.close_codes",
     "client.eventlog",
     "client.fallback",
     "client.greeting",
