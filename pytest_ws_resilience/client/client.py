@@ -34,7 +34,6 @@ from websockets.protocol import State
 from pytest_ws_resilience.client.arguments import check_client_arguments
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
-from pytest_ws_resilience.client.close_codes import expected_close
 from pytest_ws_resilience.client.closing import close_connection
 from pytest_ws_resilience.client.ending import FailFastConnection, await_close, close_cause
 from pytest_ws_resilience.client.entitlements import EXPLICIT, EntitlementTimeline
@@ -54,7 +53,7 @@ from pytest_ws_resilience.client.sending import ping_bounded, send_bounded
 from pytest_ws_resilience.client.waiting import EventWaiter
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.config.timeouts import TimeoutValue, resolve_timeout
+from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.contracts.contract import EventContract
 from pytest_ws_resilience.contracts.keys import EventKey
 from pytest_ws_resilience.contracts.result import ContractResult
@@ -576,27 +575,11 @@ class WsClient:
     async def expect_close(
         self, code: int | Collection[int] | None = None, *, within: float | None = None
     ) -> int:
-        """Wait until the server closes the connection; return its close code.
-
-        ``code`` is the close code expected, or a collection of them (None: any).
-        Bounded by ``within`` seconds, else the recv timeout. A connection already
-        closed (by either side) answers at once. Frames received meanwhile stay in the
-        log, unconsumed. The code is the server's (1006 when none came: the connection
-        was lost).
-
-        Raises:
-            ValueError: a ``code`` that is not a close code (1000-4999) or a collection
-                of them, or a ``within`` that is not a number of seconds in bounds.
-            WsTimeoutError: still open after ``within`` (``still open after 2 s
-                (explicit); expected close 4001``).
-            WsConnectionClosedError: closed with another code (names both, who closed
-                and the reason, redacted).
-            WsResilienceError: the client never connected.
-        """
-        expected = expected_close(code)
-        bound = resolve_timeout(self._bounds.recv, explicit=within, name="expect_close(within=)")
-        label = f"connection {self._name} to {redact(self._url)}"
-        return await await_close(self._waiter, self._log, expected, bound, label=label)
+        """Wait until the connection closes (at once if it has); return its close code,
+        one of ``code`` (an int, a collection; None: any), within ``within`` seconds (else
+        the recv timeout). Raises as `pytest_ws_resilience.client.ending.await_close`."""
+        where = f"connection {self._name} to {redact(self._url)}"
+        return await await_close(self._waiter, self._log, code, within, self._bounds.recv, where)
 
     async def reconnect(self) -> Self:
         """Close (bounded) and connect again as the same user with the same auth.

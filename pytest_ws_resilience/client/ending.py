@@ -15,18 +15,18 @@ plain `CloseCause` the errors print. `await_close` waits for the end itself
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from pytest_ws_resilience.client.close_cause import CloseCause, CloseFrame
-from pytest_ws_resilience.client.close_codes import ExpectedClose
+from pytest_ws_resilience.client.close_codes import expected_close
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.matching import recent_events
 from pytest_ws_resilience.client.waiting import EventWaiter
-from pytest_ws_resilience.config.timeouts import TimeoutValue
+from pytest_ws_resilience.config.timeouts import TimeoutValue, resolve_timeout
 from pytest_ws_resilience.errors import WsConnectionClosedError
 
 __all__ = ["FailFastConnection", "await_close", "close_cause", "failed"]
@@ -110,24 +110,33 @@ def _message(error: BaseException | None) -> str | None:
 async def await_close(
     waiter: EventWaiter,
     log: EventLog,
-    expected: ExpectedClose,
-    bound: TimeoutValue,
-    *,
+    code: int | Collection[int] | None,
+    within: float | None,
+    recv: TimeoutValue,
     label: str,
 ) -> int:
-    """Wait (bounded) until the connection ``waiter`` follows (its frames in ``log``)
-    has ended, and judge its
-    close code against ``expected``; an ended connection is judged at once.
+    """``WsClient.expect_close``: wait (bounded) until the connection ``waiter`` follows
+    (its frames in ``log``) has ended, and return its close code, checked against
+    ``code`` (one code, a collection of them, None: any). A connection already ended,
+    by either side, is judged at once. The code is the server's, 1006 when none came
+    (the connection was lost).
 
     The wait is the waiter's own (woken by the reader's frames and its end, and by one
-    shared watchdog at the deadline), looking for no frame: the end is what it waits
-    for, and frames it passes stay unconsumed for later ``expect`` calls.
+    shared watchdog at the deadline: ``within`` seconds, else ``recv``, the client's
+    recv timeout), looking for no frame: the end is what it waits for, and the frames
+    it passes stay unconsumed for later ``expect`` calls.
 
     Raises:
-        WsTimeoutError: still open after ``bound`` (`ExpectedClose.still_open`).
-        WsConnectionClosedError: closed with a code not expected (`ExpectedClose.mismatch`).
+        ValueError: a ``code`` that is not a close code (1000-4999) or a collection of
+            them, or a ``within`` that is not a number of seconds in bounds.
+        WsTimeoutError: still open after the bound (`ExpectedClose.still_open`: ``still
+            open after 2.0 s (explicit); expected close 4001``).
+        WsConnectionClosedError: closed with a code not expected: both codes, who
+            closed and the reason, redacted (`ExpectedClose.mismatch`).
         WsResilienceError: the client never connected.
     """
+    expected = expected_close(code)
+    bound = resolve_timeout(recv, explicit=within, name="expect_close(within=)")
     if not waiter.ended:
         deadline = asyncio.get_running_loop().time() + bound.value
         try:

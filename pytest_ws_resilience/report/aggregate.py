@@ -82,6 +82,11 @@ class RunSummary:
     connections: int = 0
     handshake_ms: Distribution = Distribution.of(())
     auth_methods: Mapping[str, int] = field(default_factory=dict)
+    #: Closed connections by close code (text) and by who closed them; connections
+    #: still open when their test's record was made (pooled ones) are not closed.
+    close_codes: Mapping[str, int] = field(default_factory=dict)
+    closed_by: Mapping[str, int] = field(default_factory=dict)
+    still_open: int = 0
     retries: int = 0
     messages_sent: int = 0
     messages_received: int = 0
@@ -130,6 +135,9 @@ class RunSummary:
             "connections_opened": self.connections,
             "handshake_ms": self.handshake_ms.as_dict(),
             "auth_methods": dict(self.auth_methods),
+            "close_codes": dict(self.close_codes),
+            "closed_by": dict(self.closed_by),
+            "still_open": self.still_open,
             "retries": self.retries,
             "messages_sent": self.messages_sent,
             "messages_received": self.messages_received,
@@ -176,6 +184,8 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
     # As pytest counts: a test whose teardown failed after its body passed is both.
     outcomes: Counter[str] = Counter(o for r in records for o in r.counted_outcomes)
     auth: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
+    closers: Counter[str] = Counter()
     faults: Counter[str] = Counter()
     services: Counter[str] = Counter()
     skips: Counter[str] = Counter()
@@ -185,6 +195,9 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
     for record in records:
         handshakes.extend(c.handshake_ms for c in record.connections)
         auth.update(record.auth_methods)
+        if record.connections:
+            codes.update(record.close_codes)
+            closers.update(record.closed_by)
         faults.update(record.chaos_faults)
         services.update(record.services)
         if record.outcome == "skipped":
@@ -196,6 +209,9 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         connections=sum(len(r.connections) for r in records),
         handshake_ms=Distribution.of(handshakes),
         auth_methods=_sorted_counts(auth),
+        close_codes=_sorted_counts(codes),
+        closed_by=_sorted_counts(closers),
+        still_open=sum(1 for r in records for c in r.connections if c.close_code is None),
         retries=sum(r.retries for r in records),
         messages_sent=sum(r.messages_sent for r in records),
         messages_received=sum(r.messages_received for r in records),

@@ -18,6 +18,7 @@ from pytest_ws_resilience.report.records import TestRecord
 from pytest_ws_resilience.report.server_info import server_line
 from pytest_ws_resilience.report.summary import (
     auth_text,
+    close_codes_text,
     format_bytes,
     format_counts,
     plural,
@@ -134,6 +135,7 @@ def _tiles(summary: Mapping[str, Any]) -> str:
             str(summary.get("connections_opened", 0)),
             "auth: " + (auth_text(summary.get("auth_methods", {})) or "-"),
         ),
+        _close_tile(summary),
         _tile(
             "Handshake p50",
             _ms(handshake.get("p50")),
@@ -170,6 +172,18 @@ def _tiles(summary: Mapping[str, Any]) -> str:
         _tile("Skipped", str(sum(skips.values())), plural(len(skips), "reason") if skips else ""),
     ]
     return '<div class="tiles">' + "".join(tiles) + "</div>"
+
+
+def _close_tile(summary: Mapping[str, Any]) -> str:
+    """Close codes: the codes seen, most frequent first; the counts and who closed."""
+    codes: Mapping[str, int] = summary.get("close_codes") or {}
+    closed_by: Mapping[str, int] = summary.get("closed_by") or {}
+    still_open = int(summary.get("still_open") or 0)
+    return _tile(
+        "Close codes",
+        ", ".join(codes) or "-",
+        close_codes_text(codes, closed_by, still_open) if codes or still_open else "",
+    )
 
 
 def _storm_cards(tests: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -217,6 +231,12 @@ def _test_row(record: Mapping[str, Any]) -> str:
         if pool.get("hits") or pool.get("misses")
         else '<span class="muted">-</span>'
     )
+    codes: Mapping[str, int] = record.get("close_codes") or {}
+    close_text = (
+        escape(", ".join(f"{code} x {count}" for code, count in codes.items()))
+        if codes
+        else '<span class="muted">-</span>'
+    )
     note = escape(record.get("skip_reason") or "")
     return (
         f'<tr><td class="nodeid">{escape(str(record.get("nodeid")))}'
@@ -225,7 +245,7 @@ def _test_row(record: Mapping[str, Any]) -> str:
         f'<td><span class="pill" style="background:{colour}">{escape(outcome)}</span></td>'
         f'<td class="num">{record.get("duration_s", 0) * 1000:.1f} ms</td>'
         f'<td class="num">{record.get("connections_opened", 0)}</td>'
-        f'<td class="num">{_ms(handshakes.p50)}</td>'
+        f'<td class="num">{_ms(handshakes.p50)}</td><td>{close_text}</td>'
         f'<td class="num">{record.get("messages_sent", 0)} / '
         f"{record.get('messages_received', 0)}</td>"
         f'<td class="num">{iso}</td><td>{faults}</td><td class="num">{pool_text}</td></tr>'
@@ -235,7 +255,7 @@ def _test_row(record: Mapping[str, Any]) -> str:
 def _tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
     head = (
         "<tr><th>test</th><th>worker</th><th>outcome</th><th class=num>duration</th>"
-        "<th class=num>connections</th><th class=num>handshake p50</th>"
+        "<th class=num>connections</th><th class=num>handshake p50</th><th>close codes</th>"
         "<th class=num>messages out / in</th><th class=num>isolation checks / violations</th>"
         "<th>chaos faults</th><th class=num>pool hits / misses</th></tr>"
     )

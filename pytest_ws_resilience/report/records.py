@@ -93,13 +93,17 @@ def passed_before_error(phases: Sequence[PhaseResult]) -> bool:
 
 @dataclass(frozen=True)
 class ConnectionRecord:
-    """One connection a test opened: wall-clock span and handshake time."""
+    """One connection a test opened: wall-clock span, handshake time, and how it
+    ended: its close code (the server's; 1006 when none came) and who closed it
+    ("server", "client", "network"), None while still open (a pooled connection)."""
 
     client: str
     opened_at: float
     closed_at: float | None
     handshake_ms: float
     auth_method: str | None
+    close_code: int | None = None
+    closed_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +112,8 @@ class ConnectionRecord:
             "closed_at": self.closed_at,
             "handshake_ms": self.handshake_ms,
             "auth_method": self.auth_method,
+            "close_code": self.close_code,
+            "closed_by": self.closed_by,
         }
 
     @classmethod
@@ -118,6 +124,8 @@ class ConnectionRecord:
             closed_at=None if data.get("closed_at") is None else float(data["closed_at"]),
             handshake_ms=float(data["handshake_ms"]),
             auth_method=data.get("auth_method"),
+            close_code=None if data.get("close_code") is None else int(data["close_code"]),
+            closed_by=data.get("closed_by"),
         )
 
 
@@ -149,6 +157,8 @@ def client_usage(
             closed_at=span.closed_at,
             handshake_ms=span.handshake_s * 1000.0,
             auth_method=span.auth_method,
+            close_code=span.close_code,
+            closed_by=span.closed_by,
         )
         for span in metrics.spans
         if span.opened_at >= since
@@ -230,6 +240,16 @@ class TestRecord:
         return dict(Counter(c.auth_method or "none" for c in self.connections))
 
     @property
+    def close_codes(self) -> dict[str, int]:
+        """Closed connections by close code (as text: JSON keys), most frequent first."""
+        return _most_first(Counter(str(c.close_code) for c in self.connections if c.close_code))
+
+    @property
+    def closed_by(self) -> dict[str, int]:
+        """Closed connections by who closed them: "server", "client", "network"."""
+        return _most_first(Counter(c.closed_by for c in self.connections if c.closed_by))
+
+    @property
     def chaos_applied(self) -> int:
         return sum(self.chaos_faults.values())
 
@@ -261,6 +281,8 @@ class TestRecord:
             "connections_opened": len(self.connections),
             "connections": [c.as_dict() for c in self.connections],
             "auth_methods": self.auth_methods,
+            "close_codes": self.close_codes,
+            "closed_by": self.closed_by,
             "messages_sent": self.messages_sent,
             "messages_received": self.messages_received,
             "bytes_sent": self.bytes_sent,
@@ -302,6 +324,11 @@ class TestRecord:
             storms=tuple(data.get("storms", ())),
             passed_before_error=bool(data.get("passed_before_error", False)),
         )
+
+
+def _most_first(counts: Counter[str]) -> dict[str, int]:
+    """Most frequent first, then by name: stable output for reports and tests."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def json_ready(value: Any) -> Any:

@@ -10,6 +10,7 @@ from pytest_ws_resilience.report.aggregate import RunSummary
 __all__ = [
     "MAX_STORM_LINES",
     "auth_text",
+    "close_codes_text",
     "format_bytes",
     "format_counts",
     "plural",
@@ -47,6 +48,19 @@ def auth_text(counts: Mapping[str, int]) -> str:
     if counts and set(counts) == {"none"}:
         return "none"
     return format_counts(counts)
+
+
+def close_codes_text(
+    codes: Mapping[str, int], closed_by: Mapping[str, int], still_open: int = 0
+) -> str:
+    """``1000 x 120, 4001 x 2, 1006 x 1 (closed by client 120, server 2, network 1)``,
+    and the connections still open when their test ended (pooled ones)."""
+    text = ", ".join(f"{code} x {count}" for code, count in codes.items()) or "none"
+    if closed_by:
+        text += f" (closed by {format_counts(closed_by)})"
+    if still_open:
+        text += f"; {still_open} still open at the end of their test"
+    return text
 
 
 def _ms(value: float | None) -> str:
@@ -103,6 +117,9 @@ def summary_lines(
     auth = f" (auth: {auth_text(summary.auth_methods)})" if summary.auth_methods else ""
     retries = f", {summary.retries} retries" if summary.retries else ""
     lines.append(f"connections opened: {summary.connections}{auth}{retries}")
+    if summary.close_codes or summary.still_open:
+        text = close_codes_text(summary.close_codes, summary.closed_by, summary.still_open)
+        lines.append(f"close codes: {text}")
     hs = summary.handshake_ms
     if hs.count:
         lines.append(
