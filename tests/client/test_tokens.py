@@ -114,3 +114,54 @@ def test_redact_hides_registered_secrets_and_any_jwt():
     assert REGISTERED not in cleaned
     assert foreign not in cleaned
     assert cleaned.count("<redacted>") == 3
+
+
+# -- short-lived tokens: ttl= -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("now", [1_000_000.0, 1_000_000.01, 1_000_000.5, 1_000_000.99])
+@pytest.mark.parametrize("ttl", [1, 2.5, 0.2, 3600])
+def test_a_ttl_token_lives_at_least_ttl_and_less_than_a_second_more(now, ttl):
+    factory = TokenFactory(SECRET)
+    token = factory.mint("u1", issued_at=now, ttl=ttl)
+
+    claims = jwt.decode(token, options={"verify_signature": False})
+
+    # Whole seconds, as verifiers compare them (pyjwt: int(exp) <= now is expired).
+    assert isinstance(claims["iat"], int) and isinstance(claims["exp"], int)
+    assert claims["iat"] <= now
+    assert now + ttl <= claims["exp"] < now + ttl + 1
+
+
+def test_user_with_ttl_is_accepted_now_and_knows_when_it_expires():
+    factory = TokenFactory(SECRET)
+    before = time.time()
+    user = factory.user(ttl=1)
+
+    claims = jwt.decode(user.token, SECRET, algorithms=["HS256"])  # not expired yet
+
+    assert user.expires_at == claims["exp"]
+    assert before + 1 <= user.expires_at < time.time() + 2
+    assert "ttl" not in claims
+    assert user.token not in repr(user)
+
+
+def test_without_ttl_the_factory_lifetime_applies():
+    user = TokenFactory(SECRET, lifetime_s=600).user()
+    claims = jwt.decode(user.token, SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 600
+    assert user.expires_at == claims["exp"]
+
+
+def test_a_ttl_token_expires():
+    factory = TokenFactory(SECRET)
+    token = factory.mint("u1", issued_at=time.time() - 10, ttl=2)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(token, SECRET, algorithms=["HS256"])
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), "5", True, 10**12])
+def test_a_bad_ttl_is_one_line_naming_it(ttl):
+    with pytest.raises(ValueError, match=r"^ttl=.* is invalid: the token lifetime must be") as bad:
+        TokenFactory(SECRET).user(ttl=ttl)
+    assert "\n" not in str(bad.value)
