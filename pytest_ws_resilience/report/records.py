@@ -242,11 +242,15 @@ class TestRecord:
     @property
     def close_codes(self) -> dict[str, int]:
         """Closed connections by close code (as text: JSON keys), most frequent first."""
+        if not self.connections:  # most records: no work
+            return {}
         return _most_first(Counter(str(c.close_code) for c in self.connections if c.close_code))
 
     @property
     def closed_by(self) -> dict[str, int]:
         """Closed connections by who closed them: "server", "client", "network"."""
+        if not self.connections:
+            return {}
         return _most_first(Counter(c.closed_by for c in self.connections if c.closed_by))
 
     @property
