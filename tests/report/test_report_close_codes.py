@@ -198,3 +198,15 @@ def test_the_html_report_shows_the_close_codes(ws_pytester, tmp_path):
     page = path.read_text()
     assert '<div class="label">Close codes</div><div class="value">4001</div>' in page
     assert "<td>4001 x 1</td>" in page
+
+
+@pytest.mark.websocket_integration
+def test_close_codes_travel_from_xdist_workers_into_one_summary(ws_pytester, tmp_path):
+    path = tmp_path / "report.json"
+    ws_pytester.makepyfile(test_codes=SUITE)
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-n", "2", f"--ws-report={path}")
+    result.assert_outcomes(passed=3)
+
+    section = summary_section(result.stdout.str())
+    assert "close codes: 1000 x 2, 4001 x 1 (closed by client 2, server 1)" in section, section
+    assert json.loads(path.read_text())["summary"]["close_codes"] == {"1000": 2, "4001": 1}
