@@ -19,6 +19,7 @@ __all__ = [
     "FAULTS",
     "JOIN_RACE",
     "LEAK",
+    "LEAK_CONNECTIONS",
     "LOSE_HISTORY",
     "LOSE_MISSED_EVENTS",
     "REORDER_EVENTS",
@@ -43,6 +44,9 @@ SLOW_ACCEPT = "slow_accept"
 LOSE_HISTORY = "lose_history"
 #: A present but expired, wrongly signed or malformed token is accepted.
 ACCEPT_INVALID_TOKENS = "accept_invalid_tokens"
+#: Every closed connection leaves an open file descriptor and 64 KiB of memory behind
+#: (a resource leak per connection, as a forgotten ``close()`` in a handler leaves).
+LEAK_CONNECTIONS = "leak_connections"
 
 
 # -- rooms: bugs no content shows (room events carry no user data) ------------------
@@ -78,6 +82,7 @@ FAULTS: frozenset[str] = frozenset(
         SLOW_ACCEPT,
         LOSE_HISTORY,
         ACCEPT_INVALID_TOKENS,
+        LEAK_CONNECTIONS,
         *ROOM_FAULTS,
     }
 )
