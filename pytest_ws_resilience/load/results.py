@@ -305,4 +305,10 @@ class StormResult:
             "distributions": distributions,
             "server_growth": None if self.server_growth is None else self.server_growth.as_dict(),
             "server_growth_note": self.server_growth_note,
+            # One phrase for the terminal summary's storm line.
+            "server_growth_text": (
+                self.server_growth.short()
+                if self.server_growth is not None
+                else ("not measured" if self.server_growth_note is not None else None)
+            ),
         }
