@@ -26,7 +26,7 @@ CYCLES = 100
 
 def reference_service(*faults: str) -> tuple[ServiceHandle, TokenFactory]:
     spec, tokens = reference_spec("growth", auth=True)
-    assert isinstance(spec.command, list)
+    assert spec.command is not None and not isinstance(spec.command, str)
     command = [*spec.command, *(f"--fault={name}" for name in faults)]
     return ServiceHandle(dataclasses.replace(spec, command=command), token_factory=tokens), tokens
 
