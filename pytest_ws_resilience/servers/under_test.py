@@ -21,7 +21,7 @@ from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import ServerResourcesUnavailableError, WsResilienceError
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
 from pytest_ws_resilience.servers.asgi_process import AsgiAppProcess
@@ -179,6 +179,12 @@ class ServerUnderTest:
             raise in_process_unavailable(
                 "the embedded reference server",
                 '--ws-server-cmd "ws-resilience-server --port {port}"',
+            )
+        if "xdist controller" in self.source:  # --ws-app-share: served by another process
+            raise ServerResourcesUnavailableError(
+                f"the server at {redact(self.url)} ({self.source}) runs in the controller, "
+                "not in this worker; resources unknown (without --ws-app-share, with "
+                "--ws-app-subprocess, each worker serves and measures its own)"
             )
         raise not_started_here(redact(self.url))
 

@@ -163,3 +163,15 @@ def test_the_embedded_server_and_a_remote_url_say_why_they_cannot_be_sampled() -
     assert str(caught.value).startswith(
         "the server at ws://127.0.0.1:9/chat was not started by the plugin; resources unknown"
     )
+
+
+def test_an_app_shared_by_the_xdist_controller_is_not_measured_in_a_worker() -> None:
+    shared = ServerUnderTest(
+        url="ws://127.0.0.1:9/", source="app chat:app shared by the xdist controller"
+    )
+    with pytest.raises(ServerResourcesUnavailableError) as caught:
+        shared.resources()
+    assert str(caught.value).startswith(
+        "the server at ws://127.0.0.1:9/ (app chat:app shared by the xdist controller) runs "
+        "in the controller, not in this worker; resources unknown"
+    )
