@@ -175,3 +175,18 @@ def test_an_app_shared_by_the_xdist_controller_is_not_measured_in_a_worker() -> 
         "the server at ws://127.0.0.1:9/ (app chat:app shared by the xdist controller) runs "
         "in the controller, not in this worker; resources unknown"
     )
+
+
+def test_the_tcp_table_fallback_finds_a_listening_socket() -> None:
+    """Where a kernel names no socket protocol, the namespace's TCP table says which
+    sockets are TCP (the table's inode column)."""
+    import os
+    import socket
+
+    from pytest_ws_resilience.servers.resources import _tcp_table_inodes
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        inode = str(os.fstat(server.fileno()).st_ino)
+        assert inode in _tcp_table_inodes(os.getpid())
