@@ -4,6 +4,8 @@ that is gone, and the servers that cannot be sampled, each with its one-line rea
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -11,8 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.errors import ServerResourcesUnavailableError
-from pytest_ws_resilience.servers.resources import sample_process_tree, settled_sample
+from pytest_ws_resilience.servers.asgi_thread import AsgiAppServer
+from pytest_ws_resilience.servers.resources import (
+    _tcp_table_inodes,
+    sample_process_tree,
+    settled_sample,
+)
 from pytest_ws_resilience.servers.under_test import ServerUnderTest
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
@@ -180,13 +188,20 @@ def test_an_app_shared_by_the_xdist_controller_is_not_measured_in_a_worker() -> 
 def test_the_tcp_table_fallback_finds_a_listening_socket() -> None:
     """Where a kernel names no socket protocol, the namespace's TCP table says which
     sockets are TCP (the table's inode column)."""
-    import os
-    import socket
-
-    from pytest_ws_resilience.servers.resources import _tcp_table_inodes
-
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         inode = str(os.fstat(server.fileno()).st_ino)
         assert inode in _tcp_table_inodes(os.getpid())
+
+
+def test_an_app_in_a_thread_points_to_the_subprocess_mode() -> None:
+    app = AsgiAppServer(AppPath("chat", "app"))  # never started: no need
+    server = ServerUnderTest(url="ws://127.0.0.1:9/", source="--ws-app", app=app)
+    with pytest.raises(ServerResourcesUnavailableError) as caught:
+        server.resources()
+    assert str(caught.value) == (
+        "the ASGI app chat:app (served in a thread) runs inside the test process, so its "
+        "resources cannot be told apart from the test's; to measure it, run it as a process "
+        "of its own: add --ws-app-subprocess"
+    )
