@@ -33,9 +33,12 @@ __all__ = [
     "NothingChecked",
     "PoolStats",
     "RaceResult",
+    "ResourceSample",
     "ResumeResult",
     "RsaKeyPair",
     "ScopeRule",
+    "ServerGrowth",
+    "ServerResourcesUnavailableError",
     "ServiceHandle",
     "ServiceSpec",
     "Signal",
@@ -82,9 +85,12 @@ _EXPORTS = {
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
     "RaceResult": "pytest_ws_resilience.isolation.races",
+    "ResourceSample": "pytest_ws_resilience.servers.growth",
     "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
     "ScopeRule": "pytest_ws_resilience.isolation.scopes",
+    "ServerGrowth": "pytest_ws_resilience.servers.growth",
+    "ServerResourcesUnavailableError": "pytest_ws_resilience.errors",
     "ServiceHandle": "pytest_ws_resilience.servers.handle",
     "ServiceSpec": "pytest_ws_resilience.config.services",
     "Signal": "pytest_ws_resilience.isolation.scopes",
@@ -130,6 +136,7 @@ if TYPE_CHECKING:
         Attempt,
         ContractViolationError,
         IsolationViolationError,
+        ServerResourcesUnavailableError,
         StormThresholdError,
         WsAuthError,
         WsChaosWarning,
@@ -155,6 +162,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.pool.pool import ConnectionPool
     from pytest_ws_resilience.pool.stats import PoolStats
+    from pytest_ws_resilience.servers.growth import ResourceSample, ServerGrowth
     from pytest_ws_resilience.servers.handle import ServiceHandle
     from pytest_ws_resilience.testing.vocabulary import AGENT_EVENTS
     from pytest_ws_resilience.vacuous import NothingChecked

@@ -27,6 +27,7 @@ __all__ = [
     "ContractViolationError",
     "DockerUnavailableError",
     "IsolationViolationError",
+    "ServerResourcesUnavailableError",
     "ServiceChaosError",
     "ServiceError",
     "ServiceExitedError",
@@ -232,6 +233,12 @@ class ServiceChaosError(ServiceError):
 
 class DockerUnavailableError(ServiceError):
     """The Docker daemon does not answer; the message is the one-line reason."""
+
+
+class ServerResourcesUnavailableError(WsResilienceError):
+    """A server's resources cannot be sampled (``ws_server.resources()``,
+    ``ServiceHandle.resources()``): one that runs inside the test process, one the
+    plugin did not start, or one that is gone. The message says why and what to use."""
 
 
 class AsgiExtraMissingError(WsConfigError):

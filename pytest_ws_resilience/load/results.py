@@ -4,7 +4,10 @@ Pure data: the storm runner fills it; tests assert on it (``assert_p95(connect_m
 reports read `StormResult.as_dict`. Latencies are kept in milliseconds. A storm that
 sent messages and saw no reply at all checked nothing (`StormResult.nothing_checked`,
 the rule of `pytest_ws_resilience.vacuous`): its text says so and the error thresholds
-fail on it, whatever they allow.
+fail on it, whatever they allow. Cycles also carry the growth of the server under
+test per 1,000 cycles (`StormResult.server_growth`, checked by
+`StormResult.assert_server_growth`), or why it could not be measured
+(`StormResult.server_growth_note`): a growth that was not measured never passes.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from pytest_ws_resilience.load.thresholds import (
     Breach,
     error_count_breach,
     error_rate_breach,
+    growth_breaches,
     percentile_breaches,
 )
 from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.servers.growth import RESOURCE_METRICS, ServerGrowth
 from pytest_ws_resilience.stats import Distribution
 from pytest_ws_resilience.vacuous import NothingChecked
 
@@ -85,6 +90,10 @@ class StormResult:
         duration_s: the whole storm, first start to last completion.
         messages_sent / replies_received: messages written and replies matched.
         clients: the open clients of a ``hold=True`` storm (closed by the storm later).
+        server_growth: what the server under test grew by over the cycles, before and
+            after samples included (cycles only); None when it was not measured.
+        server_growth_note: why it was not measured (e.g. the embedded server runs
+            inside the test process), or None.
     """
 
     kind: str
@@ -103,16 +112,28 @@ class StormResult:
     messages_sent: int = 0
     replies_received: int = 0
     clients: list[WsClient] = field(default_factory=list, repr=False, compare=False)
+    server_growth: ServerGrowth | None = None
+    server_growth_note: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in STORM_KINDS:
             raise ValueError(f"unknown storm kind {self.kind!r}; valid: {', '.join(STORM_KINDS)}")
 
     def __repr__(self) -> str:
+        growth = self._server_growth_phrase()
+        shown = f", server growth per 1,000 cycles: {growth}" if growth else ""
         return (
             f"StormResult(kind={self.kind!r}, label={self.label!r}, "
-            f"succeeded={self.succeeded}/{self.attempted}, errors={self.error_count})"
+            f"succeeded={self.succeeded}/{self.attempted}, errors={self.error_count}{shown})"
         )
+
+    def _server_growth_phrase(self) -> str | None:
+        """``fds +1000, RSS +62.4 MiB``, ``not measured (why)``, or None (not asked)."""
+        if self.server_growth is not None:
+            return self.server_growth.short()
+        if self.server_growth_note is not None:
+            return f"not measured ({self.server_growth_note})"
+        return None
 
     # -- recording (by the runner) -------------------------------------------------
 
@@ -200,6 +221,36 @@ class StormResult:
         breach = error_rate_breach(self.error_count, self.attempted, max_rate=max)
         self._fail_on([breach] if breach else [], vacuous=self.nothing_checked)
 
+    def assert_server_growth(
+        self,
+        *,
+        rss_mib: float | None = None,
+        fds: float | None = None,
+        threads: float | None = None,
+        sockets: float | None = None,
+    ) -> None:
+        """Fail when the server under test grew by more than a limit per 1,000 cycles:
+        ``assert_server_growth(fds=10, rss_mib=20)``. A limit left out is not checked.
+
+        A figure that could not be read breaches its limit, and a result with no growth
+        measured (another kind than cycles, the embedded server, a server the plugin did
+        not start) fails with the reason: a check that could not run never passes.
+
+        Raises:
+            StormThresholdError: a limit exceeded, or nothing measured.
+            ValueError: no limit given, or a negative or non-finite one.
+        """
+        limits = {"rss_mib": rss_mib, "fds": fds, "threads": threads, "sockets": sockets}
+        growth = self.server_growth
+        if growth is None:
+            growth_breaches(dict.fromkeys(RESOURCE_METRICS), limits)  # bad limits first
+            reason = self.server_growth_note or f"a {self.kind} run does not measure it"
+            raise StormThresholdError(
+                f"{self.kind} {self.label!r}: server growth was not measured, nothing to "
+                f"assert: {reason}"
+            )
+        self._fail_on(growth_breaches(growth.per_1000, limits))
+
     def _fail_on(self, breaches: list[Breach], vacuous: NothingChecked | None = None) -> None:
         if not breaches and vacuous is None:
             return
@@ -219,6 +270,10 @@ class StormResult:
             f"{self.duration_s:.3f} s, RSS growth {_format_bytes(self.rss_growth_bytes)}"
             f"{_format_per_connection(self.rss_per_connection_bytes)}"
         ]
+        if self.server_growth is not None:
+            lines.append(f"  {self.server_growth.describe()}")
+        elif self.server_growth_note is not None:
+            lines.append(f"  server growth: not measured ({self.server_growth_note})")
         if self.messages_sent:
             lines.append(f"  messages sent {self.messages_sent}, replies {self.replies_received}")
         vacuous = self.nothing_checked
@@ -248,4 +303,12 @@ class StormResult:
             "rss_growth_bytes": self.rss_growth_bytes,
             "rss_per_connection_bytes": self.rss_per_connection_bytes,
             "distributions": distributions,
+            "server_growth": None if self.server_growth is None else self.server_growth.as_dict(),
+            "server_growth_note": self.server_growth_note,
+            # One phrase for the terminal summary's storm line.
+            "server_growth_text": (
+                self.server_growth.short()
+                if self.server_growth is not None
+                else ("not measured" if self.server_growth_note is not None else None)
+            ),
         }

@@ -15,6 +15,10 @@ handshakes by the connect timeout, its replies by the recv timeout); closing is
 concurrent and bounded by the close timeout. Before anything opens, a storm makes room
 for its sockets (`load.fd_limit`: the soft open-file limit is raised when too low), and
 a storm or burst pauses the cyclic garbage collector until it is over (`load.collector`).
+
+Given the server's ``resources`` (``ws_server.resources``, ``ServiceHandle.resources``),
+cycles sample the server before and after (settled: `servers.resources.settled_sample`)
+and report its growth per 1,000 cycles, or why it could not be measured.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pytest_ws_resilience.config.bounds import (
 )
 from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.errors import ServerResourcesUnavailableError
 from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
@@ -44,11 +49,14 @@ from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
 from pytest_ws_resilience.redaction import redact
+from pytest_ws_resilience.servers.growth import ResourceSample, ServerGrowth
+from pytest_ws_resilience.servers.resources import settled_sample
 
 __all__ = [
     "MessageSpec",
     "PathParams",
     "ReplySpec",
+    "ResourcesOf",
     "Storm",
     "TokenFor",
     "burst_message",
@@ -68,6 +76,8 @@ TokenFor = Callable[[TestUser], str]
 #: factory called with the connection's index (per-client rooms: ``lambda i: {"room":
 #: f"r{i % 10}"}``).
 PathParams = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
+#: Samples the server under test (blocking; raises `ServerResourcesUnavailableError`).
+ResourcesOf = Callable[[], ResourceSample]
 
 
 def _route(
@@ -131,6 +141,8 @@ class Storm:
         connect_retries: retries after network errors / 5xx per connection; 0 (the
             default) counts each failure instead of hiding it behind a backoff.
         log_size: frames each client keeps (small: a storm has many clients).
+        resources: samples the server at ``url`` (``ws_server.resources``,
+            ``ServiceHandle.resources``): cycles then report its growth.
         **client_options: passed to every `WsClient` (e.g. ``origin=``, ``headers=``,
             ``compression=False``), over the settings' connection options.
 
@@ -149,6 +161,7 @@ class Storm:
         auth: str | Sequence[str] | None = None,
         connect_retries: int = 0,
         log_size: int = 64,
+        resources: ResourcesOf | None = None,
         **client_options: Any,
     ) -> None:
         parts = urlsplit(url)
@@ -161,6 +174,7 @@ class Storm:
         self._connect_retries = connect_retries
         self._log_size = log_size
         self._client_options = client_options
+        self._resources = resources
         self._held: list[WsClient] = []
         self._count = 0
 
@@ -344,6 +358,11 @@ class Storm:
         and closes it; the next cycle starts at once. Memory growth is taken after the
         last close, so it shows what the cycles leaked rather than what they held.
         ``url``, ``path``, ``path_params`` and ``client_options``: as for `connect`.
+
+        With the server's ``resources``, the server is sampled before and after (once
+        its fd count stopped falling, bounded by the close timeout) and
+        ``result.server_growth`` holds its growth per 1,000 cycles; else
+        ``result.server_growth_note`` says why not.
         """
         self._check_ready()
         route = _route(self.url, url, path, path_params)
@@ -356,6 +375,7 @@ class Storm:
         all_users = self._users(count, users)
         sends = message is not None
         numbers = iter(range(count))
+        before, result.server_growth_note = await self._sample_server(url)
         rss_before = current_rss_bytes()
         started = time.monotonic()
 
@@ -380,8 +400,25 @@ class Storm:
         await asyncio.gather(*(worker() for _ in range(min(workers, count))))
         result.duration_s = time.monotonic() - started
         result.rss_growth_bytes = _growth(rss_before, current_rss_bytes())
+        if before is not None:
+            after, result.server_growth_note = await self._sample_server(url)
+            if after is not None:
+                result.server_growth = ServerGrowth(before, after, count)
         self._on_result(result)
         return result
+
+    async def _sample_server(self, url: str | None) -> tuple[ResourceSample | None, str | None]:
+        """A settled sample of the server under test, or why there is none."""
+        if self._resources is None:
+            return None, "no server to sample: the storm was given no resources="
+        if url is not None and urlsplit(url).netloc != urlsplit(self.url).netloc:
+            return None, f"url= {redact(url)} is not the server whose resources are known"
+        bound = self.settings.close_timeout.value
+        try:
+            sample = await asyncio.to_thread(settled_sample, self._resources, timeout=bound)
+        except ServerResourcesUnavailableError as err:
+            return None, str(err)
+        return sample, None
 
     # -- the runner ----------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Pure: a threshold names a metric, a statistic and a limit (``connect_ms`` p95 <= 500);
 checking returns the breaches, each printable as one line. A threshold on a metric
 with no samples is a breach too: a limit that cannot be checked must not pass, and a
-limit that could never be breached (NaN, infinity) is refused.
+limit that could never be breached (NaN, infinity) is refused. The same holds for the
+server's growth per 1,000 cycles (`growth_breaches`): a figure that could not be read
+breaches its limit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "Breach",
     "error_count_breach",
     "error_rate_breach",
+    "growth_breaches",
     "percentile_breaches",
 ]
 
@@ -42,6 +45,11 @@ class Breach:
     def __str__(self) -> str:
         if self.stat == "count":
             return f"errors = {self.observed:g} > max {self.limit:g}"
+        if self.stat == "per_1000":
+            what = f"server {self.metric} growth per 1,000 cycles"
+            if self.observed is None:
+                return f"{what} <= {self.limit:g}{self.unit}: not measured"
+            return f"{what} = {self.observed:+.1f}{self.unit} > max {self.limit:g}{self.unit}"
         if self.stat == "rate":
             if self.observed is None:
                 return f"error rate <= {self.limit:.2%}: no connection attempted"
@@ -113,3 +121,30 @@ def error_rate_breach(errors: int, attempted: int, *, max_rate: float) -> Breach
     if rate > bound:
         return Breach("error_rate", "rate", bound, rate, unit="")
     return None
+
+
+def growth_breaches(
+    per_thousand: Mapping[str, float | None], limits: Mapping[str, float | None]
+) -> list[Breach]:
+    """The limits (metric -> max growth per 1,000 cycles; None: unchecked) that the
+    server's growth exceeds; a metric that was not measured breaches its limit.
+
+    Raises:
+        ValueError: no limit at all, an unknown metric, or a bad limit (one line).
+    """
+    chosen = {metric: limit for metric, limit in limits.items() if limit is not None}
+    if not chosen:
+        raise ValueError(
+            "assert_server_growth() needs at least one limit, e.g. fds=10 or rss_mib=20 "
+            "(per 1,000 cycles)"
+        )
+    breaches = []
+    for metric, limit in chosen.items():
+        if metric not in per_thousand:
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(per_thousand)}")
+        bound = _check_limit(metric, limit)
+        observed = per_thousand[metric]
+        if observed is None or observed > bound:
+            unit = " MiB" if metric == "rss_mib" else ""
+            breaches.append(Breach(metric, "per_1000", bound, observed, unit=unit))
+    return breaches

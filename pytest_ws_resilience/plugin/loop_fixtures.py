@@ -253,6 +253,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             ws_server.url,
             ws_tokens,
             ws_settings,
+            resources=ws_server.resources,
             watch=test_watch(request.node),
             loop=asyncio.get_running_loop(),
             loop_scope=loop_scope,

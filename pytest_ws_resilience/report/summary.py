@@ -89,6 +89,8 @@ def storm_line(storm: Mapping[str, Any], *, named: bool = True) -> str:
         per = storm.get("rss_per_connection_bytes")
         each = f" ({format_bytes(int(per))} per connection)" if isinstance(per, float) else ""
         parts.append(f"RSS +{format_bytes(growth)}{each}")
+    if isinstance(server := storm.get("server_growth_text"), str):
+        parts.append(f"server growth per 1,000 cycles: {server}")
     return f"{head}: " + ", ".join(parts) if named else ", ".join(parts)
 
 

@@ -31,13 +31,15 @@ from typing import Self
 from pytest_ws_resilience.config.app_path import AppPath
 from pytest_ws_resilience.config.services import LOOPBACK_HOST
 from pytest_ws_resilience.config.settings import ConnectionOptions
-from pytest_ws_resilience.errors import AsgiAppStartupError
+from pytest_ws_resilience.errors import AsgiAppStartupError, ServerResourcesUnavailableError
 from pytest_ws_resilience.servers.asgi_import import lifespan_hint
 from pytest_ws_resilience.servers.asgi_wrap import APP_ENV, LIFESPAN_ENV
+from pytest_ws_resilience.servers.growth import ResourceSample
 from pytest_ws_resilience.servers.labels import current_owner_pid
 from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.process_backend import run_state_dir, spawn, terminate_pid
 from pytest_ws_resilience.servers.readiness import ReadinessCheck
+from pytest_ws_resilience.servers.resources import sample_process_tree
 from pytest_ws_resilience.servers.run_state import (
     LOGS_DIR,
     ensure_state_dir,
@@ -120,6 +122,22 @@ class AsgiAppProcess:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and bool(self._port)
+
+    @property
+    def pid(self) -> int | None:
+        """The uvicorn process's pid while it runs."""
+        return None if self._proc is None else self._proc.pid
+
+    def resources(self) -> ResourceSample:
+        """What the uvicorn process and its children (``--workers``) hold now.
+
+        Raises:
+            ServerResourcesUnavailableError: it is not running.
+        """
+        what = f"ASGI app {self._app_path} (subprocess)"
+        if self._proc is None:
+            raise ServerResourcesUnavailableError(f"{what} is not running")
+        return sample_process_tree(self._proc.pid, what=what)
 
     def command(self) -> list[str]:
         """The uvicorn command line. It serves `asgi_wrap` (the app behind the

@@ -23,6 +23,7 @@ from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.services import Backend, ResolvedService, ServiceSpec
 from pytest_ws_resilience.config.settings import ConnectionOptions, WsSettings
 from pytest_ws_resilience.errors import (
+    ServerResourcesUnavailableError,
     ServiceChaosError,
     ServiceError,
     ServiceExitedError,
@@ -31,6 +32,7 @@ from pytest_ws_resilience.errors import (
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.docker_backend import DockerBackend, find_reusable
 from pytest_ws_resilience.servers.engine import docker_client
+from pytest_ws_resilience.servers.growth import ResourceSample
 from pytest_ws_resilience.servers.labels import container_labels, current_run_id
 from pytest_ws_resilience.servers.log_digest import digest
 from pytest_ws_resilience.servers.ports import free_loopback_port
@@ -48,6 +50,7 @@ from pytest_ws_resilience.servers.readiness import (
     never_message,
     not_ready_message,
 )
+from pytest_ws_resilience.servers.resources import sample_container, sample_process_tree
 
 __all__ = ["DEFAULT_STOP_TIMEOUT_S", "ServiceHandle"]
 
@@ -206,6 +209,23 @@ class ServiceHandle:
         if not text and self._final_logs:
             text = "\n".join(self._final_logs.splitlines()[-tail:])
         return redact(text)
+
+    def resources(self) -> ResourceSample:
+        """What the service holds now: RSS, open fds, threads and TCP sockets of its
+        process and every child (a process service), or of its container (the Docker
+        stats API, and its processes read from this host). Blocking: from async code,
+        ``await asyncio.to_thread(service.resources)``.
+
+        Raises:
+            ServerResourcesUnavailableError: not started, stopped, or gone (one line).
+        """
+        what = f"service {self.name!r}"
+        backend = self._docker_backend
+        if backend is not None and backend.container is not None:
+            return sample_container(backend.container, what=what)
+        if self.pid is not None:
+            return sample_process_tree(self.pid, what=what)
+        raise ServerResourcesUnavailableError(f"{what} is not running: nothing to sample")
 
     # -- lifecycle ----------------------------------------------------------------------
 

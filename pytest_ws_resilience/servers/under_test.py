@@ -21,12 +21,15 @@ from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import WsResilienceError
+from pytest_ws_resilience.errors import ServerResourcesUnavailableError, WsResilienceError
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
+from pytest_ws_resilience.servers.asgi_process import AsgiAppProcess
+from pytest_ws_resilience.servers.growth import ResourceSample
 from pytest_ws_resilience.servers.handle import ServiceHandle
 from pytest_ws_resilience.servers.probe import wait_served
 from pytest_ws_resilience.servers.readiness import DEFAULT_ATTEMPT_TIMEOUT_S, ReadinessCheck
+from pytest_ws_resilience.servers.resources import in_process_unavailable, not_started_here
 from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 __all__ = [
@@ -150,6 +153,40 @@ class ServerUnderTest:
         else:
             kind = self.source
         return f"ServerUnderTest(url={redact(self.url)!r}, {kind})"
+
+    def resources(self) -> ResourceSample:
+        """What the server holds now (RSS, open fds, threads, TCP sockets) when the plugin
+        started it as a process of its own: ``--ws-server-cmd``, ``--ws-app`` with
+        ``--ws-app-subprocess`` (the process and its children: forked workers count).
+        Blocking: from async code, ``await asyncio.to_thread(ws_server.resources)``;
+        ``ws_storm.cycles`` samples it by itself.
+
+        Raises:
+            ServerResourcesUnavailableError: the embedded server or an app in a thread
+                (they run inside the test process), a server the plugin did not start,
+                or one that is gone; one line saying why and what to use instead.
+        """
+        if self.process is not None:
+            return self.process.resources()
+        if isinstance(self.app, AsgiAppProcess):
+            return self.app.resources()
+        if self.app is not None:
+            raise in_process_unavailable(
+                f"the ASGI app {self.app.app_path} (served in a thread)",
+                "add --ws-app-subprocess",
+            )
+        if self.embedded is not None:
+            raise in_process_unavailable(
+                "the embedded reference server",
+                '--ws-server-cmd "ws-resilience-server --port {port}"',
+            )
+        if "xdist controller" in self.source:  # --ws-app-share: served by another process
+            raise ServerResourcesUnavailableError(
+                f"the server at {redact(self.url)} ({self.source}) runs in the controller, "
+                "not in this worker; resources unknown (without --ws-app-share, with "
+                "--ws-app-subprocess, each worker serves and measures its own)"
+            )
+        raise not_started_here(redact(self.url))
 
     @property
     def is_embedded(self) -> bool:

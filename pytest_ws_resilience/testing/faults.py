@@ -20,6 +20,7 @@ __all__ = [
     "JOIN_RACE",
     "KEEP_EXPIRED_SESSIONS",
     "LEAK",
+    "LEAK_CONNECTIONS",
     "LOSE_HISTORY",
     "LOSE_MISSED_EVENTS",
     "REORDER_EVENTS",
@@ -48,6 +49,9 @@ ACCEPT_INVALID_TOKENS = "accept_invalid_tokens"
 #: the connection is not closed when it expires (``4001 token expired`` when clean).
 #: Decided at the handshake: connections opened while it is on are never expired.
 KEEP_EXPIRED_SESSIONS = "keep_expired_sessions"
+#: Every closed connection leaves an open file descriptor and 64 KiB of memory behind
+#: (a resource leak per connection, as a forgotten ``close()`` in a handler leaves).
+LEAK_CONNECTIONS = "leak_connections"
 
 
 # -- rooms: bugs no content shows (room events carry no user data) ------------------
@@ -84,6 +88,7 @@ FAULTS: frozenset[str] = frozenset(
         LOSE_HISTORY,
         ACCEPT_INVALID_TOKENS,
         KEEP_EXPIRED_SESSIONS,
+        LEAK_CONNECTIONS,
         *ROOM_FAULTS,
     }
 )

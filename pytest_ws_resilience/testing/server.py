@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ from pytest_ws_resilience.testing.faults import (
     ACCEPT_INVALID_TOKENS,
     KEEP_EXPIRED_SESSIONS,
     LEAK,
+    LEAK_CONNECTIONS,
     LOSE_HISTORY,
     SLOW_ACCEPT,
     parse_faults,
@@ -79,6 +81,8 @@ _CLOSE_TIMEOUT_S = 1.0
 _BACKLOG = 4096
 #: Share of ``stop(timeout)`` spent closing gracefully before aborting sockets.
 _GRACEFUL_SHARE = 0.7
+#: Memory the leak_connections fault keeps per closed connection (written, so resident).
+_LEAKED_BYTES = 64 * 1024
 
 
 @dataclass
@@ -172,6 +176,7 @@ class ReferenceServer:
         )
         self._runs: set[asyncio.Task[None]] = set()
         self._connections: set[ReferenceConnection] = set()
+        self._leaked: list[tuple[int, bytes]] = []  # leak_connections: (fd, memory)
         self._server: Server | None = None
         self._closing: asyncio.Event | None = None
         self._port = 0
@@ -241,6 +246,9 @@ class ReferenceServer:
                     await asyncio.gather(*self._runs, return_exceptions=True)
         self._users.clear()
         self.stats.active_connections = 0
+        for fd, _ in self._leaked:  # a stopped server gives its leak back
+            os.close(fd)
+        self._leaked.clear()
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -387,6 +395,8 @@ class ReferenceServer:
         finally:
             if expiry is not None:
                 expiry.cancel()
+            if LEAK_CONNECTIONS in self._faults:
+                self._leaked.append((os.open(os.devnull, os.O_RDONLY), b"\x5a" * _LEAKED_BYTES))
             self._rooms.forget(client)
             self.stats.active_connections -= 1
             clients = self._users.get(user_id)

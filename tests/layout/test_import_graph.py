@@ -83,6 +83,7 @@ PURE_MODULES = (
     "chaos.upstream",
     "servers.readiness",
     "servers.log_digest",
+    "servers.growth",
     "load.thresholds",
     "load.error_kinds",
     "load.fd_limit",

@@ -215,8 +215,16 @@ def test_as_dict_has_exactly_the_report_shape_and_is_json_ready():
         "rss_growth_bytes",
         "rss_per_connection_bytes",
         "distributions",
+        "server_growth",
+        "server_growth_note",
+        "server_growth_text",
     }
     assert data["kind"] == "storm"
+    assert (data["server_growth"], data["server_growth_note"], data["server_growth_text"]) == (
+        None,
+        None,
+        None,
+    )
     assert data["errors"] == {**dict.fromkeys(ERROR_KINDS, 0), "reset": 1}
     assert set(data["distributions"]) == set(METRICS)
     connect = data["distributions"]["connect_ms"]

@@ -491,3 +491,25 @@ def test_bad_app_settings_are_one_line_config_errors(tool, cli, message):
         _settings(tool, **cli)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+GROWTH_SUITE = """
+import pytest
+
+@pytest.mark.asyncio
+async def test_cycles_leave_no_fd_behind(ws_server, ws_storm):
+    sample = ws_server.resources()
+    assert sample.processes >= 1 and sample.sockets >= 1  # uvicorn's listening socket
+    result = await ws_storm.cycles(100, concurrency=5)
+    print(repr(result))
+    result.assert_errors(max=0)
+    result.assert_server_growth(fds=50, sockets=50)
+"""
+
+
+def test_an_app_subprocess_is_measured_over_cycles(project):
+    result = project.write(tests=GROWTH_SUITE).run(
+        "--ws-app=myapp:app", "--ws-app-subprocess", "-s"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*server growth per 1,000 cycles: RSS *, fds +*, TCP sockets +*"])
