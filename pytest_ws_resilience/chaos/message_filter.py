@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 from websockets.frames import Close, Frame, Opcode
 
+from pytest_ws_resilience.chaos.forwarding import Abort, Emit, Output
 from pytest_ws_resilience.chaos.frame_faults import (
     answered_ping,
     build_frames,
     frame_plan,
     pongs_expected,
 )
-from pytest_ws_resilience.chaos.forwarding import Abort, Emit, Output
 from pytest_ws_resilience.chaos.frame_reader import (
     MAX_HANDSHAKE,
     FrameSkimmer,
