@@ -442,7 +442,8 @@ class ChaosProxy:
         if outcome not in ("enabled", "disabled", "kept", "skipped") and not outcome.startswith(
             ("released", "dropped after the injected close", "pong answered")
         ):
-            kind = decision.subject.split("#", 1)[0]
+            fault = self._armed_faults.get(decision.subject)  # named faults too
+            kind = fault.kind if fault is not None else decision.subject.split("#", 1)[0]
             self._faults_applied[kind] += 1
             self._applied_by_fault[decision.subject] += 1
         elif outcome == "skipped" and PREDICATE_RAISED in decision.detail:
