@@ -483,3 +483,49 @@ def test_random_chunking_gives_the_same_fragments() -> None:
         return [(f.opcode, f.fin, bytes(f.data)) for f in link.client_frames()]
 
     assert wire(1) == wire(2) == wire(random.Random(3).randint(4, 99))
+
+
+# -- as users use it: ws_chaos in a pytest run ------------------------------------------
+
+USER_SUITE = """
+import pytest
+
+from pytest_ws_resilience.errors import WsConnectionClosedError
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["invalid_utf8", "reserved_bit", "unknown_opcode", "wrong_mask"])
+async def test_corrupt(ws_chaos, ws_client_factory, how):
+    proxy = await ws_chaos()
+    proxy.add_message_fault("corrupt", direction="upstream", how=how, expect_fire=True)
+    client = await ws_client_factory(url=proxy.url)
+    await client.send_json({"type": "ping", "n": 1})
+    with pytest.raises(WsConnectionClosedError):
+        await client.expect(type="pong")
+    assert client.close_code == (1007 if how == "invalid_utf8" else 1002)
+    fresh = await ws_client_factory()
+    await fresh.send_json({"type": "ping", "n": 2})
+    await fresh.expect(type="pong", n=2)
+
+@pytest.mark.asyncio
+async def test_fault_that_never_fires(ws_chaos, ws_client_factory):
+    proxy = await ws_chaos()
+    proxy.add_message_fault("fragment", direction="upstream", select=5, expect_fire=True)
+    client = await ws_client_factory(url=proxy.url)
+    await client.send_json({"type": "ping", "n": 1})
+    await client.expect(type="pong")
+"""
+
+
+def test_frame_faults_in_a_users_suite_and_one_that_never_fired(
+    ws_pytester: pytest.Pytester,
+) -> None:
+    ws_pytester.makepyfile(test_user_frames=USER_SUITE)
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*message fault fragment#1 (fragment upstream) on * applied 0 times in 1 "
+            "connection(s): no upstream message matched select=5*",
+            "*chaos: 4 faults applied (corrupt 4)*",
+        ]
+    )
