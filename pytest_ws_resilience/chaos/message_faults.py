@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
+from pytest_ws_resilience.config.bounds import MAX_MESSAGE_BYTES
 from pytest_ws_resilience.vacuous import NothingChecked
 
 __all__ = [
@@ -77,6 +78,11 @@ _DATA_KINDS = frozenset({"reorder", "cut_after", "fragment", "corrupt", "oversiz
 CORRUPTIONS = MappingProxyType(
     {"invalid_utf8": 1007, "reserved_bit": 1002, "unknown_opcode": 1002, "wrong_mask": 1002}
 )
+
+#: Bounds on what a frame fault builds in memory: frames of one message (websockets'
+#: peers close with 1009 past 4096 by default, so testing that stays possible), and the
+#: size of a grown message (`config.bounds.MAX_MESSAGE_BYTES`).
+_MAXIMUM = {"parts": 100_000, "limit": MAX_MESSAGE_BYTES - 1}
 
 #: Close codes below 3000 that an endpoint may send: the registered ones, less those
 #: that only report a condition (1004-1006, 1015). The same set as websockets'
@@ -261,6 +267,8 @@ def _check_attributes(kind: str, given: Mapping[str, Any]) -> Mapping[str, Any]:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{kind} {name} must be an integer >= {minimum}, not {value!r}")
+            if value > _MAXIMUM.get(name, value):
+                raise ValueError(f"{kind} {name} must be at most {_MAXIMUM[name]:_}, not {value:_}")
     if not isinstance(values.get("ping", False), bool):
         raise ValueError(f"fragment ping must be True or False, not {values['ping']!r}")
     if "how" in values and values["how"] not in CORRUPTIONS:

@@ -263,6 +263,8 @@ def test_toxicity_draws_replay_with_the_seed() -> None:
         ("corrupt", {"how": "bits"}, "corrupt how='bits' is not one of invalid_utf8, "),
         ("oversize", {}, "oversize needs the attribute 'limit'"),
         ("oversize", {"limit": -1}, "oversize limit must be an integer >= 0, not -1"),
+        ("fragment", {"parts": 10**6}, "fragment parts must be at most 100_000, not 1_000_000"),
+        ("oversize", {"limit": 1 << 30}, "oversize limit must be at most 1_073_741_823, not "),
         ("fragment", {"select": "ping"}, "fragment acts on data messages only, not on ping"),
     ],
 )
