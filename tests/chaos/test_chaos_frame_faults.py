@@ -531,3 +531,15 @@ def test_frame_faults_in_a_users_suite_and_one_that_never_fired(
             "*chaos: 4 faults applied (corrupt 4)*",
         ]
     )
+
+
+@pytest.mark.asyncio
+async def test_reference_server_closes_a_message_in_too_many_frames_with_1009(
+    server: ReferenceServer, proxy: ChaosProxy, connect: Callable[..., Awaitable[WsClient]]
+) -> None:
+    # websockets assembles at most 4096 fragments per message (MAX_FRAGMENTS) by default.
+    proxy.add_message_fault("fragment", direction="upstream", select=2, parts=5000)
+    client = await connect(proxy.url)
+    await round_trip(client, 1)
+    assert await server_closes(client, 2) == 1009
+    await still_serves(server, connect)
