@@ -343,7 +343,7 @@ class MessageFilter:
         delay = self._apply_shaping(hits, message)
         if delay is None:
             return  # dropped
-        plan = frame_plan(hits)
+        plan = frame_plan(hits) if hits else None
         if plan is not None:
             for name, outcome in plan.outcomes:
                 self._decide(name, outcome, message.describe())
