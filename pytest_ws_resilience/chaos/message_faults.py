@@ -1,7 +1,8 @@
 """What a WebSocket message fault is: its kinds, their attributes, what it selects.
 
 A `MessageFault` names a kind (drop, delay, duplicate, reorder, close, abort,
-swallow_pong, delay_ping, cut_after), a direction, a selector (message number, numbers,
+swallow_pong, delay_ping, cut_after; and the frame faults fragment, corrupt, oversize,
+whose frames `chaos.frame_faults` builds), a direction, a selector (message number, numbers,
 opcode or predicate) and a toxicity. It validates everything when it is built, so a
 typo fails where it is written rather than silently at the first message. `Message` is
 what a selector predicate sees, and `select_matches` is the one rule for "does this
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
+from pytest_ws_resilience.config.bounds import MAX_MESSAGE_BYTES
 from pytest_ws_resilience.vacuous import NothingChecked
 
 __all__ = [
+    "CORRUPTIONS",
     "MESSAGE_FAULT_KINDS",
     "OPCODE_NAMES",
     "PREDICATE_RAISED",
@@ -58,11 +61,28 @@ _KIND_ATTRIBUTES: dict[str, dict[str, Any]] = {
     "swallow_pong": {},
     "delay_ping": {"delay": None},
     "cut_after": {"count": None},
+    "fragment": {"parts": 2, "ping": False},
+    "corrupt": {"how": None},
+    "oversize": {"limit": None},
 }
 MESSAGE_FAULT_KINDS = frozenset(_KIND_ATTRIBUTES)
 #: Kinds that act on control frames of one opcode; every other kind acts on data
 #: messages (or on control frames when ``select`` names a control opcode).
 _CONTROL_KINDS = {"swallow_pong": "pong", "delay_ping": "ping"}
+#: Kinds that act on data messages only, never on control frames.
+_DATA_KINDS = frozenset({"reorder", "cut_after", "fragment", "corrupt", "oversize"})
+#: What a ``corrupt`` fault breaks (``how``), and the close code RFC 6455 has the peer
+#: answer with: invalid UTF-8 in a text message; a reserved bit no extension
+#: negotiated; an opcode nobody defined; the wrong masking for the direction (a client
+#: frame unmasked, a server frame masked).
+CORRUPTIONS = MappingProxyType(
+    {"invalid_utf8": 1007, "reserved_bit": 1002, "unknown_opcode": 1002, "wrong_mask": 1002}
+)
+
+#: Bounds on what a frame fault builds in memory: frames of one message (websockets'
+#: peers close with 1009 past 4096 by default, so testing that stays possible), and the
+#: size of a grown message (`config.bounds.MAX_MESSAGE_BYTES`).
+_MAXIMUM = {"parts": 100_000, "limit": MAX_MESSAGE_BYTES - 1}
 
 #: Close codes below 3000 that an endpoint may send: the registered ones, less those
 #: that only report a condition (1004-1006, 1015). The same set as websockets'
@@ -117,8 +137,11 @@ class MessageFault:
             the message until that many later data messages passed, default 1),
             ``close`` (``code``, default 1001, and ``reason``: a close frame is sent
             instead of the message), ``abort`` (drop the TCP connection, no close frame),
-            ``swallow_pong``, ``delay_ping`` (``delay`` ms) or ``cut_after`` (``count``:
-            forward that many selected messages, then abort).
+            ``swallow_pong``, ``delay_ping`` (``delay`` ms), ``cut_after`` (``count``:
+            forward that many selected messages, then abort), or a frame fault
+            (`chaos.frame_faults`): ``fragment`` (``parts``, default 2, and ``ping``:
+            a ping between each two fragments), ``corrupt`` (``how``, one of
+            `CORRUPTIONS`) or ``oversize`` (``limit``: grow the message past it).
         direction: ``downstream`` (server to client) or ``upstream``.
         select: None (every data message), an int N (the N-th data message of the
             direction on a connection, 1-based), a collection of ints, an opcode name
@@ -205,7 +228,7 @@ def _check_select(kind: str, select: Selector) -> Selector:
         if select not in OPCODE_NAMES:
             names = ", ".join(OPCODE_NAMES)
             raise ValueError(f"select={select!r} is not an opcode name; expected one of {names}")
-        if select in _CONTROL_NAMES and kind in ("reorder", "cut_after"):
+        if select in _CONTROL_NAMES and kind in _DATA_KINDS:
             raise ValueError(f"{kind} acts on data messages only, not on {select} frames")
         return select
     if isinstance(select, bool):
@@ -239,11 +262,18 @@ def _check_attributes(kind: str, given: Mapping[str, Any]) -> Mapping[str, Any]:
             raise ValueError(f"{kind} delay is in milliseconds and must be >= 0, not {delay!r}")
         if math.isinf(delay):
             raise ValueError(f"{kind} delay must be finite")
-    for name, minimum in (("by", 1), ("count", 0)):
+    for name, minimum in (("by", 1), ("count", 0), ("parts", 2), ("limit", 0)):
         if name in values:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{kind} {name} must be an integer >= {minimum}, not {value!r}")
+            if value > _MAXIMUM.get(name, value):
+                raise ValueError(f"{kind} {name} must be at most {_MAXIMUM[name]:_}, not {value:_}")
+    if not isinstance(values.get("ping", False), bool):
+        raise ValueError(f"fragment ping must be True or False, not {values['ping']!r}")
+    if "how" in values and values["how"] not in CORRUPTIONS:
+        hows = ", ".join(CORRUPTIONS)
+        raise ValueError(f"corrupt how={values['how']!r} is not one of {hows}")
     if kind == "close":
         if not isinstance(values["reason"], str):
             raise ValueError(f"close reason must be a string, not {values['reason']!r}")

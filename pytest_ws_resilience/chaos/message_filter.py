@@ -6,7 +6,8 @@ does: it watches one direction of one proxied connection, passes the HTTP upgrad
 through, then follows the WebSocket frames (read by `chaos.frame_reader`, on the
 ``websockets`` sans-I/O frame code) and applies the `MessageFault` s
 (`chaos.message_faults`) that select each message: drop, delay, duplicate, reorder,
-inject a close, abort, cut after N, swallow pongs, delay pings.
+inject a close, abort, cut after N, swallow pongs, delay pings; and rebuilds the frames
+of a message for the frame faults (fragment, corrupt, oversize: `chaos.frame_faults`).
 
 Sans-I/O: bytes in (`MessageFilter.feed`), a list of `Emit` / `Abort` out; no sockets,
 no clock, randomness from the `random.Random` it is handed. The proxy connection
@@ -14,8 +15,9 @@ no clock, randomness from the `random.Random` it is handed. The proxy connection
 
 Two rules keep it honest:
 
-* The original bytes of every frame are forwarded (masks included); a message is never
-  re-serialized. Only injected close frames are built here.
+* The original bytes of every frame are forwarded (masks included); a message is
+  re-serialized only for a frame fault (by `chaos.frame_faults`, on websockets' own
+  serializer). Only injected close frames are built here.
 * With no fault for its direction the filter does not parse frames at all: it walks the
   frame headers to know where messages start (so the message index stays exact and a
   fault added later begins at a frame boundary) and forwards each chunk as it came.
@@ -29,6 +31,13 @@ from dataclasses import dataclass
 
 from websockets.frames import Close, Frame, Opcode
 
+from pytest_ws_resilience.chaos.forwarding import Abort, Emit, Output
+from pytest_ws_resilience.chaos.frame_faults import (
+    answered_ping,
+    build_frames,
+    frame_plan,
+    pongs_expected,
+)
 from pytest_ws_resilience.chaos.frame_reader import (
     MAX_HANDSHAKE,
     FrameSkimmer,
@@ -56,62 +65,6 @@ _OPCODE_NAME = {
     Opcode.PONG: "pong",
     Opcode.CLOSE: "close",
 }
-
-
-@dataclass(frozen=True)
-class Emit:
-    """Bytes to forward: original frames as received (or an injected close frame).
-
-    ``delay`` (seconds) holds these bytes and everything after them in the same
-    direction; order is always kept.
-    """
-
-    data: bytes
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class Abort:
-    """Drop the TCP connection on both sides without a close frame (the peer sees 1006).
-
-    Emits listed before it must be written before the connection is dropped.
-    """
-
-    reason: str
-
-
-class _Output:
-    """Collects what one `MessageFilter.feed` call forwards, merging adjacent emits."""
-
-    def __init__(self) -> None:
-        self.items: list[Emit | Abort] = []
-        self._parts: list[bytes] = []
-        self._delay = 0.0
-
-    def emit(self, data: bytes, delay: float = 0.0) -> None:
-        if not data:
-            return
-        # Bytes after a delayed emit are held behind it anyway, so they can join it.
-        if self._parts and delay > self._delay:
-            self._flush()
-        if not self._parts:
-            self._delay = delay
-        self._parts.append(data)
-
-    def abort(self, reason: str) -> None:
-        self._flush()
-        self.items.append(Abort(reason))
-
-    def result(self) -> list[Emit | Abort]:
-        self._flush()
-        return self.items
-
-    def _flush(self) -> None:
-        if self._parts:
-            data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-            self.items.append(Emit(data, self._delay))
-            self._parts = []
-            self._delay = 0.0
 
 
 @dataclass
@@ -223,12 +176,12 @@ class MessageFilter:
             return []
         if self._phase == _PASSTHROUGH:
             return [Emit(bytes(data))]
-        out = _Output()
+        out = Output()
         if self._phase == _HANDSHAKE:
             data = self._feed_handshake(bytes(data), out)
             if not data or self._phase != _FRAMES:
                 return out.result()
-        if self._idle() and not self._current_faults():
+        if self._idle() and not self._must_parse():
             out.emit(bytes(data))
             try:
                 self._frames.skim(bytes(data), to_boundary=False)
@@ -247,13 +200,13 @@ class MessageFilter:
         """
         if self._phase != _FRAMES:
             return []
-        out = _Output()
+        out = Output()
         self._release_orphans(out)
         return out.result()
 
     # -- handshake -------------------------------------------------------------------
 
-    def _feed_handshake(self, data: bytes, out: _Output) -> bytes:
+    def _feed_handshake(self, data: bytes, out: Output) -> bytes:
         """Buffer the HTTP upgrade; forward it (edited) and return the bytes after it."""
         self._handshake += data
         end = self._handshake.find(b"\r\n\r\n")
@@ -287,7 +240,15 @@ class MessageFilter:
     def _current_faults(self) -> list[MessageFault]:
         return [f for f in self._faults() if f.applies_to(self.direction, self.connection)]
 
-    def _feed_frames(self, data: bytes, out: _Output) -> None:
+    def _must_parse(self) -> bool:
+        """A fault for this direction, or pongs to catch for the other one's pings."""
+        direction, connection = self.direction, self.connection
+        return any(
+            f.applies_to(direction, connection) or pongs_expected(f, direction, connection)
+            for f in self._faults()
+        )
+
+    def _feed_frames(self, data: bytes, out: Output) -> None:
         if self._frames.mid_frame:
             try:
                 walked = self._frames.skim(data, to_boundary=True)
@@ -320,7 +281,7 @@ class MessageFilter:
         else:
             del buffer[:pos]
 
-    def _on_frame(self, frame: Frame, raw: bytes, out: _Output) -> None:
+    def _on_frame(self, frame: Frame, raw: bytes, out: Output) -> None:
         opcode = frame.opcode
         if self._close_injected:
             # The peer was told the connection is closing: nothing may follow the close.
@@ -357,7 +318,7 @@ class MessageFilter:
         else:
             self._on_control(frame, raw, out)
 
-    def _on_message(self, partial: _Partial, out: _Output) -> None:
+    def _on_message(self, partial: _Partial, out: Output) -> None:
         message = Message(
             partial.index, partial.opcode, b"".join(partial.payloads), partial.compressed
         )
@@ -382,6 +343,11 @@ class MessageFilter:
         delay = self._apply_shaping(hits, message)
         if delay is None:
             return  # dropped
+        plan = frame_plan(hits) if hits else None
+        if plan is not None:
+            for name, outcome in plan.outcomes:
+                self._decide(name, outcome, message.describe())
+            data = build_frames(plan, message, mask=self._mask)
         data = data * self._copies(hits, message)
         if hold is not None:
             by = int(hold.attributes["by"])
@@ -396,8 +362,13 @@ class MessageFilter:
                 self._cut(fault, message, out)
                 return
 
-    def _on_control(self, frame: Frame, raw: bytes, out: _Output) -> None:
+    def _on_control(self, frame: Frame, raw: bytes, out: Output) -> None:
         message = Message(0, _OPCODE_NAME[frame.opcode], bytes(frame.data))
+        answered = answered_ping(message.payload) if frame.opcode == Opcode.PONG else None
+        if answered is not None:
+            # The proxy's own ping between fragments: its sender never sent it.
+            self._decide(answered[0], "pong answered", answered[1])
+            return
         if frame.opcode == Opcode.CLOSE:
             # Held messages were sent before the close: deliver them before it.
             self._release_all(out, "released before the close frame")
@@ -409,7 +380,7 @@ class MessageFilter:
             return
         out.emit(raw * self._copies(hits, message), delay)
 
-    def _apply_terminal(self, hits: list[MessageFault], message: Message, out: _Output) -> bool:
+    def _apply_terminal(self, hits: list[MessageFault], message: Message, out: Output) -> bool:
         """Abort or inject a close for a selected message; True when the stream ends here."""
         for fault in hits:
             if fault.kind == "abort":
@@ -456,7 +427,7 @@ class MessageFilter:
                 copies += 1
         return copies
 
-    def _passed(self, out: _Output, message: Message) -> None:
+    def _passed(self, out: Output, message: Message) -> None:
         """A data message went by: count it for held messages and release those due.
 
         A message that is itself being held also counts for the ones held before it, so
@@ -474,7 +445,7 @@ class MessageFilter:
             )
             out.emit(held.data)
 
-    def _release_orphans(self, out: _Output) -> None:
+    def _release_orphans(self, out: Output) -> None:
         """Release messages whose reorder fault was removed, so removal never loses one."""
         if not self._held:
             return
@@ -484,7 +455,7 @@ class MessageFilter:
             self._decide(held.fault, "released (fault removed)", held.message.describe())
             out.emit(held.data)
 
-    def _release_all(self, out: _Output, outcome: str) -> None:
+    def _release_all(self, out: Output, outcome: str) -> None:
         for held in self._held:
             self._decide(held.fault, outcome, held.message.describe())
             out.emit(held.data)
@@ -508,19 +479,19 @@ class MessageFilter:
         self._cut_counts[fault.name] = seen + 1
         return seen + 1 >= count
 
-    def _cut(self, fault: MessageFault, message: Message, out: _Output) -> None:
+    def _cut(self, fault: MessageFault, message: Message, out: Output) -> None:
         count = int(fault.attributes["count"])
         self._decide(fault.name, f"cut after {count} message(s)", message.describe())
         self._abort(out, f"{fault.name}: cut after {count} message(s)")
 
-    def _abort(self, out: _Output, reason: str) -> None:
+    def _abort(self, out: Output, reason: str) -> None:
         out.abort(reason)
         self._phase = _DEAD
         self._buffer.clear()
         self._held.clear()
         self._partial = None
 
-    def _give_up(self, reason: str, out: _Output) -> None:
+    def _give_up(self, reason: str, out: Output) -> None:
         """Not WebSocket frames after all: forward everything as it comes, unparsed."""
         self._record(
             FaultDecision(self.connection, self.direction, "frames", "passing through", reason)

@@ -356,6 +356,10 @@ class ChaosProxy:
     ) -> MessageFault:
         """Arm a WebSocket message fault (see `chaos.message_faults`); needs a ``ws://`` upstream.
 
+        The frame faults are kinds of message fault too (``fragment``, ``corrupt``,
+        ``oversize``: `chaos.frame_faults`), so they select, draw, target and report
+        exactly as the others do.
+
         A fault that applies 0 times by the end of its test, or whose ``select``
         predicate raises, is reported then (`nothing_checked`): a warning, or a failure
         with ``expect_fire=True`` (or in a ``websocket_security`` test).
@@ -432,12 +436,14 @@ class ChaosProxy:
     def _record(self, decision: FaultDecision) -> None:
         self.decisions.append(decision)
         # Counted: faults applied. Not counted: rolls, and the follow-ups of a fault
-        # already counted (a held message released, frames dropped after a close).
+        # already counted (a held message released, frames dropped after a close, the
+        # pong answering a ping put between fragments).
         outcome = decision.outcome
         if outcome not in ("enabled", "disabled", "kept", "skipped") and not outcome.startswith(
-            ("released", "dropped after the injected close")
+            ("released", "dropped after the injected close", "pong answered")
         ):
-            kind = decision.subject.split("#", 1)[0]
+            fault = self._armed_faults.get(decision.subject)  # named faults too
+            kind = fault.kind if fault is not None else decision.subject.split("#", 1)[0]
             self._faults_applied[kind] += 1
             self._applied_by_fault[decision.subject] += 1
         elif outcome == "skipped" and PREDICATE_RAISED in decision.detail:

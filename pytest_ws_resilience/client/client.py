@@ -49,7 +49,7 @@ from pytest_ws_resilience.client.matching import (
 )
 from pytest_ws_resilience.client.metrics import ClientMetrics, payload_size
 from pytest_ws_resilience.client.observers import ClientObserver, Observers, ReceiveHook
-from pytest_ws_resilience.client.sending import ping_bounded, send_bounded
+from pytest_ws_resilience.client.sending import joined_fragments, ping_bounded, send_bounded
 from pytest_ws_resilience.client.waiting import EventWaiter
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
@@ -519,7 +519,9 @@ class WsClient:
     def _closed_head(self, action: str) -> str:
         return f"cannot {action}: connection {self._name} to {redact(self._url)} is closed"
 
-    async def _send(self, message: str | bytes, data: Any = None) -> None:
+    async def _send(
+        self, message: str | bytes, data: Any = None, parts: list[str] | list[bytes] | None = None
+    ) -> None:
         size = payload_size(message)
         if size > self._max_message_size:
             raise WsMessageTooLargeError(size, self._max_message_size)
@@ -527,7 +529,7 @@ class WsClient:
         self._watchers.sending(self, message, data)
         await send_bounded(
             conn,
-            message,
+            message if parts is None else parts,
             size,
             bound=self._bounds.recv,
             name=self._name,
@@ -545,6 +547,13 @@ class WsClient:
 
     async def send_bytes(self, data: bytes) -> None:
         await self._send(bytes(data))
+
+    async def send_fragments(self, parts: Sequence[str] | Sequence[bytes]) -> None:
+        """Send one message as several frames, one per part (then websockets' empty final
+        frame): all str, a text message; all bytes, binary. Limited, observed and
+        counted as the one message it is (`client.sending.joined_fragments`)."""
+        message, fragments = joined_fragments(parts)
+        await self._send(message, parts=fragments)
 
     async def ping(self) -> float:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""

@@ -79,6 +79,8 @@ PURE_MODULES = (
     "chaos.presets",
     "chaos.message_faults",
     "chaos.frame_reader",
+    "chaos.frame_faults",
+    "chaos.forwarding",
     "chaos.message_filter",
     "chaos.upstream",
     "servers.readiness",
@@ -121,7 +123,7 @@ IO_MODULES = (
 #: Pure modules that use websockets' sans-I/O code or its exception types: websockets'
 #: package import loads ``socket`` (through ``email.utils``), never a connection.
 SANS_IO_ON_WEBSOCKETS: frozenset[str] = frozenset(
-    {"chaos.frame_reader", "chaos.message_filter", "load.error_kinds"}
+    {"chaos.frame_reader", "chaos.frame_faults", "chaos.message_filter", "load.error_kinds"}
 )
 
 
