@@ -406,9 +406,7 @@ class ProxyConnection:
         if self.closed:
             return
         mine = [
-            t
-            for t in toxics
-            if t.kind not in CONNECTION_KINDS and t.target in (None, self.index)
+            t for t in toxics if t.kind not in CONNECTION_KINDS and t.target in (None, self.index)
         ]
         keys = {t.key for t in mine}
         self._clocks.sync(mine, self._roll)

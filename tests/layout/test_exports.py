@@ -56,6 +56,7 @@ EXPORTED = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsHeartbeatWarning",
     "WsMessageTooLargeError",
     "WsNothingCheckedWarning",
     "WsPoolExhaustedError",
