@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import statistics
 import sys
 import threading
@@ -193,11 +194,11 @@ async def _run(echo_port: int, ws_url: str, token: str, n: int, settings_ms: lis
         spec = ToxicSpec.of("idle_timeout", timeout=setting_ms)
         setting_s = setting_ms / 1000
         async with ChaosProxy(f"{HOST}:{echo_port}", seed=1, toxics=[spec]) as tcp:
-            late = await _lateness(n, lambda: _tcp_lateness(tcp, setting_s))
+            late = await _lateness(n, functools.partial(_tcp_lateness, tcp, setting_s))
             path = "tcp (splice fast path)" if splice.SUPPORTED else "tcp (transport path)"
             rows.append((path, setting_ms, late))
         async with ChaosProxy(ws_url, seed=1, toxics=[spec]) as ws:
-            late = await _lateness(n, lambda: _ws_lateness(ws, token, setting_s))
+            late = await _lateness(n, functools.partial(_ws_lateness, ws, token, setting_s))
             rows.append(("ws (frame reader)", setting_ms, late))
     print()
     print(
