@@ -16,8 +16,6 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
-PYTEST_TABLE = '[tool.pytest.ini_options]\nasyncio_default_fixture_loop_scope = "function"\n'
-
 
 def load(tool: dict[str, Any], env: str | None = None) -> WsSettings:
     return load_settings(environ={}, tool_config=tool, cli=CommandLine(env=env))
@@ -116,13 +114,13 @@ def _no_ws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(pytester: pytest.Pytester, ws_toml: str, *args: str) -> pytest.RunResult:
-    pytester.makepyprojecttoml(PYTEST_TABLE + "[tool.ws_resilience]\n" + ws_toml)
+    pytester.makepyprojecttoml("[tool.ws_resilience]\n" + ws_toml)
     pytester.makepyfile(test_sample="def test_ok():\n    pass\n")
     return pytester.runpytest_inprocess("-p", "ws_resilience", *args)
 
 
-def test_a_slow_heartbeat_is_warned_about_once_at_start_up(pytester: pytest.Pytester) -> None:
-    result = run(pytester, "idle_timeout = 30\nheartbeat_interval = 30\n")
+def test_a_slow_heartbeat_is_warned_about_once_at_start_up(ws_pytester: pytest.Pytester) -> None:
+    result = run(ws_pytester, "idle_timeout = 30\nheartbeat_interval = 30\n")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(
         [
@@ -132,8 +130,8 @@ def test_a_slow_heartbeat_is_warned_about_once_at_start_up(pytester: pytest.Pyte
     )
 
 
-def test_no_heartbeat_against_an_idle_timeout_is_warned_about(pytester: pytest.Pytester) -> None:
-    result = run(pytester, "idle_timeout = 60\n")
+def test_no_heartbeat_against_an_idle_timeout_is_warned_about(ws_pytester: pytest.Pytester) -> None:
+    result = run(ws_pytester, "idle_timeout = 60\n")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*WsHeartbeatWarning*heartbeat_interval is not*48 s*"])
 
@@ -143,16 +141,16 @@ def test_no_heartbeat_against_an_idle_timeout_is_warned_about(pytester: pytest.P
     ["", "heartbeat_interval = 50\n", "idle_timeout = 60\nheartbeat_interval = 25\n"],
 )
 def test_an_aligned_or_unknown_setup_is_not_warned_about(
-    pytester: pytest.Pytester, ws_toml: str
+    ws_pytester: pytest.Pytester, ws_toml: str
 ) -> None:
-    result = run(pytester, ws_toml)
+    result = run(ws_pytester, ws_toml)
     result.assert_outcomes(passed=1, warnings=0)
     assert "WsHeartbeatWarning" not in result.stdout.str()
 
 
-def test_the_warning_can_fail_a_ci_run(pytester: pytest.Pytester) -> None:
+def test_the_warning_can_fail_a_ci_run(ws_pytester: pytest.Pytester) -> None:
     result = run(
-        pytester,
+        ws_pytester,
         "idle_timeout = 30\nheartbeat_interval = false\n",
         "-W",
         "error::pytest_ws_resilience.errors.WsHeartbeatWarning",
@@ -162,3 +160,14 @@ def test_the_warning_can_fail_a_ci_run(pytester: pytest.Pytester) -> None:
     assert len(errors) == 1, result.errlines
     assert "heartbeat_interval = false (no keepalive pings) with idle_timeout = 30 s" in errors[0]
     assert "INTERNALERROR" not in "\n".join(result.outlines + result.errlines)
+
+
+def test_under_xdist_the_warning_is_shown_once(ws_pytester: pytest.Pytester) -> None:
+    ws_pytester.makepyprojecttoml(
+        "[tool.ws_resilience]\nidle_timeout = 30\nheartbeat_interval = 30\n"
+    )
+    ws_pytester.makepyfile(test_sample="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-n", "2")
+    result.assert_outcomes(passed=2)
+    shown = [line for line in result.outlines if "WsHeartbeatWarning:" in line]
+    assert len(shown) == 1, result.outlines
