@@ -53,8 +53,8 @@ TOXIC_KINDS: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
         "limit_data": {"bytes": 0},  # bytes, then close
         "refuse": {},
         "accept_close": {},
-        "idle_timeout": {"timeout": 0},  # ms without a byte either way, then drop
-        "max_lifetime": {"lifetime": 0},  # ms after the connection opened, then drop
+        "idle_timeout": {"timeout": 0},  # ms without a byte either way (required, > 0)
+        "max_lifetime": {"lifetime": 0},  # ms after the connection opened (required, > 0)
     }
 )
 

@@ -228,6 +228,20 @@ async def test_arming_counts_from_now_and_an_update_rearms() -> None:
 
 
 @pytest.mark.asyncio
+async def test_max_lifetime_added_to_an_older_connection_drops_it_at_once() -> None:
+    async with tcp_proxy() as proxy:
+        reader, writer = await asyncio.open_connection(HOST, proxy.port)
+        try:
+            await echo(reader, writer)
+            await asyncio.sleep(SETTING_S)
+            proxy.add_toxic("max_lifetime", lifetime=SETTING_MS / 2)
+            assert len(proxy.connections) == 1  # never inside add_toxic
+            await ended(reader)
+        finally:
+            writer.transport.abort()
+
+
+@pytest.mark.asyncio
 async def test_stream_does_not_narrow_the_traffic_that_counts() -> None:
     """``stream="upstream"`` still counts the server's bytes: a server that talks every
     so often keeps a connection whose client never writes alive."""
