@@ -39,6 +39,7 @@ __all__ = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsHeartbeatWarning",
     "WsIsolationWarning",
     "WsMessageTooLargeError",
     "WsNothingCheckedWarning",
@@ -263,6 +264,14 @@ class WsSchedulingWarning(UserWarning):
     """Connection tests may overlap under xdist although the plugin meant to serialize
     them. Filter it like any warning, e.g.
     ``-W ignore::pytest_ws_resilience.errors.WsSchedulingWarning``."""
+
+
+class WsHeartbeatWarning(UserWarning):
+    """The configured heartbeat would not beat the infrastructure's idle timeout
+    (``heartbeat_interval`` unset, ``false``, or above ``idle_timeout`` minus 20%): quiet
+    connections would be dropped in production. Issued once, at start-up (the check is
+    `pytest_ws_resilience.config.heartbeat`'s); make it fail a run with
+    ``-W error::pytest_ws_resilience.errors.WsHeartbeatWarning``."""
 
 
 class WsNothingCheckedWarning(UserWarning):

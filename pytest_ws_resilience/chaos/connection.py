@@ -14,8 +14,9 @@ with nothing armed or held goes faster still: splice(2) moves its bytes in kerne
 (`benchmarks/chaos_proxy.py` measures both lanes against a direct connection).
 
 The connection also owns what acts on it as a whole: the once-per-connection toxicity
-roll of each toxic, the timers of ``timeout`` and ``reset_peer``, ``slow_close``, and
-the ways it ends (FIN, abort, RST).
+roll of each toxic, the timers of ``timeout``, ``reset_peer``, ``idle_timeout`` and
+``max_lifetime`` (`chaos.clocks`: the lanes stamp each chunk read for the idle clock,
+on both paths), ``slow_close``, and the ways it ends (FIN, abort, RST).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
+from pytest_ws_resilience.chaos.clocks import ConnectionClocks
 from pytest_ws_resilience.chaos.message_filter import Abort, Emit, MessageFilter
 from pytest_ws_resilience.chaos.seeds import FaultDecision, derive_rng
 from pytest_ws_resilience.chaos.sides import Side
@@ -158,8 +160,11 @@ class _Lane:
         self.splice_if_idle()
 
     def count(self, size: int) -> None:
-        """``size`` bytes read from the source: the connection's and the proxy's counters."""
+        """``size`` bytes read from the source: the connection's and the proxy's counters,
+        and the idle clock (the splice fast path reports its reads here too)."""
         conn = self.conn
+        if conn._clocks.watching:
+            conn._clocks.active()
         if self.direction == "upstream":
             conn.bytes_up += size
             conn.proxy._bytes_up += size
@@ -359,7 +364,7 @@ class ProxyConnection:
         self._connecting: asyncio.Task[None] | None = None
         self._draws: dict[int, float] = {}
         self._enabled: dict[int, bool] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._clocks = ConnectionClocks(self._lanes["upstream"].loop, self._shutdown)
         self._cache_generation = -1
         self._cache: dict[str, tuple[Toxic, ...]] = {}
         self._lanes_done = 0
@@ -400,24 +405,11 @@ class ProxyConnection:
         """Roll new toxics, start timers of armed ones, cancel those of removed ones."""
         if self.closed:
             return
-        keys = set()
-        for toxic in toxics:
-            if toxic.kind in CONNECTION_KINDS:
-                continue
-            if toxic.target is not None and toxic.target != self.index:
-                continue
-            keys.add(toxic.key)
-            if not self._roll(toxic) or toxic.key in self._timers:
-                continue
-            delay_ms = toxic["timeout"] if toxic.kind in ("timeout", "reset_peer") else 0
-            if toxic.kind == "reset_peer" or (toxic.kind == "timeout" and delay_ms > 0):
-                how = "reset" if toxic.kind == "reset_peer" else "close"
-                loop = asyncio.get_running_loop()
-                self._timers[toxic.key] = loop.call_later(
-                    delay_ms / 1000, self._timer_fired, toxic.key, how
-                )
-        for key in set(self._timers) - keys:
-            self._timers.pop(key).cancel()
+        mine = [
+            t for t in toxics if t.kind not in CONNECTION_KINDS and t.target in (None, self.index)
+        ]
+        keys = {t.key for t in mine}
+        self._clocks.sync(mine, self._roll)
         for lane in self._lanes.values():
             lane.shaper.forget(keys)
             lane.retoxed()
@@ -434,10 +426,6 @@ class ProxyConnection:
         """The message faults changed: forward what the filters no longer hold back."""
         for lane in self._lanes.values():
             lane.refresh()
-
-    def _timer_fired(self, key: int, how: str) -> None:
-        self._timers.pop(key, None)
-        self._shutdown(how)
 
     def _shaping_toxics(self, direction: str) -> tuple[Toxic, ...]:
         generation = self.proxy._generation
@@ -523,9 +511,7 @@ class ProxyConnection:
         if self.closed:
             return
         self.closed = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self._clocks.cancel()
         for lane in self._lanes.values():
             lane.cancel(flush=how == "close")
         for transport in (self._client, self._server):

@@ -29,6 +29,7 @@ __all__ = [
     "Piece",
     "Shaped",
     "StreamShaper",
+    "drop_deadline",
     "latency_release",
     "slice_sizes",
     "toxicity_draw",
@@ -47,6 +48,22 @@ def toxicity_draw(seed: int, toxic_name: str, connection: int) -> float:
     later only ever enables more connections, never re-rolls the ones already decided.
     """
     return derive_rng(seed, "toxic", toxic_name, connection).random()
+
+
+def drop_deadline(toxic: Toxic, *, opened_at: float, armed_at: float, last_active: float) -> float:
+    """When a clock toxic (``idle_timeout``, ``max_lifetime``) drops its connection.
+
+    ``max_lifetime``: ``lifetime`` ms after the connection opened, whenever the toxic was
+    armed (armed on a connection already older, it drops it at once). ``idle_timeout``:
+    ``timeout`` ms after the later of the last byte read either way and the moment the
+    toxic took effect on the connection, so arming one never cuts a connection for the
+    silence that came before it. All times are on the caller's clock, in seconds.
+    """
+    if toxic.kind == "max_lifetime":
+        return opened_at + toxic["lifetime"] / 1000.0
+    if toxic.kind == "idle_timeout":
+        return max(armed_at, last_active) + toxic["timeout"] / 1000.0
+    raise ValueError(f"{toxic.kind} is not a clock toxic (idle_timeout, max_lifetime)")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ so a typo in an attribute name or a negative latency fails at once with a one-li
 Kinds and attribute names follow Toxiproxy's, so its documentation and habits carry over
 (units too: milliseconds, KB/s with KB = 1000 bytes, microseconds for the slicer delay).
 Two kinds act on new connections rather than bytes: ``refuse`` and ``accept_close``.
+Two act on a connection's clock rather than its bytes (`CLOCK_KINDS`): ``idle_timeout``
+drops a connection that carried no byte either way for ``timeout`` ms (a cloud load
+balancer's idle timeout), ``max_lifetime`` drops it ``lifetime`` ms after it opened (a
+proxy's maximum connection age). They watch the whole connection: their ``stream`` only
+names them (``idle_timeout_downstream``), it never narrows what counts as traffic.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, Self
 
 __all__ = [
+    "CLOCK_KINDS",
     "CONNECTION_KINDS",
     "HOLDING_KINDS",
     "SHAPING_KINDS",
@@ -47,11 +53,16 @@ TOXIC_KINDS: Final[Mapping[str, Mapping[str, float]]] = MappingProxyType(
         "limit_data": {"bytes": 0},  # bytes, then close
         "refuse": {},
         "accept_close": {},
+        "idle_timeout": {"timeout": 0},  # ms without a byte either way (required, > 0)
+        "max_lifetime": {"lifetime": 0},  # ms after the connection opened (required, > 0)
     }
 )
 
 #: Kinds that act when a connection is accepted, not on its bytes.
 CONNECTION_KINDS: Final = frozenset({"refuse", "accept_close"})
+#: Kinds that drop a connection at a time of its own (idle since, or opened at): both
+#: directions, whatever their ``stream``.
+CLOCK_KINDS: Final = frozenset({"idle_timeout", "max_lifetime"})
 #: Kinds applied to the bytes of a stream (`timing.StreamShaper`); the rest act on the
 #: connection (timers, close).
 SHAPING_KINDS: Final = frozenset({"latency", "bandwidth", "slicer", "timeout", "limit_data"})
@@ -199,6 +210,10 @@ def build_toxic(
 
 
 def _check_relations(kind: str, values: Mapping[str, float]) -> None:
+    if kind in CLOCK_KINDS:
+        attr = "timeout" if kind == "idle_timeout" else "lifetime"
+        if values[attr] <= 0:
+            raise ValueError(f"{kind}.{attr} must be > 0 ms, got {values[attr]!r}")
     if kind == "slicer":
         if values["average_size"] < 1:
             raise ValueError(f"slicer.average_size must be >= 1, got {values['average_size']}")

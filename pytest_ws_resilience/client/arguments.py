@@ -7,6 +7,9 @@ the argument. The numeric bounds are `pytest_ws_resilience.config.bounds`'; the 
 ``**connect_options`` may hold are read from websockets' own ``connect`` signature (and
 the event loop's ``create_connection``, which websockets passes the rest to), so a new
 websockets option works without a change here.
+
+The keepalive is the settings' too: `heartbeat_options` turns ``heartbeat_interval``
+into websockets' ``ping_interval`` and ``ping_timeout``, under the test's own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import difflib
 import inspect
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
@@ -33,7 +36,7 @@ from pytest_ws_resilience.redaction import redact
 if TYPE_CHECKING:
     from pytest_ws_resilience.client.tokens import TestUser
 
-__all__ = ["check_client_arguments", "connect_option_names"]
+__all__ = ["check_client_arguments", "connect_option_names", "heartbeat_options"]
 
 #: websockets options `WsClient` sets itself, and the argument to use instead.
 _OWN_OPTIONS: Mapping[str, str] = {
@@ -92,6 +95,29 @@ def _check_connect_options(options: Mapping[str, Any]) -> None:
             )
         if name in _SECONDS_OPTIONS and value is not None:
             check_seconds(name, value)
+
+
+def heartbeat_options(
+    heartbeat_interval: float | Literal[False] | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``options`` with websockets' keepalive taken from the settings' heartbeat.
+
+    A test that passes ``ping_interval=`` keeps it (and its ``ping_timeout``, or
+    websockets' default); otherwise the client pings every ``heartbeat_interval``
+    seconds and gives up on a pong after as long (unless ``ping_timeout=`` is given):
+    the heartbeat the production client is configured with, so a test sees what an
+    idle timeout in front of the server does to it. ``False``: no pings. ``None`` (not
+    configured): websockets' defaults, as before the setting existed.
+    """
+    merged = dict(options)
+    if heartbeat_interval is None or "ping_interval" in merged:
+        return merged
+    if heartbeat_interval is False:
+        merged["ping_interval"] = None
+    else:
+        merged["ping_interval"] = heartbeat_interval
+        merged.setdefault("ping_timeout", heartbeat_interval)
+    return merged
 
 
 def check_client_arguments(

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from pytest_ws_resilience.client.arguments import check_client_arguments
+from pytest_ws_resilience.client.arguments import check_client_arguments, heartbeat_options
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
 from pytest_ws_resilience.client.closing import close_connection
@@ -168,7 +168,10 @@ class WsClient:
             close_timeout=bounds.close,
             max_message_size=self._max_message_size,
             # Waits learn of a protocol failure at once, not after the closing handshake.
-            options={"create_connection": FailFastConnection, **connect_options},
+            options={
+                "create_connection": FailFastConnection,
+                **heartbeat_options(s.heartbeat_interval, connect_options),
+            },
             label=self._name,
             connection=connection,
         )

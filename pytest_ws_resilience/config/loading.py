@@ -348,6 +348,8 @@ def load_settings(
             required_source=required_source,
         ),
         project_dir=project_dir,
+        idle_timeout=value("idle_timeout"),
+        heartbeat_interval=value("heartbeat_interval"),
     )
 
 

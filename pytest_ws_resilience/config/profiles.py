@@ -75,6 +75,9 @@ BUILTIN_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "subprotocols": (),
         "user_agent": None,
         "compression": True,
+        # None: unknown (no start-up check) / not set (websockets' keepalive default).
+        "idle_timeout": None,
+        "heartbeat_interval": None,
     }
 )
 

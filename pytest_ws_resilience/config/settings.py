@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.timeouts import Source, TimeoutValue
@@ -262,6 +262,12 @@ class WsSettings:
     #: The project's directory (pytest's rootdir): local commands (``--ws-server-cmd``,
     #: process services) run there. None outside pytest: the current directory.
     project_dir: str | None = None
+    #: The idle timeout of the infrastructure in front of the server (a load balancer
+    #: drops a connection that carried nothing for that long), seconds; None: unknown.
+    idle_timeout: float | None = None
+    #: The clients' keepalive ping interval, seconds (websockets' ``ping_interval``, with
+    #: a ``ping_timeout`` as long); None: not set (websockets' 20 s); False: no pings.
+    heartbeat_interval: float | Literal[False] | None = None
 
     def __repr__(self) -> str:
         where = self.server.url or (

@@ -55,6 +55,9 @@ _ENV_NAME_KEYS = ("jwt_secret_env", "jwt_public_key_env", "jwt_private_key_env")
 #: What every handshake carries (`ConnectionOptions`).
 _CONNECTION_KEYS = ("headers", "origin", "subprotocols", "user_agent", "compression")
 
+#: The infrastructure's idle timeout and the clients' keepalive (`config.heartbeat`).
+_HEARTBEAT_KEYS = ("idle_timeout", "heartbeat_interval")
+
 #: Keys allowed at the top level (as defaults for every env) and in each env table.
 SETTING_KEYS: tuple[str, ...] = (
     "url",
@@ -68,6 +71,7 @@ SETTING_KEYS: tuple[str, ...] = (
     "services",
     "greeting",
     *_CONNECTION_KEYS,
+    *_HEARTBEAT_KEYS,
 )
 #: Top-level-only keys of the ASGI-app feature: the app is served for every env that has
 #: no ``url``.
@@ -283,6 +287,16 @@ def _greeting(where: str, key: str, value: Any) -> str | None:
     raise bad_value(where, key, value, "the greeting frame's type, or false for none")
 
 
+def _heartbeat(where: str, key: str, value: Any) -> float | bool:
+    """``idle_timeout``: seconds; ``heartbeat_interval``: seconds, or false for no pings."""
+    if value is False and key == "heartbeat_interval":
+        return False
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        off = ", or false for no keepalive pings" if key == "heartbeat_interval" else ""
+        raise bad_value(where, key, value, f"a positive number of seconds{off}")
+    return _seconds(where, key, value)
+
+
 def validate_lifespan(subject: str, value: Any) -> str:
     """``app_lifespan`` / ``--ws-app-lifespan``: one of `APP_LIFESPANS`."""
     if value not in APP_LIFESPANS:
@@ -339,6 +353,8 @@ def _validator(key: str) -> _Validator:
         return _boolean
     if key == "greeting":
         return _greeting
+    if key in _HEARTBEAT_KEYS:
+        return _heartbeat
     return _string
 
 

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.client.auth_methods import describe_auth
+from pytest_ws_resilience.config.heartbeat import heartbeat_problem
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import shown
+from pytest_ws_resilience.errors import WsHeartbeatWarning
 from pytest_ws_resilience.plugin import options
 from pytest_ws_resilience.plugin.fixtures import arm_replay_timer
 from pytest_ws_resilience.plugin.handoff import RunHandoff
@@ -51,7 +53,7 @@ from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.redaction import redact
 
-__all__ = ["WsSession", "settings_header_lines"]
+__all__ = ["WsSession", "settings_header_lines", "warn_heartbeat"]
 
 #: Markers whose arguments are checked at collection: marker name -> its validator
 #: (called with the marker's arguments, the test's name and the known envs).
@@ -86,6 +88,20 @@ def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: 
         f"ws-resilience chaos seed: {run.chaos_seed} "
         f"({'--ws-chaos-seed' if seed_given else 'random'})",
     ]
+
+
+def warn_heartbeat(config: pytest.Config, settings: WsSettings) -> None:
+    """Warn once, at start-up, when the heartbeat would not beat the idle timeout
+    (`pytest_ws_resilience.config.heartbeat`); ``-W error::...WsHeartbeatWarning`` turns
+    it into a usage error (one line, exit code 4)."""
+    problem = heartbeat_problem(settings.idle_timeout, settings.heartbeat_interval)
+    if problem is None:
+        return
+    warning = WsHeartbeatWarning(f"ws-resilience (env {settings.env}): {problem}")
+    try:
+        config.issue_config_time_warning(warning, stacklevel=2)
+    except WsHeartbeatWarning as err:
+        raise pytest.UsageError(str(err)) from None
 
 
 class WsSession:
@@ -125,6 +141,8 @@ class WsSession:
         #: Scheduling groups are added where tests are collected with xdist loaded
         #: (a worker, or ``-n 0``): without xdist every test runs one at a time anyway.
         self.marks_groups = xdist_loaded(config)
+        if self.owns_run:  # once per run: never on a worker
+            warn_heartbeat(config, settings)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(run_id={self.run.run_id})"

@@ -59,6 +59,7 @@ EXPORTED = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsHeartbeatWarning",
     "WsMessageTooLargeError",
     "WsNothingCheckedWarning",
     "WsPoolExhaustedError",

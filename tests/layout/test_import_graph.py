@@ -30,6 +30,7 @@ PURE_MODULES = (
     "lazy",
     "config.app_path",
     "config.backoff",
+    "config.heartbeat",
     "config.bounds",
     "config.loading",
     "config.profiles",
