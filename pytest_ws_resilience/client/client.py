@@ -157,6 +157,7 @@ class WsClient:
         )
         for secret in header_secrets(connection.headers):  # credential-like header values
             register_secret(secret)
+        keepalive = heartbeat_options(s.heartbeat_interval, connect_options)
         self._connector = Connector(
             url,
             self._token,
@@ -168,10 +169,7 @@ class WsClient:
             close_timeout=bounds.close,
             max_message_size=self._max_message_size,
             # Waits learn of a protocol failure at once, not after the closing handshake.
-            options={
-                "create_connection": FailFastConnection,
-                **heartbeat_options(s.heartbeat_interval, connect_options),
-            },
+            options={"create_connection": FailFastConnection, **keepalive},
             label=self._name,
             connection=connection,
         )
@@ -519,6 +517,11 @@ class WsClient:
             raise waiter.closed_error(f"{self._closed_head(action)} (code {waiter.close_code})")
         return conn
 
+    def _bounded(self, action: str) -> dict[str, Any]:
+        """A send's or ping's bound (the recv timeout), label and closed-connection text."""
+        head = partial(self._closed_head, action)
+        return {"bound": self._bounds.recv, "name": self._name, "closed_head": head}
+
     def _closed_head(self, action: str) -> str:
         return f"cannot {action}: connection {self._name} to {redact(self._url)} is closed"
 
@@ -530,14 +533,7 @@ class WsClient:
             raise WsMessageTooLargeError(size, self._max_message_size)
         conn = self._open_connection("send")
         self._watchers.sending(self, message, data)
-        await send_bounded(
-            conn,
-            message if parts is None else parts,
-            size,
-            bound=self._bounds.recv,
-            name=self._name,
-            closed_head=partial(self._closed_head, "send"),
-        )
+        await send_bounded(conn, message if parts is None else parts, size, **self._bounded("send"))
         self._metrics.sent += 1
         self._metrics.bytes_sent += size
 
@@ -560,13 +556,7 @@ class WsClient:
 
     async def ping(self) -> float:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""
-        conn = self._open_connection("ping")
-        rtt = await ping_bounded(
-            conn,
-            bound=self._bounds.recv,
-            name=self._name,
-            closed_head=partial(self._closed_head, "ping"),
-        )
+        rtt = await ping_bounded(self._open_connection("ping"), **self._bounded("ping"))
         self._metrics.ping_rtt_s = rtt
         return rtt
 
