@@ -7,7 +7,8 @@ precedence are `pytest_ws_resilience.config.loading`'s), and registers, for this
 - ONE role object (as pytest-xdist registers its ``DSession`` or ``WorkerInteractor``):
   `WsSession` without xdist, `WsController` on an xdist controller, `WsWorker` on a
   worker (`pytest_ws_resilience.plugin.roles` decides which); it holds every other hook;
-- the fixtures: the loop-agnostic ones (`pytest_ws_resilience.plugin.fixtures`) and the
+- the fixtures: the loop-agnostic ones (`pytest_ws_resilience.plugin.fixtures`), the
+  fuzzer (`pytest_ws_resilience.plugin.fuzz_fixture`) and the
   loop-bound ones built for the ini ``ws_loop_scope``
   (`pytest_ws_resilience.plugin.loop_fixtures`). They are plugins of their own, so
   their names never shadow hooks.
@@ -27,7 +28,7 @@ from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.loading import load_settings, read_tool_config
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsConfigError
-from pytest_ws_resilience.plugin import fixtures, options
+from pytest_ws_resilience.plugin import fixtures, fuzz_fixture, options
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.loop_fixtures import loop_scoped_fixtures
 from pytest_ws_resilience.plugin.markers import MARKERS
@@ -50,6 +51,7 @@ ROLE_PLUGIN_NAMES: dict[Role, str] = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+    fuzz_fixture.add_fuzz_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session.services.export_environ()  # restored by the session's pytest_unconfigure
     config.pluginmanager.register(session, ROLE_PLUGIN_NAMES[role])
     config.pluginmanager.register(fixtures, "ws_resilience.fixtures")
+    config.pluginmanager.register(fuzz_fixture, "ws_resilience.fuzz_fixture")
     config.pluginmanager.register(loop_scoped_fixtures(loop_scope), "ws_resilience.loop_fixtures")
 
 
