@@ -90,15 +90,15 @@ class FuzzFrame:
     def __str__(self) -> str:
         return shown(self)
 
+    def __repr__(self) -> str:
+        # Short: a frame may be a megabyte, and reprs end up in reports and tracebacks.
+        return f"FuzzFrame({shown(self, 200)})"
+
 
 def shown(frame: FuzzFrame, limit: int = _SHOWN_CHARS) -> str:
     """One line for a failure: the frame as Python would write it (so it can be pasted
     into ``ws_fuzz.replay(...)``), secrets redacted, cut at ``limit`` characters."""
-    if frame.kind == "json":
-        body = repr(frame.value)
-    else:
-        body = repr(frame.value)
-    text = redact(f"{frame.kind} {body}")
+    text = redact(f"{frame.kind} {frame.value!r}")
     if len(text) > limit:
         text = f"{text[:limit]}... ({frame.size} bytes in all)"
     return text

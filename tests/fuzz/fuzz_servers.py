@@ -132,3 +132,19 @@ def nesting_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:
 
 def clean_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:
     return serving()
+
+
+async def _serve_forever(port: int, bug: str) -> None:
+    handler = _handler(surrogate_bug=bug == "surrogate", nesting_bug=bug == "nesting")
+    async with serve(handler, HOST, port, logger=logging.getLogger("fuzz_servers")) as server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":  # for --ws-server-cmd: python fuzz_servers.py --port {port} --bug B
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bug", choices=("surrogate", "nesting", "none"), default="none")
+    arguments = parser.parse_args()
+    asyncio.run(_serve_forever(arguments.port, arguments.bug))
