@@ -3,7 +3,7 @@
 The public API, imported lazily: ``import pytest_ws_resilience`` loads neither pytest
 nor a server; each name loads its own module on first use. The layout is described in
 ``docs/architecture.md``: `config` (settings), `client`, `contracts`, `isolation`,
-`pool`, `chaos`, `servers`, `load`, `report` (library), `testing` (the reference
+`pool`, `chaos`, `fuzz`, `servers`, `load`, `report` (library), `testing` (the reference
 server) and `plugin` (the pytest glue, last).
 """
 
@@ -26,6 +26,10 @@ __all__ = [
     "ContractViolationError",
     "DifferentialResult",
     "EventContract",
+    "FuzzExtraMissingError",
+    "FuzzFailure",
+    "FuzzFrame",
+    "FuzzResult",
     "IsolationDetector",
     "IsolationViolation",
     "IsolationViolationError",
@@ -53,6 +57,7 @@ __all__ = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsFuzzError",
     "WsIsolationWarning",
     "WsMessageTooLargeError",
     "WsNothingCheckedWarning",
@@ -61,6 +66,7 @@ __all__ = [
     "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",
+    "frame_strategy",
 ]
 
 #: Where each public name is defined; its module is imported on first use.
@@ -75,6 +81,10 @@ _EXPORTS = {
     "ContractViolationError": "pytest_ws_resilience.errors",
     "DifferentialResult": "pytest_ws_resilience.isolation.differential",
     "EventContract": "pytest_ws_resilience.contracts.contract",
+    "FuzzExtraMissingError": "pytest_ws_resilience.errors",
+    "FuzzFailure": "pytest_ws_resilience.fuzz.result",
+    "FuzzFrame": "pytest_ws_resilience.fuzz.frames",
+    "FuzzResult": "pytest_ws_resilience.fuzz.result",
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
     "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
@@ -102,14 +112,16 @@ _EXPORTS = {
     "WsConfigError": "pytest_ws_resilience.errors",
     "WsConnectError": "pytest_ws_resilience.errors",
     "WsConnectionClosedError": "pytest_ws_resilience.errors",
+    "WsFuzzError": "pytest_ws_resilience.errors",
+    "WsIsolationWarning": "pytest_ws_resilience.errors",
     "WsMessageTooLargeError": "pytest_ws_resilience.errors",
     "WsNothingCheckedWarning": "pytest_ws_resilience.errors",
     "WsPoolExhaustedError": "pytest_ws_resilience.errors",
     "WsResilienceError": "pytest_ws_resilience.errors",
-    "WsIsolationWarning": "pytest_ws_resilience.errors",
     "WsSchedulingWarning": "pytest_ws_resilience.errors",
     "WsSettings": "pytest_ws_resilience.config.settings",
     "WsTimeoutError": "pytest_ws_resilience.errors",
+    "frame_strategy": "pytest_ws_resilience.fuzz.strategies",
 }
 
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
@@ -129,6 +141,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.errors import (
         Attempt,
         ContractViolationError,
+        FuzzExtraMissingError,
         IsolationViolationError,
         StormThresholdError,
         WsAuthError,
@@ -136,6 +149,7 @@ if TYPE_CHECKING:
         WsConfigError,
         WsConnectError,
         WsConnectionClosedError,
+        WsFuzzError,
         WsIsolationWarning,
         WsMessageTooLargeError,
         WsNothingCheckedWarning,
@@ -144,6 +158,9 @@ if TYPE_CHECKING:
         WsSchedulingWarning,
         WsTimeoutError,
     )
+    from pytest_ws_resilience.fuzz.frames import FuzzFrame
+    from pytest_ws_resilience.fuzz.result import FuzzFailure, FuzzResult
+    from pytest_ws_resilience.fuzz.strategies import frame_strategy
     from pytest_ws_resilience.isolation.detector import IsolationDetector
     from pytest_ws_resilience.isolation.differential import DifferentialResult
     from pytest_ws_resilience.isolation.races import RaceResult

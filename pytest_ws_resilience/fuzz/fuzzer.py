@@ -126,7 +126,9 @@ class WsFuzz:
         )
         if max_examples is not None and max_examples < 1:
             raise ValueError(f"ws_fuzz(max_examples={max_examples}) must be at least 1")
-        runner = self._runner_for(_health(health, health_reply), allowed_close_codes, answer_timeout)
+        runner = self._runner_for(
+            _health(health, health_reply), allowed_close_codes, answer_timeout
+        )
         result = await runner.run(
             strategy,
             max_examples=max_examples or chosen.max_examples,
@@ -150,7 +152,9 @@ class WsFuzz:
     ) -> FuzzFailure | None:
         """Send ``frame`` (e.g. ``result.minimal.frame``) once and judge it: the
         failure, or None when the server survived it."""
-        runner = self._runner_for(_health(health, health_reply), allowed_close_codes, answer_timeout)
+        runner = self._runner_for(
+            _health(health, health_reply), allowed_close_codes, answer_timeout
+        )
         return await runner.replay(frame)
 
 

@@ -125,7 +125,7 @@ def long_strings() -> st.SearchStrategy[str]:
 def unicode_strings() -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(UNICODE_SAMPLES),
-        st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20),
+        st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20),
     )
 
 

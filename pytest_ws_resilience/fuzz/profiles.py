@@ -58,8 +58,7 @@ def _named(name: str, source: str) -> FuzzProfile:
     profile = FUZZ_PROFILES.get(name)
     if profile is None:
         raise WsConfigError(
-            f"{source} names no fuzz profile: {name!r} (expected one of "
-            f"{', '.join(FUZZ_PROFILES)})"
+            f"{source} names no fuzz profile: {name!r} (expected one of {', '.join(FUZZ_PROFILES)})"
         )
     return profile
 
@@ -84,7 +83,7 @@ def choose_profile(
     variable = environ.get(PROFILE_VARIABLE, "")
     if variable:
         return _named(variable, PROFILE_VARIABLE), PROFILE_VARIABLE
-    if ws_env in FUZZ_PROFILES and ws_env != DEFAULT_PROFILE:
+    if ws_env is not None and ws_env in FUZZ_PROFILES and ws_env != DEFAULT_PROFILE:
         return FUZZ_PROFILES[ws_env], "--ws-env"
     if environ.get("CI", ""):
         return FUZZ_PROFILES["ci"], "CI"

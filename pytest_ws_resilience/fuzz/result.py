@@ -92,8 +92,7 @@ class FuzzResult:
             lines.append(f"stopped early: {self.stopped}")
         if self.minimal is not None:
             lines += [
-                f"minimal failing message (shrunk from {self.failure_count} failing "
-                "messages):",
+                f"minimal failing message (shrunk from {self.failure_count} failing messages):",
                 f"  {shown(self.minimal.frame)}",
                 f"  broke: {self.minimal.problem}",
                 "replay the message: await ws_fuzz.replay(result.minimal.frame)",

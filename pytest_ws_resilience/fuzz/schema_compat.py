@@ -57,4 +57,4 @@ def patch_hypothesis_jsonschema(module: types.ModuleType) -> None:
     if hasattr(conjecture_utils.many, "more"):
         return
     if getattr(module, "cu", None) is conjecture_utils:
-        module.cu = _UtilsWithOldMany("hypothesis_jsonschema_cu")
+        module.cu = _UtilsWithOldMany("hypothesis_jsonschema_cu")  # type: ignore[attr-defined]

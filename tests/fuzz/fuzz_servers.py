@@ -51,7 +51,9 @@ def container_depth(value: Any) -> int:
         if isinstance(node, dict | list):
             depth += 1
             deepest = max(deepest, depth)
-            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+            stack.extend(
+                (child, depth) for child in (node.values() if isinstance(node, dict) else node)
+            )
     return deepest
 
 
@@ -109,7 +111,9 @@ class FuzzServer:
 
 
 @contextlib.asynccontextmanager
-async def serving(*, surrogate_bug: bool = False, nesting_bug: bool = False) -> AsyncIterator[FuzzServer]:
+async def serving(
+    *, surrogate_bug: bool = False, nesting_bug: bool = False
+) -> AsyncIterator[FuzzServer]:
     """A server on a free loopback port, stopped (bounded) on exit."""
     handler = _handler(surrogate_bug=surrogate_bug, nesting_bug=nesting_bug)
     server = await serve(handler, HOST, 0, logger=logging.getLogger("fuzz_servers"))

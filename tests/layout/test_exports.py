@@ -64,6 +64,12 @@ EXPORTED = [
     "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",
+    "FuzzExtraMissingError",
+    "FuzzFailure",
+    "FuzzFrame",
+    "FuzzResult",
+    "WsFuzzError",
+    "frame_strategy",
 ]
 
 
