@@ -45,6 +45,9 @@ class FuzzResult:
         stopped: why the run stopped early (budget, reconnections, server gone), or None.
         health_checked: whether a health message followed every example.
         replay_hint: how to replay the search (the test's command line, when known).
+        first_failure_s: seconds from the start to the first failing message (None
+            when nothing failed); the rest of ``elapsed_s`` went to shrinking.
+        first_failure_example: the number of that message (1-based).
     """
 
     examples_run: int = 0
@@ -59,6 +62,8 @@ class FuzzResult:
     stopped: str | None = None
     health_checked: bool = True
     replay_hint: str = ""
+    first_failure_s: float | None = None
+    first_failure_example: int | None = None
     #: Whether the test looked at the verdict (`ok`, `assert_ok`, `report`).
     checked: bool = field(default=False, repr=False, compare=False)
 
@@ -86,6 +91,11 @@ class FuzzResult:
         """The failure text: the minimal message, what broke, and how to replay it."""
         self.checked = True
         lines = [self.summary()]
+        if self.first_failure_s is not None:
+            lines.append(
+                f"first failure at message {self.first_failure_example} after "
+                f"{self.first_failure_s:.2f} s; the rest was shrinking"
+            )
         if self.examples_run == 0:
             lines.append("no example ran: nothing was checked")
         if self.stopped is not None:

@@ -205,6 +205,7 @@ class FuzzRunner:
         result: FuzzResult,
     ) -> None:
         """Run Hypothesis (in the worker thread) until it is done or told to stop."""
+        started = time.perf_counter()
 
         def fuzz_one(frame: FuzzFrame) -> None:
             if self._stop is not None:
@@ -225,6 +226,9 @@ class FuzzRunner:
             problem = judge(seen, allowed_close_codes=self._allowed)
             if problem is not None:
                 failure = FuzzFailure(frame, problem)
+                if result.first_failure_s is None:
+                    result.first_failure_s = time.perf_counter() - started
+                    result.first_failure_example = result.examples_run
                 result.add_failure(failure)
                 result.minimal = failure  # the last one run is the shrunk one
                 raise _PropertyBroken(problem)

@@ -17,6 +17,7 @@ Pure: builds strategies, sends nothing (see `mutations` on Hypothesis' imports).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,7 +30,6 @@ from pytest_ws_resilience.fuzz.mutations import (
     binary_payloads,
     hostile_values,
     raw_texts,
-    wrong_types,
 )
 
 __all__ = ["Path", "check_examples", "frame_strategy", "paths_of", "replaced", "without"]
@@ -49,6 +49,16 @@ _MUTATIONS = 7
 #: Mutations per message: mostly one (more mutations bury the one that matters).
 _MUTATION_COUNTS = st.sampled_from((1, 1, 1, 1, 2, 3))
 _EXTRA_KEYS = ("extra", "__proto__", "", "type ", "\u0000")
+# Strategies built once: building one costs Hypothesis more than drawing from it.
+_CHOICE = st.integers(0, _CHOICES - 1)
+_KIND = st.integers(0, _MUTATIONS - 1)
+_EXTRA_KEY = st.one_of(st.sampled_from(_EXTRA_KEYS), st.text(max_size=8))
+
+
+@functools.cache
+def _index(count: int) -> st.SearchStrategy[int]:
+    """An index into a list of ``count`` items (shrinks towards the first)."""
+    return st.integers(0, count - 1)
 
 
 def check_examples(examples: Sequence[Any]) -> list[Any]:
@@ -123,21 +133,21 @@ def _mutated(draw: st.DrawFn, value: Any) -> Any:
     # The last paths first: a message's first field is usually its discriminator
     # ("type"), and a mutated discriminator only reaches the "unknown type" branch.
     paths = paths_of(value)[::-1]
-    kind = draw(st.integers(0, _MUTATIONS - 1))
+    kind = draw(_KIND)
     if kind == 6:
         return draw(hostile_values())
     if not paths:
         return value
     if kind <= 3:
-        return replaced(value, draw(st.sampled_from(paths)), draw(hostile_values()))
+        return replaced(value, paths[draw(_index(len(paths)))], draw(hostile_values()))
     if kind == 4:
-        return without(value, draw(st.sampled_from(paths)))
-    containers = [()] + [p for p in paths if isinstance(_at(value, p), dict)]
-    where = draw(st.sampled_from(containers))
+        return without(value, paths[draw(_index(len(paths)))])
+    containers: list[Path] = [()] + [p for p in paths if isinstance(_at(value, p), dict)]
+    where = containers[draw(_index(len(containers)))]
     if not isinstance(_at(value, where), dict):
         return value
-    key = draw(st.one_of(st.sampled_from(_EXTRA_KEYS), st.text(max_size=8)))
-    return replaced(value, (*where, key), draw(st.one_of(wrong_types(), hostile_values())))
+    key = draw(_EXTRA_KEY)
+    return replaced(value, (*where, key), draw(hostile_values()))
 
 
 def _at(value: Any, path: Path) -> Any:
@@ -148,7 +158,7 @@ def _at(value: Any, path: Path) -> Any:
 
 @st.composite
 def _frames(draw: st.DrawFn, bases: st.SearchStrategy[Any], binary: bool) -> FuzzFrame:
-    choice = draw(st.integers(0, _CHOICES - 1))
+    choice = draw(_CHOICE)
     if choice == 1:
         return FuzzFrame("text", draw(raw_texts()))
     if choice == 2 and binary:
