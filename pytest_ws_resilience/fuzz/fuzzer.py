@@ -59,6 +59,12 @@ class WsFuzz:
         #: Every result this test got, in order.
         self.results: list[FuzzResult] = []
 
+    @property
+    def client(self) -> WsClient | None:
+        """The connection the last call fuzzed over (None before the first call); its
+        ``events`` hold what the server answered to the last message."""
+        return self._runner.client if self._runner is not None else None
+
     def _runner_for(
         self,
         health: Health | None,
