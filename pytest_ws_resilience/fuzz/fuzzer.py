@@ -70,6 +70,7 @@ class WsFuzz:
         health: Health | None,
         allowed_close_codes: Collection[int],
         answer_timeout: float | None,
+        expect_answer: bool = True,
     ) -> FuzzRunner:
         runner = self._runner
         if runner is not None and runner.client is not None:
@@ -83,6 +84,7 @@ class WsFuzz:
             connect_bound=settings.connect_timeout.value * (settings.connect_retries + 1),
             health=health,
             allowed_close_codes=allowed_close_codes,
+            expect_answer=expect_answer,
         )
         return self._runner
 
@@ -99,6 +101,7 @@ class WsFuzz:
         allowed_close_codes: Collection[int] = (),
         answer_timeout: float | None = None,
         binary: bool = True,
+        expect_answer: bool = True,
     ) -> FuzzResult:
         """Fuzz the server with mutations of ``examples`` (and values of ``schema``).
 
@@ -117,11 +120,14 @@ class WsFuzz:
                 1009 for a server that closes on bad input on purpose).
             answer_timeout: bound of each answer (default: the recv timeout).
             binary: also send binary frames.
+            expect_answer: every message must get an answer of its own; False for a
+                protocol where some messages get none (the health reply still must).
 
         Raises:
             ValueError: no examples and no schema, or an example that is not JSON.
             FuzzExtraMissingError: ``schema`` without hypothesis-jsonschema.
-            WsConfigError: an unknown profile name.
+            WsConfigError: an unknown profile name, or a health message the server
+                does not answer before any fuzzing.
         """
         strategy = frame_strategy(examples, schema=schema, binary=binary)
         chosen, source = choose_profile(

@@ -31,12 +31,13 @@ from hypothesis import strategies as st
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.errors import (
+    WsConfigError,
     WsConnectError,
     WsConnectionClosedError,
     WsMessageTooLargeError,
     WsTimeoutError,
 )
-from pytest_ws_resilience.fuzz.frames import FuzzFrame, encode
+from pytest_ws_resilience.fuzz.frames import FuzzFrame, encode, shown
 from pytest_ws_resilience.fuzz.properties import Exchange, judge
 from pytest_ws_resilience.fuzz.result import FuzzFailure, FuzzResult
 
@@ -108,6 +109,9 @@ class FuzzRunner:
         health: the health message and reply; None checks no health.
         allowed_close_codes: close codes that are not failures (the next example
             reconnects).
+        expect_answer: every message must get an answer (a frame) of its own; False
+            for a protocol where some messages get none (the health reply then shows
+            the server read the message).
     """
 
     def __init__(
@@ -118,8 +122,10 @@ class FuzzRunner:
         connect_bound: float,
         health: Health | None = DEFAULT_HEALTH,
         allowed_close_codes: Collection[int] = (),
+        expect_answer: bool = True,
     ) -> None:
         self._connect = connect
+        self._expect_answer = expect_answer
         self._answer_timeout = answer_timeout
         self._health = health
         self._allowed = frozenset(allowed_close_codes)
@@ -162,7 +168,8 @@ class FuzzRunner:
         bound = self._answer_timeout
         try:
             await _send(client, frame)
-            await client.expect(_any_frame, timeout=bound)
+            if self._expect_answer:
+                await client.expect(_any_frame, timeout=bound)
         except WsMessageTooLargeError:
             return None
         except WsTimeoutError:
@@ -173,13 +180,41 @@ class FuzzRunner:
         if health is None:
             return Exchange(answered=True, health="not checked", answer_bound_s=bound)
         try:
-            await client.send_text(encode(health.message))
-            await client.expect(health.matches, timeout=bound)
+            await self._health_round_trip(client, health)
         except WsTimeoutError:
             return Exchange(answered=True, health="no reply", answer_bound_s=bound)
         except WsConnectionClosedError as exc:
             return _closed(exc, client, "closed")
         return Exchange(answered=True, answer_bound_s=bound)
+
+    async def _health_round_trip(self, client: WsClient, health: Health) -> None:
+        await client.send_text(encode(health.message))
+        await client.expect(health.matches, timeout=self._answer_timeout)
+
+    async def check_health(self) -> None:
+        """Check, before any fuzzing, that the health message gets its reply: a health
+        message the server does not speak would fail every example after a whole recv
+        timeout each.
+
+        Raises:
+            WsConfigError: no reply (one line: what was sent, what to change).
+            WsConnectError: the server could not be reached.
+        """
+        health = self._health
+        if health is None:
+            return
+        client = await self._ready()
+        if isinstance(client, str):
+            raise WsConnectError(f"ws_fuzz: {client}")
+        try:
+            await self._health_round_trip(client, health)
+        except (WsTimeoutError, WsConnectionClosedError) as exc:
+            reply = "a frame it accepts" if callable(health.reply) else repr(health.reply)
+            raise WsConfigError(
+                f"ws_fuzz: the health message {shown(FuzzFrame('json', health.message), 120)} "
+                f"got no {reply} before any fuzzing ({type(exc).__name__}): pass "
+                "health=... and health_reply=... that your server answers, or health=None"
+            ) from None
 
     async def replay(self, frame: FuzzFrame) -> FuzzFailure | None:
         """Send one frame and judge it: the failure, or None when every property held.
@@ -270,6 +305,8 @@ class FuzzRunner:
         """Fuzz: Hypothesis in a worker thread, each example over this connection.
 
         Raises:
+            WsConfigError: the health message gets no reply before any fuzzing.
+            WsConnectError: the server could not be reached.
             WsTimeoutError: the engine thread did not stop after the budget ran out
                 (one example stuck past every bound).
         """
@@ -283,6 +320,7 @@ class FuzzRunner:
         self._stop = None
         self._max_reconnects = self._reconnects + max_reconnects
         reconnects_before = self._reconnects
+        await self.check_health()
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ws_fuzz")

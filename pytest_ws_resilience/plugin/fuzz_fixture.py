@@ -66,7 +66,7 @@ def ws_fuzz(
 ) -> Iterator[WsFuzz]:
     """``result = await ws_fuzz(examples=[...], *, schema=None, health={"type": "ping"},
     health_reply={"type": "pong"}, max_examples=None, profile=None, seed=None,
-    allowed_close_codes=(), answer_timeout=None, binary=True)``.
+    allowed_close_codes=(), answer_timeout=None, binary=True, expect_answer=True)``.
 
     Fuzzes the server under test with Hypothesis over one connection of a fresh user
     (mutations of ``examples``: wrong types, missing and extra fields, empty, long,

@@ -21,10 +21,11 @@ from fuzz_servers import (
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.errors import WsConfigError
 from pytest_ws_resilience.fuzz.frames import FuzzFrame
 from pytest_ws_resilience.fuzz.profiles import FUZZ_PROFILES
 from pytest_ws_resilience.fuzz.result import FuzzResult
-from pytest_ws_resilience.fuzz.runner import FuzzRunner
+from pytest_ws_resilience.fuzz.runner import FuzzRunner, Health
 from pytest_ws_resilience.fuzz.strategies import frame_strategy
 
 EXAMPLES = [{"type": "ping"}, {"type": "user_message", "text": "hello"}]
@@ -153,3 +154,40 @@ async def test_the_budget_stops_the_run_and_says_so(closing: list[WsClient]) -> 
     assert result.stopped is not None and "budget of 0.5 s" in result.stopped
     assert 0 < result.examples_run < 100_000
     assert not result.ok
+
+
+@pytest.mark.asyncio
+async def test_a_health_message_the_server_does_not_answer_is_refused_before_fuzzing(
+    closing: list[WsClient],
+) -> None:
+    async with clean_server() as server:
+        client = WsClient(server.url, settings=SETTINGS)
+        closing.append(client)
+        runner = FuzzRunner(
+            client.connect,
+            answer_timeout=0.5,
+            connect_bound=5.0,
+            health=Health({"op": "status"}, {"status": "ok"}),
+        )
+        with pytest.raises(
+            WsConfigError, match=r"^ws_fuzz: the health message .*'op'.*health=None"
+        ):
+            await runner.run(
+                frame_strategy(EXAMPLES), max_examples=10, seed=1, budget_s=30, max_reconnects=1
+            )
+    assert client.metrics.sent == 1  # the health message only: no example was sent
+
+
+@pytest.mark.asyncio
+async def test_without_expected_answers_the_health_reply_still_counts(
+    closing: list[WsClient],
+) -> None:
+    async with clean_server() as server:
+        client = WsClient(server.url, settings=SETTINGS)
+        closing.append(client)
+        runner = FuzzRunner(client.connect, answer_timeout=5, connect_bound=5, expect_answer=False)
+        result = await runner.run(
+            frame_strategy(EXAMPLES), max_examples=50, seed=1, budget_s=60, max_reconnects=1
+        )
+    result.assert_ok()
+    assert result.examples_run == 50
