@@ -7,8 +7,7 @@ precedence are `pytest_ws_resilience.config.loading`'s), and registers, for this
 - ONE role object (as pytest-xdist registers its ``DSession`` or ``WorkerInteractor``):
   `WsSession` without xdist, `WsController` on an xdist controller, `WsWorker` on a
   worker (`pytest_ws_resilience.plugin.roles` decides which); it holds every other hook;
-- the fixtures: the loop-agnostic ones (`pytest_ws_resilience.plugin.fixtures`), the
-  fuzzer (`pytest_ws_resilience.plugin.fuzz_fixture`) and the
+- the fixtures: the loop-agnostic ones (`pytest_ws_resilience.plugin.fixtures`) and the
   loop-bound ones built for the ini ``ws_loop_scope``
   (`pytest_ws_resilience.plugin.loop_fixtures`). They are plugins of their own, so
   their names never shadow hooks.
@@ -83,7 +82,6 @@ def pytest_configure(config: pytest.Config) -> None:
     session.services.export_environ()  # restored by the session's pytest_unconfigure
     config.pluginmanager.register(session, ROLE_PLUGIN_NAMES[role])
     config.pluginmanager.register(fixtures, "ws_resilience.fixtures")
-    config.pluginmanager.register(fuzz_fixture, "ws_resilience.fuzz_fixture")
     config.pluginmanager.register(loop_scoped_fixtures(loop_scope), "ws_resilience.loop_fixtures")
 
 
