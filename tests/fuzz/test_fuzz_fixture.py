@@ -100,6 +100,7 @@ def test_the_printed_seed_replays_the_same_minimal_message(ws_pytester: pytest.P
 
 
 def test_fuzzing_under_xdist(ws_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
     project = _project(ws_pytester, test_many=MANY)
     result = project.runpytest_subprocess("-p", "ws_resilience", "-n", "2", _server("none"))
     result.assert_outcomes(passed=4)
