@@ -12,8 +12,10 @@ machine's noise hits both alike), with seed = the round:
 - raw: the same frames (drawn beforehand with the same strategy and seed, no I/O)
   sent with plain ``websockets``: ``send`` + ``recv`` per frame, frames per second.
 
-Also printed: Hypothesis' generation alone (the frames drawn, nothing sent), so the
-gap can be split into generation, the thread hop and the health round trip. Ratios are
+Also printed: Hypothesis' generation alone (the frames drawn, nothing sent) and the
+thread hop alone (a no-op coroutine run from a worker thread on the loop, as the engine
+runs each example), so the gap can be split into generation, the hop and the health
+round trip. Ratios are
 raw rate / fuzz rate: how many times slower fuzzing sends than a bare loop.
 """
 
@@ -84,6 +86,22 @@ async def fuzz_rate(url: str, n: int, seed_value: int, health: Health | None) ->
     return result.examples_run / result.elapsed_s
 
 
+async def hop_rate(n: int) -> float:
+    """Round trips per second from a worker thread to the loop and back (no I/O)."""
+    loop = asyncio.get_running_loop()
+
+    async def nothing() -> None:
+        return None
+
+    def hops() -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            asyncio.run_coroutine_threadsafe(nothing(), loop).result(timeout=10)
+        return n / (time.perf_counter() - started)
+
+    return await asyncio.to_thread(hops)
+
+
 async def raw_rate(url: str, frames: list[FuzzFrame]) -> float:
     async with connect(url, proxy=None, max_size=None) as conn:
         started = time.perf_counter()
@@ -98,12 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--examples", type=int, default=300)
     args = parser.parse_args(argv)
-    rates: dict[str, list[float]] = {"fuzz": [], "bare": [], "raw": [], "generate": []}
+    rates: dict[str, list[float]] = {
+        "fuzz": [],
+        "bare": [],
+        "raw": [],
+        "generate": [],
+        "hop": [],
+    }
     with fuzz_server("none") as url:
         print(f"server {url}; {args.rounds} rounds of {args.examples} examples per side")
         for n in range(args.rounds):
             frames, gen_s = draw_frames(args.examples, n)
             rates["generate"].append(len(frames) / gen_s)
+            rates["hop"].append(asyncio.run(hop_rate(args.examples)))
             sides = ["fuzz", "bare", "raw"]
             for side in sides if n % 2 == 0 else reversed(sides):
                 if side == "raw":
@@ -118,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fuzz", "fuzz, health each example"),
         ("bare", "fuzz, no health check    "),
         ("generate", "generation alone (no I/O)"),
+        ("hop", "thread hop alone (no I/O)"),
     ):
         values = rates[side]
         print(f"{label}  {med(values):8.0f} /s  (min {min(values):.0f}, max {max(values):.0f})")
