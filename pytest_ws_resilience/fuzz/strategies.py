@@ -176,8 +176,11 @@ def _schema_values(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
 
     Raises:
         FuzzExtraMissingError: hypothesis-jsonschema is not installed (names the extra).
+        ValueError: ``schema`` is not a valid JSON Schema (checked here: hypothesis-
+            jsonschema would only fail at the first draw, inside the engine).
     """
     try:
+        import jsonschema  # type: ignore[import-untyped]
         from hypothesis_jsonschema import _from_schema, from_schema
     except ImportError:
         raise FuzzExtraMissingError(
@@ -185,6 +188,11 @@ def _schema_values(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
             "pip install 'pytest-ws-resilience[schema]'"
         ) from None
     from pytest_ws_resilience.fuzz.schema_compat import patch_hypothesis_jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"ws_fuzz(schema=...) is not a valid JSON Schema: {exc.message}") from None
 
     patch_hypothesis_jsonschema(_from_schema)
     return from_schema(dict(schema))
@@ -205,7 +213,8 @@ def frame_strategy(
         binary: also send binary frames.
 
     Raises:
-        ValueError: no example and no schema, or an example that is not JSON.
+        ValueError: no example and no schema, an example that is not JSON, or a
+            schema that is not a valid JSON Schema.
         FuzzExtraMissingError: a schema without hypothesis-jsonschema installed.
     """
     checked = check_examples(examples)

@@ -110,3 +110,8 @@ def test_a_schema_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) ->
         FuzzExtraMissingError, match=r"pip install 'pytest-ws-resilience\[schema\]'"
     ):
         frame_strategy(schema=SCHEMA)
+
+
+def test_an_invalid_schema_is_one_line_before_any_draw() -> None:
+    with pytest.raises(ValueError, match=r"^ws_fuzz\(schema=\.\.\.\) is not a valid JSON Schema: "):
+        frame_strategy(schema={"type": "objekt"})
