@@ -3,7 +3,7 @@
 The public API, imported lazily: ``import pytest_ws_resilience`` loads neither pytest
 nor a server; each name loads its own module on first use. The layout is described in
 ``docs/architecture.md``: `config` (settings), `client`, `contracts`, `isolation`,
-`pool`, `chaos`, `servers`, `load`, `report` (library), `testing` (the reference
+`pool`, `chaos`, `fuzz`, `servers`, `load`, `report` (library), `testing` (the reference
 server) and `plugin` (the pytest glue, last).
 """
 
@@ -26,6 +26,10 @@ __all__ = [
     "ContractViolationError",
     "DifferentialResult",
     "EventContract",
+    "FuzzExtraMissingError",
+    "FuzzFailure",
+    "FuzzFrame",
+    "FuzzResult",
     "IsolationDetector",
     "IsolationViolation",
     "IsolationViolationError",
@@ -56,6 +60,7 @@ __all__ = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsFuzzError",
     "WsHeartbeatWarning",
     "WsIsolationWarning",
     "WsMessageTooLargeError",
@@ -65,6 +70,7 @@ __all__ = [
     "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",
+    "frame_strategy",
 ]
 
 #: Where each public name is defined; its module is imported on first use.
@@ -79,6 +85,10 @@ _EXPORTS = {
     "ContractViolationError": "pytest_ws_resilience.errors",
     "DifferentialResult": "pytest_ws_resilience.isolation.differential",
     "EventContract": "pytest_ws_resilience.contracts.contract",
+    "FuzzExtraMissingError": "pytest_ws_resilience.errors",
+    "FuzzFailure": "pytest_ws_resilience.fuzz.result",
+    "FuzzFrame": "pytest_ws_resilience.fuzz.frames",
+    "FuzzResult": "pytest_ws_resilience.fuzz.result",
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
     "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
@@ -109,15 +119,17 @@ _EXPORTS = {
     "WsConfigError": "pytest_ws_resilience.errors",
     "WsConnectError": "pytest_ws_resilience.errors",
     "WsConnectionClosedError": "pytest_ws_resilience.errors",
+    "WsFuzzError": "pytest_ws_resilience.errors",
     "WsHeartbeatWarning": "pytest_ws_resilience.errors",
+    "WsIsolationWarning": "pytest_ws_resilience.errors",
     "WsMessageTooLargeError": "pytest_ws_resilience.errors",
     "WsNothingCheckedWarning": "pytest_ws_resilience.errors",
     "WsPoolExhaustedError": "pytest_ws_resilience.errors",
     "WsResilienceError": "pytest_ws_resilience.errors",
-    "WsIsolationWarning": "pytest_ws_resilience.errors",
     "WsSchedulingWarning": "pytest_ws_resilience.errors",
     "WsSettings": "pytest_ws_resilience.config.settings",
     "WsTimeoutError": "pytest_ws_resilience.errors",
+    "frame_strategy": "pytest_ws_resilience.fuzz.strategies",
 }
 
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
@@ -137,6 +149,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.errors import (
         Attempt,
         ContractViolationError,
+        FuzzExtraMissingError,
         IsolationViolationError,
         ServerResourcesUnavailableError,
         StormThresholdError,
@@ -145,6 +158,7 @@ if TYPE_CHECKING:
         WsConfigError,
         WsConnectError,
         WsConnectionClosedError,
+        WsFuzzError,
         WsHeartbeatWarning,
         WsIsolationWarning,
         WsMessageTooLargeError,
@@ -154,6 +168,9 @@ if TYPE_CHECKING:
         WsSchedulingWarning,
         WsTimeoutError,
     )
+    from pytest_ws_resilience.fuzz.frames import FuzzFrame
+    from pytest_ws_resilience.fuzz.result import FuzzFailure, FuzzResult
+    from pytest_ws_resilience.fuzz.strategies import frame_strategy
     from pytest_ws_resilience.isolation.detector import IsolationDetector
     from pytest_ws_resilience.isolation.differential import DifferentialResult
     from pytest_ws_resilience.isolation.races import RaceResult

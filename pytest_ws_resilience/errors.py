@@ -26,6 +26,7 @@ __all__ = [
     "Attempt",
     "ContractViolationError",
     "DockerUnavailableError",
+    "FuzzExtraMissingError",
     "IsolationViolationError",
     "ServerResourcesUnavailableError",
     "ServiceChaosError",
@@ -39,6 +40,7 @@ __all__ = [
     "WsConfigError",
     "WsConnectError",
     "WsConnectionClosedError",
+    "WsFuzzError",
     "WsHeartbeatWarning",
     "WsIsolationWarning",
     "WsMessageTooLargeError",
@@ -244,6 +246,16 @@ class ServerResourcesUnavailableError(WsResilienceError):
 
 class AsgiExtraMissingError(WsConfigError):
     """``--ws-app`` was asked for but uvicorn (the ``asgi`` extra) is not installed."""
+
+
+class FuzzExtraMissingError(WsConfigError):
+    """``ws_fuzz(schema=...)`` was asked for but hypothesis-jsonschema (the ``schema``
+    extra) is not installed; the message names the extra."""
+
+
+class WsFuzzError(WsResilienceError, AssertionError):
+    """Fuzzing found a message the server does not survive (`FuzzResult.assert_ok`):
+    the minimal failing message, what went wrong, and how to replay it."""
 
 
 class AsgiAppImportError(WsConfigError):

@@ -27,7 +27,7 @@ from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.loading import load_settings, read_tool_config
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsConfigError
-from pytest_ws_resilience.plugin import fixtures, options
+from pytest_ws_resilience.plugin import fixtures, fuzz_fixture, options
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.loop_fixtures import loop_scoped_fixtures
 from pytest_ws_resilience.plugin.markers import MARKERS
@@ -50,6 +50,7 @@ ROLE_PLUGIN_NAMES: dict[Role, str] = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+    fuzz_fixture.add_fuzz_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:

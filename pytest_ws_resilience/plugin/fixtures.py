@@ -1,5 +1,6 @@
 """The plugin's loop-agnostic fixtures: settings, server, tokens, users, isolation,
-services, benchmark.
+services, benchmark; and ``ws_fuzz``, defined in `pytest_ws_resilience.plugin.fuzz_fixture`
+and registered with these.
 
 Thin glue over the library: every fixture delegates to a library object and adds only
 lifetime management. None is bound to an event loop: the embedded server runs in its
@@ -8,8 +9,9 @@ event-loop scope. The loop-bound ones (clients, pool, chaos, storm) are
 `pytest_ws_resilience.plugin.loop_fixtures`.
 
 This module imports no other glue than the shared state (`pytest_ws_resilience.plugin.
-stash`, `pytest_ws_resilience.plugin.watch`): what it needs from the rest of the plugin
-(the services runtime, the run's seed) it finds on ``config.stash``. What the fixtures
+stash`, `pytest_ws_resilience.plugin.watch`) and ``ws_fuzz``'s module: what it needs
+from the rest of the plugin (the services runtime, the run's seed) it finds on
+``config.stash``. What the fixtures
 delegate to (clients, tokens, servers, the isolation guard) is imported when a fixture
 first runs, not when pytest loads the plugin: a run, or a test, that uses none of it
 does not pay for importing it (``tests/plugin/test_startup.py``).
@@ -30,6 +32,7 @@ from pytest_ws_resilience.errors import (
     WsIsolationWarning,
     WsTimeoutError,
 )
+from pytest_ws_resilience.plugin.fuzz_fixture import ws_fuzz
 from pytest_ws_resilience.plugin.stash import (
     REPLAY_TIMER_KEY,
     SERVER_URLS_KEY,
@@ -55,6 +58,7 @@ __all__ = [
     "UserFactory",
     "arm_replay_timer",
     "ws_benchmark",
+    "ws_fuzz",
     "ws_isolation",
     "ws_pool_user",
     "ws_server",

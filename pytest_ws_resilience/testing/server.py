@@ -428,6 +428,11 @@ class ReferenceServer:
         except json.JSONDecodeError as exc:
             self._send(client, error_frame(INVALID_JSON, f"invalid JSON: {exc.msg}"))
             return
+        except (RecursionError, ValueError) as exc:
+            # Valid JSON that Python cannot decode: nested past the recursion limit, or
+            # an integer past the int/str digit limit (found by ws_fuzz; it was a 1011).
+            self._send(client, error_frame(INVALID_JSON, f"undecodable JSON: {exc}"))
+            return
         if not isinstance(data, dict):
             self._send(client, error_frame(INVALID_MESSAGE, "expected a JSON object"))
             return

@@ -68,6 +68,12 @@ EXPORTED = [
     "WsSchedulingWarning",
     "WsSettings",
     "WsTimeoutError",
+    "FuzzExtraMissingError",
+    "FuzzFailure",
+    "FuzzFrame",
+    "FuzzResult",
+    "WsFuzzError",
+    "frame_strategy",
 ]
 
 

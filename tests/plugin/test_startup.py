@@ -31,6 +31,10 @@ DEFERRED = (
     "pytest_ws_resilience.isolation.guard",
     "pytest_ws_resilience.isolation.detector",
     "pytest_ws_resilience.report.html",
+    "pytest_ws_resilience.fuzz.runner",
+    "pytest_ws_resilience.fuzz.strategies",
+    "hypothesis",
+    "hypothesis_jsonschema",
 )
 
 MODULES_PLUGIN = """
