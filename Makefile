@@ -62,6 +62,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/parallel.py
 	$(BIN)/python benchmarks/service_ready.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/fuzz_throughput.py
+	$(BIN)/python benchmarks/fuzz_find.py
+	$(BIN)/python benchmarks/idle_timeout.py
+	$(BIN)/python benchmarks/server_growth.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
