@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
+from echo_server import echo_server_thread
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -54,44 +53,6 @@ RAW_TARGET = 0.8
 LATENCY_MS = 50.0
 LATENCY_TOLERANCE_MS = 1.0
 CHUNK = 64 * 1024
-
-
-@contextlib.contextmanager
-def echo_server_thread() -> Iterator[int]:
-    """A TCP echo server on its own loop in a daemon thread; yields its port."""
-    ready = threading.Event()
-    port: list[int] = []
-    stop: list[Callable[[], object]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(256 * 1024):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def serve() -> None:
-        server = await asyncio.start_server(handle, HOST, 0)
-        port.append(server.sockets[0].getsockname()[1])
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        stop.append(lambda: loop.call_soon_threadsafe(done.set))
-        ready.set()
-        await done.wait()
-        server.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise RuntimeError("echo server did not start within 10 s")
-    try:
-        yield port[0]
-    finally:
-        stop[0]()
-        thread.join(5)
 
 
 async def _pipelined(port: int, total: int) -> float:

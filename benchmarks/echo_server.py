@@ -1,0 +1,52 @@
+"""A TCP echo server on its own event loop in a daemon thread, for the benchmarks that
+push raw bytes through the chaos proxy (``benchmarks/chaos_proxy.py``,
+``benchmarks/idle_timeout.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+__all__ = ["HOST", "echo_server_thread"]
+
+HOST = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def echo_server_thread() -> Iterator[int]:
+    """A TCP echo server on its own loop in a daemon thread; yields its port."""
+    ready = threading.Event()
+    port: list[int] = []
+    stop: list[Callable[[], object]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(256 * 1024):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, HOST, 0)
+        port.append(server.sockets[0].getsockname()[1])
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stop.append(lambda: loop.call_soon_threadsafe(done.set))
+        ready.set()
+        await done.wait()
+        server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("echo server did not start within 10 s")
+    try:
+        yield port[0]
+    finally:
+        stop[0]()
+        thread.join(5)
