@@ -18,9 +18,17 @@ def ws_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> p
     """A pytester project configured like a user's strict-mode suite.
 
     The inner run is a top-level run even when this suite runs under xdist: without the
-    worker's variables, plugins that read them (pytest-benchmark) see no xdist.
+    worker's variables, plugins that read them (pytest-benchmark) see no xdist. It is a
+    developer's run even in CI: ``CI`` and ``WS_FUZZ_PROFILE`` choose ``ws_fuzz``'s budget,
+    so an inner run that checks the default profile must not see this run's.
     """
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    for name in (
+        "PYTEST_XDIST_WORKER",
+        "PYTEST_XDIST_WORKER_COUNT",
+        "PYTEST_XDIST_TESTRUNUID",
+        "CI",
+        "WS_FUZZ_PROFILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     pytester.makeini(PYTESTER_INI)
     return pytester
