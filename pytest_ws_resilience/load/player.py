@@ -27,11 +27,7 @@ from typing import Any
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import (
-    ContractViolationError,
-    WsConnectionClosedError,
-    WsResilienceError,
-)
+from pytest_ws_resilience.errors import WsConnectionClosedError, WsResilienceError
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import send_message
 from pytest_ws_resilience.load.scenario import (
@@ -87,10 +83,8 @@ class StepOutcome:
 
 
 def outcome_error_kind(error: BaseException) -> str:
-    """The kind a failed step counts as: ``contract`` for a broken contract, else
-    `pytest_ws_resilience.load.error_kinds.error_kind`."""
-    if isinstance(error, ContractViolationError):
-        return CONTRACT_ERROR_KIND
+    """The kind a failed step counts as (`pytest_ws_resilience.load.error_kinds.error_kind`:
+    ``contract`` for a broken contract)."""
     return error_kind(error)
 
 
@@ -120,7 +114,9 @@ class _Player:
         settings: WsSettings,
         report: Callable[[StepOutcome], None],
         index: int,
+        on_send: Callable[[], None] | None,
     ) -> None:
+        self.on_send = on_send
         self.client = client
         self.settings = settings
         self.report = report
@@ -149,6 +145,8 @@ class _Player:
         self.last_label = step.label
         self.last_send = time.monotonic()  # before the write: a reply cannot precede it
         await send_message(self.client, step.message_for(self.index))
+        if self.on_send is not None:
+            self.on_send()
 
     def _since_send(self) -> float:
         start = self.last_send if self.last_send is not None else time.monotonic()
@@ -238,6 +236,7 @@ async def play(
     report: Callable[[StepOutcome], None],
     settings: WsSettings,
     index: int = 0,
+    on_send: Callable[[], None] | None = None,
 ) -> bool:
     """Play every step of ``scenario`` on ``client`` (not yet connected).
 
@@ -248,6 +247,8 @@ async def play(
             failing step's (timed or not).
         settings: the bounds of every wait (connect, recv and close timeouts).
         index: the user's index, passed to message factories.
+        on_send: called after each message written (a runner counts them: a run
+            that sent and saw no reply checked nothing).
 
     Returns:
         True when every step passed; False after the first failing step, which is
@@ -259,7 +260,7 @@ async def play(
             failure (refused, timed out, closed, a broken contract) is an outcome.
     """
     check_scenario(scenario)
-    player = _Player(client, settings, report, index)
+    player = _Player(client, settings, report, index, on_send)
     for step in scenario.steps:
         started = time.monotonic()
         try:

@@ -99,6 +99,7 @@ PURE_MODULES = (
     "load.fd_limit",
     "load.collector",
     "load.scenario",
+    "load.routing",
     "report.records",
     "report.aggregate",
     "report.summary",
