@@ -66,8 +66,8 @@ class StepOutcome:
         error: why it failed; None when it passed.
         error_kind: `outcome_error_kind` of ``error`` (``timeout``, ``closed``,
             ``contract``, ...) when it failed.
-        response_length: the size of what answered (the reply's text; for a contract,
-            the run's frames), 0 when unknown.
+        response_length: the size of what answered (the reply's text, or its JSON
+            written compactly; for a contract, the run's frames), 0 when unknown.
     """
 
     kind: str
@@ -89,10 +89,12 @@ def outcome_error_kind(error: BaseException) -> str:
 
 
 def _length(frame: Any) -> int:
+    """The size of a reply: its text or bytes, or its JSON written compactly (as
+    servers mostly send it: the parsed frame is what ``expect`` returns)."""
     if isinstance(frame, str | bytes):
         return len(frame)
     try:
-        return len(json.dumps(frame))
+        return len(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
     except (TypeError, ValueError):
         return 0
 
