@@ -18,6 +18,7 @@ Locust workers (which use the same player):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.player import StepOutcome, play
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.rss import current_rss_bytes
-from pytest_ws_resilience.load.scenario import Scenario, check_scenario
+from pytest_ws_resilience.load.scenario import Hold, Scenario, Think, check_scenario
 
 __all__ = ["ScenarioRun"]
 
@@ -66,6 +67,9 @@ class ScenarioRun:
             pace = "all at once" if self.spawn_rate is None else f"at {self.spawn_rate:g}/s"
             label = f"scenario {scenario.name} users={self.users} {pace}"
         self.label = label
+        lasting = any(isinstance(step, Think | Hold) for step in scenario.steps)
+        #: The users arrive at once and nothing waits on purpose: a storm's length.
+        self.brief = self.spawn_rate is None and not lasting
 
     def __repr__(self) -> str:
         return f"ScenarioRun({self.scenario.name!r}, users={self.users}, label={self.label!r})"
@@ -78,9 +82,13 @@ class ScenarioRun:
     ) -> StormResult:
         """Make a client per user (``make_client(index)``, before the clock starts), play,
         then close them all with ``close`` (concurrent, bounded: `Storm`'s), even when
-        the run is cancelled. The collector is paused throughout, as in every storm
-        (`pytest_ws_resilience.load.collector`: why)."""
-        with collector_paused():
+        the run is cancelled.
+
+        The collector is paused as in a storm (`pytest_ws_resilience.load.collector`:
+        why) when the users arrive at once and neither think nor hold; a run that may
+        last (a spawn rate, a think, a hold) keeps it on, as cycles do: minutes without
+        it would let cyclic garbage pile up."""
+        with collector_paused() if self.brief else contextlib.nullcontext():
             ensure_fd_limit(self.users)  # before anything opens: one clear error, not EMFILEs
             clients = [make_client(index) for index in range(self.users)]
             try:

@@ -6,6 +6,7 @@ one line before anything opens."""
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import AsyncIterator
 
@@ -183,3 +184,34 @@ async def test_an_unplayable_scenario_is_refused_before_anything_opens(storm):
     with pytest.raises(ValueError, match="scenario 'idle' never connects"):
         await storm.run(Scenario("idle").think(0.1), users=2)
     assert storm.made == []
+
+
+COLLECTOR_STATES: list[bool] = []
+
+
+def ping_noting_the_collector(index: int) -> dict[str, object]:
+    COLLECTOR_STATES.append(gc.isenabled())
+    return {"type": "ping", "user": index}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "spawn_rate", "paused"),
+    [
+        (Scenario("brief").connect().send(ping_noting_the_collector).expect().close(), None, True),
+        (Scenario("paced").connect().send(ping_noting_the_collector).expect().close(), 100, False),
+        (
+            Scenario("thinks").connect().think(0.01).send(ping_noting_the_collector).expect(),
+            None,
+            False,
+        ),
+    ],
+)
+async def test_the_collector_is_paused_only_for_a_run_as_brief_as_a_storm(
+    storm, scenario, spawn_rate, paused
+):
+    assert gc.isenabled()
+    COLLECTOR_STATES.clear()
+    result = await storm.run(scenario, users=3, spawn_rate=spawn_rate)
+    assert result.succeeded == 3
+    assert COLLECTOR_STATES == [not paused] * 3
+    assert gc.isenabled()
