@@ -130,6 +130,10 @@ def test_a_factory_gets_the_users_index():
         (lambda: Scenario("s").connect().send({1j}), "not JSON-able, text or bytes"),
         (lambda: Scenario("s").connect().send("x").expect(""), "expect label must be"),
         (
+            lambda: Scenario("s").connect().send("x").expect(type="pong", timeout=1),
+            "timeout is not a field to match",
+        ),
+        (
             lambda: Scenario("s").connect().send("x").expect_contract({"events": []}),  # type: ignore[arg-type]
             "expect_contract takes an EventContract",
         ),
