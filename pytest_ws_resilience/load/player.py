@@ -47,6 +47,12 @@ __all__ = ["CONTRACT_ERROR_KIND", "StepOutcome", "outcome_error_kind", "play"]
 #: The error kind of a run that broke its contract (the storm's errors count it).
 CONTRACT_ERROR_KIND = "contract"
 
+# "No frame": a reply may be None (JSON null), so None cannot say it.
+_NOT_FOUND: Any = object()
+
+# How many of the newest frames are searched first for a reply's receipt.
+_RECENT = 8
+
 # Slack over a settings bound for the event loop's own scheduling, as `Storm` allows.
 _SLACK_S = 1.0
 
@@ -97,6 +103,18 @@ def _length(frame: Any) -> int:
         return len(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
     except (TypeError, ValueError):
         return 0
+
+
+def _received_at(client: WsClient, frame: Any) -> float | None:
+    """When the reader received ``frame`` (the very object a wait returned: its parsed
+    JSON, or its raw text or bytes), from the client's log; None once the log dropped it."""
+    log = client.log
+    recent = log.since(log.last_index - _RECENT + 1)  # a reply is mostly among the last few
+    for records in (recent, log.records[: -len(recent) or None]):
+        for record in reversed(records):
+            if record.data is frame or record.raw is frame:
+                return record.received_at
+    return None
 
 
 def _connect_bound(client: WsClient, settings: WsSettings) -> float:
@@ -150,9 +168,14 @@ class _Player:
         if self.on_send is not None:
             self.on_send()
 
-    def _since_send(self) -> float:
-        start = self.last_send if self.last_send is not None else time.monotonic()
-        return (time.monotonic() - start) * 1000.0
+    def _since_send(self, frame: Any = _NOT_FOUND) -> float:
+        """Milliseconds from the last send to the receipt of ``frame`` (as a storm times
+        a reply: when the reader got it, not when this user's task resumed, which on a
+        busy loop can be much later), else to now."""
+        now = time.monotonic()
+        start = self.last_send if self.last_send is not None else now
+        end = _received_at(self.client, frame) if frame is not _NOT_FOUND else None
+        return ((end if end is not None else now) - start) * 1000.0
 
     async def expect(self, step: Expect) -> StepOutcome:
         bound = self.settings.recv_timeout.value
@@ -162,14 +185,16 @@ class _Player:
                 frame = await self.client.expect(timeout=bound, **fields)
             else:  # any reply: the first frame that is not the greeting
                 frame = await self.client.expect(self._greeting_free, timeout=bound)
-        return StepOutcome("rt", step.name, self._since_send(), response_length=_length(frame))
+        elapsed = self._since_send(frame)
+        return StepOutcome("rt", step.name, elapsed, response_length=_length(frame))
 
     async def expect_contract(self, step: ExpectContract) -> StepOutcome:
         bound = self.settings.recv_timeout.value
         async with asyncio.timeout(bound + _SLACK_S):
             result = await self.client.expect_contract(step.contract, timeout=bound)
         size = sum(_length(seen.event) for seen in result.observed)
-        return StepOutcome("contract", step.name, self._since_send(), response_length=size)
+        terminal = result.observed[-1].event if result.observed else _NOT_FOUND
+        return StepOutcome("contract", step.name, self._since_send(terminal), response_length=size)
 
     async def hold(self, step: Hold) -> None:
         conn = self.client.connection

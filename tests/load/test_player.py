@@ -199,3 +199,16 @@ async def test_an_unplayable_scenario_is_refused_before_anything_opens(tokens):
     with pytest.raises(ValueError, match="never connects"):
         await played(Scenario("nothing").think(0.0), client)
     assert not client.connected
+
+
+async def test_a_reply_is_timed_to_its_receipt_not_to_when_the_user_looked(server, tokens):
+    # The pong arrives while the user thinks; a storm's hook would time it at receipt,
+    # and so does the player: the think is not part of the round trip.
+    think_s = 1.0
+    scenario = Scenario("slow reader").connect().send({"type": "ping"}).think(think_s)
+    scenario = scenario.expect(type="pong").close()
+    client = client_for(server.url, tokens.user())
+    ok, outcomes, _ = await played(scenario, client)
+    assert ok
+    [rt] = [o for o in outcomes if o.kind == "rt"]
+    assert rt.elapsed_ms < think_s * 1000.0
