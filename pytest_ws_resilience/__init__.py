@@ -40,6 +40,7 @@ __all__ = [
     "ResourceSample",
     "ResumeResult",
     "RsaKeyPair",
+    "Scenario",
     "ScopeRule",
     "ServerGrowth",
     "ServerResourcesUnavailableError",
@@ -99,6 +100,7 @@ _EXPORTS = {
     "ResourceSample": "pytest_ws_resilience.servers.growth",
     "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
+    "Scenario": "pytest_ws_resilience.load.scenario",
     "ScopeRule": "pytest_ws_resilience.isolation.scopes",
     "ServerGrowth": "pytest_ws_resilience.servers.growth",
     "ServerResourcesUnavailableError": "pytest_ws_resilience.errors",
@@ -179,6 +181,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.streams import StreamRule
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
+    from pytest_ws_resilience.load.scenario import Scenario
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.pool.pool import ConnectionPool
     from pytest_ws_resilience.pool.stats import PoolStats

@@ -98,6 +98,8 @@ PURE_MODULES = (
     "load.error_kinds",
     "load.fd_limit",
     "load.collector",
+    "load.scenario",
+    "load.routing",
     "report.records",
     "report.aggregate",
     "report.summary",
