@@ -49,6 +49,8 @@ CONNECT = "connect"
 ISOLATION = "isolation"
 # The kinds a distributed run counts besides `ERROR_KINDS`.
 _MORE_KINDS = ("contract", ISOLATION)
+# Lines of the first isolation report `DistributedResult.describe` shows.
+_REPORT_LINES = 8
 _KIND_RE = re.compile(r"^\[([a-z_]+)\] ")
 
 
@@ -117,8 +119,12 @@ class DistributedResult(StormResult):
                 if total
                 else f"  worker {share.worker}: no connect"
             )
-        for report in self.isolation_reports[:3]:
-            lines.append(f"  isolation: {report}")
+        if self.isolation_reports:
+            lines.append(f"  isolation reports from the workers: {len(self.isolation_reports)}")
+            first = self.isolation_reports[0].splitlines()
+            lines.extend(f"    {line}" for line in first[:_REPORT_LINES])
+            if len(first) > _REPORT_LINES:
+                lines.append(f"    ... {len(first) - _REPORT_LINES} more lines")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,6 +179,10 @@ def distributed_result(document: Mapping[str, Any], *, label: str, users: int) -
             result.record_error(kind, text)
         if kind == ISOLATION:
             result.isolation_reports.append(redact(text))
+    example = result.error_examples.get(ISOLATION)
+    if example is not None and example.count("\n") >= _REPORT_LINES:
+        head = "\n".join(example.splitlines()[:_REPORT_LINES])
+        result.error_examples[ISOLATION] = f"{head}\n... (whole reports: isolation_reports)"
     result.users_finished = int(document.get("users_finished", 0))
     result.users_passed = int(document.get("users_passed", 0))
     result.succeeded = result.users_passed

@@ -44,7 +44,7 @@ from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.isolation.detector import IsolationDetector
-from pytest_ws_resilience.isolation.violation import format_report
+from pytest_ws_resilience.isolation.violation import IsolationViolation, format_report
 from pytest_ws_resilience.load.player import StepOutcome, play
 from pytest_ws_resilience.load.scenario import Close, Connect, Hold, Scenario, Think
 from pytest_ws_resilience.locust.bridge import LoopThread
@@ -130,7 +130,8 @@ class _Worker:
     loop: LoopThread
     detector: IsolationDetector | None
     numbers: itertools.count[int] = field(default_factory=itertools.count)
-    seen_violations: int = 0
+    #: Violations found, by receiving user, until that user's play ends.
+    pending_violations: dict[str, list[IsolationViolation]] = field(default_factory=dict)
 
     _current: ClassVar[_Worker | None] = None
 
@@ -248,19 +249,23 @@ class _Worker:
                 await client.close()
             if self.detector is not None:
                 self.detector.detach(client)
-                self._report_violations()
+                self._report_violations(user.id)
 
-    def _report_violations(self) -> None:
+    def _report_violations(self, receiver: str) -> None:
+        """Report what ``receiver`` was sent of other users' data, as one failure event
+        (the detector's kept violations are moved out, so it never fills up)."""
         detector = self.detector
         assert detector is not None
-        found = detector.violations
-        if len(found) <= self.seen_violations:
+        for violation in detector.violations:
+            self.pending_violations.setdefault(violation.receiver, []).append(violation)
+        dropped = detector.violations_dropped
+        detector.reset()
+        mine = self.pending_violations.pop(receiver, [])
+        if not mine and not dropped:
             return
-        new = found[self.seen_violations :]
-        self.seen_violations = len(found)
         report = format_report(
-            new,
-            dropped=0,
+            mine,
+            dropped=dropped,
             checks=detector.checks,
             markers=detector.marker_count,
             users=len(detector.users),

@@ -1,0 +1,105 @@
+"""``ws_storm.distributed`` as users run it (pytester, ``-p ws_resilience``): a Locust
+master and local worker processes against the embedded server, statistics from every
+worker, isolation failures carrying the report, bounded, no process left behind.
+
+Sizes stay small (2 workers x 50 users): the 3,000-connection run is
+``benchmarks/distributed_load.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psutil
+import pytest
+
+from pytest_ws_resilience.locust.distributed import locustfile_path
+
+pytestmark = pytest.mark.websocket_integration
+
+#: The outer test's bound on an inner run (each distributed run bounds itself too).
+INNER_TIMEOUT_S = 240
+
+PING = """
+import psutil
+import pytest
+from pytest_ws_resilience.load.scenario import Scenario
+
+PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").close()
+
+def _locust_children():
+    return [p for p in psutil.Process().children(recursive=True)
+            if "locust" in " ".join(p.cmdline())]
+
+@pytest.mark.asyncio
+async def test_distributed(ws_storm):
+    result = await ws_storm.distributed(PING, users=100, spawn_rate=100, workers=2, run_time=60)
+    print(result.describe())
+    result.assert_errors(max=0)
+    assert len(result.connect_ms) == 100
+    assert len(result.round_trip_ms) == 100
+    assert sorted(s.connects for s in result.workers.values()) == [50, 50]
+    assert result.users_finished == 100
+    assert _locust_children() == []
+"""
+
+LEAK = """
+import pytest
+from pytest_ws_resilience.load.scenario import Scenario
+
+CHAT = (
+    Scenario("chat")
+    .connect()
+    .send({"type": "user_message", "text": "hello from a user"})
+    .expect(type="agent_completed")
+    .hold(0.5)
+    .close()
+)
+
+@pytest.mark.asyncio
+async def test_leak(ws_server, ws_storm):
+    with ws_server.faults("leak"):
+        result = await ws_storm.distributed(CHAT, users=20, spawn_rate=20, workers=2, run_time=60)
+    result.assert_errors(max=0)
+"""
+
+
+def _left_behind() -> list[str]:
+    """Locust processes of this checkout still running anywhere on the machine."""
+    ours = locustfile_path()
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if ours in cmdline:
+            found.append(f"{process.pid}: {cmdline}")
+    return found
+
+
+def test_a_distributed_run_counts_every_workers_connections(ws_pytester, tmp_path):
+    ws_pytester.makepyfile(test_ping=PING)
+    report = tmp_path / "report.json"
+    result = ws_pytester.runpytest_subprocess(
+        "-p", "ws_resilience", "-s", f"--ws-report={report}", timeout=INNER_TIMEOUT_S
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*users: 100/100 finished*", "*worker *: 50 connects (50% of 100)*"])
+    text = report.read_text()
+    assert "distributed ping users=100 workers=2" in text
+    document = json.loads(text)
+    assert '"workers"' in json.dumps(document)
+    assert _left_behind() == []
+
+
+def test_a_leak_fails_the_distributed_run_with_the_isolation_report(ws_pytester):
+    ws_pytester.makepyfile(test_leak=LEAK)
+    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", timeout=INNER_TIMEOUT_S)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*StormThresholdError*",
+            "*isolation=*",
+            "*isolation violation*data of one user reached another*",
+            "*received a frame holding user-*'s id marker*",
+        ]
+    )
+    assert _left_behind() == []
