@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.load.scenario import Scenario
 
 __all__ = [
+    "PROJECT_DIR_ENV",
     "RESULTS_ENV",
     "SECRET_ENV",
     "SPEC_ENV",
@@ -46,6 +47,8 @@ SPEC_ENV = "WS_RESILIENCE_LOCUST_SPEC"
 SPEC_OPTION = "ws_spec"
 #: Where the master writes the run's statistics document (JSON) when it quits.
 RESULTS_ENV = "WS_RESILIENCE_LOCUST_RESULTS"
+#: A worker's own project directory (its ``pyproject.toml``), over the spec's.
+PROJECT_DIR_ENV = "WS_RESILIENCE_PROJECT_DIR"
 #: The run's HS256 secret when no key is configured: the same variable the reference
 #: server reads (``ws-resilience-server``), so one export serves both.
 SECRET_ENV = "WS_RESILIENCE_SECRET"

@@ -48,7 +48,14 @@ from pytest_ws_resilience.isolation.violation import IsolationViolation, format_
 from pytest_ws_resilience.load.player import StepOutcome, play
 from pytest_ws_resilience.load.scenario import Close, Connect, Hold, Scenario, Think
 from pytest_ws_resilience.locust.bridge import LoopThread
-from pytest_ws_resilience.locust.spec import SPEC_OPTION, RunSpec, worker_settings
+from pytest_ws_resilience.locust.spec import (
+    PROJECT_DIR_ENV,
+    RESULTS_ENV,
+    SPEC_ENV,
+    SPEC_OPTION,
+    RunSpec,
+    worker_settings,
+)
 from pytest_ws_resilience.locust.stats import CONNECT, ISOLATION, REQUEST_TYPE, failure_text
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.under_test import token_factory_for
@@ -74,7 +81,7 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--ws-spec",
         dest=SPEC_OPTION,
-        env_var="WS_RESILIENCE_LOCUST_SPEC",
+        env_var=SPEC_ENV,
         default="",
         help="pytest-ws-resilience: the run's spec (set by ws_storm.distributed / "
         "ws-resilience-load; travels to the workers)",
@@ -82,18 +89,9 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--ws-results",
         dest="ws_results",
-        env_var="WS_RESILIENCE_LOCUST_RESULTS",
+        env_var=RESULTS_ENV,
         default="",
         help="pytest-ws-resilience: the master writes its statistics document here",
-        include_in_web_ui=False,
-    )
-    parser.add_argument(
-        "--ws-project-dir",
-        dest="ws_project_dir",
-        env_var="WS_RESILIENCE_PROJECT_DIR",
-        default="",
-        help="pytest-ws-resilience: the directory of the pyproject.toml with "
-        "[tool.ws_resilience] (default: the run's)",
         include_in_web_ui=False,
     )
 
@@ -142,7 +140,9 @@ class _Worker:
         if cls._current is None or cls._current.environment is not environment:
             encoded = _option(environment, SPEC_OPTION)
             spec = RunSpec.decode(encoded) if encoded else None
-            project = _option(environment, "ws_project_dir") or None
+            # The worker's own checkout, if it says so (not an option: the master's
+            # options overwrite a worker's).
+            project = os.environ.get(PROJECT_DIR_ENV) or None
             if spec is not None:
                 settings = worker_settings(spec, os.environ, project)
             else:
