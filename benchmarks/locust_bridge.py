@@ -86,9 +86,9 @@ async def _asyncio_side(url: str, users: list[tuple[str, str]], c: int, m: int) 
 
 
 def _loop_thread_side(url: str, users: list[tuple[str, str]], c: int, m: int, hop: bool) -> dict:
-    import locust  # noqa: F401  (monkey-patches the process, as in a Locust worker)
     import gevent
     import gevent.pool
+    import locust  # noqa: F401  (monkey-patches the process, as in a Locust worker)
 
     from pytest_ws_resilience.client.client import WsClient
     from pytest_ws_resilience.client.tokens import TestUser
@@ -126,8 +126,8 @@ def _loop_thread_side(url: str, users: list[tuple[str, str]], c: int, m: int, ho
 
 
 def _sync_side(url: str, users: list[tuple[str, str]], c: int, m: int) -> dict:
-    import locust  # noqa: F401
     import gevent.pool
+    import locust  # noqa: F401
     from websockets.sync.client import connect
 
     def open_(token: str):  # type: ignore[no-untyped-def]
@@ -197,10 +197,24 @@ def main() -> None:
         results = {}
         for option in OPTIONS:
             out = subprocess.run(
-                [sys.executable, os.path.join(here, "locust_bridge.py"), "--child", option,
-                 "--url", url, "--cycles", str(args.cycles), "--concurrency",
-                 str(args.concurrency), "--round-trips", str(args.round_trips)],
-                capture_output=True, text=True, timeout=600, check=False,
+                [
+                    sys.executable,
+                    os.path.join(here, "locust_bridge.py"),
+                    "--child",
+                    option,
+                    "--url",
+                    url,
+                    "--cycles",
+                    str(args.cycles),
+                    "--concurrency",
+                    str(args.concurrency),
+                    "--round-trips",
+                    str(args.round_trips),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
             )
             if out.returncode != 0:
                 print(f"{option}: FAILED\n{out.stderr[-2000:]}")

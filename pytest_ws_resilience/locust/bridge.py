@@ -26,8 +26,8 @@ import selectors
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import gevent
-import gevent.event
+import gevent  # type: ignore[import-untyped]
+import gevent.event  # type: ignore[import-untyped]
 from gevent import monkey
 
 __all__ = ["LoopThread"]

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     lead.add_argument("--port", type=int, default=DEFAULT_PORT, help="master's port (--master)")
     lead.add_argument("--env", default=None, help="settings profile (default: WS_ENV or local)")
     lead.add_argument("--no-isolation", action="store_true", help="no isolation detector")
-    lead.add_argument("--reconnects", type=int, default=0, help="replays after a dropped connection")
+    lead.add_argument(
+        "--reconnects", type=int, default=0, help="replays after a dropped connection"
+    )
     lead.add_argument("--startup-timeout", type=float, default=120.0, help="wait for workers, s")
     work = parser.add_argument_group("a worker (--worker)")
     work.add_argument("--master-host", default="127.0.0.1", help="the master's address")
@@ -98,7 +100,9 @@ def _lead(args: argparse.Namespace) -> int:
         raise WsConfigError("--master / --workers need --scenario MODULE:ATTR and --url URL")
     scenario = _scenario(args.scenario)
     if not isinstance(scenario, Scenario):
-        raise WsConfigError(f"--scenario {args.scenario} is a {type(scenario).__name__}, not a Scenario")
+        raise WsConfigError(
+            f"--scenario {args.scenario} is a {type(scenario).__name__}, not a Scenario"
+        )
     check_picklable(scenario)
     project = os.path.abspath(args.project_dir or os.getcwd())
     env = args.env or os.environ.get("WS_ENV") or "local"

@@ -134,7 +134,9 @@ class _Processes:
         self._directory = directory
         self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
-    def start(self, name: str, command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, command: Sequence[str], env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
         log = self._directory / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(

@@ -26,6 +26,7 @@ stats`) to ``--ws-results``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import gevent
+import gevent  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
@@ -76,7 +77,6 @@ _FLUSH_WAIT_S = 10.0
 _SLACK_S = 1.0
 
 
-@events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument(
         "--ws-spec",
@@ -176,7 +176,7 @@ class _Worker:
         if outcome.error is not None:
             kind = outcome.error_kind or "other"
             exception = failure_text(kind, f"{outcome.name}: {outcome.error}")
-        self.environment.events.request.fire(
+        self.environment.events.request.fire(  # type: ignore[no-untyped-call]
             request_type=REQUEST_TYPE,
             name=outcome.name,
             response_time=outcome.elapsed_ms,
@@ -186,7 +186,7 @@ class _Worker:
         )
 
     def fire_isolation(self, report: str) -> None:
-        self.environment.events.request.fire(
+        self.environment.events.request.fire(  # type: ignore[no-untyped-call]
             request_type=REQUEST_TYPE,
             name=ISOLATION,
             response_time=0,
@@ -209,7 +209,8 @@ class _Worker:
             kinds: list[str] = []
             try:
                 ok = self.loop.run(
-                    lambda: self._play_once(scenario, user, url, index, kinds), timeout=bound
+                    functools.partial(self._play_once, scenario, user, url, index, kinds),
+                    timeout=bound,
                 )
             except TimeoutError as err:
                 self.fire(StepOutcome("scenario", "scenario", bound * 1000, err, "timeout"))
@@ -273,7 +274,7 @@ class _Worker:
         self.loop.post(self.fire_isolation, redact(report))
 
 
-class WsUser(User):  # type: ignore[misc]
+class WsUser(User):
     """A Locust user that plays a `Scenario` over a real, authenticated `WsClient`.
 
     Subclass it in a locustfile and give it a ``scenario`` (or let the run's spec give
@@ -375,6 +376,8 @@ def _finish(environment: Environment) -> None:
                 gevent.sleep(0.05)
     _TALLY.done = True
     options = environment.parsed_options
+    if runner is None:
+        return
     if options is not None and getattr(options, "headless", False):
         runner.quit()
     else:
@@ -396,7 +399,6 @@ def _document(environment: Environment) -> dict[str, Any]:
     }
 
 
-@events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     encoded = _option(environment, SPEC_OPTION)
@@ -416,7 +418,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         def on_report(client_id: str, data: dict[str, Any]) -> None:
             _TALLY.add_report(client_id, list(data.get("stats", ())))
 
-        environment.events.worker_report.add_listener(on_report)
+        environment.events.worker_report.add_listener(on_report)  # type: ignore[no-untyped-call]
     elif isinstance(runner, WorkerRunner):
 
         def on_flush(environment: Environment, msg: Any, **_: Any) -> None:
@@ -433,10 +435,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
         _TALLY.reset(target)
 
     if not isinstance(runner, WorkerRunner):
-        environment.events.test_start.add_listener(on_test_start)
+        environment.events.test_start.add_listener(on_test_start)  # type: ignore[no-untyped-call]
 
 
-@events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         current = _Worker._current
@@ -451,3 +452,10 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
             if entry is not None:
                 _TALLY.workers["local"]["connects"] = entry.num_requests
         Path(path).write_text(json.dumps(_document(environment)), encoding="utf-8")
+
+
+# Registered at import: a locustfile that imports `WsUser` gets the options, the end of
+# run accounting and the statistics document.
+events.init_command_line_parser.add_listener(_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]

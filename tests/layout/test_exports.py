@@ -74,6 +74,10 @@ EXPORTED = [
     "FuzzResult",
     "WsFuzzError",
     "frame_strategy",
+    "DistributedResult",
+    "WorkerShare",
+    "LocustExtraMissingError",
+    "LocustRunError",
 ]
 
 

@@ -90,10 +90,24 @@ def _left_behind() -> list[str]:
 def test_one_command_leads_a_run_with_local_workers(server_url, project):
     done = subprocess.run(
         _cli(
-            "--workers", "2", "--scenario", "load_scenarios:PING", "--url", server_url,
-            "--users", "30", "--spawn-rate", "30", "--run-time", "60",
+            "--workers",
+            "2",
+            "--scenario",
+            "load_scenarios:PING",
+            "--url",
+            server_url,
+            "--users",
+            "30",
+            "--spawn-rate",
+            "30",
+            "--run-time",
+            "60",
         ),
-        cwd=project, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "users: 30/30 finished, 30 passed every step" in done.stdout
@@ -105,17 +119,39 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
     port = _free_port()
     worker = subprocess.Popen(
         _cli("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         done = subprocess.run(
             _cli(
-                "--master", "--bind-host", "127.0.0.1", "--port", str(port),
-                "--expect-workers", "1", "--scenario", "load_scenarios:PING",
-                "--url", server_url, "--users", "20", "--spawn-rate", "20",
-                "--run-time", "60", "--startup-timeout", "60",
+                "--master",
+                "--bind-host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--expect-workers",
+                "1",
+                "--scenario",
+                "load_scenarios:PING",
+                "--url",
+                server_url,
+                "--users",
+                "20",
+                "--spawn-rate",
+                "20",
+                "--run-time",
+                "60",
+                "--startup-timeout",
+                "60",
             ),
-            cwd=project, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
         )
         worker.wait(timeout=30)  # a worker ends with its master
     finally:
@@ -131,7 +167,11 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
 def test_a_bad_command_line_is_one_line_and_status_2(project):
     done = subprocess.run(
         _cli("--workers", "2", "--scenario", "nowhere:PING", "--url", "ws://127.0.0.1:1/"),
-        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

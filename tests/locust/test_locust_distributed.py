@@ -82,7 +82,9 @@ def test_a_distributed_run_counts_every_workers_connections(ws_pytester, tmp_pat
         "-p", "ws_resilience", "-s", f"--ws-report={report}", timeout=INNER_TIMEOUT_S
     )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*users: 100/100 finished*", "*worker *: 50 connects (50% of 100)*"])
+    result.stdout.fnmatch_lines(
+        ["*users: 100/100 finished*", "*worker *: 50 connects (50% of 100)*"]
+    )
     text = report.read_text()
     assert "distributed ping users=100 workers=2" in text
     document = json.loads(text)
