@@ -93,7 +93,8 @@ def main() -> None:
         per_worker = locust_rate / args.workers
         print(f"\n2. connections per second ({args.users} users, connect + ping/pong + close):")
         print(
-            f"   Locust, {args.workers} workers: {locust_rate:.0f}/s in all, {per_worker:.0f}/s per worker"
+            f"   Locust, {args.workers} workers: {locust_rate:.0f}/s in all, "
+            f"{per_worker:.0f}/s per worker"
         )
         print(f"   ws_storm, one process:  {storm_rate:.0f}/s ({storm_errors} errors)")
         print(f"   ratio per Locust worker / ws_storm: {per_worker / storm_rate:.2f}x")

@@ -105,3 +105,99 @@ def test_a_leak_fails_the_distributed_run_with_the_isolation_report(ws_pytester)
         ]
     )
     assert _left_behind() == []
+
+
+BAD_INPUT = """
+import pytest
+from pytest_ws_resilience.load.scenario import Scenario
+
+def make(index):
+    return {"type": "ping", "n": index}
+
+LOCAL = Scenario("local").connect().send(lambda index: {"type": "ping"}).expect(type="pong")
+PING = Scenario("ping").connect().send(make).expect(type="pong")
+
+@pytest.mark.asyncio
+async def test_a_lambda_cannot_travel(ws_storm):
+    with pytest.raises(ValueError) as caught:
+        await ws_storm.distributed(LOCAL, users=2)
+    print("LINE:", caught.value)
+    assert "\\n" not in str(caught.value)
+
+@pytest.mark.asyncio
+async def test_no_users(ws_storm):
+    with pytest.raises(ValueError, match="users") as caught:
+        await ws_storm.distributed(PING, users=0)
+    assert "\\n" not in str(caught.value)
+"""
+
+
+def test_bad_input_is_one_line_before_any_process_starts(ws_pytester):
+    ws_pytester.makepyfile(test_bad=BAD_INPUT)
+    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-s", timeout=120)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*LINE: *does not pickle*lambda*"])
+    assert _left_behind() == []
+
+
+REMOTE = """
+import pytest
+from pytest_ws_resilience.load.scenario import Scenario
+
+PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").close()
+
+@pytest.mark.asyncio
+async def test_remote(ws_storm):
+    result = await ws_storm.distributed(PING, users=20, spawn_rate=20, workers=1, run_time=60)
+    print(result.describe())
+    result.assert_errors(max=0)
+    assert [s.connects for s in result.workers.values()] == [20]
+"""
+
+
+def test_with_ws_locust_master_the_run_waits_for_workers_started_apart(ws_pytester, monkeypatch):
+    """As on two machines: the worker is started by hand (``ws-resilience-load
+    --worker``) and finds the key through the profile's variable, as the tests do."""
+    import secrets
+    import socket
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LOAD_TEST_SECRET", secrets.token_urlsafe(32))
+    ws_pytester.makepyprojecttoml('[tool.ws_resilience]\njwt_secret_env = "LOAD_TEST_SECRET"\n')
+    ws_pytester.makepyfile(test_remote=REMOTE)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest_ws_resilience.locust.cli",
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+            "--project-dir",
+            str(ws_pytester.path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        result = ws_pytester.runpytest_subprocess(
+            "-p",
+            "ws_resilience",
+            "-s",
+            f"--ws-locust-master=127.0.0.1:{port}",
+            timeout=INNER_TIMEOUT_S,
+        )
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=5)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*users: 20/20 finished*"])
+    assert _left_behind() == []
