@@ -178,3 +178,39 @@ def test_a_bad_command_line_is_one_line_and_status_2(project):
         "ws-resilience-load: error: --scenario nowhere:PING: cannot import nowhere: "
         "No module named 'nowhere'"
     ]
+
+
+def test_a_user_whose_connection_drops_replays_with_backoff(project, secret_env):
+    """Nothing listens: every play is refused; each user replays twice (after the
+    settings' backoff), and every attempt is a failed connect event of kind refused."""
+    port = _free_port()  # closed again: connections to it are refused
+    (project / "pyproject.toml").write_text(
+        "[tool.ws_resilience]\nbackoff_base = 0.05\nbackoff_cap = 0.1\n"
+    )
+    done = subprocess.run(
+        _cli(
+            "--workers",
+            "1",
+            "--scenario",
+            "load_scenarios:PING",
+            "--url",
+            f"ws://127.0.0.1:{port}/",
+            "--users",
+            "3",
+            "--spawn-rate",
+            "3",
+            "--reconnects",
+            "2",
+            "--run-time",
+            "60",
+        ),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "errors: refused=9" in done.stdout
+    assert "users: 3/3 finished, 0 passed every step" in done.stdout
+    assert _left_behind() == []
