@@ -2,7 +2,7 @@
 server in its own process, next to ``ws_storm`` (a `Storm`) in one process.
 
 Usage: ``python benchmarks/distributed_load.py [--users 3000] [--workers 3]
-[--scaling-users 1500] [--no-scaling]``
+[--scaling-users 1500] [--no-scaling] [--spawn-rate 1000]``
 
 1. The run of issue 15: a master and ``--workers`` worker processes, ``--users``
    authenticated users, each playing connect + ping/pong + close once: zero errors
@@ -40,15 +40,19 @@ from pytest_ws_resilience.locust.spec import SECRET_ENV, RunSpec
 from pytest_ws_resilience.locust.stats import DistributedResult
 
 PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").close()
-#: Users started per second by Locust: fast enough that spawning is not the limit.
-SPAWN_RATE = 10_000.0
+#: Users started per second by Locust (``--spawn-rate``): above what the server here
+#: serves (about 300/s), so spawning is not the limit, yet not all 3,000 at once (their
+#: handshakes would queue past the 10 s connect timeout on a busy machine).
+SPAWN_RATE = 1000.0
 RUN_TIME_S = 300.0
 
 
-def _locust(url: str, secret: str, users: int, workers: int) -> DistributedResult:
+def _locust(
+    url: str, secret: str, users: int, workers: int, spawn_rate: float
+) -> DistributedResult:
     spec = RunSpec(PING, url, users, label=f"locust {workers} worker(s) x {users} users")
     run = DistributedRun(
-        spec, spawn_rate=SPAWN_RATE, workers=workers, run_time=RUN_TIME_S, secret=secret
+        spec, spawn_rate=spawn_rate, workers=workers, run_time=RUN_TIME_S, secret=secret
     )
     return run_distributed(run)
 
@@ -74,13 +78,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--scaling-users", type=int, default=1500)
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--spawn-rate", type=float, default=SPAWN_RATE)
     args = parser.parse_args()
     ensure_fd_limit(args.users * 2 + 100)
     secret = secrets.token_urlsafe(32)
     os.environ[SECRET_ENV] = secret
     with server_process(SECRET_ENV, secret) as url:
         print(f"reference server (own process) at {url}; {os.cpu_count()} CPUs")
-        run = _locust(url, secret, args.users, args.workers)
+        run = _locust(url, secret, args.users, args.workers, args.spawn_rate)
         connects = sum(share.connects for share in run.workers.values())
         print(f"\n1. master + {args.workers} workers, {args.users} users:")
         print(run.describe())
@@ -103,7 +108,7 @@ def main() -> None:
         print(f"\n3. scaling, {args.scaling_users} users per run:")
         base = None
         for workers in (1, 2, 3):
-            result = _locust(url, secret, args.scaling_users, workers)
+            result = _locust(url, secret, args.scaling_users, workers, args.spawn_rate)
             rate = _rate(result)
             base = base or rate
             print(

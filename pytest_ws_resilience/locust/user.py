@@ -297,14 +297,28 @@ class WsUser(User):
 
     @task
     def play_scenario(self) -> None:
-        worker = _Worker.of(self.environment)
-        scenario = self.scenario or (worker.spec.scenario if worker.spec is not None else None)
-        if scenario is None:
-            raise ValueError(
-                f"{type(self).__name__} has no scenario: set its scenario attribute or "
-                "run it with a spec (ws_storm.distributed, ws-resilience-load --scenario)"
+        try:
+            worker = _Worker.of(self.environment)
+            scenario = self.scenario or (worker.spec.scenario if worker.spec else None)
+            if scenario is None:
+                raise ValueError(
+                    f"{type(self).__name__} has no scenario: set its scenario attribute or "
+                    "run it with a spec (ws_storm.distributed, ws-resilience-load --scenario)"
+                )
+            ok = worker.play(type(self), scenario)
+        except Exception as err:
+            # Not the server's doing (a bad configuration on this machine, a bug in a
+            # message factory): counted as the user's failure, and the user is done,
+            # so that a run still ends when its users are.
+            self.environment.events.request.fire(
+                request_type=REQUEST_TYPE,
+                name="scenario",
+                response_time=0,
+                response_length=0,
+                exception=failure_text("other", f"{type(err).__name__}: {err}"),
+                context={},
             )
-        ok = worker.play(type(self), scenario)
+            ok = False
         _user_done(self.environment, ok)
         if not self.repeat:
             raise StopUser()
