@@ -43,6 +43,7 @@ __all__ = [
     "ResourceSample",
     "ResumeResult",
     "RsaKeyPair",
+    "Scenario",
     "ScopeRule",
     "ServerGrowth",
     "ServerResourcesUnavailableError",
@@ -106,6 +107,7 @@ _EXPORTS = {
     "ResourceSample": "pytest_ws_resilience.servers.growth",
     "ResumeResult": "pytest_ws_resilience.isolation.resume",
     "RsaKeyPair": "pytest_ws_resilience.client.tokens",
+    "Scenario": "pytest_ws_resilience.load.scenario",
     "ScopeRule": "pytest_ws_resilience.isolation.scopes",
     "ServerGrowth": "pytest_ws_resilience.servers.growth",
     "ServerResourcesUnavailableError": "pytest_ws_resilience.errors",
@@ -189,6 +191,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.streams import StreamRule
     from pytest_ws_resilience.isolation.violation import IsolationViolation
     from pytest_ws_resilience.load.results import StormResult
+    from pytest_ws_resilience.load.scenario import Scenario
     from pytest_ws_resilience.load.storm import Storm
     from pytest_ws_resilience.locust.stats import DistributedResult, WorkerShare
     from pytest_ws_resilience.pool.pool import ConnectionPool

@@ -8,7 +8,9 @@ reset, time out, reject the credentials, or close on us?
   it during the opening handshake (websockets cannot tell a TCP reset from an EOF
   there);
 - ``reset``: an open connection was dropped without a close frame (close code 1006:
-  a TCP reset or abort), or the OS reported a reset.
+  a TCP reset or abort), or the OS reported a reset;
+- ``contract``: a scenario's run broke its event contract (`ContractViolationError`:
+  events missing, out of order, late, or the terminal event never came).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pytest_ws_resilience.client.fallback import (
     TIMED_OUT,
 )
 from pytest_ws_resilience.errors import (
+    ContractViolationError,
     WsAuthError,
     WsConnectError,
     WsConnectionClosedError,
@@ -30,7 +33,15 @@ from pytest_ws_resilience.errors import (
 __all__ = ["ERROR_KINDS", "error_kind"]
 
 #: Every kind, in the order reports list them.
-ERROR_KINDS: tuple[str, ...] = ("timeout", "refused", "reset", "auth", "closed", "other")
+ERROR_KINDS: tuple[str, ...] = (
+    "timeout",
+    "refused",
+    "reset",
+    "auth",
+    "closed",
+    "contract",
+    "other",
+)
 
 # Close code of a connection that ended without a close frame (RFC 6455, 7.1.5).
 _ABNORMAL_CLOSURE = 1006
@@ -49,6 +60,8 @@ def error_kind(exc: BaseException) -> str:
     """The kind of ``exc``: one of `ERROR_KINDS`."""
     if isinstance(exc, WsAuthError):
         return "auth"
+    if isinstance(exc, ContractViolationError):
+        return "contract"
     if isinstance(exc, TimeoutError):  # WsTimeoutError included
         return "timeout"
     if isinstance(exc, WsConnectionClosedError):

@@ -27,11 +27,7 @@ from typing import Any
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import (
-    ContractViolationError,
-    WsConnectionClosedError,
-    WsResilienceError,
-)
+from pytest_ws_resilience.errors import WsConnectionClosedError, WsResilienceError
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import send_message
 from pytest_ws_resilience.load.scenario import (
@@ -50,6 +46,12 @@ __all__ = ["CONTRACT_ERROR_KIND", "StepOutcome", "outcome_error_kind", "play"]
 
 #: The error kind of a run that broke its contract (the storm's errors count it).
 CONTRACT_ERROR_KIND = "contract"
+
+# "No frame": a reply may be None (JSON null), so None cannot say it.
+_NOT_FOUND: Any = object()
+
+# How many of the newest frames are searched first for a reply's receipt.
+_RECENT = 8
 
 # Slack over a settings bound for the event loop's own scheduling, as `Storm` allows.
 _SLACK_S = 1.0
@@ -70,8 +72,8 @@ class StepOutcome:
         error: why it failed; None when it passed.
         error_kind: `outcome_error_kind` of ``error`` (``timeout``, ``closed``,
             ``contract``, ...) when it failed.
-        response_length: the size of what answered (the reply's text; for a contract,
-            the run's frames), 0 when unknown.
+        response_length: the size of what answered (the reply's text, or its JSON
+            written compactly; for a contract, the run's frames), 0 when unknown.
     """
 
     kind: str
@@ -87,20 +89,32 @@ class StepOutcome:
 
 
 def outcome_error_kind(error: BaseException) -> str:
-    """The kind a failed step counts as: ``contract`` for a broken contract, else
-    `pytest_ws_resilience.load.error_kinds.error_kind`."""
-    if isinstance(error, ContractViolationError):
-        return CONTRACT_ERROR_KIND
+    """The kind a failed step counts as (`pytest_ws_resilience.load.error_kinds.error_kind`:
+    ``contract`` for a broken contract)."""
     return error_kind(error)
 
 
 def _length(frame: Any) -> int:
+    """The size of a reply: its text or bytes, or its JSON written compactly (as
+    servers mostly send it: the parsed frame is what ``expect`` returns)."""
     if isinstance(frame, str | bytes):
         return len(frame)
     try:
-        return len(json.dumps(frame))
+        return len(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
     except (TypeError, ValueError):
         return 0
+
+
+def _received_at(client: WsClient, frame: Any) -> float | None:
+    """When the reader received ``frame`` (the very object a wait returned: its parsed
+    JSON, or its raw text or bytes), from the client's log; None once the log dropped it."""
+    log = client.log
+    recent = log.since(log.last_index - _RECENT + 1)  # a reply is mostly among the last few
+    for records in (recent, log.records[: -len(recent) or None]):
+        for record in reversed(records):
+            if record.data is frame or record.raw is frame:
+                return record.received_at
+    return None
 
 
 def _connect_bound(client: WsClient, settings: WsSettings) -> float:
@@ -120,7 +134,9 @@ class _Player:
         settings: WsSettings,
         report: Callable[[StepOutcome], None],
         index: int,
+        on_send: Callable[[], None] | None,
     ) -> None:
+        self.on_send = on_send
         self.client = client
         self.settings = settings
         self.report = report
@@ -149,10 +165,17 @@ class _Player:
         self.last_label = step.label
         self.last_send = time.monotonic()  # before the write: a reply cannot precede it
         await send_message(self.client, step.message_for(self.index))
+        if self.on_send is not None:
+            self.on_send()
 
-    def _since_send(self) -> float:
-        start = self.last_send if self.last_send is not None else time.monotonic()
-        return (time.monotonic() - start) * 1000.0
+    def _since_send(self, frame: Any = _NOT_FOUND) -> float:
+        """Milliseconds from the last send to the receipt of ``frame`` (as a storm times
+        a reply: when the reader got it, not when this user's task resumed, which on a
+        busy loop can be much later), else to now."""
+        now = time.monotonic()
+        start = self.last_send if self.last_send is not None else now
+        end = _received_at(self.client, frame) if frame is not _NOT_FOUND else None
+        return ((end if end is not None else now) - start) * 1000.0
 
     async def expect(self, step: Expect) -> StepOutcome:
         bound = self.settings.recv_timeout.value
@@ -162,14 +185,16 @@ class _Player:
                 frame = await self.client.expect(timeout=bound, **fields)
             else:  # any reply: the first frame that is not the greeting
                 frame = await self.client.expect(self._greeting_free, timeout=bound)
-        return StepOutcome("rt", step.name, self._since_send(), response_length=_length(frame))
+        elapsed = self._since_send(frame)
+        return StepOutcome("rt", step.name, elapsed, response_length=_length(frame))
 
     async def expect_contract(self, step: ExpectContract) -> StepOutcome:
         bound = self.settings.recv_timeout.value
         async with asyncio.timeout(bound + _SLACK_S):
             result = await self.client.expect_contract(step.contract, timeout=bound)
         size = sum(_length(seen.event) for seen in result.observed)
-        return StepOutcome("contract", step.name, self._since_send(), response_length=size)
+        terminal = result.observed[-1].event if result.observed else _NOT_FOUND
+        return StepOutcome("contract", step.name, self._since_send(terminal), response_length=size)
 
     async def hold(self, step: Hold) -> None:
         conn = self.client.connection
@@ -238,6 +263,7 @@ async def play(
     report: Callable[[StepOutcome], None],
     settings: WsSettings,
     index: int = 0,
+    on_send: Callable[[], None] | None = None,
 ) -> bool:
     """Play every step of ``scenario`` on ``client`` (not yet connected).
 
@@ -248,6 +274,8 @@ async def play(
             failing step's (timed or not).
         settings: the bounds of every wait (connect, recv and close timeouts).
         index: the user's index, passed to message factories.
+        on_send: called after each message written (a runner counts them: a run
+            that sent and saw no reply checked nothing).
 
     Returns:
         True when every step passed; False after the first failing step, which is
@@ -259,7 +287,7 @@ async def play(
             failure (refused, timed out, closed, a broken contract) is an outcome.
     """
     check_scenario(scenario)
-    player = _Player(client, settings, report, index)
+    player = _Player(client, settings, report, index, on_send)
     for step in scenario.steps:
         started = time.monotonic()
         try:

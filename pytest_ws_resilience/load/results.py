@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_SAMPLES", "STORM_KINDS", "StormResult", "thin_samples"]
 
-#: What produced a result: a connection storm, connect/disconnect cycles, a burst.
-STORM_KINDS: tuple[str, ...] = ("storm", "cycles", "burst")
+#: What produced a result: a connection storm, connect/disconnect cycles, a burst, a
+#: scenario played by many users (``Storm.run``).
+STORM_KINDS: tuple[str, ...] = ("storm", "cycles", "burst", "scenario")
 #: Samples per metric kept in `StormResult.as_dict` (reports chart them; JSON stays small).
 MAX_SAMPLES = 2000
 _MIB = 1024 * 1024
@@ -94,6 +95,10 @@ class StormResult:
             after samples included (cycles only); None when it was not measured.
         server_growth_note: why it was not measured (e.g. the embedded server runs
             inside the test process), or None.
+        contracts_checked: runs checked against an event contract and found whole
+            (scenario runs; a broken one is an error of kind ``contract``).
+        step_ms: scenario runs: each timed step that passed, by its name
+            (``connect``, ``rt:<label>``, ``contract:<label>``, ``close``).
     """
 
     kind: str
@@ -114,6 +119,8 @@ class StormResult:
     clients: list[WsClient] = field(default_factory=list, repr=False, compare=False)
     server_growth: ServerGrowth | None = None
     server_growth_note: str | None = None
+    contracts_checked: int = 0
+    step_ms: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in STORM_KINDS:
@@ -276,12 +283,20 @@ class StormResult:
             lines.append(f"  server growth: not measured ({self.server_growth_note})")
         if self.messages_sent:
             lines.append(f"  messages sent {self.messages_sent}, replies {self.replies_received}")
+        if self.contracts_checked:
+            lines.append(f"  contracts checked {self.contracts_checked}")
         vacuous = self.nothing_checked
         if vacuous is not None:
             lines.append(f"  NO REPLY SEEN: {vacuous.reason}; round trips measured nothing")
         width = max(len(name) for name in METRICS)
         for name, dist in self.distributions.items():
             lines.append(f"  {name:<{width}}  {dist.describe('ms')}")
+        if self.step_ms:
+            step_width = max(len(name) for name in self.step_ms)
+            lines.append("  steps:")
+            for name, values in self.step_ms.items():
+                dist = Distribution.of(values)
+                lines.append(f"    {name:<{step_width}}  {dist.describe('ms')}")
         counts = ", ".join(f"{kind}={n}" for kind, n in self.errors.items() if n)
         lines.append(f"  errors: {counts or 'none'}")
         for kind, example in self.error_examples.items():
@@ -305,6 +320,8 @@ class StormResult:
             "distributions": distributions,
             "server_growth": None if self.server_growth is None else self.server_growth.as_dict(),
             "server_growth_note": self.server_growth_note,
+            "contracts_checked": self.contracts_checked,
+            "steps": {name: Distribution.of(v).as_dict() for name, v in self.step_ms.items()},
             # One phrase for the terminal summary's storm line.
             "server_growth_text": (
                 self.server_growth.short()

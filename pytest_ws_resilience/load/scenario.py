@@ -253,6 +253,11 @@ class _State:
             if not self.sent:
                 raise ValueError(f"{where}: nothing sent on this connection to expect a reply to")
             _check_label("expect", step.label)
+            if isinstance(step, Expect) and "timeout" in step.match:
+                raise ValueError(
+                    f"{where}: timeout is not a field to match: a scenario's expect is "
+                    f"bounded by the recv timeout of the settings"
+                )
             if isinstance(step, ExpectContract) and not isinstance(step.contract, EventContract):
                 raise ValueError(f"{where}: expects an EventContract, got {shown(step.contract)}")
         elif isinstance(step, Hold):

@@ -39,7 +39,6 @@ from pytest_ws_resilience.config.bounds import (
     check_count,
     check_rate,
 )
-from pytest_ws_resilience.config.routes import route_url
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServerResourcesUnavailableError
 from pytest_ws_resilience.load.collector import collector_paused
@@ -47,7 +46,10 @@ from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
 from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.results import StormResult
+from pytest_ws_resilience.load.routing import PathParams, storm_route
 from pytest_ws_resilience.load.rss import current_rss_bytes
+from pytest_ws_resilience.load.scenario import Scenario
+from pytest_ws_resilience.load.scenario_run import ScenarioRun
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.growth import ResourceSample, ServerGrowth
 from pytest_ws_resilience.servers.resources import settled_sample
@@ -72,38 +74,8 @@ MessageSpec = Any
 ReplySpec = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 #: Which token a user connects with (e.g. ``tokens.expired`` for a negative storm).
 TokenFor = Callable[[TestUser], str]
-#: The values of a path template's placeholders: one mapping for every connection, or a
-#: factory called with the connection's index (per-client rooms: ``lambda i: {"room":
-#: f"r{i % 10}"}``).
-PathParams = Mapping[str, Any] | Callable[[int], Mapping[str, Any]] | None
 #: Samples the server under test (blocking; raises `ServerResourcesUnavailableError`).
 ResourcesOf = Callable[[], ResourceSample]
-
-
-def _route(
-    base: str, url: str | None, path: str | None, params: PathParams
-) -> Callable[[int], str]:
-    """Connection index -> the URL it connects to: ``url`` (default ``base``), its path
-    replaced by ``path`` filled from ``params`` (`config.routes.url_for`).
-
-    Raises:
-        ValueError: at once, for the first connection: ``params`` without ``path``, a
-            non-ws URL, or a bad template.
-    """
-    target = url or base
-    parts = urlsplit(target)
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
-        raise ValueError(f"storm url must be ws:// or wss://, got {redact(target)!r}")
-    if path is None:
-        if params is not None:  # a callable or an empty mapping is a mistake here too
-            raise ValueError("path_params= needs path= (a template such as '/chat/{room}')")
-        return lambda _: target
-
-    def route(index: int) -> str:
-        return route_url(target, None, path, params(index) if callable(params) else params)
-
-    route(0)  # a bad template fails before any connection is made
-    return route
 
 
 def burst_message(number: int) -> dict[str, Any]:
@@ -262,7 +234,7 @@ class Storm:
             ValueError: bad arguments (one line naming the problem).
         """
         self._check_ready()
-        route = _route(self.url, url, path, path_params)
+        route = storm_route(self.url, url, path, path_params)
         count = _positive_int("n", n if n is not None else len(users or ()))
         if rate is not None:
             rate = check_rate("rate", rate, count=count)
@@ -313,7 +285,7 @@ class Storm:
             url, path, path_params, client_options: as for `connect`.
         """
         self._check_ready()
-        route = _route(self.url, url, path, path_params)
+        route = storm_route(self.url, url, path, path_params)
         clients = _positive_int("n_clients", n_clients)
         per_client = _positive_int("messages_per_client", messages_per_client, maximum=MAX_MESSAGES)
         if message is None:
@@ -365,7 +337,7 @@ class Storm:
         ``result.server_growth_note`` says why not.
         """
         self._check_ready()
-        route = _route(self.url, url, path, path_params)
+        route = storm_route(self.url, url, path, path_params)
         count = _positive_int("n", n)
         workers = _positive_int("concurrency", concurrency)
         if label is None:
@@ -404,6 +376,32 @@ class Storm:
             after, result.server_growth_note = await self._sample_server(url)
             if after is not None:
                 result.server_growth = ServerGrowth(before, after, count)
+        self._on_result(result)
+        return result
+
+    async def run(
+        self,
+        scenario: Scenario,
+        users: int = 1,
+        spawn_rate: float | None = None,
+        *,
+        label: str | None = None,
+        token: TokenFor | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        path_params: PathParams = None,
+        **client_options: Any,
+    ) -> StormResult:
+        """``users`` fresh users play ``scenario``, ``spawn_rate`` arriving per second (None:
+        all at once): `load.scenario_run`. Other keywords as for `connect`."""
+        self._check_ready()
+        route = storm_route(self.url, url, path, path_params)
+        plan = ScenarioRun(scenario, users, spawn_rate, label)
+
+        def client(i: int) -> WsClient:
+            return self._client(i, self.tokens.user(), token, route(i), client_options)
+
+        result = await plan.run(client, self._close, self.settings)
         self._on_result(result)
         return result
 

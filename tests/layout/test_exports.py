@@ -39,6 +39,7 @@ EXPORTED = [
     "ResourceSample",
     "ResumeResult",
     "RsaKeyPair",
+    "Scenario",
     "ScopeRule",
     "ServerGrowth",
     "ServerResourcesUnavailableError",

@@ -100,6 +100,7 @@ PURE_MODULES = (
     "load.collector",
     "locust.spec",
     "load.scenario",
+    "load.routing",
     "report.records",
     "report.aggregate",
     "report.summary",

@@ -218,8 +218,11 @@ def test_as_dict_has_exactly_the_report_shape_and_is_json_ready():
         "server_growth",
         "server_growth_note",
         "server_growth_text",
+        "contracts_checked",
+        "steps",
     }
     assert data["kind"] == "storm"
+    assert (data["contracts_checked"], data["steps"]) == (0, {})
     assert (data["server_growth"], data["server_growth_note"], data["server_growth_text"]) == (
         None,
         None,
