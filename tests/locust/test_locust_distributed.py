@@ -57,10 +57,15 @@ CHAT = (
 )
 
 @pytest.mark.asyncio
-async def test_leak(ws_server, ws_storm):
+async def test_leak_distributed(ws_server, ws_storm):
     with ws_server.faults("leak"):
         result = await ws_storm.distributed(CHAT, users=20, spawn_rate=20, workers=2, run_time=60)
     result.assert_errors(max=0)
+
+@pytest.mark.asyncio
+async def test_leak_in_process(ws_server, ws_storm, ws_isolation):
+    with ws_server.faults("leak"):
+        await ws_storm.run(CHAT, users=20, spawn_rate=20)
 """
 
 
@@ -92,16 +97,19 @@ def test_a_distributed_run_counts_every_workers_connections(ws_pytester, tmp_pat
     assert _left_behind() == []
 
 
-def test_a_leak_fails_the_distributed_run_with_the_isolation_report(ws_pytester):
+def test_a_leak_fails_the_distributed_run_with_the_isolation_report_as_in_process(ws_pytester):
     ws_pytester.makepyfile(test_leak=LEAK)
     result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", timeout=INNER_TIMEOUT_S)
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # the same verdict from both runners
     result.stdout.fnmatch_lines(
         [
+            "*_ test_leak_distributed _*",
             "*StormThresholdError*",
             "*isolation=*",
             "*isolation violation*data of one user reached another*",
             "*received a frame holding user-*'s id marker*",
+            "*_ test_leak_in_process _*",
+            "*isolation violation*data of one user reached another*",
         ]
     )
     assert _left_behind() == []
