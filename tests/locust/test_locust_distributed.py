@@ -209,3 +209,37 @@ def test_with_ws_locust_master_the_run_waits_for_workers_started_apart(ws_pytest
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*users: 20/20 finished*"])
     assert _left_behind() == []
+
+
+NO_WORKER = """
+import pytest
+from pytest_ws_resilience.errors import LocustRunError
+from pytest_ws_resilience.load.scenario import Scenario
+
+PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").close()
+
+@pytest.mark.asyncio
+async def test_no_worker_comes(ws_storm):
+    with pytest.raises(LocustRunError) as caught:
+        await ws_storm.distributed(PING, users=5, workers=1, run_time=5, startup_timeout=2)
+    print("ERROR:", caught.value)
+"""
+
+
+def test_workers_that_never_come_end_the_run_within_its_bound(ws_pytester):
+    """``--ws-locust-master`` with no worker started anywhere: the master gives up after
+    ``startup_timeout`` and the run says so with the master's log."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ws_pytester.makepyfile(test_no_worker=NO_WORKER)
+    result = ws_pytester.runpytest_subprocess(
+        "-p", "ws_resilience", "-s", f"--ws-locust-master=127.0.0.1:{port}", timeout=120
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR: the Locust master exited (status *) without writing*", "*waiting for workers*"]
+    )
+    assert _left_behind() == []
