@@ -243,3 +243,35 @@ def test_workers_that_never_come_end_the_run_within_its_bound(ws_pytester):
         ["*ERROR: the Locust master exited (status *) without writing*", "*waiting for workers*"]
     )
     assert _left_behind() == []
+
+
+CONTRACT = """
+import pytest
+from pytest_ws_resilience import AGENT_EVENTS
+from pytest_ws_resilience.load.scenario import Scenario
+
+AGENT = (
+    Scenario("agent")
+    .connect()
+    .send({"type": "user_message", "text": "hi"})
+    .expect_contract(AGENT_EVENTS)
+    .close()
+)
+
+@pytest.mark.asyncio
+async def test_contract(ws_server, ws_storm):
+    with ws_server.faults("drop_event"):
+        result = await ws_storm.distributed(AGENT, users=6, workers=2, run_time=60)
+    assert result.errors["contract"] == 6
+    print("EXAMPLE:", result.error_examples["contract"])
+"""
+
+
+def test_a_broken_event_contract_is_an_error_of_kind_contract(ws_pytester):
+    ws_pytester.makepyfile(test_contract=CONTRACT)
+    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-s", timeout=INNER_TIMEOUT_S)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*EXAMPLE: [[]contract] contract:AGENT_EVENTS: contract AGENT_EVENTS*", "*(missing)*"]
+    )
+    assert _left_behind() == []
