@@ -11,7 +11,10 @@ On each load machine (as many processes as it has cores)::
     ws-resilience-load --worker --master-host 10.0.0.5 --master-port 5557
 
 or, on one machine, master and local workers at once: ``--workers N`` instead of
-``--master`` / ``--expect-workers``.
+``--master`` / ``--expect-workers``. A master that serves runs to pytest
+(``ws_storm.distributed`` with ``--ws-locust-master=HOST:WEB_PORT``) until interrupted::
+
+    ws-resilience-load --master --bind-host 0.0.0.0 --web-port 8089 --web-host 0.0.0.0
 
 The master reads the scenario (``module:attr``, imported from the current directory),
 builds the run's spec (`RunSpec`, no key in it) and starts a headless Locust master
@@ -28,7 +31,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconnects", type=int, default=0, help="replays after a dropped connection"
     )
     lead.add_argument("--startup-timeout", type=float, default=120.0, help="wait for workers, s")
+    serve = parser.add_argument_group("a master serving runs to pytest (--master --web-port)")
+    serve.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="serve runs from ws_storm.distributed (pytest --ws-locust-master=WEB_HOST:PORT) "
+        "on Locust's web UI at this port, until interrupted; no --scenario, --url",
+    )
+    serve.add_argument("--web-host", default="127.0.0.1", help="the web UI's address")
     work = parser.add_argument_group("a worker (--worker)")
     work.add_argument("--master-host", default="127.0.0.1", help="the master's address")
     work.add_argument("--master-port", type=int, default=DEFAULT_PORT, help="the master's port")
@@ -130,6 +141,29 @@ def _lead(args: argparse.Namespace) -> int:
     return 1 if result.error_count or result.nothing_checked else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """A master with its web UI, serving runs until interrupted (Ctrl-C)."""
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        locustfile_path(),
+        "--master",
+        "--master-bind-host",
+        args.bind_host,
+        "--master-bind-port",
+        str(args.port),
+        "--web-host",
+        args.web_host,
+        "--web-port",
+        str(args.web_port),
+        "--expect-workers",
+        str(args.expect_workers),
+    ]
+    return _become(command, dict(os.environ))
+
+
 def _work(args: argparse.Namespace) -> int:
     command = [
         sys.executable,
@@ -148,16 +182,26 @@ def _work(args: argparse.Namespace) -> int:
         env[PROJECT_DIR_ENV] = os.path.abspath(args.project_dir)
     elif PROJECT_DIR_ENV not in env:
         env[PROJECT_DIR_ENV] = os.getcwd()
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 130
+    return _become(command, env)
+
+
+def _become(command: list[str], env: dict[str, str]) -> int:
+    """Replace this process with ``command`` (Locust): a signal sent to this process
+    reaches Locust itself, and no child is left behind when it is terminated."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, env)
+    return 0  # pragma: no cover - execve does not return
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _work(args) if args.worker else _lead(args)
+        if args.worker:
+            return _work(args)
+        if args.master and args.web_port is not None:
+            return _serve(args)
+        return _lead(args)
     except (WsConfigError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2

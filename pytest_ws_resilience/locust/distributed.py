@@ -21,9 +21,11 @@ Every wait is bounded: the workers' start (``startup_timeout``, Locust's
 margin for stopping and flushing), and the end of every process (terminate, then kill,
 then reap). No process outlives the call.
 
-``master="HOST:PORT"`` (``--ws-locust-master``): the master listens there, for workers
-started on other machines (``ws-resilience-load --worker --master-host HOST``); no
-local worker is started and the run waits for ``workers`` of them.
+``DistributedRun.master=(host, port)``: the master listens there, for workers started
+on other machines (``ws-resilience-load --worker --master-host HOST``); no local worker
+is started and the run waits for ``workers`` of them (``ws-resilience-load --master
+--scenario ...``). A master already running, with a web UI, is played on by
+`pytest_ws_resilience.locust.attach` instead (``--ws-locust-master``).
 """
 
 from __future__ import annotations

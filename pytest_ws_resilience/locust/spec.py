@@ -69,6 +69,7 @@ class RunSpec:
         reconnects: how many times a user replays the scenario after its connection
             dropped (with the settings' backoff between), 0: never.
         label: names the run in reports.
+        run_id: tells this run from the others a long-lived master plays.
     """
 
     scenario: Scenario
@@ -79,6 +80,8 @@ class RunSpec:
     isolation: bool = True
     reconnects: int = 0
     label: str = ""
+    #: Tells one run from the next on a long-lived master (drawn by whoever starts it).
+    run_id: str = ""
 
     def encode(self) -> str:
         """This spec as one line of text (pickled, compressed, base64)."""

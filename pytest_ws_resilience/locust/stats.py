@@ -34,6 +34,7 @@ __all__ = [
     "CONNECT",
     "ISOLATION",
     "REQUEST_TYPE",
+    "RUN_ROUTE",
     "DistributedResult",
     "WorkerShare",
     "distributed_result",
@@ -41,6 +42,8 @@ __all__ = [
     "kind_of_failure",
 ]
 
+#: The route of a serving master's web UI that says how the current run goes.
+RUN_ROUTE = "/ws-resilience/run"
 #: The request type of every event this package reports to Locust.
 REQUEST_TYPE = "WS"
 #: The name of connect events (the player's ``connect`` step).

@@ -57,7 +57,13 @@ from pytest_ws_resilience.locust.spec import (
     RunSpec,
     worker_settings,
 )
-from pytest_ws_resilience.locust.stats import CONNECT, ISOLATION, REQUEST_TYPE, failure_text
+from pytest_ws_resilience.locust.stats import (
+    CONNECT,
+    ISOLATION,
+    REQUEST_TYPE,
+    RUN_ROUTE,
+    failure_text,
+)
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.under_test import token_factory_for
 
@@ -340,9 +346,11 @@ class _Tally:
     flushed: set[str] = field(default_factory=set)
     finishing: bool = False
     done: bool = False
+    run_id: str = ""
 
-    def reset(self, target: int | None) -> None:
+    def reset(self, target: int | None, run_id: str = "") -> None:
         """A new run starts (Locust's ``test_start``): forget the last one."""
+        self.run_id = run_id
         self.target, self.finished, self.passed = target, 0, 0
         self.started_at, self.ended_at = time.monotonic(), None
         self.workers, self.flushed = {}, set()
@@ -388,14 +396,15 @@ def _finish(environment: Environment) -> None:
         with gevent.Timeout(_FLUSH_WAIT_S, False):
             while not workers <= _TALLY.flushed:
                 gevent.sleep(0.05)
-    _TALLY.done = True
     options = environment.parsed_options
     if runner is None:
         return
     if options is not None and getattr(options, "headless", False):
+        _TALLY.done = True
         runner.quit()
-    else:
+    else:  # a master serving runs (web UI): stopped, ready for the next run
         runner.stop()
+        _TALLY.done = True
 
 
 def _document(environment: Environment) -> dict[str, Any]:
@@ -413,8 +422,10 @@ def _document(environment: Environment) -> dict[str, Any]:
     }
 
 
-def _on_init(environment: Environment, **_: Any) -> None:
+def _on_init(environment: Environment, web_ui: Any = None, **_: Any) -> None:
     runner = environment.runner
+    if web_ui is not None and isinstance(runner, MasterRunner | LocalRunner):
+        _serve_runs(environment, web_ui)
     encoded = _option(environment, SPEC_OPTION)
     if isinstance(runner, MasterRunner | LocalRunner):
         _TALLY.target = RunSpec.decode(encoded).users if encoded else None
@@ -445,11 +456,36 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
     def on_test_start(environment: Environment, **_: Any) -> None:
         encoded_now = _option(environment, SPEC_OPTION)
-        target = RunSpec.decode(encoded_now).users if encoded_now else _TALLY.target
-        _TALLY.reset(target)
+        spec = RunSpec.decode(encoded_now) if encoded_now else None
+        if spec is None:
+            _TALLY.reset(_TALLY.target)
+        else:
+            _TALLY.reset(spec.users, spec.run_id)
 
     if not isinstance(runner, WorkerRunner):
         environment.events.test_start.add_listener(on_test_start)  # type: ignore[no-untyped-call]
+
+
+def _serve_runs(environment: Environment, web_ui: Any) -> None:
+    """A master with a web UI serves runs to ``ws_storm.distributed`` (``--ws-locust-
+    master``): the test starts one with Locust's own ``POST /swarm`` (the spec in the
+    form) and reads its progress and statistics here."""
+    from flask import jsonify
+
+    def run_state() -> Any:
+        runner = environment.runner
+        workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+        return jsonify(
+            {
+                "state": runner.state if runner is not None else "none",
+                "workers": workers,
+                "run_id": _TALLY.run_id,
+                "done": _TALLY.done,
+                "document": _document(environment),
+            }
+        )
+
+    web_ui.app.add_url_rule(RUN_ROUTE, "ws_resilience_run", run_state)
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:

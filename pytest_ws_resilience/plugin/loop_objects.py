@@ -10,6 +10,7 @@ storm: a fixture imports this module when it first runs.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -367,8 +368,9 @@ class TestStorm(Storm):
     ) -> StormResult:
         """Play ``scenario`` once per user, ``users`` users, on Locust's distributed
         engine: a headless master and ``workers`` local worker processes against the
-        server under test (or, with ``--ws-locust-master=HOST:PORT``, a master there
-        for ``workers`` workers started on other machines).
+        server under test; or, with ``--ws-locust-master=HOST:PORT``, on the master
+        already running there (its web UI's address: ``ws-resilience-load --master
+        --web-port PORT``), once ``workers`` of its workers are connected.
 
         Returns the same `StormResult` as the in-process storms (a
         `DistributedResult`: plus each worker's share), from Locust's own statistics;
@@ -387,6 +389,7 @@ class TestStorm(Storm):
         """
         self._check_ready()
         from pytest_ws_resilience.load.scenario import check_picklable
+        from pytest_ws_resilience.locust.attach import run_on_master
         from pytest_ws_resilience.locust.distributed import (
             DistributedRun,
             parse_master,
@@ -406,14 +409,18 @@ class TestStorm(Storm):
                 isolation=isolation,
                 reconnects=check_count("reconnects", reconnects, minimum=0, maximum=100),
                 label=label or f"distributed {scenario.name} users={count} workers={workers}",
+                run_id=secrets.token_hex(8),
             ),
             spawn_rate=float(count) if spawn_rate is None else spawn_rate,
             workers=workers,
             run_time=run_time,
-            master=None if self._locust_master is None else parse_master(self._locust_master),
             secret=self.settings.keys.run_secret,
             startup_timeout=startup_timeout,
         )
-        result = await asyncio.to_thread(run_distributed, run)
+        if self._locust_master is None:
+            result = await asyncio.to_thread(run_distributed, run)
+        else:
+            master = parse_master(self._locust_master)
+            result = await asyncio.to_thread(run_on_master, run, master)
         self._on_result(result)
         return result

@@ -93,9 +93,9 @@ LOOP_SCOPE_HELP = (
 )
 
 LOCUST_MASTER_HELP = (
-    "ws_storm.distributed: the Locust master listens on HOST:PORT for workers started on "
-    "other machines (ws-resilience-load --worker --master-host HOST --master-port PORT) "
-    "instead of starting local worker processes."
+    "ws_storm.distributed plays its runs on the Locust master already running at "
+    "HOST:PORT (its web UI: ws-resilience-load --master --web-port PORT), with the "
+    "workers started on other machines, instead of starting a master and local workers."
 )
 
 LoopScope = Literal["function", "session"]

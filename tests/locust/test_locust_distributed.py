@@ -156,58 +156,79 @@ PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").clo
 
 @pytest.mark.asyncio
 async def test_remote(ws_storm):
-    result = await ws_storm.distributed(PING, users=20, spawn_rate=20, workers=1, run_time=60)
-    print(result.describe())
-    result.assert_errors(max=0)
-    assert [s.connects for s in result.workers.values()] == [20]
+    for users in (20, 12):  # two runs on one long-lived master
+        result = await ws_storm.distributed(PING, users=users, workers=1, run_time=60)
+        print(result.describe())
+        result.assert_errors(max=0)
+        assert [s.connects for s in result.workers.values()] == [users]
+        assert result.users_finished == users
 """
 
 
-def test_with_ws_locust_master_the_run_waits_for_workers_started_apart(ws_pytester, monkeypatch):
-    """As on two machines: the worker is started by hand (``ws-resilience-load
-    --worker``) and finds the key through the profile's variable, as the tests do."""
-    import secrets
+def _free_port() -> int:
     import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_with_ws_locust_master_runs_play_on_a_master_and_workers_started_apart(
+    ws_pytester, monkeypatch
+):
+    """As on three machines: a master serving runs (``ws-resilience-load --master
+    --web-port``) and a worker (``--worker``) are started by hand; the test attaches
+    to the master's web UI. The worker finds the key through the profile's variable."""
+    import secrets
     import subprocess
     import sys
 
     monkeypatch.setenv("LOAD_TEST_SECRET", secrets.token_urlsafe(32))
     ws_pytester.makepyprojecttoml('[tool.ws_resilience]\njwt_secret_env = "LOAD_TEST_SECRET"\n')
     ws_pytester.makepyfile(test_remote=REMOTE)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest_ws_resilience.locust.cli",
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            str(port),
-            "--project-dir",
-            str(ws_pytester.path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port, web_port = _free_port(), _free_port()
+    cli = [sys.executable, "-m", "pytest_ws_resilience.locust.cli"]
+    started = [
+        subprocess.Popen(
+            [*cli, "--master", "--port", str(port), "--web-port", str(web_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                *cli,
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "--project-dir",
+                str(ws_pytester.path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
     try:
         result = ws_pytester.runpytest_subprocess(
             "-p",
             "ws_resilience",
             "-s",
-            f"--ws-locust-master=127.0.0.1:{port}",
+            f"--ws-locust-master=127.0.0.1:{web_port}",
             timeout=INNER_TIMEOUT_S,
         )
-        worker.wait(timeout=30)
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(timeout=5)
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*users: 20/20 finished*"])
+    result.stdout.fnmatch_lines(["*users: 20/20 finished*", "*users: 12/12 finished*"])
     assert _left_behind() == []
 
 
@@ -226,21 +247,19 @@ async def test_no_worker_comes(ws_storm):
 """
 
 
-def test_workers_that_never_come_end_the_run_within_its_bound(ws_pytester):
-    """``--ws-locust-master`` with no worker started anywhere: the master gives up after
-    ``startup_timeout`` and the run says so with the master's log."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_a_master_that_never_answers_ends_the_run_within_its_bound(ws_pytester):
+    """``--ws-locust-master`` naming an address where no master listens: the run gives
+    up after ``startup_timeout`` and says what it saw."""
     ws_pytester.makepyfile(test_no_worker=NO_WORKER)
     result = ws_pytester.runpytest_subprocess(
-        "-p", "ws_resilience", "-s", f"--ws-locust-master=127.0.0.1:{port}", timeout=120
+        "-p", "ws_resilience", "-s", f"--ws-locust-master=127.0.0.1:{_free_port()}", timeout=120
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["*ERROR: the Locust master exited (status *) without writing*", "*waiting for workers*"]
+        [
+            "*ERROR: the Locust master at http://127.0.0.1:* was not ready within "
+            "startup_timeout=2s: URLError*"
+        ]
     )
     assert _left_behind() == []
 
