@@ -39,6 +39,7 @@ DEFERRED = (
     "locust",
     "gevent",
     "pytest_ws_resilience.locust.distributed",
+    "pytest_ws_resilience.locust.attach",
 )
 
 MODULES_PLUGIN = """
