@@ -25,6 +25,7 @@ __all__ = [
     "ContractViolation",
     "ContractViolationError",
     "DifferentialResult",
+    "DistributedResult",
     "EventContract",
     "FuzzExtraMissingError",
     "FuzzFailure",
@@ -33,6 +34,8 @@ __all__ = [
     "IsolationDetector",
     "IsolationViolation",
     "IsolationViolationError",
+    "LocustExtraMissingError",
+    "LocustRunError",
     "MessageFault",
     "NothingChecked",
     "PoolStats",
@@ -55,6 +58,7 @@ __all__ = [
     "TimeoutValue",
     "TokenFactory",
     "Toxic",
+    "WorkerShare",
     "WsAuthError",
     "WsChaosWarning",
     "WsClient",
@@ -85,6 +89,7 @@ _EXPORTS = {
     "ContractViolation": "pytest_ws_resilience.contracts.result",
     "ContractViolationError": "pytest_ws_resilience.errors",
     "DifferentialResult": "pytest_ws_resilience.isolation.differential",
+    "DistributedResult": "pytest_ws_resilience.locust.stats",
     "EventContract": "pytest_ws_resilience.contracts.contract",
     "FuzzExtraMissingError": "pytest_ws_resilience.errors",
     "FuzzFailure": "pytest_ws_resilience.fuzz.result",
@@ -93,6 +98,8 @@ _EXPORTS = {
     "IsolationDetector": "pytest_ws_resilience.isolation.detector",
     "IsolationViolation": "pytest_ws_resilience.isolation.violation",
     "IsolationViolationError": "pytest_ws_resilience.errors",
+    "LocustExtraMissingError": "pytest_ws_resilience.errors",
+    "LocustRunError": "pytest_ws_resilience.errors",
     "MessageFault": "pytest_ws_resilience.chaos.message_faults",
     "NothingChecked": "pytest_ws_resilience.vacuous",
     "PoolStats": "pytest_ws_resilience.pool.stats",
@@ -131,6 +138,7 @@ _EXPORTS = {
     "WsSchedulingWarning": "pytest_ws_resilience.errors",
     "WsSettings": "pytest_ws_resilience.config.settings",
     "WsTimeoutError": "pytest_ws_resilience.errors",
+    "WorkerShare": "pytest_ws_resilience.locust.stats",
     "frame_strategy": "pytest_ws_resilience.fuzz.strategies",
 }
 
@@ -153,6 +161,8 @@ if TYPE_CHECKING:
         ContractViolationError,
         FuzzExtraMissingError,
         IsolationViolationError,
+        LocustExtraMissingError,
+        LocustRunError,
         ServerResourcesUnavailableError,
         StormThresholdError,
         WsAuthError,
@@ -183,6 +193,7 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.load.results import StormResult
     from pytest_ws_resilience.load.scenario import Scenario
     from pytest_ws_resilience.load.storm import Storm
+    from pytest_ws_resilience.locust.stats import DistributedResult, WorkerShare
     from pytest_ws_resilience.pool.pool import ConnectionPool
     from pytest_ws_resilience.pool.stats import PoolStats
     from pytest_ws_resilience.servers.growth import ResourceSample, ServerGrowth

@@ -28,6 +28,8 @@ __all__ = [
     "DockerUnavailableError",
     "FuzzExtraMissingError",
     "IsolationViolationError",
+    "LocustExtraMissingError",
+    "LocustRunError",
     "ServerResourcesUnavailableError",
     "ServiceChaosError",
     "ServiceError",
@@ -251,6 +253,18 @@ class AsgiExtraMissingError(WsConfigError):
 class FuzzExtraMissingError(WsConfigError):
     """``ws_fuzz(schema=...)`` was asked for but hypothesis-jsonschema (the ``schema``
     extra) is not installed; the message names the extra."""
+
+
+class LocustExtraMissingError(WsConfigError):
+    """``ws_storm.distributed(...)`` or ``ws-resilience-load`` was asked for but Locust
+    (the ``locust`` extra) is not installed; the message names the extra."""
+
+
+class LocustRunError(WsResilienceError):
+    """A distributed run could not run (``ws_storm.distributed``): its Locust master or a
+    worker did not start, exited early, or wrote no statistics within its bound. The
+    message names the process, its exit status and the last lines of its log. A run
+    that ran and measured failures is a `StormResult`, not this error."""
 
 
 class WsFuzzError(WsResilienceError, AssertionError):

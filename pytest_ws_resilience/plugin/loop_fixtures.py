@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.plugin.options import locust_master_option
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
 from pytest_ws_resilience.plugin.watch import test_watch
 
@@ -254,6 +255,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
             ws_tokens,
             ws_settings,
             resources=ws_server.resources,
+            locust_master=locust_master_option(request.config),
             watch=test_watch(request.node),
             loop=asyncio.get_running_loop(),
             loop_scope=loop_scope,

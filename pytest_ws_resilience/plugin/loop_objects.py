@@ -10,6 +10,7 @@ storm: a fixture imports this module when it first runs.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,6 +32,7 @@ from pytest_ws_resilience.pool.stats import PoolStats
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
+    from pytest_ws_resilience.load.scenario import Scenario
     from pytest_ws_resilience.plugin.options import LoopScope
 
 __all__ = [
@@ -330,12 +332,14 @@ class TestStorm(Storm):
         watch: TestWatch,
         loop: asyncio.AbstractEventLoop,
         loop_scope: str,
+        locust_master: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(url, tokens, settings, **options)
         self._watch = watch
         self._loop = loop
         self._loop_scope = loop_scope
+        self._locust_master = locust_master
 
     def _check_ready(self) -> None:
         check_loop(self._loop, "ws_storm", self._loop_scope)
@@ -348,3 +352,75 @@ class TestStorm(Storm):
 
     def _on_result(self, result: StormResult) -> None:
         self._watch.storms.append(result.as_dict())
+
+    async def distributed(
+        self,
+        scenario: Scenario,
+        *,
+        users: int,
+        spawn_rate: float | None = None,
+        workers: int = 2,
+        run_time: float = 60.0,
+        isolation: bool = True,
+        reconnects: int = 0,
+        startup_timeout: float = 60.0,
+        label: str | None = None,
+    ) -> StormResult:
+        """Play ``scenario`` once per user, ``users`` users, on Locust's distributed
+        engine: a headless master and ``workers`` local worker processes against the
+        server under test; or, with ``--ws-locust-master=HOST:PORT``, on the master
+        already running there (its web UI's address: ``ws-resilience-load --master
+        --web-port PORT``), once ``workers`` of its workers are connected.
+
+        Returns the same `StormResult` as the in-process storms (a
+        `DistributedResult`: plus each worker's share), from Locust's own statistics;
+        the run's card goes to ``--ws-report``. The run ends when every user has played
+        the scenario, or at ``run_time`` (seconds) at the latest; every process is
+        ended, bounded, before this returns. Each worker runs the isolation detector
+        over its users (``isolation=False``: off): a violation is an ``isolation``
+        error carrying the report. ``spawn_rate``: users started per second (default:
+        all within a second). Blocking work runs in a thread; the test's loop stays free.
+
+        Raises:
+            ValueError: a bad argument, or a scenario that cannot travel to the workers
+                (one line).
+            LocustExtraMissingError: Locust is not installed.
+            LocustRunError: the master or a worker did not start or run (its log).
+        """
+        self._check_ready()
+        from pytest_ws_resilience.load.scenario import check_picklable
+        from pytest_ws_resilience.locust.attach import run_on_master
+        from pytest_ws_resilience.locust.distributed import (
+            DistributedRun,
+            parse_master,
+            run_distributed,
+        )
+        from pytest_ws_resilience.locust.spec import RunSpec
+
+        check_picklable(scenario)
+        count = check_count("users", users, minimum=1, maximum=MAX_CONNECTIONS)
+        run = DistributedRun(
+            RunSpec(
+                scenario,
+                self.url,
+                count,
+                env=self.settings.env,
+                project_dir=self.settings.project_dir,
+                isolation=isolation,
+                reconnects=check_count("reconnects", reconnects, minimum=0, maximum=100),
+                label=label or f"distributed {scenario.name} users={count} workers={workers}",
+                run_id=secrets.token_hex(8),
+            ),
+            spawn_rate=float(count) if spawn_rate is None else spawn_rate,
+            workers=workers,
+            run_time=run_time,
+            secret=self.settings.keys.run_secret,
+            startup_timeout=startup_timeout,
+        )
+        if self._locust_master is None:
+            result = await asyncio.to_thread(run_distributed, run)
+        else:
+            master = parse_master(self._locust_master)
+            result = await asyncio.to_thread(run_on_master, run, master)
+        self._on_result(result)
+        return result

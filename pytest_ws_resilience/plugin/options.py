@@ -23,6 +23,7 @@ __all__ = [
     "APP_SUBPROCESS_HELP",
     "CHAOS_SEED_HELP",
     "ENV_HELP",
+    "LOCUST_MASTER_HELP",
     "LOOP_SCOPES",
     "LOOP_SCOPE_HELP",
     "PATH_HELP",
@@ -35,6 +36,7 @@ __all__ = [
     "chaos_seed_option",
     "command_line",
     "ini_env",
+    "locust_master_option",
     "loop_scope",
     "report_option",
 ]
@@ -90,6 +92,12 @@ LOOP_SCOPE_HELP = (
     "tests in the session loop too)."
 )
 
+LOCUST_MASTER_HELP = (
+    "ws_storm.distributed plays its runs on the Locust master already running at "
+    "HOST:PORT (its web UI: ws-resilience-load --master --web-port PORT), with the "
+    "workers started on other machines, instead of starting a master and local workers."
+)
+
 LoopScope = Literal["function", "session"]
 #: Event-loop scopes the async fixtures can be built for (ini ``ws_loop_scope``).
 LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "session")
@@ -141,6 +149,13 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--ws-server-cmd", dest="ws_server_cmd", metavar="CMD", default=None, help=SERVER_CMD_HELP
     )
+    group.addoption(
+        "--ws-locust-master",
+        dest="ws_locust_master",
+        metavar="HOST:PORT",
+        default=None,
+        help=LOCUST_MASTER_HELP,
+    )
     group.addoption("--ws-report", dest="ws_report", metavar="PATH", default=None, help=REPORT_HELP)
     parser.addini("ws_env", help=ENV_HELP, type="string", default="")
     parser.addini("ws_loop_scope", help=LOOP_SCOPE_HELP, type="string", default="function")
@@ -178,6 +193,12 @@ def report_option(config: pytest.Config) -> str | None:
     None when not given."""
     raw = config.getoption("ws_report", None)
     return None if raw is None else str(raw)
+
+
+def locust_master_option(config: pytest.Config) -> str | None:
+    """``--ws-locust-master`` as given; None when not given."""
+    value = config.getoption("ws_locust_master", None)
+    return None if value is None else str(value)
 
 
 def loop_scope(config: pytest.Config) -> LoopScope:

@@ -75,6 +75,10 @@ EXPORTED = [
     "FuzzResult",
     "WsFuzzError",
     "frame_strategy",
+    "DistributedResult",
+    "WorkerShare",
+    "LocustExtraMissingError",
+    "LocustRunError",
 ]
 
 

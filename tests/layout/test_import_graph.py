@@ -98,6 +98,7 @@ PURE_MODULES = (
     "load.error_kinds",
     "load.fd_limit",
     "load.collector",
+    "locust.spec",
     "load.scenario",
     "load.routing",
     "report.records",

@@ -35,6 +35,11 @@ DEFERRED = (
     "pytest_ws_resilience.fuzz.strategies",
     "hypothesis",
     "hypothesis_jsonschema",
+    # Importing Locust monkey-patches the whole process with gevent: never in pytest.
+    "locust",
+    "gevent",
+    "pytest_ws_resilience.locust.distributed",
+    "pytest_ws_resilience.locust.attach",
 )
 
 MODULES_PLUGIN = """
