@@ -66,6 +66,9 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/fuzz_find.py
 	$(BIN)/python benchmarks/idle_timeout.py
 	$(BIN)/python benchmarks/server_growth.py
+	$(BIN)/python benchmarks/scenario_run.py
+	$(BIN)/python benchmarks/locust_bridge.py
+	$(BIN)/python benchmarks/distributed_load.py
 
 clean:
 	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache

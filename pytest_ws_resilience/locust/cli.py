@@ -8,7 +8,7 @@ On the machine that leads the run (it needs no Locust worker of its own)::
 
 On each load machine (as many processes as it has cores)::
 
-    ws-resilience-load --worker --master-host 10.0.0.5 --master-port 5557
+    ws-resilience-load --worker --master-host load-master.example --master-port 5557
 
 or, on one machine, master and local workers at once: ``--workers N`` instead of
 ``--master`` / ``--expect-workers``. A master that serves runs to pytest

@@ -50,8 +50,6 @@ REQUEST_TYPE = "WS"
 CONNECT = "connect"
 #: The name (and error kind) of an isolation violation found by a worker's detector.
 ISOLATION = "isolation"
-# The kinds a distributed run counts besides `ERROR_KINDS`.
-_MORE_KINDS = ("contract", ISOLATION)
 # Lines of the first isolation report `DistributedResult.describe` shows.
 _REPORT_LINES = 8
 _KIND_RE = re.compile(r"^\[([a-z_]+)\] ")
@@ -159,11 +157,18 @@ def distributed_result(document: Mapping[str, Any], *, label: str, users: int) -
         label: names the run in reports.
         users: the users the run spawned (``attempted``).
     """
-    errors = {**dict.fromkeys(ERROR_KINDS, 0), **dict.fromkeys(_MORE_KINDS, 0)}
-    result = DistributedResult("storm", label, attempted=users, errors=errors)
+    # `ERROR_KINDS` (a broken contract included) and what only a worker's detector finds.
+    errors = {**dict.fromkeys(ERROR_KINDS, 0), ISOLATION: 0}
+    # A scenario's result, as `ws_storm.run` makes it: the same fields from Locust's entries.
+    result = DistributedResult("scenario", label, attempted=users, errors=errors)
     for entry in _entries(document):
         name = str(entry.get("name", ""))
         samples = _expand(entry.get("response_times", {}))
+        passed = int(entry.get("num_requests", 0)) - int(entry.get("num_failures", 0))
+        if samples and name != ISOLATION:
+            result.step_ms.setdefault(name, []).extend(samples)
+        if name.startswith("contract:"):
+            result.contracts_checked += passed
         if name == CONNECT:
             result.connect_ms.extend(samples)
         elif name.startswith("rt:"):

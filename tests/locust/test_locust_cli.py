@@ -13,12 +13,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+from locust_processes import LOCUST_GROUP, left_behind
 
-from pytest_ws_resilience.locust.distributed import locustfile_path
-
-pytestmark = pytest.mark.websocket_integration
+pytestmark = [pytest.mark.websocket_integration, LOCUST_GROUP]
 
 #: Bound on any one command of these tests.
 COMMAND_TIMEOUT_S = 180
@@ -78,15 +76,6 @@ def _free_port() -> int:
     return port
 
 
-def _left_behind() -> list[str]:
-    ours = locustfile_path()
-    return [
-        f"{p.pid}: {' '.join(p.info['cmdline'] or ())}"
-        for p in psutil.process_iter(["cmdline"])
-        if ours in " ".join(p.info["cmdline"] or ())
-    ]
-
-
 def test_one_command_leads_a_run_with_local_workers(server_url, project):
     done = subprocess.run(
         _cli(
@@ -112,7 +101,7 @@ def test_one_command_leads_a_run_with_local_workers(server_url, project):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "users: 30/30 finished, 30 passed every step" in done.stdout
     assert done.stdout.count("connects (") == 2
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
@@ -161,7 +150,7 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "users: 20/20 finished, 20 passed every step" in done.stdout
     assert "20 connects (100% of 20)" in done.stdout
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 def test_a_bad_command_line_is_one_line_and_status_2(project):
@@ -213,4 +202,4 @@ def test_a_user_whose_connection_drops_replays_with_backoff(project, secret_env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "errors: refused=9" in done.stdout
     assert "users: 3/3 finished, 0 passed every step" in done.stdout
-    assert _left_behind() == []
+    assert left_behind() == []

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 
-import psutil
 import pytest
+from locust_processes import LOCUST_GROUP, left_behind
 
-from pytest_ws_resilience.locust.distributed import locustfile_path
-
-pytestmark = pytest.mark.websocket_integration
+pytestmark = [pytest.mark.websocket_integration, LOCUST_GROUP]
 
 #: The outer test's bound on an inner run (each distributed run bounds itself too).
 INNER_TIMEOUT_S = 240
@@ -69,17 +67,6 @@ async def test_leak_in_process(ws_server, ws_storm, ws_isolation):
 """
 
 
-def _left_behind() -> list[str]:
-    """Locust processes of this checkout still running anywhere on the machine."""
-    ours = locustfile_path()
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or ())
-        if ours in cmdline:
-            found.append(f"{process.pid}: {cmdline}")
-    return found
-
-
 def test_a_distributed_run_counts_every_workers_connections(ws_pytester, tmp_path):
     ws_pytester.makepyfile(test_ping=PING)
     report = tmp_path / "report.json"
@@ -94,7 +81,7 @@ def test_a_distributed_run_counts_every_workers_connections(ws_pytester, tmp_pat
     assert "distributed ping users=100 workers=2" in text
     document = json.loads(text)
     assert '"workers"' in json.dumps(document)
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 def test_a_leak_fails_the_distributed_run_with_the_isolation_report_as_in_process(ws_pytester):
@@ -112,7 +99,7 @@ def test_a_leak_fails_the_distributed_run_with_the_isolation_report_as_in_proces
             "*isolation violation*data of one user reached another*",
         ]
     )
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 BAD_INPUT = """
@@ -145,7 +132,7 @@ def test_bad_input_is_one_line_before_any_process_starts(ws_pytester):
     result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-s", timeout=120)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*LINE: *does not pickle*lambda*"])
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 REMOTE = """
@@ -229,7 +216,7 @@ def test_with_ws_locust_master_runs_play_on_a_master_and_workers_started_apart(
                 process.wait(timeout=5)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*users: 20/20 finished*", "*users: 12/12 finished*"])
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 NO_WORKER = """
@@ -261,7 +248,7 @@ def test_a_master_that_never_answers_ends_the_run_within_its_bound(ws_pytester):
             "startup_timeout=2s: URLError*"
         ]
     )
-    assert _left_behind() == []
+    assert left_behind() == []
 
 
 CONTRACT = """
@@ -293,4 +280,4 @@ def test_a_broken_event_contract_is_an_error_of_kind_contract(ws_pytester):
     result.stdout.fnmatch_lines(
         ["*EXAMPLE: [[]contract] contract:AGENT_EVENTS: contract AGENT_EVENTS*", "*(missing)*"]
     )
-    assert _left_behind() == []
+    assert left_behind() == []
