@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import gevent  # type: ignore[import-untyped]
 from locust import User, constant, events, task
-from locust.exception import StopUser
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from pytest_ws_resilience.client.client import WsClient
@@ -78,6 +77,8 @@ DROPPED_KINDS = frozenset({"reset", "closed", "refused"})
 _DONE = "ws_done"
 _FLUSH = "ws_flush"
 _FLUSHED = "ws_flushed"
+# How long a finished user sleeps at a time until its run ends.
+_DONE_IDLE_S = 60.0
 # How long the master waits for the workers' last statistics once every user is done.
 _FLUSH_WAIT_S = 10.0
 _SLACK_S = 1.0
@@ -327,7 +328,13 @@ class WsUser(User):
             ok = False
         _user_done(self.environment, ok)
         if not self.repeat:
-            raise StopUser()
+            # Done, but kept alive: while the ramp runs, Locust's spawner tops a worker up
+            # to its share of users by counting the live ones, so a user that stopped
+            # would be replaced, and the run would play more users than it was given
+            # (3,036 of 3,000 once). The run ends when every user is done (`_finish`) or
+            # at its run_time, and that kills this greenlet.
+            while True:
+                gevent.sleep(_DONE_IDLE_S)
 
 
 # -- the end of a run -----------------------------------------------------------------
