@@ -17,7 +17,6 @@ Locust workers (which use the same player):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.config.bounds import MAX_CONNECTIONS, check_count, check_rate
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.load.arrivals import arrive
 from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.fd_limit import ensure_fd_limit
 from pytest_ws_resilience.load.player import StepOutcome, play
@@ -104,10 +104,8 @@ class ScenarioRun:
         function (a message factory) cancels every user and propagates.
         """
         result = StormResult("scenario", self.label, attempted=len(clients))
-        loop = asyncio.get_running_loop()
         rss_before = current_rss_bytes()
         ok = [False] * len(clients)
-        tasks: list[asyncio.Task[None]] = []
         started = time.monotonic()
 
         def sent() -> None:
@@ -125,21 +123,13 @@ class ScenarioRun:
                 on_send=sent,
             )
 
-        first_due = loop.time()
-        try:
-            for index in range(len(clients)):
-                if self.spawn_rate is not None:
-                    delay = first_due + index / self.spawn_rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(user(index), name=f"scenario user {index}"))
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=settings.close_timeout.value + 1.0)
-            raise
+        await arrive(
+            len(clients),
+            self.spawn_rate,
+            user,
+            name="scenario user",
+            cancel_wait=settings.close_timeout.value + 1.0,
+        )
         result.duration_s = time.monotonic() - started
         after = current_rss_bytes()
         result.rss_growth_bytes = (

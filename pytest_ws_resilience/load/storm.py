@@ -41,6 +41,7 @@ from pytest_ws_resilience.config.bounds import (
 )
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServerResourcesUnavailableError
+from pytest_ws_resilience.load.arrivals import arrive
 from pytest_ws_resilience.load.collector import collector_paused
 from pytest_ws_resilience.load.error_kinds import error_kind
 from pytest_ws_resilience.load.exchange import Exchange
@@ -525,8 +526,6 @@ class Storm:
                 self._client(i, user, token, route(i), options) for i, user in enumerate(users)
             ]
             ok = [False] * len(clients)
-            loop = asyncio.get_running_loop()
-            tasks: list[asyncio.Task[None]] = []
 
             async def arrival(index: int) -> None:
                 ok[index] = await self._arrive(
@@ -540,21 +539,9 @@ class Storm:
                 )
 
             started = time.monotonic()
-            first_due = loop.time()
             try:
-                for index in range(len(clients)):
-                    if rate is not None:
-                        # Arrivals follow the clock, not completions (an open model).
-                        delay = first_due + index / rate - loop.time()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(arrival(index), name=f"storm arrival {index}"))
-                await asyncio.gather(*tasks)
+                await arrive(len(clients), rate, arrival, name="storm arrival", cancel_wait=1.0)
             except BaseException:
-                for task in tasks:
-                    task.cancel()
-                if tasks:
-                    await asyncio.wait(tasks, timeout=1.0)
                 await self._close(clients)
                 raise
             result.duration_s = time.monotonic() - started
