@@ -16,7 +16,8 @@ on failure ``[kind] message`` (redacted). A user whose connection dropped (kinds
 (the detector lives on the loop's thread, as the clients do): a violation is a failure
 event named ``isolation`` carrying the report.
 
-The end of a run: a user plays its scenario once and stops (``repeat = False``) and
+The end of a run: a user plays its scenario once (``repeat = False``), idles until the
+run ends (a stopped user would be replaced by Locust's spawner during the ramp), and
 tells the master (or the local runner) so; when every user of the run has finished,
 the master asks each worker to flush its statistics, waits (bounded) for their answers,
 and stops the run: a run ends when its users are done, ``run_time`` is only its bound.
