@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from echo_server import echo_server_thread
+from echo_server import CHUNK, echo_server_thread, pipelined_echo_s
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -52,31 +52,6 @@ MESSAGE_TARGET = 0.7
 RAW_TARGET = 0.8
 LATENCY_MS = 50.0
 LATENCY_TOLERANCE_MS = 1.0
-CHUNK = 64 * 1024
-
-
-async def _pipelined(port: int, total: int) -> float:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    payload = bytes(CHUNK)
-    try:
-        started = time.perf_counter()
-
-        async def send() -> None:
-            for _ in range(total // CHUNK):
-                writer.write(payload)
-                await writer.drain()
-
-        sender = asyncio.create_task(send())
-        received = 0
-        while received < total:
-            data = await reader.read(256 * 1024)
-            if not data:
-                raise RuntimeError("echo connection closed early")
-            received += len(data)
-        await sender
-        return time.perf_counter() - started
-    finally:
-        writer.transport.abort()
 
 
 async def _ws_pipelined(url: str, token: str, count: int) -> float:
@@ -186,11 +161,11 @@ async def _run(
 
         # 2. pipelined raw bytes: direct, fast path, transport path
         ports = [port, plain.port, transport_path.port]
-        await _rotated([functools.partial(_pipelined, p, total // 4) for p in ports], 2)
+        await _rotated([functools.partial(pipelined_echo_s, p, total // 4) for p in ports], 2)
         cpu: list[list[float]] = [[] for _ in ports]
         direct, fast, slow_path = await _rotated(
             [
-                functools.partial(_with_cpu, functools.partial(_pipelined, p, total), cpu[i])
+                functools.partial(_with_cpu, functools.partial(pipelined_echo_s, p, total), cpu[i])
                 for i, p in enumerate(ports)
             ],
             raw_rounds,

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["HOST", "echo_server_thread"]
+__all__ = ["CHUNK", "HOST", "echo_server_thread", "pipelined_echo_s"]
 
 HOST = "127.0.0.1"
+CHUNK = 64 * 1024
 
 
 @contextlib.contextmanager
@@ -50,3 +52,29 @@ def echo_server_thread() -> Iterator[int]:
     finally:
         stop[0]()
         thread.join(5)
+
+
+async def pipelined_echo_s(port: int, total: int) -> float:
+    """Seconds to push ``total`` bytes through an echo at ``port`` and read them all back,
+    writing and reading at once (pipelined, in 64 KiB writes)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    payload = bytes(CHUNK)
+    try:
+        started = time.perf_counter()
+
+        async def send() -> None:
+            for _ in range(total // CHUNK):
+                writer.write(payload)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        received = 0
+        while received < total:
+            data = await reader.read(256 * 1024)
+            if not data:
+                raise RuntimeError("echo connection closed early")
+            received += len(data)
+        await sender
+        return time.perf_counter() - started
+    finally:
+        writer.transport.abort()

@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from echo_server import echo_server_thread
+from echo_server import echo_server_thread, pipelined_echo_s
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -58,7 +58,6 @@ HOST = "127.0.0.1"
 TARGET_MS = 50.0
 #: Bound on one connection's wait for its cut, beyond the setting.
 WAIT_S = 10.0
-CHUNK = 64 * 1024
 
 
 def _now() -> float:
@@ -126,30 +125,6 @@ async def _lateness(
     return [w * 1000 for w, _ in pairs], [a * 1000 for _, a in pairs]
 
 
-async def _throughput(port: int, total: int) -> float:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    payload = bytes(CHUNK)
-    try:
-        started = time.perf_counter()
-
-        async def send() -> None:
-            for _ in range(total // CHUNK):
-                writer.write(payload)
-                await writer.drain()
-
-        sender = asyncio.create_task(send())
-        received = 0
-        while received < total:
-            data = await reader.read(256 * 1024)
-            if not data:
-                raise RuntimeError("echo connection closed early")
-            received += len(data)
-        await sender
-        return time.perf_counter() - started
-    finally:
-        writer.transport.abort()
-
-
 async def _run(echo_port: int, ws_url: str, token: str, n: int, settings_ms: list[int]) -> bool:
     rows: list[tuple[str, int, tuple[list[float], list[float]]]] = []
     for setting_ms in settings_ms:
@@ -192,7 +167,7 @@ async def _run(echo_port: int, ws_url: str, token: str, n: int, settings_ms: lis
         for round_ in range(6):
             order = [("without", bare), ("with idle_timeout", watched)]
             for name, proxy in order if round_ % 2 else order[::-1]:
-                times[name].append(await _throughput(proxy.port, total))
+                times[name].append(await pipelined_echo_s(proxy.port, total))
     mbps = {k: total / statistics.median(v) / 1e6 for k, v in times.items()}
     print()
     print(
