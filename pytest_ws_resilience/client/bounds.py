@@ -12,7 +12,7 @@ from __future__ import annotations
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue, resolve_timeout
 
-__all__ = ["ClientBounds"]
+__all__ = ["ClientBounds", "handshakes_bound"]
 
 
 class ClientBounds:
@@ -70,3 +70,11 @@ class ClientBounds:
             "connect_timeout": self.connect,
             "agent_timeout": self.agent,
         }
+
+
+def handshakes_bound(methods: int, retries: int, settings: WsSettings) -> float:
+    """The most one ``connect()`` may take: every handshake it may try (each of
+    ``methods`` auth methods, each with ``retries`` retries), each bounded by the connect
+    timeout, and the backoff pauses between them. Callers add their own slack."""
+    pauses = sum(settings.backoff.delays(retries)) * methods
+    return methods * (retries + 1) * settings.connect_timeout.value + pauses

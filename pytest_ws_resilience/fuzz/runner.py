@@ -40,6 +40,7 @@ from pytest_ws_resilience.errors import (
 from pytest_ws_resilience.fuzz.frames import FuzzFrame, encode, shown
 from pytest_ws_resilience.fuzz.properties import Exchange, judge
 from pytest_ws_resilience.fuzz.result import FuzzFailure, FuzzResult
+from pytest_ws_resilience.load.exchange import send_message
 
 __all__ = ["DEFAULT_HEALTH", "FuzzRunner", "Health"]
 
@@ -83,14 +84,6 @@ class _Stop(BaseException):
 
 class _PropertyBroken(AssertionError):
     """A fuzzed message broke a property (Hypothesis shrinks it)."""
-
-
-async def _send(client: WsClient, frame: FuzzFrame) -> None:
-    wire = frame.wire
-    if isinstance(wire, bytes):
-        await client.send_bytes(wire)
-    else:
-        await client.send_text(wire)
 
 
 def _closed(exc: WsConnectionClosedError, client: WsClient, health: str) -> Exchange:
@@ -167,7 +160,7 @@ class FuzzRunner:
         client.reset_log()  # frames left over from the last example are not its answer
         bound = self._answer_timeout
         try:
-            await _send(client, frame)
+            await send_message(client, frame.wire)  # text or bytes, by its type
             if self._expect_answer:
                 await client.expect(_any_frame, timeout=bound)
         except WsMessageTooLargeError:

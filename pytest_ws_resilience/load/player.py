@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_ws_resilience.client.bounds import handshakes_bound
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.greeting import read_greeting
 from pytest_ws_resilience.config.settings import WsSettings
@@ -119,10 +120,7 @@ def _received_at(client: WsClient, frame: Any) -> float | None:
 
 def _connect_bound(client: WsClient, settings: WsSettings) -> float:
     """Every handshake the client may try, its backoff pauses, and some slack."""
-    retries = settings.connect_retries
-    tries = len(client.auth_methods) * (retries + 1)
-    pauses = sum(settings.backoff.delays(retries)) * len(client.auth_methods)
-    return tries * settings.connect_timeout.value + pauses + _SLACK_S
+    return handshakes_bound(len(client.auth_methods), settings.connect_retries, settings) + _SLACK_S
 
 
 class _Player:

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from pytest_ws_resilience.client.bounds import handshakes_bound
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.closing import close_clients
 from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
@@ -454,10 +455,8 @@ class Storm:
 
     def _arrival_bound(self, client: WsClient, exchanges: bool) -> float:
         """The most one arrival may take: every handshake it may try, then its replies."""
-        backoff = self.settings.backoff
-        tries = len(client.auth_methods) * (self._connect_retries + 1)
-        pauses = sum(backoff.delays(self._connect_retries)) * len(client.auth_methods)
-        bound = tries * self.settings.connect_timeout.value + pauses + 1.0
+        methods = len(client.auth_methods)
+        bound = handshakes_bound(methods, self._connect_retries, self.settings) + 1.0
         if exchanges:
             bound += 2 * self.settings.recv_timeout.value  # a settling ping, then the replies
         return bound

@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_ws_resilience.errors import WsConfigError, WsResilienceError
-from pytest_ws_resilience.locust.distributed import DistributedRun, locustfile_path, run_distributed
+from pytest_ws_resilience.locust.distributed import DistributedRun, locust_command, run_distributed
 from pytest_ws_resilience.locust.spec import PROJECT_DIR_ENV, SECRET_ENV, RunSpec
 
 __all__ = ["PROG", "build_parser", "main"]
@@ -143,12 +143,7 @@ def _lead(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """A master with its web UI, serving runs until interrupted (Ctrl-C)."""
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        locustfile_path(),
+    command = locust_command(
         "--master",
         "--master-bind-host",
         args.bind_host,
@@ -160,23 +155,14 @@ def _serve(args: argparse.Namespace) -> int:
         str(args.web_port),
         "--expect-workers",
         str(args.expect_workers),
-    ]
+    )
     return _become(command, dict(os.environ))
 
 
 def _work(args: argparse.Namespace) -> int:
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        locustfile_path(),
-        "--worker",
-        "--master-host",
-        args.master_host,
-        "--master-port",
-        str(args.master_port),
-    ]
+    command = locust_command(
+        "--worker", "--master-host", args.master_host, "--master-port", str(args.master_port)
+    )
     env = dict(os.environ)
     if args.project_dir:
         env[PROJECT_DIR_ENV] = os.path.abspath(args.project_dir)

@@ -48,7 +48,14 @@ from pytest_ws_resilience.locust.spec import RESULTS_ENV, SECRET_ENV, SPEC_ENV, 
 from pytest_ws_resilience.locust.stats import DistributedResult, distributed_result
 from pytest_ws_resilience.servers.log_digest import digest
 
-__all__ = ["MAX_WORKERS", "DistributedRun", "locustfile_path", "parse_master", "run_distributed"]
+__all__ = [
+    "MAX_WORKERS",
+    "DistributedRun",
+    "locust_command",
+    "locustfile_path",
+    "parse_master",
+    "run_distributed",
+]
 
 #: The most local worker processes one run starts.
 MAX_WORKERS = 64
@@ -181,7 +188,8 @@ def _run_directory() -> Iterator[Path]:
         yield Path(name)
 
 
-def _locust(*arguments: str) -> list[str]:
+def locust_command(*arguments: str) -> list[str]:
+    """Locust's command line with our locustfile, then ``arguments``."""
     return [sys.executable, "-m", "locust", "-f", locustfile_path(), *arguments]
 
 
@@ -207,7 +215,7 @@ def run_distributed(run: DistributedRun) -> DistributedResult:
         try:
             master = processes.start(
                 "master",
-                _locust(
+                locust_command(
                     "--master",
                     "--headless",
                     "--master-bind-host",
@@ -238,7 +246,7 @@ def run_distributed(run: DistributedRun) -> DistributedResult:
                 for number in range(run.workers):
                     processes.start(
                         f"worker-{number}",
-                        _locust(
+                        locust_command(
                             "--worker",
                             "--master-host",
                             "127.0.0.1",

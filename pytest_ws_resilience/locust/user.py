@@ -41,6 +41,7 @@ import gevent  # type: ignore[import-untyped]
 from locust import User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
+from pytest_ws_resilience.client.bounds import handshakes_bound
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.settings import WsSettings
@@ -112,8 +113,9 @@ def _option(environment: Environment, name: str) -> str:
 def _play_bound(scenario: Scenario, settings: WsSettings) -> float:
     """The most one play of ``scenario`` may take: every handshake the client may try,
     each wait's bound, every hold and think; a backstop over the player's own bounds."""
-    tries = len(settings.effective_auth_methods)
-    bound = tries * settings.connect_timeout.value + settings.close_timeout.value + _SLACK_S
+    methods = len(settings.effective_auth_methods)
+    # The workers' clients do not retry (`_Worker.play` replays with backoff instead).
+    bound = handshakes_bound(methods, 0, settings) + settings.close_timeout.value + _SLACK_S
     for step in scenario.steps:
         if isinstance(step, Hold):
             bound += step.seconds
