@@ -370,7 +370,7 @@ class WsClient:
         # Wall clock (not perf_counter): reports line up spans of several xdist workers.
         self._metrics.opened(time.time() - opened.handshake_s, opened.handshake_s, method)
         if isinstance(conn, FailFastConnection):  # waits raise as soon as websockets fails it
-            conn.on_failure = lambda cause: self._waiter.end(cause.code, cause)
+            conn.on_failure = self._waiter.failed
             conn.tell_failure()  # it may have failed on a frame that came with the upgrade
         self._reader = asyncio.get_running_loop().create_task(
             self._read(conn), name=f"WsClient reader {self._name}"
@@ -406,6 +406,7 @@ class WsClient:
             conn.transport.abort()
         finally:
             cause = close_cause(conn, ended)
+            ended = None  # its traceback holds this frame: a cycle the collector would free
             metrics.closed(time.time(), cause.code, cause.closed_by)
             self._watchers.closed(self, conn.close_code, conn.close_reason or "")
             waiter.end(conn.close_code, cause)

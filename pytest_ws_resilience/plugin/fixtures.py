@@ -53,10 +53,13 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.servers.under_test import ServerUnderTest
 
 __all__ = [
+    "TEST_START_FIXTURE",
     "PluginClients",
     "ServiceFactory",
     "UserFactory",
+    "add_test_start",
     "arm_replay_timer",
+    "check_nothing_unchecked",
     "ws_benchmark",
     "ws_fuzz",
     "ws_isolation",
@@ -321,34 +324,68 @@ def ws_service_factory(
             pytest.fail("; ".join(errors), pytrace=False)
 
 
-# -- every test --------------------------------------------------------------------------
+# -- every test that needs it ----------------------------------------------------------
+
+#: The fixture `add_test_start` puts first in a test's fixtures when the test needs it.
+TEST_START_FIXTURE = "_ws_test_start"
 
 
-@pytest.fixture(autouse=True)
-def _ws_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    """What every test gets from the plugin, in one fixture (each fixture costs every
-    test its setup and teardown, used or not):
+def add_test_start(item: pytest.Item) -> None:
+    """Put `_ws_test_start` first in the fixtures of a test that needs it (services, or
+    ``websocket_security``), before pytest fills them (``pytest_runtest_setup``).
 
-    - before the test's own fixtures, its services (marker, env) healthy, or a skip;
-    - ``websocket_security`` tests get ``ws_isolation`` without asking for it;
-    - after the test, the "nothing was checked" verdicts of its `TestWatch` (chaos
-      faults that never fired): warnings, failures when strict or required.
+    Not an autouse fixture: a fixture costs every test its setup and teardown in pytest's
+    machinery, and most tests need neither (``benchmarks/suite_overhead.py``). A new list,
+    not an append: the parametrized items of one function share theirs, as pytest-asyncio's
+    runner fixture does. The other half, the "nothing was checked" verdicts, is
+    `check_nothing_unchecked`, after the test's teardown.
     """
-    node = request.node
+    names: list[str] | None = getattr(item, "fixturenames", None)
+    if names is None or TEST_START_FIXTURE in names or not _needs_test_start(item, names):
+        return
+    item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
+
+
+def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str]) -> bool:
+    if item.get_closest_marker("websocket_security") is not None:
+        return True
+    runtime = item.config.stash.get(SERVICES_KEY, None)
+    if runtime is None:
+        return False
+    if not _SERVICE_FIXTURES.isdisjoint(fixturenames):
+        return True
+    try:
+        return bool(runtime.needed_names(item))
+    except ValueError:  # a malformed marker: the fixture fails the test with it
+        return True
+
+
+@pytest.fixture
+def _ws_test_start(request: pytest.FixtureRequest) -> None:
+    """Before the test's own fixtures (`add_test_start` puts it first): its services
+    (marker, env) healthy, or a skip; ``websocket_security`` tests get ``ws_isolation``
+    without asking for it."""
     _start_services(request)
-    strict = node.get_closest_marker("websocket_security") is not None
-    if strict:
+    if request.node.get_closest_marker("websocket_security") is not None:
         request.getfixturevalue("ws_isolation")
-    yield
-    watch = node.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
+
+
+def check_nothing_unchecked(item: pytest.Item) -> None:
+    """After the test's teardown: the "nothing was checked" verdicts of its `TestWatch`
+    (chaos faults that never fired), as warnings, or a failure when strict or required.
+
+    A hook's step, not a fixture's teardown, for the reason of `add_test_start`.
+    """
+    watch = item.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
     if watch is None:
         return
+    strict = item.get_closest_marker("websocket_security") is not None
     failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
     for finding in warnings:
-        node.warn(warning_for(finding)(f"{node.name}: {finding}"))
+        item.warn(warning_for(finding)(f"{item.name}: {finding}"))
     if failures:
         lines = "\n".join(f"  {finding}" for finding in failures)
-        pytest.fail(f"{node.name}: checks that checked nothing:\n{lines}", pytrace=False)
+        pytest.fail(f"{item.name}: checks that checked nothing:\n{lines}", pytrace=False)
 
 
 def _start_services(request: pytest.FixtureRequest) -> None:

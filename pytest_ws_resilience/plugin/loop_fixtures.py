@@ -108,13 +108,18 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         request: pytest.FixtureRequest,
         ws_server: ServerUnderTest,
         ws_settings: WsSettings,
-        ws_user_factory: Callable[..., TestUser],
         ws_user: TestUser,
     ) -> Iterator[WsClient]:
         """A connected `WsClient` for `ws_user`, closed (bounded) at teardown: a client
         factory's one client (its own factory, not the ``ws_client_factory`` fixture,
-        which would be a fixture more on every test)."""
-        loop, factory = client_factory(request, ws_server, ws_settings, ws_user_factory)
+        which would be a fixture more on every test; its user factory is looked up only
+        if asked for a fresh user, which the one client never is)."""
+
+        def fresh_user(**claims: object) -> TestUser:
+            user_factory: Callable[..., TestUser] = request.getfixturevalue("ws_user_factory")
+            return user_factory(**claims)
+
+        loop, factory = client_factory(request, ws_server, ws_settings, fresh_user)
         try:
             yield loop.run_until_complete(factory(ws_user))
         finally:

@@ -30,7 +30,11 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import shown
 from pytest_ws_resilience.errors import WsHeartbeatWarning
 from pytest_ws_resilience.plugin import options
-from pytest_ws_resilience.plugin.fixtures import arm_replay_timer
+from pytest_ws_resilience.plugin.fixtures import (
+    add_test_start,
+    arm_replay_timer,
+    check_nothing_unchecked,
+)
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.markers import (
     security_marker_options,
@@ -259,6 +263,7 @@ class WsSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         arm_replay_timer(item)  # before pytest-benchmark builds the benchmark fixture
+        add_test_start(item)  # before pytest fills the test's fixtures
         self.services.current_item = item
         # A malformed ws_env marker on an item the Python collector did not check.
         marker = item.get_closest_marker("ws_env")
@@ -294,9 +299,11 @@ class WsSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
         try:
-            return (yield)
+            result = yield
         finally:
             self.services.current_item = None
+        check_nothing_unchecked(item)  # every fixture of the test has finished
+        return result
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
