@@ -92,9 +92,11 @@ class ServiceFactory(Protocol):
 
 
 @pytest.fixture(scope="session")
-def ws_settings(pytestconfig: pytest.Config) -> WsSettings:
+def ws_settings(request: pytest.FixtureRequest) -> WsSettings:
     """The run's resolved settings (env, URL, timeouts with their sources, auth)."""
-    return pytestconfig.stash.get(SETTINGS_KEY, None) or WsSettings()
+    # request.config, not the pytestconfig fixture: a fixture name fewer in every test's
+    # closure, and pytest resolves each name on every test (benchmarks/suite_overhead.py).
+    return request.config.stash.get(SETTINGS_KEY, None) or WsSettings()
 
 
 @pytest.fixture(scope="session")
@@ -141,11 +143,14 @@ def ws_server(
         server.close(timeout=ws_settings.close_timeout.value)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ws_user_factory(ws_tokens: TokenFactory) -> UserFactory:
     """``ws_user_factory(*, ttl=None, **claims) -> TestUser``: a fresh user with a valid
     token; ``ttl`` (seconds) makes it short-lived (``user.expires_at`` says when it
-    expires), for tests of what a server does when a connection's token expires."""
+    expires), for tests of what a server does when a connection's token expires.
+
+    Session-scoped: it holds no state of a test (every call mints a fresh user), and a
+    cached fixture costs each test far less of pytest's machinery than a new one."""
 
     def make_user(*, ttl: float | None = None, **claims: Any) -> TestUser:
         return ws_tokens.user(ttl=ttl, **claims)

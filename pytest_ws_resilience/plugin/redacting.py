@@ -53,8 +53,10 @@ def redact_report(report: pytest.TestReport) -> None:
             again = str(report.longrepr)
             if redact(again) != again:
                 report.longrepr = cleaned
-    report.sections = [(title, redact(content)) for title, content in report.sections]
-    report.user_properties = [_redacted_property(p) for p in report.user_properties]
+    if report.sections:  # most passing tests captured nothing: no list to rebuild
+        report.sections = [(title, redact(content)) for title, content in report.sections]
+    if report.user_properties:
+        report.user_properties = [_redacted_property(p) for p in report.user_properties]
 
 
 def _redact_fields(obj: object, *, depth: int) -> None:

@@ -331,6 +331,8 @@ class ServicesRuntime:
     def annotate_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """Show a services skip at the test (not in this file); attach the service logs
         of a failed test that used services (each once)."""
+        if report.passed:  # most reports: nothing to show
+            return
         reason = item.stash.get(_SKIP_REASON_KEY, None)
         if report.skipped and reason is not None and isinstance(report.longrepr, tuple):
             path, line = item.reportinfo()[:2]

@@ -341,6 +341,9 @@ def json_ready(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+_NO_COUNTERS = Counters()
+
+
 def build_record(
     nodeid: str,
     phases: Sequence[PhaseResult],
@@ -360,9 +363,17 @@ def build_record(
         chaos_faults: one mapping per chaos proxy of the test, faults applied by kind.
     """
     outcome, skip_reason = test_outcome(phases)
+    # Built once per test, most of them with one client or none: the sums and sorts
+    # only when there is something to sum or sort.
     usages = list(clients)
-    total = sum((u.counters for u in usages), Counters())
-    connections = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
+    if not usages:
+        total, connections = _NO_COUNTERS, ()
+    elif len(usages) == 1:
+        total, connections = usages[0].counters, usages[0].connections
+    else:
+        total = sum((u.counters for u in usages), Counters())
+        by_start = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
+        connections = tuple(by_start)
     faults: Counter[str] = Counter()
     proxies = 0
     for per_proxy in chaos_faults:
@@ -376,7 +387,7 @@ def build_record(
         finished_at=max((p.stop for p in phases), default=0.0),
         duration_s=sum(p.duration for p in phases),
         skip_reason=skip_reason,
-        connections=tuple(connections),
+        connections=connections,
         messages_sent=total.sent,
         messages_received=total.received,
         bytes_sent=total.bytes_sent,
