@@ -366,6 +366,7 @@ def build_record(
     # Built once per test, most of them with one client or none: the sums and sorts
     # only when there is something to sum or sort.
     usages = list(clients)
+    connections: tuple[ConnectionRecord, ...]
     if not usages:
         total, connections = _NO_COUNTERS, ()
     elif len(usages) == 1:
