@@ -24,7 +24,9 @@ are medians over rounds of plugin / raw. Start-up is ``pytest --co -q`` of the s
 projects, interleaved the same way: the difference (plugin - raw) is what every pytest
 process, and every xdist worker, pays before its first test.
 
-``--breakdown`` runs the plugin side once more with a stack sampler (a thread that looks
+``--breakdown`` also counts each side's Python function calls per test (cProfile, from
+the second test on): a figure the machine's load does not move. And it runs the plugin
+side once more with a stack sampler (a thread that looks
 at the main thread's stack every 0.5 ms during the test phase) and splits the test phase
 by where it is spent: each sample goes to the innermost frame of the package that is on
 the stack (token minting, settings, observers, the isolation watch, event log, report
@@ -139,6 +141,37 @@ def pytest_runtestloop(session):
         thread.join(5)
         with open(os.environ["SUITE_SAMPLER_FILE"], "w") as out:
             json.dump(counts, out)
+"""
+
+# The call counter of ``--breakdown`` (``-p suite_calls``): Python calls per steady test.
+CALLS_PLUGIN = """
+import cProfile, os, pstats
+
+import pytest
+
+_profile = cProfile.Profile()
+_tests = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        if not _tests:  # from the second test on, as the steady ratio
+            _profile.enable()
+        _tests.append(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    try:
+        return (yield)
+    finally:
+        _profile.disable()
+        calls = sum(row[1] for row in pstats.Stats(_profile).stats.values())
+        with open(os.environ["SUITE_CALLS_FILE"], "w") as out:
+            out.write(f"{calls} {max(len(_tests) - 1, 1)}")
 """
 
 PLUGIN_TEST = """
@@ -375,6 +408,17 @@ def sample_side(side: Side, env: dict[str, str]) -> dict[str, float]:
     return {part: n / total * phase for part, n in counts.items()}
 
 
+def calls_per_test(side: Side, env: dict[str, str]) -> float:
+    """Python function calls per test of ``side`` (steady: from the second test on),
+    counted by cProfile. Unlike time, a count does not move with the machine's load: it
+    tells a change that removes work from noise that hides it."""
+    (side.project / "suite_calls.py").write_text(CALLS_PLUGIN)
+    out = side.project / "calls.txt"
+    run_pytest(side, {**env, "SUITE_CALLS_FILE": str(out)}, extra=["-p", "suite_calls"])
+    calls, tests = (int(x) for x in out.read_text().split())
+    return calls / tests
+
+
 def print_breakdown(ours: dict[str, float], theirs: dict[str, float], tests: int) -> None:
     print("where a test's time goes (sampled, us per test): ws_client, raw, difference")
     names = [p for p, _ in PARTS] + [p for p, _ in LIBRARY_PARTS] + ["other", "waiting"]
@@ -435,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         sampled = (
             (sample_side(sides[0], env), sample_side(sides[1], env)) if args.breakdown else None
         )
+        calls = {side.name: calls_per_test(side, env) for side in sides} if args.breakdown else {}
 
     print(f"{args.tests} tests x {args.rounds} rounds per side, interleaved; server {url}")
     header = ("side", "test phase", "CPU", "steady", "steady CPU", "wall", "--co wall")
@@ -453,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if sampled is not None:
         print_breakdown(*sampled, args.tests)
+    if calls:
+        raw_calls = calls["raw"]
+        print("Python calls per test (cProfile, steady):")
+        for name, count in calls.items():
+            print(f"  {name:<18} {count:8.0f}  {count / raw_calls:.3f}x raw")
     missed = False
     for side in [s.name for s in sides if s.plugin]:
         steady = _ratio(runs, side, "raw", "steady")

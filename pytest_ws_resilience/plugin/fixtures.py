@@ -60,6 +60,7 @@ __all__ = [
     "add_test_start",
     "arm_replay_timer",
     "check_nothing_unchecked",
+    "plan_test",
     "ws_benchmark",
     "ws_fuzz",
     "ws_isolation",
@@ -333,6 +334,22 @@ def ws_service_factory(
 
 #: The fixture `add_test_start` puts first in a test's fixtures when the test needs it.
 TEST_START_FIXTURE = "_ws_test_start"
+# What `plan_test` found at collection: a websocket_security test; one that needs the
+# start fixture. Missing on an item no collection hook saw: looked up then.
+_STRICT_KEY = pytest.StashKey[bool]()
+_START_KEY = pytest.StashKey[bool]()
+
+
+def plan_test(item: pytest.Item) -> bool:
+    """At collection, once per test (after every plugin changed the items): whether it
+    is a ``websocket_security`` test, and whether it needs the start fixture, kept on the
+    item so that its setup and teardown walk no markers (each walk climbs the item's
+    parents, on every test). Returns the first."""
+    strict = item.get_closest_marker("websocket_security") is not None
+    item.stash[_STRICT_KEY] = strict
+    names = getattr(item, "fixturenames", None)
+    item.stash[_START_KEY] = names is not None and _needs_test_start(item, names, strict)
+    return strict
 
 
 def add_test_start(item: pytest.Item) -> None:
@@ -346,13 +363,24 @@ def add_test_start(item: pytest.Item) -> None:
     `check_nothing_unchecked`, after the test's teardown.
     """
     names: list[str] | None = getattr(item, "fixturenames", None)
-    if names is None or TEST_START_FIXTURE in names or not _needs_test_start(item, names):
+    if names is None or TEST_START_FIXTURE in names:
         return
-    item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
+    needed = item.stash.get(_START_KEY, None)
+    if needed is None:
+        needed = _needs_test_start(item, names, _is_strict(item))
+    if needed:
+        item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
 
 
-def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str]) -> bool:
-    if item.get_closest_marker("websocket_security") is not None:
+def _is_strict(item: pytest.Item) -> bool:
+    strict = item.stash.get(_STRICT_KEY, None)
+    if strict is None:
+        strict = item.get_closest_marker("websocket_security") is not None
+    return strict
+
+
+def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str], strict: bool) -> bool:
+    if strict:
         return True
     runtime = item.config.stash.get(SERVICES_KEY, None)
     if runtime is None:
@@ -371,7 +399,7 @@ def _ws_test_start(request: pytest.FixtureRequest) -> None:
     (marker, env) healthy, or a skip; ``websocket_security`` tests get ``ws_isolation``
     without asking for it."""
     _start_services(request)
-    if request.node.get_closest_marker("websocket_security") is not None:
+    if _is_strict(request.node):
         request.getfixturevalue("ws_isolation")
 
 
@@ -384,8 +412,7 @@ def check_nothing_unchecked(item: pytest.Item) -> None:
     watch = item.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
     if watch is None:
         return
-    strict = item.get_closest_marker("websocket_security") is not None
-    failures, warnings = split_findings(watch.nothing_checked(), strict=strict)
+    failures, warnings = split_findings(watch.nothing_checked(), strict=_is_strict(item))
     for finding in warnings:
         item.warn(warning_for(finding)(f"{item.name}: {finding}"))
     if failures:

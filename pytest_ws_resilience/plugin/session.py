@@ -34,6 +34,7 @@ from pytest_ws_resilience.plugin.fixtures import (
     add_test_start,
     arm_replay_timer,
     check_nothing_unchecked,
+    plan_test,
 )
 from pytest_ws_resilience.plugin.handoff import RunHandoff
 from pytest_ws_resilience.plugin.markers import (
@@ -65,6 +66,12 @@ _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
     "ws_env": ws_env_names,
     "ws_services": lambda args, *, test, known: services_marker_names(args, test=test),
 }
+
+
+# Each test's ws_env marker (or None), found at collection, so that its setup walks no
+# markers; `_UNSEEN` for an item no collection hook of ours saw.
+_WS_ENV_KEY = pytest.StashKey[pytest.Mark | None]()
+_UNSEEN = pytest.mark.ws_env.mark
 
 
 def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
@@ -245,9 +252,11 @@ class WsSession:
             unauthenticated=self.settings.unauthenticated,
         )
         for item in items:
-            if security_reason and item.get_closest_marker("websocket_security") is not None:
+            strict = plan_test(item)
+            if security_reason and strict:
                 item.add_marker(pytest.mark.skip(reason=security_reason))
             marker = item.get_closest_marker("ws_env")
+            item.stash[_WS_ENV_KEY] = marker
             if marker is None:
                 continue
             try:
@@ -266,7 +275,9 @@ class WsSession:
         add_test_start(item)  # before pytest fills the test's fixtures
         self.services.current_item = item
         # A malformed ws_env marker on an item the Python collector did not check.
-        marker = item.get_closest_marker("ws_env")
+        marker = item.stash.get(_WS_ENV_KEY, _UNSEEN)
+        if marker is _UNSEEN:  # an item no collection hook of ours saw
+            marker = item.get_closest_marker("ws_env")
         if marker is not None:
             try:
                 ws_env_names(marker.args, test=item.name, known=self.settings.known_envs)
