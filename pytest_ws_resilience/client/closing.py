@@ -46,17 +46,16 @@ async def close_connection(
 async def close_clients(clients: Sequence[WsClient], bound: float) -> None:
     """Close ``clients`` at once; never raises, never hangs.
 
-    Each close is bounded by its client's close timeout, and the whole by ``bound``
-    seconds, a last line of defence: closes still running then are cancelled (and given
-    a second to unwind), and a connection still open after that is aborted, so no
-    socket outlives the call.
+    Each close is bounded by its client's close timeout; with several clients, the
+    whole is bounded by ``bound`` seconds too, a last line of defence: closes still
+    running then are cancelled (and given a second to unwind). A connection still open
+    after that is aborted, so no socket outlives the call.
     """
     if len(clients) == 1:  # the usual case (``ws_client``): no task to make and wait for
+        # No timer of its own: `WsClient.close` is bounded (its close timeout, then at
+        # most a second for its reader, then a cancel given a second).
         try:
-            async with asyncio.timeout(bound):
-                await clients[0].close()
-        except TimeoutError:
-            pass
+            await clients[0].close()
         except Exception as exc:
             client_logger.debug("closing a client failed: %s", exc)
     elif clients:

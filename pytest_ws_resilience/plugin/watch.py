@@ -148,7 +148,10 @@ WATCH_KEY = pytest.StashKey[TestWatch]()
 
 def test_watch(node: pytest.Item) -> TestWatch:
     """The `TestWatch` of a test item (made on first use)."""
-    return node.stash.setdefault(WATCH_KEY, TestWatch())
+    watch = node.stash.get(WATCH_KEY, None)
+    if watch is None:
+        watch = node.stash[WATCH_KEY] = TestWatch()
+    return watch
 
 
 test_watch.__test__ = False  # type: ignore[attr-defined]
