@@ -63,13 +63,20 @@ STARTUP_TARGET_S = 0.1
 RUN_TIMEOUT_S = 300.0
 SECRET_ENV = "WS_SUITE_BENCH_SECRET"
 
-# The test-phase clock, loaded by both sides (``-p suite_clock``).
+# The test-phase clock, loaded by both sides (``-p suite_clock``). With
+# ``SUITE_CALLS_FILE`` set (``--breakdown``) it also counts the Python calls of the steady
+# tests with cProfile, in a run of their own: the profiler slows the run it is in.
 CLOCK_PLUGIN = """
 import os, time
 
 import pytest
 
 _first_done = []
+_calls_file = os.environ.get("SUITE_CALLS_FILE")
+if _calls_file:
+    import cProfile, pstats
+
+    _profile = cProfile.Profile()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -79,6 +86,10 @@ def pytest_runtest_protocol(item, nextitem):
     finally:
         if not _first_done:  # the first test carries the run's one-off costs
             _first_done.append((time.perf_counter(), time.process_time()))
+            if _calls_file:
+                _profile.enable()
+        else:
+            _first_done.append(None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -92,6 +103,11 @@ def pytest_runtestloop(session):
         with open(os.environ["SUITE_CLOCK_FILE"], "w") as out:
             times = (now - started, now_cpu - cpu, now - first, now_cpu - first_cpu)
             out.write(" ".join(repr(t) for t in times))
+        if _calls_file:
+            _profile.disable()
+            calls = sum(row[1] for row in pstats.Stats(_profile).stats.values())
+            with open(_calls_file, "w") as out:
+                out.write(f"{calls} {max(len(_first_done) - 1, 1)}")
 """
 
 # The stack sampler of ``--breakdown`` (``-p suite_sampler``): counts per part.
@@ -141,37 +157,6 @@ def pytest_runtestloop(session):
         thread.join(5)
         with open(os.environ["SUITE_SAMPLER_FILE"], "w") as out:
             json.dump(counts, out)
-"""
-
-# The call counter of ``--breakdown`` (``-p suite_calls``): Python calls per steady test.
-CALLS_PLUGIN = """
-import cProfile, os, pstats
-
-import pytest
-
-_profile = cProfile.Profile()
-_tests = []
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    try:
-        return (yield)
-    finally:
-        if not _tests:  # from the second test on, as the steady ratio
-            _profile.enable()
-        _tests.append(item)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    try:
-        return (yield)
-    finally:
-        _profile.disable()
-        calls = sum(row[1] for row in pstats.Stats(_profile).stats.values())
-        with open(os.environ["SUITE_CALLS_FILE"], "w") as out:
-            out.write(f"{calls} {max(len(_tests) - 1, 1)}")
 """
 
 PLUGIN_TEST = """
@@ -412,9 +397,8 @@ def calls_per_test(side: Side, env: dict[str, str]) -> float:
     """Python function calls per test of ``side`` (steady: from the second test on),
     counted by cProfile. Unlike time, a count does not move with the machine's load: it
     tells a change that removes work from noise that hides it."""
-    (side.project / "suite_calls.py").write_text(CALLS_PLUGIN)
     out = side.project / "calls.txt"
-    run_pytest(side, {**env, "SUITE_CALLS_FILE": str(out)}, extra=["-p", "suite_calls"])
+    run_pytest(side, {**env, "SUITE_CALLS_FILE": str(out)})
     calls, tests = (int(x) for x in out.read_text().split())
     return calls / tests
 

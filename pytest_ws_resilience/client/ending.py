@@ -48,12 +48,8 @@ class FailFastConnection(ClientConnection):
 
     def send_data(self) -> None:
         super().send_data()
-        # On every frame in and out: look further only once a close frame went out or
-        # the parser failed (`failed`), which normal traffic never does.
         if self.on_failure is not None:
-            protocol = self.protocol
-            if protocol.close_sent is not None or protocol.parser_exc is not None:
-                self.tell_failure()
+            self.tell_failure()
 
     def tell_failure(self) -> None:
         """Call `on_failure` if the connection failed and nobody was told yet."""

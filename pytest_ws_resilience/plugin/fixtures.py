@@ -334,22 +334,29 @@ def ws_service_factory(
 
 #: The fixture `add_test_start` puts first in a test's fixtures when the test needs it.
 TEST_START_FIXTURE = "_ws_test_start"
-# What `plan_test` found at collection: a websocket_security test; one that needs the
-# start fixture. Missing on an item no collection hook saw: looked up then.
-_STRICT_KEY = pytest.StashKey[bool]()
-_START_KEY = pytest.StashKey[bool]()
+# What a test's markers ask of the plugin, found once (`_plan`): (websocket_security
+# test, needs the start fixture).
+_PLAN_KEY = pytest.StashKey[tuple[bool, bool]]()
 
 
 def plan_test(item: pytest.Item) -> bool:
-    """At collection, once per test (after every plugin changed the items): whether it
-    is a ``websocket_security`` test, and whether it needs the start fixture, kept on the
-    item so that its setup and teardown walk no markers (each walk climbs the item's
-    parents, on every test). Returns the first."""
-    strict = item.get_closest_marker("websocket_security") is not None
-    item.stash[_STRICT_KEY] = strict
-    names = getattr(item, "fixturenames", None)
-    item.stash[_START_KEY] = names is not None and _needs_test_start(item, names, strict)
-    return strict
+    """At collection, once per test (after every plugin changed the items): read what its
+    markers ask of the plugin, so that its setup and teardown walk no markers (each walk
+    climbs the item's parents, on every test). Returns whether it is a
+    ``websocket_security`` test."""
+    return _plan(item)[0]
+
+
+def _plan(item: pytest.Item) -> tuple[bool, bool]:
+    """(a ``websocket_security`` test, needs the start fixture), kept on the item; read
+    here for an item no collection hook saw."""
+    plan = item.stash.get(_PLAN_KEY, None)
+    if plan is None:
+        strict = item.get_closest_marker("websocket_security") is not None
+        names = getattr(item, "fixturenames", None)
+        plan = (strict, names is not None and _needs_test_start(item, names, strict))
+        item.stash[_PLAN_KEY] = plan
+    return plan
 
 
 def add_test_start(item: pytest.Item) -> None:
@@ -363,20 +370,8 @@ def add_test_start(item: pytest.Item) -> None:
     `check_nothing_unchecked`, after the test's teardown.
     """
     names: list[str] | None = getattr(item, "fixturenames", None)
-    if names is None or TEST_START_FIXTURE in names:
-        return
-    needed = item.stash.get(_START_KEY, None)
-    if needed is None:
-        needed = _needs_test_start(item, names, _is_strict(item))
-    if needed:
+    if names is not None and TEST_START_FIXTURE not in names and _plan(item)[1]:
         item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
-
-
-def _is_strict(item: pytest.Item) -> bool:
-    strict = item.stash.get(_STRICT_KEY, None)
-    if strict is None:
-        strict = item.get_closest_marker("websocket_security") is not None
-    return strict
 
 
 def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str], strict: bool) -> bool:
@@ -399,7 +394,7 @@ def _ws_test_start(request: pytest.FixtureRequest) -> None:
     (marker, env) healthy, or a skip; ``websocket_security`` tests get ``ws_isolation``
     without asking for it."""
     _start_services(request)
-    if _is_strict(request.node):
+    if _plan(request.node)[0]:
         request.getfixturevalue("ws_isolation")
 
 
@@ -412,7 +407,7 @@ def check_nothing_unchecked(item: pytest.Item) -> None:
     watch = item.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
     if watch is None:
         return
-    failures, warnings = split_findings(watch.nothing_checked(), strict=_is_strict(item))
+    failures, warnings = split_findings(watch.nothing_checked(), strict=_plan(item)[0])
     for finding in warnings:
         item.warn(warning_for(finding)(f"{item.name}: {finding}"))
     if failures:

@@ -69,9 +69,8 @@ _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
 
 
 # Each test's ws_env marker (or None), found at collection, so that its setup walks no
-# markers; `_UNSEEN` for an item no collection hook of ours saw.
+# markers (absent: an item no collection hook of ours saw).
 _WS_ENV_KEY = pytest.StashKey[pytest.Mark | None]()
-_UNSEEN = pytest.mark.ws_env.mark
 
 
 def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
@@ -275,8 +274,9 @@ class WsSession:
         add_test_start(item)  # before pytest fills the test's fixtures
         self.services.current_item = item
         # A malformed ws_env marker on an item the Python collector did not check.
-        marker = item.stash.get(_WS_ENV_KEY, _UNSEEN)
-        if marker is _UNSEEN:  # an item no collection hook of ours saw
+        if _WS_ENV_KEY in item.stash:
+            marker = item.stash[_WS_ENV_KEY]
+        else:  # an item no collection hook of ours saw
             marker = item.get_closest_marker("ws_env")
         if marker is not None:
             try:

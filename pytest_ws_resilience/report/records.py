@@ -363,15 +363,12 @@ def build_record(
         chaos_faults: one mapping per chaos proxy of the test, faults applied by kind.
     """
     outcome, skip_reason = test_outcome(phases)
-    # Built once per test, most of them with one client or none: the sums and sorts
-    # only when there is something to sum or sort.
+    # Built once per test, most of them with no client: the sums and sorts only when
+    # there is something to sum or sort.
     usages = list(clients)
-    connections: tuple[ConnectionRecord, ...]
-    if not usages:
-        total, connections = _NO_COUNTERS, ()
-    elif len(usages) == 1:
-        total, connections = usages[0].counters, usages[0].connections
-    else:
+    connections: tuple[ConnectionRecord, ...] = ()
+    total = _NO_COUNTERS
+    if usages:
         total = sum((u.counters for u in usages), Counters())
         by_start = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
         connections = tuple(by_start)

@@ -11,13 +11,13 @@ ran: without them a test could pass on the transport path alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
+from tcp_peers import HOST, echo, tcp_server
 
 from pytest_ws_resilience.chaos import splice
 from pytest_ws_resilience.chaos.connection import ProxyConnection
@@ -27,7 +27,6 @@ from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.errors import WsTimeoutError
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
-HOST = "127.0.0.1"
 #: Bound for waits that should succeed; far above what loopback needs.
 WAIT_S = 10.0
 #: The latency toxic of the switching tests: long enough to tell from a loopback echo.
@@ -36,42 +35,6 @@ LATENCY_MS = 300
 needs_splice = pytest.mark.skipif(
     not splice.SUPPORTED, reason="splice(2) fast path is Linux-only; the transport path ran"
 )
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def tcp_server(handler: Handler) -> AsyncIterator[int]:
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            tasks.discard(task)
-
-    server = await asyncio.start_server(handle, HOST, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(WAIT_S):
-                await server.wait_closed()
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(256 * 1024):
-        writer.write(data)
-        await writer.drain()
 
 
 def spliced(conn: ProxyConnection) -> dict[str, bool]:

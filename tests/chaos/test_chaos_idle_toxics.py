@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from tcp_peers import HOST, tcp_server
+from tcp_peers import echo as echo_back
 
 from pytest_ws_resilience.chaos import splice
 from pytest_ws_resilience.chaos.proxy import ChaosProxy
@@ -29,7 +31,6 @@ from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.errors import WsConnectionClosedError
 from pytest_ws_resilience.testing import ReferenceServer, ServerConfig
 
-HOST = "127.0.0.1"
 #: The idle timeout / lifetime of these tests, ms: long against a loopback round trip.
 SETTING_MS = 300
 SETTING_S = SETTING_MS / 1000
@@ -80,36 +81,11 @@ def test_drop_deadlines() -> None:
 
 
 @contextlib.asynccontextmanager
-async def echo_server() -> AsyncIterator[int]:
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-            writers.discard(writer)
-
-    server = await asyncio.start_server(handle, HOST, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(BOUND_S):
-                await server.wait_closed()
-
-
-@contextlib.asynccontextmanager
 async def tcp_proxy(*specs: ToxicSpec) -> AsyncIterator[ChaosProxy]:
-    async with echo_server() as port, ChaosProxy(f"{HOST}:{port}", seed=1, toxics=specs) as proxy:
+    async with (
+        tcp_server(echo_back) as port,
+        ChaosProxy(f"{HOST}:{port}", seed=1, toxics=specs) as proxy,
+    ):
         yield proxy
 
 

@@ -44,13 +44,9 @@ def no_errors() -> dict[str, int]:
     return dict.fromkeys(ERROR_KINDS, 0)
 
 
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
 @pytest_asyncio.fixture(loop_scope="function")
 async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
+    # The shared server (conftest), accepting slowly: storms of handshakes queue up.
     config = ServerConfig(secret=tokens.secret, ping_interval=None, slow_accept_s=0.3)
     async with ReferenceServer(config) as srv:
         yield srv

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.tokens import TestUser, TokenFactory
+from pytest_ws_resilience.client.tokens import TestUser
 from pytest_ws_resilience.config.backoff import Backoff
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.errors import ContractViolationError, WsConnectionClosedError
 from pytest_ws_resilience.load.player import StepOutcome, play
 from pytest_ws_resilience.load.scenario import AGENT_CHAT, Scenario
-from pytest_ws_resilience.testing import DROP_EVENT, ReferenceServer, ServerConfig
+from pytest_ws_resilience.testing import DROP_EVENT
 
 pytestmark = [pytest.mark.websocket_integration, pytest.mark.asyncio]
 
@@ -34,17 +32,6 @@ SETTINGS = WsSettings(
     backoff=Backoff(base=0.01, cap=0.02),
 )
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
-    async with ReferenceServer(ServerConfig(secret=tokens.secret, ping_interval=None)) as srv:
-        yield srv
 
 
 def client_for(url: str, user: TestUser) -> WsClient:

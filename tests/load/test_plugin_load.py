@@ -8,25 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from storm_records import read_storms, record_storms
 
 pytestmark = pytest.mark.websocket_integration
-
-#: Dumps each test's storm results where the outer test can read them.
-RECORD_STORMS = """
-import json
-import pytest
-from pytest_ws_resilience.plugin.watch import test_watch
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item):
-    with open({path!r}, "a") as fh:
-        fh.write(json.dumps({{"test": item.name, "storms": test_watch(item).storms}}) + "\\n")
-"""
 
 
 def test_ws_storm_results_are_kept_for_the_reports(ws_pytester, tmp_path):
     record = tmp_path / "storms.jsonl"
-    ws_pytester.makeconftest(RECORD_STORMS.format(path=str(record)))
+    record_storms(ws_pytester, record)
     ws_pytester.makepyfile(
         """
         import pytest
@@ -43,7 +32,7 @@ def test_ws_storm_results_are_kept_for_the_reports(ws_pytester, tmp_path):
         """
     )
     ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=1)
-    [row] = [json.loads(line) for line in record.read_text().splitlines()]
+    [row] = read_storms(record)
     assert [s["kind"] for s in row["storms"]] == ["storm", "cycles", "burst"]
     storm = row["storms"][0]
     assert (storm["attempted"], storm["succeeded"]) == (20, 20)

@@ -6,23 +6,10 @@ its result goes to the reports as a storm of kind ``scenario``."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from storm_records import read_storms, record_storms
 
 pytestmark = pytest.mark.websocket_integration
-
-#: Dumps each test's storm results where the outer test can read them.
-RECORD_STORMS = """
-import json
-import pytest
-from pytest_ws_resilience.plugin.watch import test_watch
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item):
-    with open({path!r}, "a") as fh:
-        fh.write(json.dumps({{"test": item.name, "storms": test_watch(item).storms}}) + "\\n")
-"""
 
 VERDICT_SUITE = """
 import pytest
@@ -51,14 +38,14 @@ async def test_leaky_marked(ws_storm, ws_server):
 
 def test_the_same_scenario_fails_on_a_leak_with_the_isolation_report(ws_pytester, tmp_path):
     record = tmp_path / "storms.jsonl"
-    ws_pytester.makeconftest(RECORD_STORMS.format(path=str(record)))
+    record_storms(ws_pytester, record)
     ws_pytester.makepyfile(VERDICT_SUITE)
     result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str()
     result.stdout.fnmatch_lines(["*test_leaky*", "*received*"])
     assert "test_leaky_marked" in out
-    rows = {row["test"]: row["storms"] for row in map(json.loads, record.read_text().splitlines())}
+    rows = {row["test"]: row["storms"] for row in read_storms(record)}
     [clean] = rows["test_clean"]
     assert (clean["kind"], clean["attempted"], clean["succeeded"]) == ("scenario", 8, 8)
     assert clean["contracts_checked"] == 8

@@ -23,7 +23,7 @@ from pytest_ws_resilience.load.error_kinds import ERROR_KINDS
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.scenario import AGENT_CHAT, Scenario
 from pytest_ws_resilience.load.storm import Storm
-from pytest_ws_resilience.testing import DROP_EVENT, ReferenceServer, ServerConfig
+from pytest_ws_resilience.testing import DROP_EVENT, ReferenceServer
 
 pytestmark = [pytest.mark.websocket_integration, pytest.mark.asyncio]
 
@@ -59,17 +59,6 @@ class WatchedStorm(Storm):
 
 def no_errors() -> dict[str, int]:
     return dict.fromkeys(ERROR_KINDS, 0)
-
-
-@pytest.fixture
-def tokens() -> TokenFactory:
-    return TokenFactory()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def server(tokens: TokenFactory) -> AsyncIterator[ReferenceServer]:
-    async with ReferenceServer(ServerConfig(secret=tokens.secret, ping_interval=None)) as srv:
-        yield srv
 
 
 @pytest_asyncio.fixture(loop_scope="function")
