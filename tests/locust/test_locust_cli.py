@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from locust_processes import LOCUST_GROUP, left_behind
@@ -29,6 +30,13 @@ PING = Scenario("ping").connect().send({"type": "ping"}).expect(type="pong").clo
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest_ws_resilience.locust.cli", *args]
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> CompletedProcess[str]:
+    """``ws-resilience-load ARGS`` in ``cwd``, to its end (bounded), output captured."""
+    return subprocess.run(
+        _cli(*args), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture
@@ -77,26 +85,20 @@ def _free_port() -> int:
 
 
 def test_one_command_leads_a_run_with_local_workers(server_url, project):
-    done = subprocess.run(
-        _cli(
-            "--workers",
-            "2",
-            "--scenario",
-            "load_scenarios:PING",
-            "--url",
-            server_url,
-            "--users",
-            "30",
-            "--spawn-rate",
-            "30",
-            "--run-time",
-            "60",
-        ),
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
+    done = run_cli(
+        project,
+        "--workers",
+        "2",
+        "--scenario",
+        "load_scenarios:PING",
+        "--url",
+        server_url,
+        "--users",
+        "30",
+        "--spawn-rate",
+        "30",
+        "--run-time",
+        "60",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "users: 30/30 finished, 30 passed every step" in done.stdout
@@ -114,33 +116,27 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
         text=True,
     )
     try:
-        done = subprocess.run(
-            _cli(
-                "--master",
-                "--bind-host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--expect-workers",
-                "1",
-                "--scenario",
-                "load_scenarios:PING",
-                "--url",
-                server_url,
-                "--users",
-                "20",
-                "--spawn-rate",
-                "20",
-                "--run-time",
-                "60",
-                "--startup-timeout",
-                "60",
-            ),
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
+        done = run_cli(
+            project,
+            "--master",
+            "--bind-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--expect-workers",
+            "1",
+            "--scenario",
+            "load_scenarios:PING",
+            "--url",
+            server_url,
+            "--users",
+            "20",
+            "--spawn-rate",
+            "20",
+            "--run-time",
+            "60",
+            "--startup-timeout",
+            "60",
         )
         worker.wait(timeout=30)  # a worker ends with its master
     finally:
@@ -154,13 +150,15 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
 
 
 def test_a_bad_command_line_is_one_line_and_status_2(project):
-    done = subprocess.run(
-        _cli("--workers", "2", "--scenario", "nowhere:PING", "--url", "ws://127.0.0.1:1/"),
-        cwd=project,
-        capture_output=True,
-        text=True,
+    done = run_cli(
+        project,
+        "--workers",
+        "2",
+        "--scenario",
+        "nowhere:PING",
+        "--url",
+        "ws://127.0.0.1:1/",
         timeout=60,
-        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
@@ -176,28 +174,22 @@ def test_a_user_whose_connection_drops_replays_with_backoff(project, secret_env)
     (project / "pyproject.toml").write_text(
         "[tool.ws_resilience]\nbackoff_base = 0.05\nbackoff_cap = 0.1\n"
     )
-    done = subprocess.run(
-        _cli(
-            "--workers",
-            "1",
-            "--scenario",
-            "load_scenarios:PING",
-            "--url",
-            f"ws://127.0.0.1:{port}/",
-            "--users",
-            "3",
-            "--spawn-rate",
-            "3",
-            "--reconnects",
-            "2",
-            "--run-time",
-            "60",
-        ),
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
+    done = run_cli(
+        project,
+        "--workers",
+        "1",
+        "--scenario",
+        "load_scenarios:PING",
+        "--url",
+        f"ws://127.0.0.1:{port}/",
+        "--users",
+        "3",
+        "--spawn-rate",
+        "3",
+        "--reconnects",
+        "2",
+        "--run-time",
+        "60",
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "errors: refused=9" in done.stdout
