@@ -26,19 +26,10 @@ import pytest
 
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
-from pytest_ws_resilience.errors import (
-    AsgiAppStartupError,
-    ServiceError,
-    WsIsolationWarning,
-    WsTimeoutError,
-)
+from pytest_ws_resilience.errors import WsIsolationWarning
 from pytest_ws_resilience.plugin.fuzz_fixture import ws_fuzz
-from pytest_ws_resilience.plugin.stash import (
-    REPLAY_TIMER_KEY,
-    SERVER_URLS_KEY,
-    SERVICES_KEY,
-    SETTINGS_KEY,
-)
+from pytest_ws_resilience.plugin.session_defaults import SessionDefaults, session_defaults
+from pytest_ws_resilience.plugin.stash import REPLAY_TIMER_KEY, SERVICES_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch, test_watch, warning_for
 from pytest_ws_resilience.vacuous import split_findings
 
@@ -95,14 +86,15 @@ class ServiceFactory(Protocol):
 @pytest.fixture(scope="session")
 def ws_settings(request: pytest.FixtureRequest) -> WsSettings:
     """The run's resolved settings (env, URL, timeouts with their sources, auth)."""
-    # request.config, not the pytestconfig fixture: a fixture name fewer in every test's
-    # closure, and pytest resolves each name on every test (benchmarks/suite_overhead.py).
-    return request.config.stash.get(SETTINGS_KEY, None) or WsSettings()
+    return session_defaults(request.config).settings
 
 
 @pytest.fixture(scope="session")
-def ws_tokens(ws_settings: WsSettings) -> TokenFactory:
+def ws_tokens(request: pytest.FixtureRequest, ws_settings: WsSettings) -> TokenFactory:
     """The `TokenFactory` configured for the env: its tokens are accepted by `ws_server`."""
+    defaults = session_defaults(request.config)
+    if ws_settings is defaults.settings:
+        return defaults.tokens  # the one the client fixtures mint with
     from pytest_ws_resilience.servers.under_test import token_factory_for
 
     return token_factory_for(ws_settings)
@@ -122,26 +114,17 @@ def ws_server(
     its URL; ``ws_server.url_for("/ws/chat/{room}/", room="lobby")`` the URL of another
     endpoint of it. The URL it served is named in the summary and the report.
     """
-    from pytest_ws_resilience.servers.under_test import open_server_under_test
-
-    failure: str | None = None
+    defaults = session_defaults(request.config)
+    if ws_settings is defaults.settings and ws_tokens is defaults.tokens:
+        # The session's own, which the client fixtures share; it stops after the session.
+        yield defaults.server(request.session)
+        return
+    # Settings or tokens overridden in a conftest: a server of their own, for as long.
+    own = SessionDefaults(request.config, settings=ws_settings, tokens=ws_tokens)
     try:
-        server = open_server_under_test(ws_settings, ws_tokens)
-    except (AsgiAppStartupError, WsTimeoutError, ServiceError) as err:
-        if ws_settings.server.app is None and ws_settings.server.command is None:
-            raise
-        failure = str(err)
-    if failure is not None:  # outside the except block: no chained traceback to repeat
-        what = "ASGI app" if ws_settings.server.app is not None else "server command"
-        request.session.shouldfail = (
-            f"the {what} under test failed to start; session stopped (see the first error)"
-        )
-        pytest.fail(failure, pytrace=False)
-    request.config.stash.setdefault(SERVER_URLS_KEY, []).append(server.url)
-    try:
-        yield server
+        yield own.server(request.session)
     finally:
-        server.close(timeout=ws_settings.close_timeout.value)
+        own.close()
 
 
 @pytest.fixture(scope="session")

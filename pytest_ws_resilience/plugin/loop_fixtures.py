@@ -19,7 +19,7 @@ shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,12 @@ import pytest_asyncio
 
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.plugin.options import locust_master_option
+from pytest_ws_resilience.plugin.session_defaults import (
+    ClientInputs,
+    client_inputs,
+    client_user,
+    fresh_user,
+)
 from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
 from pytest_ws_resilience.plugin.watch import test_watch
 
@@ -59,69 +65,64 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
 
     def client_factory(
         request: pytest.FixtureRequest,
-        server: ServerUnderTest,
-        settings: WsSettings,
-        user_factory: Callable[..., TestUser],
-    ) -> tuple[asyncio.AbstractEventLoop, TestClientFactory]:
-        """The test's loop (made current for these fixtures by pytest-asyncio) and a
-        factory of clients watched by the test."""
+    ) -> tuple[asyncio.AbstractEventLoop, TestClientFactory, ClientInputs]:
+        """The test's loop (made current for these fixtures by pytest-asyncio), a factory
+        of clients watched by the test, and what they connect with (`client_inputs`)."""
         from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
+
+        inputs = client_inputs(request)
+
+        def new_user() -> TestUser:
+            return fresh_user(request, inputs)
 
         loop = asyncio.get_event_loop()
         watch = test_watch(request.node)
         factory = TestClientFactory(
-            server.url, settings, user_factory, watch, loop=loop, loop_scope=loop_scope
+            inputs.server.url,
+            inputs.settings,
+            new_user,
+            watch,
+            loop=loop,
+            loop_scope=loop_scope,
         )
-        return loop, factory
+        return loop, factory, inputs
 
     # ws_client_factory and ws_client, which nearly every test uses, are synchronous
     # fixtures in the test's event loop: they connect and close with run_until_complete.
     # An async fixture would pay for a runner turn of its own at setup and at teardown
     # (signal handlers, a context copy) on every test (benchmarks/suite_overhead.py).
     # pytest-asyncio runs a synchronous fixture in the loop too; its stubs say async only.
+    # They take only `request`: their server, settings and users are the session's own
+    # unless a conftest overrides one (`pytest_ws_resilience.plugin.session_defaults`).
     @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
-    def ws_client_factory(
-        request: pytest.FixtureRequest,
-        ws_server: ServerUnderTest,
-        ws_settings: WsSettings,
-        ws_user_factory: Callable[..., TestUser],
-    ) -> Iterator[ClientFactory]:
+    def ws_client_factory(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
         """``await ws_client_factory(user=None, *, token=None, url=None, path=None,
         path_params=None, auth=None, headers=None, origin=None, ...)``.
 
         Each call returns a `WsClient` (connected unless ``connect=False``) for ``user``
-        (a fresh one when None); ``token`` overrides the user's token (negative tests);
+        (a fresh one from ``ws_user_factory`` when None) on ``ws_server`` with
+        ``ws_settings``; ``token`` overrides the user's token (negative tests);
         ``path`` (``"/chat/{room}"``, filled from ``path_params``) reaches another
         endpoint of the server; ``auth`` is a method or a fallback chain; ``headers``,
         ``origin``, ``subprotocols``, ``user_agent`` and ``compression`` go over the
         settings' connection options; other keywords go to `WsClient`. Every client made
         here is closed at teardown, concurrently and bounded.
         """
-        loop, factory = client_factory(request, ws_server, ws_settings, ws_user_factory)
+        loop, factory, _ = client_factory(request)
         try:
             yield factory
         finally:
             loop.run_until_complete(factory.aclose())
 
     @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
-    def ws_client(
-        request: pytest.FixtureRequest,
-        ws_server: ServerUnderTest,
-        ws_settings: WsSettings,
-        ws_user: TestUser,
-    ) -> Iterator[WsClient]:
-        """A connected `WsClient` for `ws_user`, closed (bounded) at teardown: a client
-        factory's one client (its own factory, not the ``ws_client_factory`` fixture,
-        which would be a fixture more on every test; its user factory is looked up only
-        if asked for a fresh user, which the one client never is)."""
-
-        def fresh_user(**claims: object) -> TestUser:
-            user_factory: Callable[..., TestUser] = request.getfixturevalue("ws_user_factory")
-            return user_factory(**claims)
-
-        loop, factory = client_factory(request, ws_server, ws_settings, fresh_user)
+    def ws_client(request: pytest.FixtureRequest) -> Iterator[WsClient]:
+        """A connected `WsClient` for ``ws_user`` on ``ws_server`` with ``ws_settings``,
+        closed (bounded) at teardown: a client factory's one client (its own factory,
+        not the ``ws_client_factory`` fixture, which would be a fixture more on every
+        test)."""
+        loop, factory, inputs = client_factory(request)
         try:
-            yield loop.run_until_complete(factory(ws_user))
+            yield loop.run_until_complete(factory(client_user(request, inputs)))
         finally:
             loop.run_until_complete(factory.aclose())
 

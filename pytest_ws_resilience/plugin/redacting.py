@@ -121,10 +121,12 @@ def redact_warning(warning_message: warnings.WarningMessage) -> None:
 
 def add_failure_sections(item: pytest.Item, report: pytest.TestReport) -> None:
     """Add to a failed test's report its isolation report and how to replay its chaos."""
+    if not report.failed:
+        return
     isolation = item.stash.get(ISOLATION_REPORT_KEY, None)
-    if report.failed and report.when == "call" and isolation is not None:
+    if report.when == "call" and isolation is not None:
         report.sections.append(("ws-isolation", redact(isolation)))
-    if report.failed and item.stash.get(CHAOS_KEY, None):
+    if item.stash.get(CHAOS_KEY, None):
         report.sections.append(("ws-chaos", chaos_replay_hint(item)))
 
 

@@ -181,7 +181,8 @@ class ReportCollector:
         #: What became of the report file: "written to PATH" or the error.
         self.report_status: str | None = None
         self.started_at = time.time()
-        self._phases: dict[str, list[PhaseResult]] = {}
+        # By item, not node id: an item's node id is built anew at every read.
+        self._phases: dict[pytest.Item, list[PhaseResult]] = {}
 
     def header_lines(self) -> list[str]:
         """The report-header line naming the report file (none without one)."""
@@ -196,11 +197,11 @@ class ReportCollector:
 
     def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """One phase report of ``item``; the test's record is made at its teardown."""
-        phases = self._phases.setdefault(item.nodeid, [])
+        phases = self._phases.setdefault(item, [])
         phases.append(phase_result(report))
         if report.when == "teardown":
             # Teardown is last: the test's clients are closed, its watch complete.
-            del self._phases[item.nodeid]
+            del self._phases[item]
             self.records.append(_record_of(item, phases, self.worker or "main"))
             watch = item.stash.get(WATCH_KEY, None)
             if watch is not None:

@@ -54,6 +54,7 @@ from pytest_ws_resilience.plugin.roles import process_name, worker_id, xdist_loa
 from pytest_ws_resilience.plugin.scheduling import mark_groups
 from pytest_ws_resilience.plugin.service_rules import services_marker_names
 from pytest_ws_resilience.plugin.services import ServicesRuntime
+from pytest_ws_resilience.plugin.session_defaults import close_session_defaults
 from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.redaction import redact
@@ -183,6 +184,7 @@ class WsSession:
 
     @pytest.hookimpl(trylast=True)  # after xdist's own: every worker has finished
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        close_session_defaults(self.config)  # the session's server: every test is done
         self._role_finish_report(session)
         self.services.finish()  # the run's owner only: a worker never removes a service
 
@@ -193,6 +195,7 @@ class WsSession:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        close_session_defaults(config)  # a run that ended before sessionfinish
         self._role_close_run()
         self.services.close()  # finishes a run that ended before sessionfinish
 

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.load.bench import ReplayTimer
     from pytest_ws_resilience.plugin.handoff import RunHandoff
     from pytest_ws_resilience.plugin.services import ServicesRuntime
+    from pytest_ws_resilience.plugin.session_defaults import SessionDefaults
 
 __all__ = [
     "CHAOS_KEY",
+    "DEFAULTS_KEY",
     "ISOLATION_REPORT_KEY",
     "REPLAY_TIMER_KEY",
     "RUN_KEY",
@@ -39,6 +41,10 @@ RUN_KEY: pytest.StashKey[RunHandoff] = pytest.StashKey()
 
 #: The services of this process (specs, handles, failures, the run's chores).
 SERVICES_KEY: pytest.StashKey[ServicesRuntime] = pytest.StashKey()
+
+#: The session's own settings, tokens and server, which the client fixtures use when
+#: no conftest overrides them (`pytest_ws_resilience.plugin.session_defaults`).
+DEFAULTS_KEY: pytest.StashKey[SessionDefaults] = pytest.StashKey()
 
 #: The URL(s) this process's ``ws_server`` served: the report names the server tested.
 SERVER_URLS_KEY: pytest.StashKey[list[str]] = pytest.StashKey()

@@ -14,23 +14,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_ws_resilience.client.tokens import TokenFactory
-from pytest_ws_resilience.config.app_path import parse_app_path
 from pytest_ws_resilience.config.routes import url_for
 from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServerResourcesUnavailableError, WsResilienceError
 from pytest_ws_resilience.redaction import redact
-from pytest_ws_resilience.servers.asgi_app import AppServer, open_app_server
-from pytest_ws_resilience.servers.asgi_process import AsgiAppProcess
-from pytest_ws_resilience.servers.growth import ResourceSample
-from pytest_ws_resilience.servers.handle import ServiceHandle
-from pytest_ws_resilience.servers.probe import wait_served
-from pytest_ws_resilience.servers.readiness import DEFAULT_ATTEMPT_TIMEOUT_S, ReadinessCheck
-from pytest_ws_resilience.servers.resources import in_process_unavailable, not_started_here
-from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
+
+# What serves an app, a command or the embedded server is imported by the branch that
+# starts it: a run against a configured URL (staging) loads none of it, and its loggers
+# do not join the ones pytest's log capture walks at every phase of every test.
+if TYPE_CHECKING:
+    from pytest_ws_resilience.servers.asgi_app import AppServer
+    from pytest_ws_resilience.servers.growth import ResourceSample
+    from pytest_ws_resilience.servers.handle import ServiceHandle
+    from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 __all__ = [
     "SERVER_CMD_SECRET_ENV",
@@ -78,6 +78,10 @@ def start_embedded_server(config: ServerConfig, timeout: float) -> EmbeddedServe
         WsTimeoutError: not up within ``timeout`` seconds.
         WsResilienceError: it failed to start, or stopped before it answered.
     """
+    from pytest_ws_resilience.servers.probe import wait_served
+    from pytest_ws_resilience.servers.readiness import DEFAULT_ATTEMPT_TIMEOUT_S, ReadinessCheck
+    from pytest_ws_resilience.testing import EmbeddedServer
+
     started_at = time.monotonic()
     embedded = EmbeddedServer(config).start(timeout=timeout)
     check = ReadinessCheck(
@@ -166,6 +170,9 @@ class ServerUnderTest:
                 (they run inside the test process), a server the plugin did not start,
                 or one that is gone; one line saying why and what to use instead.
         """
+        from pytest_ws_resilience.servers.asgi_process import AsgiAppProcess
+        from pytest_ws_resilience.servers.resources import in_process_unavailable, not_started_here
+
         if self.process is not None:
             return self.process.resources()
         if isinstance(self.app, AsgiAppProcess):
@@ -291,6 +298,8 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
     if settings.server.url is not None:
         return ServerUnderTest(url=settings.server.url, source=settings.server.url_source)
     if settings.server.command is not None:
+        from pytest_ws_resilience.servers.handle import ServiceHandle
+
         handle = ServiceHandle(
             server_cmd_spec(settings, tokens),
             token_factory=tokens,
@@ -299,6 +308,9 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
         ).start()
         return ServerUnderTest(url=handle.url, source=settings.server.url_source, process=handle)
     if settings.server.app is not None:
+        from pytest_ws_resilience.config.app_path import parse_app_path
+        from pytest_ws_resilience.servers.asgi_app import open_app_server
+
         app = open_app_server(
             parse_app_path(settings.server.app),
             path=settings.server.path,
@@ -311,6 +323,8 @@ def open_server_under_test(settings: WsSettings, tokens: TokenFactory) -> Server
             unauthenticated=settings.unauthenticated,
         )
         return ServerUnderTest(url=app.url, source=settings.server.app_source, app=app)
+    from pytest_ws_resilience.testing import ServerConfig
+
     config = ServerConfig(
         secret=tokens.secret,
         public_key=tokens.public_key if tokens.algorithm == "RS256" else None,
