@@ -12,9 +12,12 @@ generated projects run it, each in its own ``pytest`` subprocess:
   project's ``pyproject.toml`` naming the server's URL and the variable holding its secret);
 - raw: the same test with ``websockets.connect`` offering the same subprotocols and a
   token minted per test with pyjwt, in a run with ``-p no:ws_resilience``;
-- raw, async fixture: the same, with the connection opened and closed by a
-  ``pytest_asyncio`` fixture, as ``ws_client`` is (pytest-asyncio runs a fixture's setup
-  and its teardown each in a turn of the loop of their own, which costs every test).
+- raw, async fixture: the same, with the connection opened and closed by an async
+  ``pytest_asyncio`` fixture, as many raw suites write it (pytest-asyncio runs a
+  fixture's setup and its teardown each in a runner turn of their own);
+- raw, sync fixture: the same, with the connection opened and closed by a synchronous
+  fixture in the test's loop (``run_until_complete``), as ``ws_client`` does it: the
+  floor of any fixture that hands a test a connected client and closes it after.
 
 Both point at one reference server in its own process (``python -m
 pytest_ws_resilience.testing``), so its CPU is not shared with the side measured. Rounds
@@ -226,6 +229,29 @@ async def raw_ws(raw_token):
         yield ws
 """
 
+# The floor of ws_client's design: a synchronous fixture in the test's loop, which
+# connects at setup and closes at teardown, each with run_until_complete.
+RAW_SYNC_CONFTEST = """
+import asyncio
+
+import pytest_asyncio
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from conftest_token import URL, raw_token  # noqa: F401
+
+
+@pytest_asyncio.fixture
+def raw_ws(raw_token):
+    loop = asyncio.get_event_loop()
+    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
+    ws = loop.run_until_complete(connect(URL, subprotocols=offer, proxy=None, open_timeout=10))
+    try:
+        yield ws
+    finally:
+        loop.run_until_complete(ws.close())
+"""
+
 RAW_FIXTURE_TEST = """
 import asyncio
 import json
@@ -279,27 +305,40 @@ LIBRARY_PARTS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def write_projects(root: Path, url: str, tests: int) -> tuple[Path, Path, Path]:
-    """The generated projects: (plugin, raw, raw with an async fixture), N tests each,
-    one file per 20 tests."""
-    plugin, raw, raw_fixture = root / "plugin", root / "raw", root / "raw_fixture"
-    for project in (plugin, raw, raw_fixture):
+def write_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
+    """The generated projects by side name (plugin, raw, raw with an async fixture, raw
+    with a sync fixture), N tests each, one file per 20 tests."""
+    projects = {
+        "ws_client": root / "plugin",
+        "raw": root / "raw",
+        "raw, async fixture": root / "raw_fixture",
+        "raw, sync fixture": root / "raw_sync",
+    }
+    for project in projects.values():
         project.mkdir()
         (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
-    env = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
-    (plugin / "pyproject.toml").write_text(PYPROJECT.format(extra=env))
-    for project in (raw, raw_fixture):
-        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=""))
-    (raw / "conftest.py").write_text(RAW_CONFTEST.format(secret_env=SECRET_ENV))
-    (raw_fixture / "conftest_token.py").write_text(RAW_CONFTEST.format(secret_env=SECRET_ENV))
-    (raw_fixture / "conftest.py").write_text(RAW_FIXTURE_CONFTEST)
+        extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
+        extra = extra if project.name == "plugin" else ""
+        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
+    token = RAW_CONFTEST.format(secret_env=SECRET_ENV)
+    (projects["raw"] / "conftest.py").write_text(token)
+    fixtures = {"raw, async fixture": RAW_FIXTURE_CONFTEST, "raw, sync fixture": RAW_SYNC_CONFTEST}
+    for name, conftest in fixtures.items():
+        (projects[name] / "conftest_token.py").write_text(token)
+        (projects[name] / "conftest.py").write_text(conftest)
+    tests_of = {
+        "ws_client": PLUGIN_TEST,
+        "raw": RAW_TEST,
+        "raw, async fixture": RAW_FIXTURE_TEST,
+        "raw, sync fixture": RAW_FIXTURE_TEST,
+    }
     for first in range(0, tests, 20):
         numbers = range(first, min(first + 20, tests))
-        name = f"test_ping_{first // 20:03d}.py"
-        (plugin / name).write_text("".join(PLUGIN_TEST.format(n=n) for n in numbers))
-        (raw / name).write_text("".join(RAW_TEST.format(n=n) for n in numbers))
-        (raw_fixture / name).write_text("".join(RAW_FIXTURE_TEST.format(n=n) for n in numbers))
-    return plugin, raw, raw_fixture
+        file_name = f"test_ping_{first // 20:03d}.py"
+        for name, template in tests_of.items():
+            text = "".join(template.format(n=n) for n in numbers)
+            (projects[name] / file_name).write_text(text)
+    return projects
 
 
 @dataclass(frozen=True)
@@ -445,17 +484,14 @@ def main(argv: list[str] | None = None) -> int:
 
     secret = secrets.token_urlsafe(32)
     with server_process(SECRET_ENV, secret) as url, tempfile.TemporaryDirectory() as tmp:
-        plugin_dir, raw_dir, raw_fixture_dir = write_projects(Path(tmp), url, args.tests)
+        projects = write_projects(Path(tmp), url, args.tests)
         env = {**os.environ, SECRET_ENV: secret, "SUITE_SERVER_URL": url}
         env.pop("PYTEST_ADDOPTS", None)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # cached bytecode, as users have it
-        sides = [
-            Side("ws_client", plugin_dir, True),
-            Side("raw", raw_dir, False),
-            Side("raw, async fixture", raw_fixture_dir, False),
-        ]
+        sides = [Side(name, project, name == "ws_client") for name, project in projects.items()]
         if args.before:
-            sides.append(Side("ws_client before", plugin_dir, True, str(Path(args.before))))
+            before = Side("ws_client before", projects["ws_client"], True, str(Path(args.before)))
+            sides.append(before)
         for side in sides:  # warm caches (bytecode, page cache)
             run_pytest(side, env)
         runs = interleaved(sides, args.rounds, env)
@@ -508,14 +544,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         if side == "ws_client":
             missed = not (ok_test and ok_startup)
-    # pytest-asyncio's own cost of a connection made in an async fixture, and ours beyond it.
-    fixture_cost = _ratio(runs, "raw, async fixture", "raw", "steady")
-    ours = _ratio(runs, "ws_client", "raw, async fixture", "steady")
-    ours_cpu = _ratio(runs, "ws_client", "raw, async fixture", "steady_cpu")
-    print(
-        f"raw, async fixture / raw: per test {fixture_cost:.3f}x (pytest-asyncio's fixture); "
-        f"ws_client / raw, async fixture: {ours:.3f}x (CPU {ours_cpu:.3f}x)"
-    )
+    # What a connection made in a fixture costs by itself, and ours beyond it.
+    for fixture in ("raw, async fixture", "raw, sync fixture"):
+        fixture_cost = _ratio(runs, fixture, "raw", "steady")
+        fixture_cpu = _ratio(runs, fixture, "raw", "steady_cpu")
+        ours = _ratio(runs, "ws_client", fixture, "steady")
+        ours_cpu = _ratio(runs, "ws_client", fixture, "steady_cpu")
+        print(
+            f"{fixture} / raw: per test {fixture_cost:.3f}x (CPU {fixture_cpu:.3f}x); "
+            f"ws_client / {fixture}: {ours:.3f}x (CPU {ours_cpu:.3f}x)"
+        )
     if args.before:
         gain = _ratio(runs, "ws_client", "ws_client before", "steady")
         gain_cpu = _ratio(runs, "ws_client", "ws_client before", "steady_cpu")

@@ -10,8 +10,11 @@ real project imported, in a fresh interpreter (this process has imported it all)
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
+
+from pytest_ws_resilience.testing import EmbeddedServer, ServerConfig
 
 # Modules a run that only collects must not import (each is a fixture's business).
 DEFERRED = (
@@ -93,3 +96,54 @@ def test_a_test_that_uses_a_client_gets_everything_it_needs_on_first_use(
 ) -> None:
     result, _ = _imported(project, monkeypatch, "-q")
     result.assert_outcomes(passed=1)
+
+
+# What serves an app, a command or the embedded server: a run against a configured URL
+# (staging) needs none of it, and each module's logger would join the ones pytest's log
+# capture walks at every phase of every test.
+SERVING = (
+    "docker",
+    "pytest_ws_resilience.servers.asgi_app",
+    "pytest_ws_resilience.servers.asgi_process",
+    "pytest_ws_resilience.servers.asgi_thread",
+    "pytest_ws_resilience.servers.handle",
+    "pytest_ws_resilience.testing.embedded",
+    "pytest_ws_resilience.testing.server",
+)
+
+MODULES_AFTER_PLUGIN = """
+import json, os, sys
+
+def pytest_sessionfinish(session):
+    with open(os.environ["MODULES_OUT"], "w") as out:
+        json.dump(sorted(sys.modules), out)
+"""
+
+
+def test_a_run_against_a_url_imports_nothing_that_serves(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = secrets.token_urlsafe(32)
+    pytester.makepyfile(modules_after=MODULES_AFTER_PLUGIN, test_ping=TESTS)
+    pytester.makepyprojecttoml(
+        """
+        [tool.pytest.ini_options]
+        asyncio_default_fixture_loop_scope = "function"
+
+        [tool.ws_resilience]
+        jwt_secret_env = "STARTUP_TEST_SECRET"
+        """
+    )
+    out = pytester.path / "modules.json"
+    monkeypatch.setenv("MODULES_OUT", str(out))
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    monkeypatch.setenv("STARTUP_TEST_SECRET", secret)
+    with EmbeddedServer(ServerConfig(secret=secret)) as server:
+        result = pytester.runpytest_subprocess(
+            "-p", "ws_resilience", "-p", "modules_after", f"--ws-url={server.url}"
+        )
+    result.assert_outcomes(passed=1)  # the test connected to the server at that URL
+    modules = set(json.loads(out.read_text()))
+    assert "pytest_ws_resilience.client.client" in modules
+    loaded = sorted(name for name in SERVING if name in modules)
+    assert loaded == [], f"imported by a run against a URL: {loaded}"
