@@ -9,7 +9,9 @@ event-loop scope. The loop-bound ones (clients, pool, chaos, storm) are
 `pytest_ws_resilience.plugin.loop_fixtures`.
 
 This module imports no other glue than the shared state (`pytest_ws_resilience.plugin.
-stash`, `pytest_ws_resilience.plugin.watch`) and ``ws_fuzz``'s module: what it needs
+stash`, `pytest_ws_resilience.plugin.watch`), the session's own server, settings and
+tokens (`pytest_ws_resilience.plugin.session_defaults`, which ``ws_settings``,
+``ws_tokens`` and ``ws_server`` return unless overridden) and ``ws_fuzz``'s module: what it needs
 from the rest of the plugin (the services runtime, the run's seed) it finds on
 ``config.stash``. What the fixtures
 delegate to (clients, tokens, servers, the isolation guard) is imported when a fixture

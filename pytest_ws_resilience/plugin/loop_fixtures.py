@@ -13,7 +13,8 @@ lives in `pytest_ws_resilience.plugin.loop_objects`, imported when a fixture fir
 loading the plugin does not import the client, the pool, the storm or websockets.
 
 Like `pytest_ws_resilience.plugin.fixtures`, this module imports no other glue than the
-shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.watch`).
+shared state (`pytest_ws_resilience.plugin.stash`, `pytest_ws_resilience.plugin.watch`)
+and what the client fixtures connect with (`pytest_ws_resilience.plugin.session_defaults`).
 """
 
 from __future__ import annotations

@@ -45,12 +45,20 @@ DEFERRED = (
     "pytest_ws_resilience.locust.attach",
 )
 
+# What was imported when collection finished (MODULES_OUT), and when the run did
+# (MODULES_OUT + ".after").
 MODULES_PLUGIN = """
 import json, os, sys
 
-def pytest_collection_finish(session):
-    with open(os.environ["MODULES_OUT"], "w") as out:
+def _dump(suffix):
+    with open(os.environ["MODULES_OUT"] + suffix, "w") as out:
         json.dump(sorted(sys.modules), out)
+
+def pytest_collection_finish(session):
+    _dump("")
+
+def pytest_sessionfinish(session):
+    _dump(".after")
 """
 
 TESTS = """
@@ -111,20 +119,12 @@ SERVING = (
     "pytest_ws_resilience.testing.server",
 )
 
-MODULES_AFTER_PLUGIN = """
-import json, os, sys
-
-def pytest_sessionfinish(session):
-    with open(os.environ["MODULES_OUT"], "w") as out:
-        json.dump(sorted(sys.modules), out)
-"""
-
 
 def test_a_run_against_a_url_imports_nothing_that_serves(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = secrets.token_urlsafe(32)
-    pytester.makepyfile(modules_after=MODULES_AFTER_PLUGIN, test_ping=TESTS)
+    pytester.makepyfile(modules_seen=MODULES_PLUGIN, test_ping=TESTS)
     pytester.makepyprojecttoml(
         """
         [tool.pytest.ini_options]
@@ -140,10 +140,10 @@ def test_a_run_against_a_url_imports_nothing_that_serves(
     monkeypatch.setenv("STARTUP_TEST_SECRET", secret)
     with EmbeddedServer(ServerConfig(secret=secret)) as server:
         result = pytester.runpytest_subprocess(
-            "-p", "ws_resilience", "-p", "modules_after", f"--ws-url={server.url}"
+            "-p", "ws_resilience", "-p", "modules_seen", f"--ws-url={server.url}"
         )
     result.assert_outcomes(passed=1)  # the test connected to the server at that URL
-    modules = set(json.loads(out.read_text()))
+    modules = set(json.loads(out.with_name("modules.json.after").read_text()))
     assert "pytest_ws_resilience.client.client" in modules
     loaded = sorted(name for name in SERVING if name in modules)
     assert loaded == [], f"imported by a run against a URL: {loaded}"
