@@ -20,10 +20,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_ws_resilience.fuzz.frames import RawJson
+from pytest_ws_resilience.fuzz.frames import RawJson, encode
 
 __all__ = [
+    "LONG_STRING_CHARS",
     "MAX_NESTING",
+    "MAX_STRING",
+    "MAX_STRING_BYTES",
     "UNICODE_SAMPLES",
     "binary_payloads",
     "deep_nesting",
@@ -32,6 +35,7 @@ __all__ = [
     "huge_numbers",
     "lone_surrogate_strings",
     "long_strings",
+    "longest_repeat",
     "nested",
     "raw_texts",
     "unicode_strings",
@@ -41,10 +45,14 @@ __all__ = [
 #: Deepest nesting generated: past CPython's recursion limit (1000), where recursive
 #: decoders and walkers fail, and well below any frame size limit (12 KB of brackets).
 MAX_NESTING = 3000
-#: Longest string generated, in characters: at 4 UTF-8 bytes a character, three such
-#: mutations stay under 1 MiB, websockets' default frame limit (a server closing with
-#: 1009 above its limit is doing its job, not failing).
+#: Longest string generated, in characters, and in bytes once written: strings go out
+#: JSON-escaped (``ensure_ascii``: "\u00e9" is 6 bytes, an astral character 12), and
+#: three such mutations in one message stay under 1 MiB, websockets' default frame
+#: limit (a server closing with 1009 above its limit is doing its job, not failing).
 MAX_STRING = 65_536
+MAX_STRING_BYTES = 262_144
+#: The characters `long_strings` repeats: ASCII, Latin-1, astral, space, backslash.
+LONG_STRING_CHARS = ("a", "\u00e9", "\U0001f4a9", " ", "\\")
 #: Most digits of a generated integer literal: past Python's 4,300-digit int/str limit.
 MAX_DIGITS = 10_000
 
@@ -113,12 +121,18 @@ def empty_values() -> st.SearchStrategy[Any]:
 
 @functools.cache
 def long_strings() -> st.SearchStrategy[str]:
-    """One character repeated 1,000 to `MAX_STRING` times (shrinks to the shortest)."""
-    return st.builds(
-        lambda char, count: char * count,
-        st.sampled_from(["a", "\u00e9", "\U0001f4a9", " ", "\\"]),
-        st.integers(1_000, MAX_STRING),
+    """One character repeated from 1,000 times to `longest_repeat` (shrinks to the
+    shortest)."""
+    return st.sampled_from(LONG_STRING_CHARS).flatmap(
+        lambda char: st.integers(1_000, longest_repeat(char)).map(lambda count: char * count)
     )
+
+
+def longest_repeat(char: str) -> int:
+    """How often `long_strings` may repeat ``char``: `MAX_STRING` times, or fewer when
+    its written form would pass `MAX_STRING_BYTES`."""
+    written = len(encode(char)) - 2  # without the quotes
+    return min(MAX_STRING, MAX_STRING_BYTES // written)
 
 
 @functools.cache

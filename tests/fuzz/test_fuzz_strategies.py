@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_ws_resilience.errors import FuzzExtraMissingError
-from pytest_ws_resilience.fuzz.frames import FuzzFrame
+from pytest_ws_resilience.fuzz.frames import FuzzFrame, encode
+from pytest_ws_resilience.fuzz.mutations import (
+    LONG_STRING_CHARS,
+    MAX_STRING,
+    MAX_STRING_BYTES,
+    longest_repeat,
+)
 from pytest_ws_resilience.fuzz.strategies import (
     check_examples,
     frame_strategy,
@@ -60,6 +66,17 @@ def test_every_drawn_frame_can_be_sent(frame: FuzzFrame) -> None:
     if isinstance(wire, str):
         wire.encode("utf-8")  # a text frame is valid UTF-8, lone surrogates escaped
     assert frame.size < 1024 * 1024  # under websockets' default frame limit
+
+
+def test_three_of_the_longest_strings_fit_in_one_frame() -> None:
+    # Strings go out JSON-escaped: 65,536 astral characters were 786 KiB, and two of
+    # them in one message passed the 1 MiB frame limit, failing a clean server (1009).
+    longest = {char: char * longest_repeat(char) for char in LONG_STRING_CHARS}
+    assert max(len(text) for text in longest.values()) == MAX_STRING
+    for char, text in longest.items():
+        assert len(encode(text)) - 2 <= MAX_STRING_BYTES, repr(char)
+        message = {"type": text, "text": text, "meta": {"tags": [text]}}
+        assert len(encode(message)) < 1024 * 1024, repr(char)
 
 
 def test_the_draws_cover_every_mutation_family() -> None:
