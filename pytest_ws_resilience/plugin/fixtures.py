@@ -22,7 +22,7 @@ does not pay for importing it (``tests/plugin/test_startup.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pytest
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEST_START_FIXTURE",
+    "MarkerPlan",
     "PluginClients",
     "ServiceFactory",
     "UserFactory",
@@ -319,27 +320,33 @@ def ws_service_factory(
 
 #: The fixture `add_test_start` puts first in a test's fixtures when the test needs it.
 TEST_START_FIXTURE = "_ws_test_start"
-# What a test's markers ask of the plugin, found once (`_plan`): (websocket_security
-# test, needs the start fixture).
-_PLAN_KEY = pytest.StashKey[tuple[bool, bool]]()
 
 
-def plan_test(item: pytest.Item) -> bool:
-    """At collection, once per test (after every plugin changed the items): read what its
-    markers ask of the plugin, so that its setup and teardown walk no markers (each walk
-    climbs the item's parents, on every test). Returns whether it is a
-    ``websocket_security`` test."""
-    return _plan(item)[0]
+class MarkerPlan(NamedTuple):
+    """What a test's markers ask of the plugin, found once (`plan_test`)."""
+
+    #: A ``websocket_security`` test.
+    strict: bool
+    #: It needs the start fixture (services, or the ``websocket_security`` guard).
+    needs_start: bool
+    #: Its closest ``ws_env`` marker (checked at setup), or None.
+    ws_env: pytest.Mark | None
 
 
-def _plan(item: pytest.Item) -> tuple[bool, bool]:
-    """(a ``websocket_security`` test, needs the start fixture), kept on the item; read
-    here for an item no collection hook saw."""
+_PLAN_KEY = pytest.StashKey[MarkerPlan]()
+
+
+def plan_test(item: pytest.Item) -> MarkerPlan:
+    """What the test's markers ask of the plugin, read at its first call and kept on the
+    item: at collection, once per test (after every plugin changed the items), so that
+    its setup and teardown walk no markers (each walk climbs the item's parents, on
+    every test); at setup for an item no collection hook saw."""
     plan = item.stash.get(_PLAN_KEY, None)
     if plan is None:
         strict = item.get_closest_marker("websocket_security") is not None
         names = getattr(item, "fixturenames", None)
-        plan = (strict, names is not None and _needs_test_start(item, names, strict))
+        needs_start = names is not None and _needs_test_start(item, names, strict)
+        plan = MarkerPlan(strict, needs_start, item.get_closest_marker("ws_env"))
         item.stash[_PLAN_KEY] = plan
     return plan
 
@@ -355,7 +362,7 @@ def add_test_start(item: pytest.Item) -> None:
     `check_nothing_unchecked`, after the test's teardown.
     """
     names: list[str] | None = getattr(item, "fixturenames", None)
-    if names is not None and TEST_START_FIXTURE not in names and _plan(item)[1]:
+    if names is not None and TEST_START_FIXTURE not in names and plan_test(item).needs_start:
         item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
 
 
@@ -379,7 +386,7 @@ def _ws_test_start(request: pytest.FixtureRequest) -> None:
     (marker, env) healthy, or a skip; ``websocket_security`` tests get ``ws_isolation``
     without asking for it."""
     _start_services(request)
-    if _plan(request.node)[0]:
+    if plan_test(request.node).strict:
         request.getfixturevalue("ws_isolation")
 
 
@@ -392,7 +399,7 @@ def check_nothing_unchecked(item: pytest.Item) -> None:
     watch = item.stash.get(WATCH_KEY, None)  # none: the test used nothing of ours
     if watch is None:
         return
-    failures, warnings = split_findings(watch.nothing_checked(), strict=_plan(item)[0])
+    failures, warnings = split_findings(watch.nothing_checked(), strict=plan_test(item).strict)
     for finding in warnings:
         item.warn(warning_for(finding)(f"{item.name}: {finding}"))
     if failures:

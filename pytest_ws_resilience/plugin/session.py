@@ -69,11 +69,6 @@ _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
 }
 
 
-# Each test's ws_env marker (or None), found at collection, so that its setup walks no
-# markers (absent: an item no collection hook of ours saw).
-_WS_ENV_KEY = pytest.StashKey[pytest.Mark | None]()
-
-
 def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
     """The report-header lines of the run's settings: env, server, auth, timeouts, chaos
     seed."""
@@ -254,11 +249,10 @@ class WsSession:
             unauthenticated=self.settings.unauthenticated,
         )
         for item in items:
-            strict = plan_test(item)
-            if security_reason and strict:
+            plan = plan_test(item)
+            if security_reason and plan.strict:
                 item.add_marker(pytest.mark.skip(reason=security_reason))
-            marker = item.get_closest_marker("ws_env")
-            item.stash[_WS_ENV_KEY] = marker
+            marker = plan.ws_env
             if marker is None:
                 continue
             try:
@@ -277,10 +271,7 @@ class WsSession:
         add_test_start(item)  # before pytest fills the test's fixtures
         self.services.current_item = item
         # A malformed ws_env marker on an item the Python collector did not check.
-        if _WS_ENV_KEY in item.stash:
-            marker = item.stash[_WS_ENV_KEY]
-        else:  # an item no collection hook of ours saw
-            marker = item.get_closest_marker("ws_env")
+        marker = plan_test(item).ws_env
         if marker is not None:
             try:
                 ws_env_names(marker.args, test=item.name, known=self.settings.known_envs)
