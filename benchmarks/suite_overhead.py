@@ -15,9 +15,10 @@ generated projects run it, each in its own ``pytest`` subprocess:
 - raw, async fixture: the same, with the connection opened and closed by an async
   ``pytest_asyncio`` fixture, as many raw suites write it (pytest-asyncio runs a
   fixture's setup and its teardown each in a runner turn of their own);
-- raw, sync fixture: the same, with the connection opened and closed by a synchronous
-  fixture in the test's loop (``run_until_complete``), as ``ws_client`` does it: the
-  floor of any fixture that hands a test a connected client and closes it after.
+- raw, sync fixture: the same, with the connection opened and closed by a plain
+  synchronous fixture in the test's loop (pytest-asyncio's runner fixture is its
+  argument; ``run_until_complete``), as ``ws_client`` does it: the floor of any fixture
+  that hands a test a connected client and closes it after.
 
 Both point at one reference server in its own process (``python -m
 pytest_ws_resilience.testing``), so its CPU is not shared with the side measured. Rounds
@@ -230,21 +231,20 @@ async def raw_ws(raw_token):
         yield ws
 """
 
-# The floor of ws_client's design: a synchronous fixture in the test's loop, which
-# connects at setup and closes at teardown, each with run_until_complete.
+# The floor of ws_client's design: a plain synchronous fixture in the test's loop (taken
+# from pytest-asyncio's runner fixture, as ws_client takes it), which connects at setup
+# and closes at teardown, each with run_until_complete.
 RAW_SYNC_CONFTEST = """
-import asyncio
-
-import pytest_asyncio
+import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from conftest_token import URL, raw_token  # noqa: F401
 
 
-@pytest_asyncio.fixture
-def raw_ws(raw_token):
-    loop = asyncio.get_event_loop()
+@pytest.fixture
+def raw_ws(raw_token, _function_scoped_runner):
+    loop = _function_scoped_runner.get_loop()
     offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
     ws = loop.run_until_complete(connect(URL, subprotocols=offer, proxy=None, open_timeout=10))
     try:

@@ -81,6 +81,8 @@ _views_dirty = False
 # Values registered before, as given: registering one again (every client registers its
 # user's token, minted and registered already) is a set lookup.
 _registered: set[str] = set()
+# Values registered and not yet split into the sets above (`_take_pending`).
+_pending: list[str] = []
 # The first and the last 8 characters of every segment: the fast test's keys.
 _head_keys: set[bytes] = set()
 _tail_keys: set[bytes] = set()
@@ -100,39 +102,52 @@ def register_secret(value: str | bytes | None) -> None:
 
     A JWT needs no registration to be hidden whole (`redact` recognises its shape);
     registering it also hides its payload and signature, and the pieces of them left
-    when a long text was cut.
+    when a long text was cut. Registering is a set lookup and an append: every minted
+    token is registered, and most are never printed. The next `redact` splits what was
+    registered since into the lookups it uses (`_take_pending`).
     """
-    global _dirty, _views_dirty
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     if text in _registered:
         return
-    variants = {text}
-    # PEM keys are multi-line: hide every substantial line of them as well.
-    if "\n" in text:
-        variants.update(line.strip() for line in text.splitlines())
-    variants = {v for v in variants if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----")}
-    segments: set[str] = set()
-    for variant in variants:
-        segments |= _secret_segments(variant)
-    literals = {v for v in variants if not _JWT_RE.fullmatch(v)}
     with _lock:
-        if literals <= _secrets and segments <= _segments:
-            return
-        if not literals <= _secrets:
-            _secrets.update(literals)
-            _dirty = True
-        new = segments - _segments
-        if new:
-            _segments.update(new)
-            _views_dirty = True
-            _head_keys.update(seg[:_MIN_PIECE_LEN].encode() for seg in new)
-            _tail_keys.update(seg[-_MIN_PIECE_LEN:].encode() for seg in new)
         _registered.add(text)
+        _pending.append(text)
+
+
+def _take_pending() -> None:
+    """Split every value registered since the last call into the literal secrets and the
+    segments `redact` looks up; called by `redact` before it reads them."""
+    global _dirty, _views_dirty
+    with _lock:
+        while _pending:
+            text = _pending.pop()
+            variants = {text}
+            # PEM keys are multi-line: hide every substantial line of them as well.
+            if "\n" in text:
+                variants.update(line.strip() for line in text.splitlines())
+            variants = {
+                v for v in variants if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----")
+            }
+            segments: set[str] = set()
+            for variant in variants:
+                segments |= _secret_segments(variant)
+            literals = {v for v in variants if not _JWT_RE.fullmatch(v)}
+            if not literals <= _secrets:
+                _secrets.update(literals)
+                _dirty = True
+            new = segments - _segments
+            if new:
+                _segments.update(new)
+                _views_dirty = True
+                _head_keys.update(seg[:_MIN_PIECE_LEN].encode() for seg in new)
+                _tail_keys.update(seg[-_MIN_PIECE_LEN:].encode() for seg in new)
 
 
 def registered_secret_count() -> int:
+    if _pending:
+        _take_pending()
     return len(_secrets)
 
 
@@ -219,6 +234,8 @@ def redact(text: str) -> str:
     the surviving pieces of cut secrets replaced by `REDACTED`."""
     if not text:
         return text
+    if _pending:
+        _take_pending()
     if "://" in text:
         text = _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
     pattern = _current_pattern()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_ws_resilience.client.logs import client_logger
+from pytest_ws_resilience.client.sending import fits_in_buffer
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["close_clients", "close_connection"]
 
+#: The largest close frame payload: a code and a reason of 123 bytes (RFC 6455, 5.5).
+_MAX_CLOSE_PAYLOAD = 125
+
 
 async def close_connection(
     conn: ClientConnection, reader: asyncio.Task[None] | None, *, bound: float, name: str
@@ -24,8 +28,11 @@ async def close_connection(
     """Close ``conn`` within ``bound`` seconds (else abort it), then let its reader task
     end; never raises for a connection that is already dead."""
     try:
-        async with asyncio.timeout(bound):
+        if _bounded_by_websockets(conn, bound):
             await conn.close()
+        else:
+            async with asyncio.timeout(bound):
+                await conn.close()
     except TimeoutError:
         client_logger.debug("%s: close timed out after %ss, aborting", name, bound)
         conn.transport.abort()
@@ -41,6 +48,14 @@ async def close_connection(
         if not done:
             reader.cancel()
             await asyncio.wait({reader}, timeout=1.0)
+
+
+def _bounded_by_websockets(conn: ClientConnection, bound: float) -> bool:
+    """Whether websockets' own close of ``conn`` ends within ``bound`` seconds: it waits
+    for the closing handshake at most the connection's close timeout, then aborts, and
+    only its write of the close frame could wait longer, when the buffer is full."""
+    timeout = conn.close_timeout
+    return timeout is not None and timeout <= bound and fits_in_buffer(conn, _MAX_CLOSE_PAYLOAD)
 
 
 async def close_clients(clients: Sequence[WsClient], bound: float) -> None:

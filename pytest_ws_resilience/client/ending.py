@@ -48,7 +48,12 @@ class FailFastConnection(ClientConnection):
 
     def send_data(self) -> None:
         super().send_data()
-        if self.on_failure is not None:
+        # websockets calls this for every chunk it reads: look further only once a close
+        # frame went out or the parser failed.
+        protocol = self.protocol
+        if self.on_failure is not None and (
+            protocol.close_sent is not None or protocol.parser_exc is not None
+        ):
             self.tell_failure()
 
     def tell_failure(self) -> None:
@@ -69,10 +74,19 @@ def failed(conn: ClientConnection) -> bool:
     )
 
 
+# A close code in words, as websockets puts them ("1000 (OK)"), worded once per code:
+# every connection's end reads one or two of them.
+_CODE_NAMES: dict[int, str] = {}
+
+
 def _frame(close: Close | None) -> CloseFrame | None:
     if close is None:
         return None
-    return CloseFrame(close.code, str(Close(close.code, "")), close.reason)
+    code = close.code
+    name = _CODE_NAMES.get(code)
+    if name is None:
+        name = _CODE_NAMES[code] = str(Close(code, ""))
+    return CloseFrame(code, name, close.reason)
 
 
 def close_cause(conn: ClientConnection, error: BaseException | None = None) -> CloseCause:

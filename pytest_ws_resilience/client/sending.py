@@ -23,7 +23,7 @@ from pytest_ws_resilience.client.ending import close_cause
 from pytest_ws_resilience.config.timeouts import TimeoutValue
 from pytest_ws_resilience.errors import WsTimeoutError
 
-__all__ = ["Fragments", "joined_fragments", "ping_bounded", "send_bounded"]
+__all__ = ["Fragments", "fits_in_buffer", "joined_fragments", "ping_bounded", "send_bounded"]
 
 #: The parts of one message sent as several frames: all text or all binary.
 Fragments = Sequence[str] | Sequence[bytes]
@@ -62,6 +62,16 @@ def joined_fragments(parts: Fragments) -> tuple[str | bytes, list[str] | list[by
     )
 
 
+def fits_in_buffer(conn: ClientConnection, size: int, frames: int = 1) -> bool:
+    """Whether ``frames`` frames carrying ``size`` bytes fit in ``conn``'s write buffer
+    below its high-water mark: websockets then writes them without waiting for the
+    peer to read (its ``drain`` returns at once), so the write needs no timer."""
+    transport = conn.transport
+    # Deflate can grow incompressible data a little: allow 1/32 on top of framing.
+    worst_case = size + (size >> 5) + _FRAME_OVERHEAD * frames
+    return transport.get_write_buffer_size() + worst_case <= transport.get_write_buffer_limits()[1]
+
+
 async def send_bounded(
     conn: ClientConnection,
     message: str | bytes | list[str] | list[bytes],
@@ -85,13 +95,8 @@ async def send_bounded(
         WsTimeoutError: no room in the buffers within ``bound`` (the peer stopped reading).
     """
     try:
-        transport = conn.transport
-        # Deflate can grow incompressible data a little: allow 1/32 on top of framing.
         frames = 1 if isinstance(message, str | bytes) else len(message) + 1
-        worst_case = size + (size >> 5) + _FRAME_OVERHEAD * frames
-        high_water = transport.get_write_buffer_limits()[1]
-        if transport.get_write_buffer_size() + worst_case <= high_water:
-            # Below the high-water mark the send cannot block: skip the timer.
+        if fits_in_buffer(conn, size, frames):  # the send cannot block: no timer
             await conn.send(message)
         else:
             async with asyncio.timeout(bound.value):

@@ -82,7 +82,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session.services.export_environ()  # restored by the session's pytest_unconfigure
     config.pluginmanager.register(session, ROLE_PLUGIN_NAMES[role])
     config.pluginmanager.register(fixtures, "ws_resilience.fixtures")
-    config.pluginmanager.register(loop_scoped_fixtures(loop_scope), "ws_resilience.loop_fixtures")
+    config.pluginmanager.register(
+        loop_scoped_fixtures(loop_scope, session.current_test), "ws_resilience.loop_fixtures"
+    )
 
 
 def _role_class(role: Role) -> type[WsSession]:

@@ -20,12 +20,13 @@ and what the client fixtures connect with (`pytest_ws_resilience.plugin.session_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+import pytest_asyncio.plugin
 
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.plugin.options import locust_master_option
@@ -35,7 +36,7 @@ from pytest_ws_resilience.plugin.session_defaults import (
     client_user,
     fresh_user,
 )
-from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY, CurrentTest
 from pytest_ws_resilience.plugin.watch import test_watch
 
 if TYPE_CHECKING:
@@ -53,50 +54,98 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.pool.pool import ConnectionPool
     from pytest_ws_resilience.servers.under_test import ServerUnderTest
 
-__all__ = ["loop_scoped_fixtures"]
+__all__ = ["in_test_loop", "loop_scoped_fixtures", "runner_fixture"]
 
 
-def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
+#: What a fixture in the tests' loop does, given the loop: a generator (setup, yield
+#: the value, teardown).
+_FixtureBody = Callable[[asyncio.AbstractEventLoop], Iterator[Any]]
+
+
+def runner_fixture(loop_scope: LoopScope) -> str:
+    """The name of pytest-asyncio's runner fixture for ``loop_scope`` (its tests and
+    async fixtures ask for it by that name), checked once at configure time.
+
+    Raises:
+        pytest.UsageError: this pytest-asyncio has no such fixture (1.0 named its loops
+            otherwise): one line naming the versions that work.
+    """
+    name = f"_{loop_scope}_scoped_runner"
+    if not hasattr(pytest_asyncio.plugin, name):
+        raise pytest.UsageError(
+            f"pytest-asyncio {getattr(pytest_asyncio, '__version__', '?')} has no {name} "
+            "fixture: pytest-ws-resilience needs pytest-asyncio>=1.1,<2"
+        )
+    return name
+
+
+def in_test_loop(loop_scope: LoopScope, name: str, body: _FixtureBody) -> Any:
+    """A synchronous fixture ``name`` that runs ``body`` with the tests' event loop.
+
+    The loop is pytest-asyncio's runner's, taken as an argument: pytest sets the runner
+    up first and tears it down after ``body`` has finished (in reverse order of setup).
+    As a ``pytest_asyncio.fixture``, the fixture would pay on every test for the
+    wrapper pytest-asyncio builds around it (a second look-up of the runner, a
+    finalizer, a patched fixture function, the loop made current), and as an argument
+    pytest's ``request`` costs a fixture definition more, read from a signature, each
+    of the three times pytest resolves it: together a fifth of what the plugin adds to
+    a ``ws_client`` test (``benchmarks/suite_overhead.py``). ``body`` learns its test
+    from `pytest_ws_resilience.plugin.stash.CurrentTest` instead.
+    """
+    runner_name = runner_fixture(loop_scope)
+
+    # pytest reads a fixture's arguments from its signature: one per runner name.
+    def on_session_loop(_session_scoped_runner: asyncio.Runner) -> Iterator[Any]:
+        yield from body(_session_scoped_runner.get_loop())
+
+    def on_function_loop(_function_scoped_runner: asyncio.Runner) -> Iterator[Any]:
+        yield from body(_function_scoped_runner.get_loop())
+
+    fixture = on_session_loop if runner_name == "_session_scoped_runner" else on_function_loop
+    fixture.__doc__ = body.__doc__
+    fixture.__qualname__ = fixture.__name__ = name
+    return pytest.fixture(name=name)(fixture)
+
+
+def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleType:
     """Build the event-loop-bound fixtures for ``loop_scope``, as a plugin module.
 
     pytest-asyncio needs a fixture's loop scope when the fixture is defined; this one is
     configurable (ini ``ws_loop_scope``), so the fixtures are defined here, at configure
-    time, and registered as a plugin.
+    time, and registered as a plugin. ``current`` says which test the client fixtures
+    serve (set by the session's setup hook).
     """
 
     def client_factory(
-        request: pytest.FixtureRequest,
-    ) -> tuple[asyncio.AbstractEventLoop, TestClientFactory, ClientInputs]:
-        """The test's loop (made current for these fixtures by pytest-asyncio), a factory
-        of clients watched by the test, and what they connect with (`client_inputs`)."""
+        loop: asyncio.AbstractEventLoop,
+    ) -> tuple[TestClientFactory, ClientInputs, pytest.Item]:
+        """A factory of clients watched by the current test, what they connect with
+        (`client_inputs`), and the test."""
         from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
 
-        inputs = client_inputs(request)
+        item = current.require("the client fixtures")
+        inputs = client_inputs(item)
 
         def new_user() -> TestUser:
-            return fresh_user(request, inputs)
+            return fresh_user(item, inputs)
 
-        loop = asyncio.get_event_loop()
-        watch = test_watch(request.node)
         factory = TestClientFactory(
             inputs.server.url,
             inputs.settings,
             new_user,
-            watch,
+            test_watch(item),
             loop=loop,
             loop_scope=loop_scope,
         )
-        return loop, factory, inputs
+        return factory, inputs, item
 
     # ws_client_factory and ws_client, which nearly every test uses, are synchronous
-    # fixtures in the test's event loop: they connect and close with run_until_complete.
-    # An async fixture would pay for a runner turn of its own at setup and at teardown
-    # (signal handlers, a context copy) on every test (benchmarks/suite_overhead.py).
-    # pytest-asyncio runs a synchronous fixture in the loop too; its stubs say async only.
-    # They take only `request`: their server, settings and users are the session's own
-    # unless a conftest overrides one (`pytest_ws_resilience.plugin.session_defaults`).
-    @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
-    def ws_client_factory(request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
+    # fixtures in the test's event loop (`in_test_loop`): they connect and close with
+    # run_until_complete. An async fixture would pay for a runner turn of its own at
+    # setup and at teardown (signal handlers, a context copy) on every test. Their
+    # server, settings and users are the session's own unless a conftest overrides one
+    # (`pytest_ws_resilience.plugin.session_defaults`).
+    def ws_client_factory(loop: asyncio.AbstractEventLoop) -> Iterator[ClientFactory]:
         """``await ws_client_factory(user=None, *, token=None, url=None, path=None,
         path_params=None, auth=None, headers=None, origin=None, ...)``.
 
@@ -109,21 +158,20 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
         settings' connection options; other keywords go to `WsClient`. Every client made
         here is closed at teardown, concurrently and bounded.
         """
-        loop, factory, _ = client_factory(request)
+        factory, _, _ = client_factory(loop)
         try:
             yield factory
         finally:
             loop.run_until_complete(factory.aclose())
 
-    @pytest_asyncio.fixture(loop_scope=loop_scope)  # type: ignore[type-var]
-    def ws_client(request: pytest.FixtureRequest) -> Iterator[WsClient]:
+    def ws_client(loop: asyncio.AbstractEventLoop) -> Iterator[WsClient]:
         """A connected `WsClient` for ``ws_user`` on ``ws_server`` with ``ws_settings``,
         closed (bounded) at teardown: a client factory's one client (its own factory,
         not the ``ws_client_factory`` fixture, which would be a fixture more on every
         test)."""
-        loop, factory, inputs = client_factory(request)
+        factory, inputs, item = client_factory(loop)
         try:
-            yield loop.run_until_complete(factory(client_user(request, inputs)))
+            yield loop.run_until_complete(factory(client_user(item, inputs)))
         finally:
             loop.run_until_complete(factory.aclose())
 
@@ -275,8 +323,8 @@ def loop_scoped_fixtures(loop_scope: LoopScope) -> ModuleType:
     module = ModuleType(f"pytest_ws_resilience.plugin.loop_fixtures[{loop_scope}]")
     module.__doc__ = f"Event-loop-bound fixtures of pytest-ws-resilience ({loop_scope} loops)."
     fixtures = {
-        "ws_client_factory": ws_client_factory,
-        "ws_client": ws_client,
+        "ws_client_factory": in_test_loop(loop_scope, "ws_client_factory", ws_client_factory),
+        "ws_client": in_test_loop(loop_scope, "ws_client", ws_client),
         "_ws_shared_pool": _ws_shared_pool,
         "ws_pool": ws_pool,
         "ws_chaos": ws_chaos,

@@ -35,6 +35,7 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import ServiceError
 from pytest_ws_resilience.plugin import service_rules as rules
 from pytest_ws_resilience.plugin.handoff import RunHandoff
+from pytest_ws_resilience.plugin.stash import CurrentTest
 from pytest_ws_resilience.plugin.watch import test_watch
 from pytest_ws_resilience.redaction import redact
 from pytest_ws_resilience.servers.engine import docker_client, docker_unavailable_reason
@@ -103,9 +104,17 @@ class ServicesRuntime:
         run: what every process of the run agrees on (run id, owner pid, state dir).
         owns_run: True in the process that reaps at the start and removes at the end
             (the only process, or the xdist controller); False on an xdist worker.
+        current: the process's current test (the session's), None: a holder of its own.
     """
 
-    def __init__(self, settings: WsSettings, run: RunHandoff, *, owns_run: bool) -> None:
+    def __init__(
+        self,
+        settings: WsSettings,
+        run: RunHandoff,
+        *,
+        owns_run: bool,
+        current: CurrentTest | None = None,
+    ) -> None:
         self.settings = settings
         self.run = run
         self.owns_run = owns_run
@@ -116,7 +125,7 @@ class ServicesRuntime:
         #: may be a minute): name -> the failure's reason and full text.
         self.failures: dict[str, _Unavailable] = {}
         #: The test being set up, run or torn down (its services are recorded on it).
-        self.current_item: pytest.Item | None = None
+        self.current = current if current is not None else CurrentTest()
         #: Services this process started (or adopted), one line each ("name: how"),
         #: for the terminal summary and the report.
         self.started: list[str] = []
@@ -287,7 +296,8 @@ class ServicesRuntime:
             raise _Unavailable(
                 rules.unavailable_reason(spec.name, err.message), err.message
             ) from None
-        test = f" for {self.current_item.name}" if self.current_item is not None else ""
+        item = self.current.item
+        test = f" for {item.name}" if item is not None else ""
         self._record_start(handle, how=f"started private{test}", timed=True)
         return handle
 
@@ -312,7 +322,7 @@ class ServicesRuntime:
     # -- what a test used -----------------------------------------------------------------
 
     def record_use(self, title: str, handle: ServiceHandle) -> None:
-        item = self.current_item
+        item = self.current.item
         if item is None:
             return
         watch = test_watch(item)
@@ -324,8 +334,8 @@ class ServicesRuntime:
         """Skip the current test, or fail it under ``--ws-require-services``."""
         if rules.skip_or_fail(required=self.settings.services.required) == "fail":
             pytest.fail(redact(failure.failure_text()), pytrace=False)
-        if self.current_item is not None:
-            self.current_item.stash[_SKIP_REASON_KEY] = failure.reason
+        if self.current.item is not None:
+            self.current.item.stash[_SKIP_REASON_KEY] = failure.reason
         pytest.skip(redact(failure.reason))
 
     def annotate_report(self, item: pytest.Item, report: pytest.TestReport) -> None:

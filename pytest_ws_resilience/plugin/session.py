@@ -55,7 +55,7 @@ from pytest_ws_resilience.plugin.scheduling import mark_groups
 from pytest_ws_resilience.plugin.service_rules import services_marker_names
 from pytest_ws_resilience.plugin.services import ServicesRuntime
 from pytest_ws_resilience.plugin.session_defaults import close_session_defaults
-from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY
+from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY, CurrentTest
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.redaction import redact
 
@@ -136,7 +136,12 @@ class WsSession:
         self.config = config
         self.settings = settings
         self.run = run
-        self.services = ServicesRuntime(settings, run, owns_run=self.owns_run)
+        #: The test being set up, run or torn down: the services and the client
+        #: fixtures serve it.
+        self.current_test = CurrentTest()
+        self.services = ServicesRuntime(
+            settings, run, owns_run=self.owns_run, current=self.current_test
+        )
         self.report = ReportCollector(
             config,
             settings,
@@ -269,7 +274,7 @@ class WsSession:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         arm_replay_timer(item)  # before pytest-benchmark builds the benchmark fixture
         add_test_start(item)  # before pytest fills the test's fixtures
-        self.services.current_item = item
+        self.current_test.item = item
         # A malformed ws_env marker on an item the Python collector did not check.
         marker = plan_test(item).ws_env
         if marker is not None:
@@ -306,7 +311,7 @@ class WsSession:
         try:
             result = yield
         finally:
-            self.services.current_item = None
+            self.current_test.item = None
         check_nothing_unchecked(item)  # every fixture of the test has finished
         return result
 

@@ -6,14 +6,14 @@ conftest that overrides one of them (or ``ws_tokens``, ``ws_user_factory``) must
 followed. Asking pytest is what follows an override, but pytest 9 resolves every fixture
 a fixture takes on every test, cached or not: five names more in each test's closure
 cost a ``ws_client`` test about a tenth of its time (``benchmarks/suite_overhead.py``).
-So the client fixtures take only ``request`` and decide, once per module
-(`own_inputs`):
+So the client fixtures take none of them (only pytest-asyncio's runner, for the loop)
+and decide, for the test they serve, once per module (`own_inputs`):
 
 - no override visible to the test: the session's own values, kept here, the same
   objects the public fixtures return (``ws_client.user`` is ``ws_user`` when the test
   also takes ``ws_user``);
-- an override: every input through ``request.getfixturevalue``, as a fixture
-  argument would be.
+- an override: every input through pytest's request of the test (`fixture_value`),
+  as a fixture argument would be.
 
 This module imports no other glue than the shared state (`pytest_ws_resilience.plugin.
 stash`); what it delegates to (tokens, servers) is imported at first use.
@@ -42,6 +42,7 @@ __all__ = [
     "client_inputs",
     "client_user",
     "close_session_defaults",
+    "fixture_value",
     "fresh_user",
     "own_inputs",
     "session_defaults",
@@ -161,34 +162,53 @@ class ClientInputs(NamedTuple):
     defaults: SessionDefaults | None
 
 
-def client_inputs(request: pytest.FixtureRequest) -> ClientInputs:
-    """The server and settings of a client fixture (``ws_client``, ``ws_client_factory``):
-    the session's own, or, when the test sees an override of any of `CLIENT_INPUTS`,
-    the fixtures' values."""
-    if own_inputs(request.node):
-        defaults = session_defaults(request.config)
-        return ClientInputs(defaults.server(request.session), defaults.settings, defaults)
-    server: ServerUnderTest = request.getfixturevalue("ws_server")
-    settings: WsSettings = request.getfixturevalue("ws_settings")
+def client_inputs(item: pytest.Item) -> ClientInputs:
+    """The server and settings of a client fixture (``ws_client``, ``ws_client_factory``)
+    serving ``item``: the session's own, or, when the test sees an override of any of
+    `CLIENT_INPUTS`, the fixtures' values."""
+    if own_inputs(item):
+        defaults = session_defaults(item.config)
+        return ClientInputs(defaults.server(item.session), defaults.settings, defaults)
+    server: ServerUnderTest = fixture_value(item, "ws_server")
+    settings: WsSettings = fixture_value(item, "ws_settings")
     return ClientInputs(server, settings, None)
 
 
-def client_user(request: pytest.FixtureRequest, inputs: ClientInputs) -> TestUser:
+def client_user(item: pytest.Item, inputs: ClientInputs) -> TestUser:
     """``ws_user``'s value: the fixture's when the test takes it too or overrides it (the
     same user then), else a fresh one, as the plugin's ``ws_user`` makes it."""
-    if inputs.defaults is None or "ws_user" in getattr(request.node, "fixturenames", ()):
-        user: TestUser = request.getfixturevalue("ws_user")
+    if inputs.defaults is None or "ws_user" in getattr(item, "fixturenames", ()):
+        user: TestUser = fixture_value(item, "ws_user")
         return user
     return inputs.defaults.user()
 
 
-def fresh_user(request: pytest.FixtureRequest, inputs: ClientInputs) -> TestUser:
+def fresh_user(item: pytest.Item, inputs: ClientInputs) -> TestUser:
     """A fresh user: ``ws_user_factory()``, from the session's tokens when the factory
     is the plugin's own."""
     if inputs.defaults is not None:
         return inputs.defaults.user()
-    factory: Callable[[], TestUser] = request.getfixturevalue("ws_user_factory")
+    factory: Callable[[], TestUser] = fixture_value(item, "ws_user_factory")
     return factory()
+
+
+def fixture_value(item: pytest.Item, name: str) -> Any:
+    """Fixture ``name``'s value for ``item``, as a fixture argument would get it: from
+    pytest's request of the test (pytest's ``_request`` of the item, which
+    pytest-asyncio's tests use too). Set up now if the test had not yet, it is torn
+    down after the client fixture that asked (pytest finishes in reverse order).
+
+    Raises:
+        RuntimeError: an item pytest made no fixture request for (not a test function
+            or a doctest): one line naming the test and the fixture.
+    """
+    request: pytest.FixtureRequest | None = getattr(item, "_request", None)
+    if request is None:
+        raise RuntimeError(
+            f"{item.nodeid}: cannot get fixture {name} for a {type(item).__name__} "
+            "(pytest made no fixture request for it)"
+        )
+    return request.getfixturevalue(name)
 
 
 def own_inputs(item: pytest.Item) -> bool:

@@ -28,7 +28,34 @@ __all__ = [
     "SERVER_URLS_KEY",
     "SERVICES_KEY",
     "SETTINGS_KEY",
+    "CurrentTest",
 ]
+
+
+class CurrentTest:
+    """The test this process is setting up, running or tearing down (None between
+    tests), for the session-wide parts that serve it without pytest's ``request``: the
+    services and the client fixtures.
+
+    The session's setup hook sets it before pytest fills the test's fixtures; its
+    teardown hook clears it once the last fixture has finished.
+    """
+
+    __slots__ = ("item",)
+
+    def __init__(self) -> None:
+        self.item: pytest.Item | None = None
+
+    def require(self, what: str) -> pytest.Item:
+        """The current test, for ``what``; an error naming ``what`` between tests."""
+        item = self.item
+        if item is None:
+            raise RuntimeError(
+                f"{what} ran outside a test's setup, call or teardown (a hook of another "
+                "plugin asked for it before pytest-ws-resilience's setup hook?)"
+            )
+        return item
+
 
 # -- on config.stash: one per process --------------------------------------------------
 

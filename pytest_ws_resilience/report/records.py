@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_ws_resilience.client.metrics import ClientMetrics, Counters
 
@@ -35,11 +35,11 @@ __all__ = [
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
 
-@dataclass(frozen=True)
-class PhaseResult:
+class PhaseResult(NamedTuple):
     """One phase (setup, call, teardown) of a test, as pytest reported it.
 
     ``start`` / ``stop`` are wall-clock seconds (pytest's ``TestReport.start/stop``).
+    A named tuple: three are made for every test of the run.
     """
 
     when: str
@@ -362,28 +362,43 @@ def build_record(
     Args:
         chaos_faults: one mapping per chaos proxy of the test, faults applied by kind.
     """
-    outcome, skip_reason = test_outcome(phases)
-    # Built once per test, most of them with no client: the sums and sorts only when
-    # there is something to sum or sort.
-    usages = list(clients)
+    # Built once per test of the run: the usual case (every phase passed, one client or
+    # none, no proxy, no storm) takes no sort, no sum and no second look at the phases.
+    if all(p.outcome == "passed" and not p.xfail for p in phases):
+        outcome, skip_reason, body_passed = "passed", None, False
+    else:
+        outcome, skip_reason = test_outcome(phases)
+        body_passed = passed_before_error(phases)
+    started = finished = duration = 0.0
+    for i, phase in enumerate(phases):
+        duration += phase.duration
+        if i == 0 or phase.start < started:
+            started = phase.start
+        if i == 0 or phase.stop > finished:
+            finished = phase.stop
+    usages = clients if isinstance(clients, list) else list(clients)
     connections: tuple[ConnectionRecord, ...] = ()
     total = _NO_COUNTERS
-    if usages:
+    if len(usages) == 1 and len(usages[0].connections) <= 1:
+        total, connections = usages[0].counters, usages[0].connections
+    elif usages:
         total = sum((u.counters for u in usages), Counters())
         by_start = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
         connections = tuple(by_start)
-    faults: Counter[str] = Counter()
+    faults: dict[str, int] = {}
     proxies = 0
     for per_proxy in chaos_faults:
         proxies += 1
-        faults.update({k: v for k, v in per_proxy.items() if v})
+        for kind, count in per_proxy.items():
+            if count:
+                faults[kind] = faults.get(kind, 0) + count
     return TestRecord(
         nodeid=nodeid,
         outcome=outcome,
         worker=worker,
-        started_at=min((p.start for p in phases), default=0.0),
-        finished_at=max((p.stop for p in phases), default=0.0),
-        duration_s=sum(p.duration for p in phases),
+        started_at=started,
+        finished_at=finished,
+        duration_s=duration,
         skip_reason=skip_reason,
         connections=connections,
         messages_sent=total.sent,
@@ -392,11 +407,11 @@ def build_record(
         bytes_received=total.bytes_received,
         retries=total.retries,
         isolation=isolation,
-        chaos_faults=dict(faults),
+        chaos_faults=faults,
         chaos_proxies=proxies,
-        services=tuple(dict.fromkeys(services)),
+        services=tuple(dict.fromkeys(services)) if services else (),
         pool_hits=pool_hits,
         pool_misses=pool_misses,
-        storms=tuple(json_ready(dict(s)) for s in storms),
-        passed_before_error=passed_before_error(phases),
+        storms=tuple(json_ready(dict(s)) for s in storms) if storms else (),
+        passed_before_error=body_passed,
     )

@@ -1,30 +1,55 @@
 """Where ``ws_client`` and ``ws_client_factory`` get their server, settings and users
 (issue 16): the session's own values when nothing is overridden, without those fixtures
-in the test's closure; a conftest's override of any of them, followed.
+(or pytest's ``request``) in the test's closure; a conftest's override of any of them,
+followed; the test they serve, from the plugin's setup hook.
 
 pytester runs with ``-p ws_resilience`` and the embedded reference server, as users run.
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from pytest_ws_resilience.plugin.stash import CurrentTest
+
 INPUTS = ("ws_server", "ws_settings", "ws_tokens", "ws_user_factory", "ws_user")
+
+# Each test's closure as pytest collected it, and what each fixture asked for.
+CLOSURES_CONFTEST = """
+CLOSURES = {}
+ARGUMENTS = {}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        CLOSURES[item.name] = list(item.fixturenames)
+
+
+def pytest_fixture_setup(fixturedef):
+    ARGUMENTS[fixturedef.argname] = fixturedef.argnames
+"""
 
 PLAIN = f"""
 import jwt
 import pytest
+
+from conftest import ARGUMENTS, CLOSURES
 
 INPUTS = {INPUTS!r}
 SEEN = {{}}
 
 
 @pytest.mark.asyncio
-async def test_closure_has_no_inputs(request, ws_client):
-    # pytest resolves every name of the closure on every test: the inputs are not in it.
+async def test_closure_has_no_inputs(ws_client):
+    # pytest resolves every name of the closure on every test: the inputs are not in
+    # it, and ws_client takes only pytest-asyncio's runner (its loop), not pytest's
+    # request (a fixture definition more, three times a test).
     await ws_client.send_json({{"type": "ping"}})
     await ws_client.expect(type="pong")
-    assert not set(INPUTS) & set(request.fixturenames)
+    assert not set(INPUTS) & set(CLOSURES["test_closure_has_no_inputs"])
+    assert ARGUMENTS["ws_client"] == ("_function_scoped_runner",)
     SEEN["url"] = ws_client.url
 
 
@@ -53,6 +78,7 @@ async def test_factory_users_are_fresh(ws_client_factory, ws_user):
 
 
 def test_without_overrides_the_inputs_are_the_sessions_own(ws_pytester):
+    ws_pytester.makeconftest(CLOSURES_CONFTEST)
     ws_pytester.makepyfile(test_plain=PLAIN)
     result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-v")
     result.assert_outcomes(passed=4)
@@ -193,3 +219,79 @@ def _dedent(text: str) -> str:
     import textwrap
 
     return textwrap.dedent(text).lstrip()
+
+
+def test_in_the_session_loop_the_client_fixtures_take_its_runner(ws_pytester):
+    # ws_loop_scope = session: the fixtures take pytest-asyncio's session runner and
+    # connect in the loop every test of the session runs in.
+    ws_pytester.makeini(
+        """
+        [pytest]
+        asyncio_mode = strict
+        asyncio_default_fixture_loop_scope = function
+        asyncio_default_test_loop_scope = session
+        ws_loop_scope = session
+        """
+    )
+    ws_pytester.makeconftest(CLOSURES_CONFTEST)
+    ws_pytester.makepyfile(
+        """
+        import asyncio
+
+        import pytest
+
+        from conftest import ARGUMENTS
+
+        LOOPS = []
+
+
+        @pytest.mark.asyncio
+        @pytest.mark.parametrize("n", range(2))
+        async def test_client(ws_client, n):
+            LOOPS.append(asyncio.get_running_loop())
+            await ws_client.send_json({"type": "ping", "n": n})
+            await ws_client.expect(type="pong", n=n)
+            assert ARGUMENTS["ws_client"] == ("_session_scoped_runner",)
+
+
+        @pytest.mark.asyncio
+        async def test_factory(ws_client_factory):
+            client = await ws_client_factory()
+            await client.send_json({"type": "ping"})
+            await client.expect(type="pong")
+            assert LOOPS[0] is LOOPS[1] is asyncio.get_running_loop()
+            assert ARGUMENTS["ws_client_factory"] == ("_session_scoped_runner",)
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_current_test_is_required_between_tests():
+    # No I/O. pytest sets up no function fixture of a test before its runner's setup
+    # hook, which comes after the plugin's (tryfirst): a client fixture always finds its
+    # test. Should that ever change, the fixture says so in one line, never serves
+    # the previous test.
+    current = CurrentTest()
+    with pytest.raises(RuntimeError, match=r"^the client fixtures ran outside a test's setup"):
+        current.require("the client fixtures")
+    item = cast(pytest.Item, object())
+    current.item = item
+    assert current.require("the client fixtures") is item
+
+
+def test_a_pytest_asyncio_without_runner_fixtures_is_one_clear_error(monkeypatch):
+    # No I/O: the name check made once at configure time (pytest-asyncio 1.0 named its
+    # loop fixtures otherwise).
+    import pytest_asyncio.plugin
+
+    from pytest_ws_resilience.plugin.loop_fixtures import runner_fixture
+
+    assert runner_fixture("session") == "_session_scoped_runner"
+    monkeypatch.delattr(pytest_asyncio.plugin, "_function_scoped_runner")
+    with pytest.raises(pytest.UsageError) as caught:
+        runner_fixture("function")
+    message = str(caught.value)
+    assert "_function_scoped_runner" in message
+    assert "pytest-asyncio>=1.1,<2" in message
+    assert "\n" not in message
