@@ -104,6 +104,14 @@ class ConnectionOptions:
     ) -> ConnectionOptions:
         """These options with a client's own on top: given headers are added (a header
         of the same name replaces the configured one), other values replace."""
+        if (
+            not headers
+            and origin is None
+            and subprotocols is None
+            and user_agent is None
+            and compression is None
+        ):
+            return self  # most clients: the configured options as they are
         merged_headers = self.headers
         if headers:
             items = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
