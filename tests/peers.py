@@ -30,6 +30,7 @@ __all__ = [
     "flaky_server",
     "late_listener",
     "never_closing_server",
+    "never_reading_server",
     "recording_server",
     "rejecting_server",
     "silent_server",
@@ -230,6 +231,39 @@ async def silent_server() -> AsyncIterator[RawServer]:
 
     async def handle(raw: RawServer, reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> None:
         await _ignore_input(reader)
+
+    async with _raw_server(handle) as raw:
+        yield raw
+
+
+async def _accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Complete the opening handshake (websockets' sans-I/O `ServerProtocol`); False when
+    the client went away first."""
+    protocol = ServerProtocol()
+    while not (events := protocol.events_received()):
+        data = await reader.read(65536)
+        if not data:
+            return False
+        protocol.receive_data(data)
+    request = events[0]
+    assert isinstance(request, Request)
+    protocol.send_response(protocol.accept(request))
+    writer.write(b"".join(protocol.data_to_send()))
+    await writer.drain()
+    return True
+
+
+@contextlib.asynccontextmanager
+async def never_reading_server() -> AsyncIterator[RawServer]:
+    """Completes the handshake, then never reads again: the client's writes fill the
+    socket buffers, then its transport's buffer."""
+
+    async def handle(
+        raw: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if await _accept(reader, writer):
+            raw.handshakes += 1
+            await asyncio.Event().wait()  # until the server stops (its writers aborted)
 
     async with _raw_server(handle) as raw:
         yield raw

@@ -48,8 +48,8 @@ class FailFastConnection(ClientConnection):
 
     def send_data(self) -> None:
         super().send_data()
-        # websockets calls this for every chunk it reads: look further only once a close
-        # frame went out or the parser failed.
+        # websockets calls this for every chunk it reads and every frame it writes:
+        # look further only once a close frame went out or the parser failed.
         protocol = self.protocol
         if self.on_failure is not None and (
             protocol.close_sent is not None or protocol.parser_exc is not None

@@ -88,9 +88,9 @@ def in_test_loop(loop_scope: LoopScope, name: str, body: _FixtureBody) -> Any:
     wrapper pytest-asyncio builds around it (a second look-up of the runner, a
     finalizer, a patched fixture function, the loop made current), and as an argument
     pytest's ``request`` costs a fixture definition more, read from a signature, each
-    of the three times pytest resolves it: together a fifth of what the plugin adds to
-    a ``ws_client`` test (``benchmarks/suite_overhead.py``). ``body`` learns its test
-    from `pytest_ws_resilience.plugin.stash.CurrentTest` instead.
+    of the three times pytest resolves it: together about a quarter of the calls the
+    plugin added to a ``ws_client`` test (``benchmarks/suite_overhead.py``). ``body``
+    learns its test from `pytest_ws_resilience.plugin.stash.CurrentTest` instead.
     """
     runner_name = runner_fixture(loop_scope)
 

@@ -272,9 +272,9 @@ class WsSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.current_test.item = item  # before pytest fills the test's fixtures
         arm_replay_timer(item)  # before pytest-benchmark builds the benchmark fixture
         add_test_start(item)  # before pytest fills the test's fixtures
-        self.current_test.item = item
         # A malformed ws_env marker on an item the Python collector did not check.
         marker = plan_test(item).ws_env
         if marker is not None:

@@ -16,7 +16,7 @@ import tracemalloc
 from dataclasses import replace
 
 import pytest
-from peers import burst_server, never_closing_server, recording_server
+from peers import burst_server, never_closing_server, never_reading_server, recording_server
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.client.eventlog import LogRecord
@@ -294,6 +294,24 @@ async def test_close_is_bounded_against_a_peer_that_never_closes() -> None:
         assert client.closed and not client.connected
         assert server.bytes_after_handshake > 0  # our close frame did go out
         assert client.close_code == 1006  # no close frame came back: abnormal closure
+
+
+@pytest.mark.asyncio
+async def test_close_is_bounded_when_the_peer_stopped_reading() -> None:
+    # The close frame cannot even be written: the socket buffers and the transport's
+    # are full. websockets' close timeout does not cover that write; the client's own
+    # bound does.
+    async with never_reading_server() as server:
+        client = await WsClient(server.url, close_timeout=0.3, recv_timeout=0.3).connect()
+        with pytest.raises(WsTimeoutError, match="the peer stopped reading"):
+            for _ in range(200):  # the kernel's buffers take a few MiB first
+                await client.send_bytes(secrets.token_bytes(1 << 20))
+        transport = client.connection.transport
+        assert transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        started = time.monotonic()
+        await client.close()
+        assert time.monotonic() - started < 0.3 + MARGIN_S
+        assert client.closed and not client.connected
 
 
 @pytest.mark.asyncio
