@@ -71,11 +71,15 @@ def test_a_failing_server_prints_the_minimal_message_and_the_replay(
     project = _project(ws_pytester, test_fuzz=SUITE)
     result = project.runpytest_subprocess("-p", "ws_resilience", _server("surrogate"))
     result.assert_outcomes(failed=1)
+    # The search's seed is the run's (random): the shrink ends at the lone surrogate in
+    # "text", and, from some seeds, with a second mutation it could not undo alone (an
+    # extra key such as "'extra': None", seen once in CI), so the line is matched up to
+    # the surrogate.
     result.stdout.fnmatch_lines(
         [
             "*WsFuzzError: ws_fuzz: * examples, * failing*",
             "*minimal failing message*",
-            "*json {'type': 'user_message', 'text': '\\ud800'}*",
+            "*json {'type': 'user_message', 'text': '\\ud800'*",
             "*broke: the connection closed with 1011*",
             "*replay the message: await ws_fuzz.replay(result.minimal.frame)*",
             "*replay the search: ws_fuzz(..., seed=*), or pytest*--ws-chaos-seed=*",
