@@ -277,19 +277,9 @@ async def never_closing_server() -> AsyncIterator[RawServer]:
     async def handle(
         raw: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        protocol = ServerProtocol()
-        while not (events := protocol.events_received()):
-            data = await reader.read(65536)
-            if not data:
-                return
-            protocol.receive_data(data)
-        request = events[0]
-        assert isinstance(request, Request)
-        protocol.send_response(protocol.accept(request))
-        writer.write(b"".join(protocol.data_to_send()))
-        await writer.drain()
-        raw.handshakes += 1
-        await _ignore_input(reader, raw)
+        if await _accept(reader, writer):
+            raw.handshakes += 1
+            await _ignore_input(reader, raw)
 
     async with _raw_server(handle) as raw:
         yield raw

@@ -104,7 +104,7 @@ class ServicesRuntime:
         run: what every process of the run agrees on (run id, owner pid, state dir).
         owns_run: True in the process that reaps at the start and removes at the end
             (the only process, or the xdist controller); False on an xdist worker.
-        current: the process's current test (the session's), None: a holder of its own.
+        current: the process's current test (the session's `CurrentTest`).
     """
 
     def __init__(
@@ -113,7 +113,7 @@ class ServicesRuntime:
         run: RunHandoff,
         *,
         owns_run: bool,
-        current: CurrentTest | None = None,
+        current: CurrentTest,
     ) -> None:
         self.settings = settings
         self.run = run
@@ -125,7 +125,7 @@ class ServicesRuntime:
         #: may be a minute): name -> the failure's reason and full text.
         self.failures: dict[str, _Unavailable] = {}
         #: The test being set up, run or torn down (its services are recorded on it).
-        self.current = current if current is not None else CurrentTest()
+        self.current = current
         #: Services this process started (or adopted), one line each ("name: how"),
         #: for the terminal summary and the report.
         self.started: list[str] = []

@@ -50,10 +50,7 @@ class CurrentTest:
         """The current test, for ``what``; an error naming ``what`` between tests."""
         item = self.item
         if item is None:
-            raise RuntimeError(
-                f"{what} ran outside a test's setup, call or teardown (a hook of another "
-                "plugin asked for it before pytest-ws-resilience's setup hook?)"
-            )
+            raise RuntimeError(f"{what} ran outside a test's setup, call or teardown")
         return item
 
 

@@ -362,8 +362,8 @@ def build_record(
     Args:
         chaos_faults: one mapping per chaos proxy of the test, faults applied by kind.
     """
-    # Built once per test of the run: the usual case (every phase passed, one client or
-    # none, no proxy, no storm) takes no sort, no sum and no second look at the phases.
+    # Built once per test of the run: the usual case (every phase passed, one connection
+    # or none) takes no sort and no second look at the phases.
     if all(p.outcome == "passed" and not p.xfail for p in phases):
         outcome, skip_reason, body_passed = "passed", None, False
     else:
@@ -376,15 +376,15 @@ def build_record(
             started = phase.start
         if i == 0 or phase.stop > finished:
             finished = phase.stop
-    usages = clients if isinstance(clients, list) else list(clients)
+    usages = list(clients)
     connections: tuple[ConnectionRecord, ...] = ()
     total = _NO_COUNTERS
-    if len(usages) == 1 and len(usages[0].connections) <= 1:
-        total, connections = usages[0].counters, usages[0].connections
-    elif usages:
+    if usages:
         total = sum((u.counters for u in usages), Counters())
-        by_start = sorted((c for u in usages for c in u.connections), key=lambda c: c.opened_at)
-        connections = tuple(by_start)
+        found = [c for u in usages for c in u.connections]
+        if len(found) > 1:
+            found.sort(key=lambda c: c.opened_at)
+        connections = tuple(found)
     faults: dict[str, int] = {}
     proxies = 0
     for per_proxy in chaos_faults:
