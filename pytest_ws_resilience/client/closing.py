@@ -1,12 +1,16 @@
 """Closing, bounded: one connection (`WsClient.close`), and many clients at once (what
 every owner of several clients, the fixtures, the pool, storms, does at its end),
-each written once."""
+each written once; and starting a closing handshake without waiting (`start_closing`),
+so the peer answers while the caller does other work."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from pytest_ws_resilience.client.logs import client_logger
 from pytest_ws_resilience.client.sending import fits_in_buffer
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
 
     from pytest_ws_resilience.client.client import WsClient
 
-__all__ = ["close_clients", "close_connection"]
+__all__ = ["close_clients", "close_connection", "start_closing"]
 
 #: The largest close frame payload: a code and a reason of 123 bytes (RFC 6455, 5.5).
 _MAX_CLOSE_PAYLOAD = 125
@@ -56,6 +60,28 @@ def _bounded_by_websockets(conn: ClientConnection, bound: float) -> bool:
     only its write of the close frame could wait longer, when the buffer is full."""
     timeout = conn.close_timeout
     return timeout is not None and timeout <= bound and fits_in_buffer(conn, _MAX_CLOSE_PAYLOAD)
+
+
+def start_closing(clients: Sequence[WsClient]) -> None:
+    """Write a normal close frame (1000) on each client's open connection, now, without
+    waiting: the peer's close frame and the end of the TCP connection can arrive while
+    the caller does other work, and the client's `close` (always still called) then
+    finds the handshake done or under way, and ends it bounded as ever.
+
+    Synchronous, so it runs outside the event loop too: websockets' sans-I/O protocol
+    makes the frame and the transport writes it at once. Skipped for a connection that
+    is not open, and for one whose write buffer has no room for the frame (then the
+    write could not go out at once: `close` writes it, under its timer).
+    """
+    for client in clients:
+        conn = client.connection
+        if (
+            conn is not None
+            and conn.protocol.state is State.OPEN
+            and fits_in_buffer(conn, _MAX_CLOSE_PAYLOAD)
+        ):
+            conn.protocol.send_close(CloseCode.NORMAL_CLOSURE)
+            conn.send_data()
 
 
 async def close_clients(clients: Sequence[WsClient], bound: float) -> None:

@@ -36,7 +36,7 @@ from pytest_ws_resilience.plugin.session_defaults import (
     client_user,
     fresh_user,
 )
-from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY, CurrentTest
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, EARLY_CLOSE_KEY, RUN_KEY, CurrentTest
 from pytest_ws_resilience.plugin.watch import test_watch
 
 if TYPE_CHECKING:
@@ -139,6 +139,11 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         )
         return factory, inputs, item
 
+    def offer_early_close(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
+        # Its clients may start closing once the body passed, if nothing set up after
+        # fixture ``name`` can still use them (`pytest_ws_resilience.plugin.early_close`).
+        item.stash.setdefault(EARLY_CLOSE_KEY, []).append((name, factory))
+
     # ws_client_factory and ws_client, which nearly every test uses, are synchronous
     # fixtures in the test's event loop (`in_test_loop`): they connect and close with
     # run_until_complete. An async fixture would pay for a runner turn of its own at
@@ -156,9 +161,12 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         endpoint of the server; ``auth`` is a method or a fallback chain; ``headers``,
         ``origin``, ``subprotocols``, ``user_agent`` and ``compression`` go over the
         settings' connection options; other keywords go to `WsClient`. Every client made
-        here is closed at teardown, concurrently and bounded.
+        here is closed at teardown, concurrently and bounded (the close frames sent as
+        soon as a passing body returns, when nothing set up after this fixture can use
+        them: `pytest_ws_resilience.plugin.early_close`).
         """
-        factory, _, _ = client_factory(loop)
+        factory, _, item = client_factory(loop)
+        offer_early_close(item, "ws_client_factory", factory)
         try:
             yield factory
         finally:
@@ -166,10 +174,13 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
 
     def ws_client(loop: asyncio.AbstractEventLoop) -> Iterator[WsClient]:
         """A connected `WsClient` for ``ws_user`` on ``ws_server`` with ``ws_settings``,
-        closed (bounded) at teardown: a client factory's one client (its own factory,
-        not the ``ws_client_factory`` fixture, which would be a fixture more on every
-        test)."""
+        closed (bounded) at teardown, its close frame sent as soon as a passing body
+        returns when nothing set up after this fixture can use it
+        (`pytest_ws_resilience.plugin.early_close`): a client factory's one client (its
+        own factory, not the ``ws_client_factory`` fixture, which would be a fixture
+        more on every test)."""
         factory, inputs, item = client_factory(loop)
+        offer_early_close(item, "ws_client", factory)
         try:
             yield loop.run_until_complete(factory(client_user(item, inputs)))
         finally:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_ws_resilience.client.client import WsClient
-from pytest_ws_resilience.client.closing import close_clients
+from pytest_ws_resilience.client.closing import close_clients, start_closing
 from pytest_ws_resilience.client.jitter import check_seed, jitter_schedule, new_base_seed
 from pytest_ws_resilience.client.metrics import Counters
 from pytest_ws_resilience.client.release import connect_together, options_at
@@ -176,6 +176,11 @@ class TestClientFactory:
         if connect:
             await client.connect()
         return client
+
+    def start_closing(self) -> None:
+        """Start the closing handshake of every client made here, without waiting
+        (`pytest_ws_resilience.client.closing.start_closing`); `aclose` ends them."""
+        start_closing(self._clients)
 
     async def aclose(self) -> None:
         """Close every client made here (the fixture's teardown)."""

@@ -30,6 +30,7 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import shown
 from pytest_ws_resilience.errors import WsHeartbeatWarning
 from pytest_ws_resilience.plugin import options
+from pytest_ws_resilience.plugin.early_close import close_early, withdraw_early_close
 from pytest_ws_resilience.plugin.fixtures import (
     add_test_start,
     arm_replay_timer,
@@ -289,7 +290,8 @@ class WsSession:
 
         A test whose body passed fails here with the isolation report. A test that
         failed on its own keeps its failure, with the report added to it (not as a
-        second error).
+        second error). A test that passed starts closing the clients nothing can use
+        any more (`pytest_ws_resilience.plugin.early_close`).
         """
         watch = item.stash.get(WATCH_KEY, None)
         try:
@@ -304,6 +306,7 @@ class WsSession:
             report = watch.guard.verdict()
             if report is not None:
                 pytest.fail(report, pytrace=False)
+        close_early(item)  # the server answers while pytest reports the body
         return result
 
     @pytest.hookimpl(wrapper=True)
@@ -312,6 +315,7 @@ class WsSession:
             result = yield
         finally:
             self.current_test.item = None
+            withdraw_early_close(item)  # the item lives on to the end of the session
         check_nothing_unchecked(item)  # every fixture of the test has finished
         return result
 

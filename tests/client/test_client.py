@@ -17,8 +17,10 @@ from dataclasses import replace
 
 import pytest
 from peers import burst_server, never_closing_server, never_reading_server, recording_server
+from websockets.protocol import State
 
 from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.client.closing import start_closing
 from pytest_ws_resilience.client.eventlog import LogRecord
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.config.backoff import Backoff
@@ -308,10 +310,30 @@ async def test_close_is_bounded_when_the_peer_stopped_reading() -> None:
                 await client.send_bytes(secrets.token_bytes(1 << 20))
         transport = client.connection.transport
         assert transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        start_closing([client])  # no room for the frame: left to close, under its timer
+        assert client.connection.protocol.state is State.OPEN
         started = time.monotonic()
         await client.close()
         assert time.monotonic() - started < 0.3 + MARGIN_S
         assert client.closed and not client.connected
+
+
+@pytest.mark.asyncio
+async def test_start_closing_sends_the_close_frame_at_once_and_close_ends_it() -> None:
+    async with recording_server() as server:
+        never_connected = WsClient(server.url)
+        client = await WsClient(server.url).connect()
+        start_closing([never_connected, client])  # synchronous: no turn of the loop
+        assert never_connected.connection is None
+        assert client.connection.protocol.state is State.CLOSING
+        # The frame went out without close(): the server answers it.
+        assert await client.expect_close(1000, within=PROMPT_S) == 1000
+        start_closing([client])  # no longer open: nothing to write
+        await asyncio.wait_for(client.close(), timeout=PROMPT_S)
+        assert client.closed and client.close_code == 1000
+        assert client.metrics.spans[-1].closed_by == "client"
+        with pytest.raises(WsResilienceError):
+            await client.send_text("late")
 
 
 @pytest.mark.asyncio
