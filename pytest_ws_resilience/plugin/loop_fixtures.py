@@ -107,6 +107,19 @@ def in_test_loop(loop_scope: LoopScope, name: str, body: _FixtureBody) -> Any:
     return pytest.fixture(name=name)(fixture)
 
 
+def _check_idle(loop: asyncio.AbstractEventLoop, name: str) -> None:
+    """Fixture ``name`` runs ``loop`` until its setup is done: the loop must not be
+    running already, as it is when an ``async`` fixture or test asks for ``name`` with
+    ``request.getfixturevalue`` (a one-line error, not asyncio's)."""
+    if loop.is_running():
+        pytest.fail(
+            f"{name} was asked for from inside the running event loop (request."
+            f"getfixturevalue in an async fixture or test): take {name} as an argument "
+            "of that fixture or test instead",
+            pytrace=False,
+        )
+
+
 def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleType:
     """Build the event-loop-bound fixtures for ``loop_scope``, as a plugin module.
 
@@ -179,6 +192,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         (`pytest_ws_resilience.plugin.early_close`): a client factory's one client (its
         own factory, not the ``ws_client_factory`` fixture, which would be a fixture
         more on every test)."""
+        _check_idle(loop, "ws_client")  # it connects at setup
         factory, inputs, item = client_factory(loop)
         offer_early_close(item, "ws_client", factory)
         try:

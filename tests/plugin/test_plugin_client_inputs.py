@@ -267,6 +267,61 @@ def test_in_the_session_loop_the_client_fixtures_take_its_runner(ws_pytester):
     result.assert_outcomes(passed=3)
 
 
+def test_asking_for_ws_client_inside_the_running_loop_is_one_clear_error(ws_pytester):
+    # ws_client runs its loop until the connection is open: from an async fixture or
+    # test (the loop already running) that cannot be; the error says how to ask
+    # instead, not asyncio's "This event loop is already running".
+    ws_pytester.makepyfile(
+        """
+        import pytest
+        import pytest_asyncio
+
+
+        @pytest_asyncio.fixture
+        async def fetched(request):
+            return request.getfixturevalue("ws_client")
+
+
+        @pytest.mark.asyncio
+        async def test_fetched_in_an_async_fixture(fetched):
+            pass
+
+
+        @pytest.mark.asyncio
+        async def test_fetched_in_the_test(request):
+            request.getfixturevalue("ws_client")
+
+
+        @pytest.mark.asyncio
+        async def test_the_factory_connects_later_and_works(request):
+            # Its setup runs no loop: only its clients connect, awaited here.
+            client = await request.getfixturevalue("ws_client_factory")()
+            await client.send_json({"type": "ping"})
+            await client.expect(type="pong")
+
+
+        @pytest.fixture
+        def fetched_sync(request):
+            return request.getfixturevalue("ws_client")
+
+
+        @pytest.mark.asyncio
+        async def test_fetched_in_a_sync_fixture_works(fetched_sync):
+            await fetched_sync.send_json({"type": "ping"})
+            await fetched_sync.expect(type="pong")
+        """
+    )
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1, failed=1)
+    line = (
+        "*ws_client was asked for from inside the running event loop (request."
+        "getfixturevalue in an async fixture or test): take ws_client as an argument "
+        "of that fixture or test instead"
+    )
+    result.stdout.fnmatch_lines([line, line], consecutive=False)
+    result.stdout.no_fnmatch_line("*This event loop is already running*")
+
+
 def test_the_current_test_is_required_between_tests():
     # No I/O. pytest sets up no function fixture of a test before its runner's setup
     # hook, which comes after the plugin's (tryfirst): a client fixture always finds its
