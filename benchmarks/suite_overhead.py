@@ -25,9 +25,10 @@ pytest_ws_resilience.testing``), so its CPU is not shared with the side measured
 alternate which side goes first. Per run it takes the wall time of the process and the
 test phase (``pytest_runtestloop``, timed by a small plugin both sides load); the ratios
 are medians over rounds of plugin / raw (the fastest round of each side against the
-other's is printed beside them). Start-up is ``pytest --co -q`` of the same
-projects, interleaved the same way: the difference (plugin - raw) is what every pytest
-process, and every xdist worker, pays before its first test.
+other's is printed beside them, and the ratio of the median steady test of each run,
+which a burst of load on a few of the tests does not move). Start-up is ``pytest --co
+-q`` of the same projects, interleaved the same way: the difference (plugin - raw) is
+what every pytest process, and every xdist worker, pays before its first test.
 
 ``--breakdown`` also counts each side's Python function calls per test (cProfile, from
 the second test on): a figure the machine's load does not move. And it runs the plugin
@@ -84,8 +85,12 @@ if _calls_file:
     _profile = cProfile.Profile()
 
 
+_durations = []
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    started = time.perf_counter()
     try:
         return (yield)
     finally:
@@ -95,6 +100,7 @@ def pytest_runtest_protocol(item, nextitem):
                 _profile.enable()
         else:
             _first_done.append(None)
+            _durations.append(time.perf_counter() - started)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -107,7 +113,8 @@ def pytest_runtestloop(session):
         first, first_cpu = _first_done[0] if _first_done else (started, cpu)
         with open(os.environ["SUITE_CLOCK_FILE"], "w") as out:
             times = (now - started, now_cpu - cpu, now - first, now_cpu - first_cpu)
-            out.write(" ".join(repr(t) for t in times))
+            median = sorted(_durations)[len(_durations) // 2] if _durations else 0.0
+            out.write(" ".join(repr(t) for t in (*times, median)))
         if _calls_file:
             _profile.disable()
             calls = sum(row[1] for row in pstats.Stats(_profile).stats.values())
@@ -376,6 +383,9 @@ class Run:
     phase_cpu: float
     steady: float = 0.0
     steady_cpu: float = 0.0
+    #: The median steady test's wall time (a burst of load on a few tests moves the
+    #: sum, not the median).
+    median_test: float = 0.0
 
 
 def run_pytest(
@@ -403,8 +413,8 @@ def run_pytest(
         )
     if not clock.exists():  # --co: no test phase
         return Run(wall, 0.0, 0.0)
-    phase, cpu, steady, steady_cpu = (float(x) for x in clock.read_text().split())
-    return Run(wall, phase, cpu, steady, steady_cpu)
+    phase, cpu, steady, steady_cpu, median_test = (float(x) for x in clock.read_text().split())
+    return Run(wall, phase, cpu, steady, steady_cpu, median_test)
 
 
 def interleaved(
@@ -549,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         fastest = _fastest_ratio(runs, name, "raw", "steady")
         fastest_cpu = _fastest_ratio(runs, name, "raw", "steady_cpu")
         print(f"  per test, fastest rounds {fastest:.3f}x (CPU {fastest_cpu:.3f}x)")
+        median_test = _ratio(runs, name, "raw", "median_test")
+        print(f"  median test {median_test:.3f}x (each run's median test, then the median)")
         print(f"  whole test phase {phase:.3f}x (first test included); process wall {wall:.3f}x")
         print(
             f"  pytest --co start-up {startup:+.3f} s (target <= +{STARTUP_TARGET_S} s) "
@@ -573,9 +585,10 @@ def main(argv: list[str] | None = None) -> int:
         gain = _ratio(runs, "ws_client", "ws_client before", "steady")
         gain_cpu = _ratio(runs, "ws_client", "ws_client before", "steady_cpu")
         gain_fastest = _fastest_ratio(runs, "ws_client", "ws_client before", "steady")
+        gain_median = _ratio(runs, "ws_client", "ws_client before", "median_test")
         print(
             f"ws_client / ws_client before: per test {gain:.3f}x (CPU {gain_cpu:.3f}x, "
-            f"fastest rounds {gain_fastest:.3f}x)"
+            f"fastest rounds {gain_fastest:.3f}x, median test {gain_median:.3f}x)"
         )
     return 1 if (missed and args.strict) else 0
 
