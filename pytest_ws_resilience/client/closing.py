@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from websockets.frames import CloseCode
-from websockets.protocol import State
 
 from pytest_ws_resilience.client.logs import client_logger
 from pytest_ws_resilience.client.sending import fits_in_buffer
@@ -75,11 +74,7 @@ def start_closing(clients: Sequence[WsClient]) -> None:
     """
     for client in clients:
         conn = client.connection
-        if (
-            conn is not None
-            and conn.protocol.state is State.OPEN
-            and fits_in_buffer(conn, _MAX_CLOSE_PAYLOAD)
-        ):
+        if client.connected and conn is not None and fits_in_buffer(conn, _MAX_CLOSE_PAYLOAD):
             conn.protocol.send_close(CloseCode.NORMAL_CLOSURE)
             conn.send_data()
 

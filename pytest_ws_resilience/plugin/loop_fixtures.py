@@ -120,6 +120,12 @@ def _check_idle(loop: asyncio.AbstractEventLoop, name: str) -> None:
         )
 
 
+def _offer_early_close(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
+    """The clients of fixture ``name`` may start closing once the body passed, if nothing
+    set up after it can still use them (`pytest_ws_resilience.plugin.early_close`)."""
+    item.stash.setdefault(EARLY_CLOSE_KEY, []).append((name, factory))
+
+
 def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleType:
     """Build the event-loop-bound fixtures for ``loop_scope``, as a plugin module.
 
@@ -152,11 +158,6 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         )
         return factory, inputs, item
 
-    def offer_early_close(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
-        # Its clients may start closing once the body passed, if nothing set up after
-        # fixture ``name`` can still use them (`pytest_ws_resilience.plugin.early_close`).
-        item.stash.setdefault(EARLY_CLOSE_KEY, []).append((name, factory))
-
     # ws_client_factory and ws_client, which nearly every test uses, are synchronous
     # fixtures in the test's event loop (`in_test_loop`): they connect and close with
     # run_until_complete. An async fixture would pay for a runner turn of its own at
@@ -179,7 +180,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         them: `pytest_ws_resilience.plugin.early_close`).
         """
         factory, _, item = client_factory(loop)
-        offer_early_close(item, "ws_client_factory", factory)
+        _offer_early_close(item, "ws_client_factory", factory)
         try:
             yield factory
         finally:
@@ -194,7 +195,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         more on every test)."""
         _check_idle(loop, "ws_client")  # it connects at setup
         factory, inputs, item = client_factory(loop)
-        offer_early_close(item, "ws_client", factory)
+        _offer_early_close(item, "ws_client", factory)
         try:
             yield loop.run_until_complete(factory(client_user(item, inputs)))
         finally:
