@@ -130,14 +130,18 @@ def ws_server(
         own.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ws_user_factory(ws_tokens: TokenFactory) -> UserFactory:
     """``ws_user_factory(*, ttl=None, **claims) -> TestUser``: a fresh user with a valid
     token; ``ttl`` (seconds) makes it short-lived (``user.expires_at`` says when it
     expires), for tests of what a server does when a connection's token expires.
 
-    Session-scoped: it holds no state of a test (every call mints a fresh user), and a
-    cached fixture costs each test far less of pytest's machinery than a new one."""
+    Function-scoped, so it mints with the ``ws_tokens`` the test sees: pytest caches a
+    session-scoped fixture once, with the first test's dependencies, and a conftest that
+    overrides ``ws_tokens`` for one directory would get users of another factory when a
+    test elsewhere ran first. The client fixtures do not take it (see
+    `pytest_ws_resilience.plugin.session_defaults`), so a ``ws_client`` test does not
+    pay for it. A session-scoped fixture of your own mints with ``ws_tokens.user()``."""
 
     def make_user(*, ttl: float | None = None, **claims: Any) -> TestUser:
         return ws_tokens.user(ttl=ttl, **claims)

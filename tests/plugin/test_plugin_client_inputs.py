@@ -119,8 +119,13 @@ OVERRIDES = {
 }
 
 
+@pytest.mark.parametrize("outside_first", [False, True], ids=["inside-first", "outside-first"])
 @pytest.mark.parametrize("name", sorted(OVERRIDES))
-def test_an_overridden_user_source_is_followed_only_where_it_is_visible(ws_pytester, name):
+def test_an_overridden_user_source_is_followed_only_where_it_is_visible(
+    ws_pytester, name, outside_first
+):
+    # In either order: a session-scoped ws_user_factory, made for the first test that
+    # took it, minted the other directory's users with the first directory's tokens.
     ws_pytester.makeconftest("import pytest")
     ws_pytester.mkpydir("overridden")
     ws_pytester.path.joinpath("overridden", "conftest.py").write_text(
@@ -141,6 +146,11 @@ async def test_client(ws_client):
 async def test_factory(ws_client_factory):
     client = await ws_client_factory()
     assert client.user.id.startswith("override-") is FRESH_USERS_OVERRIDDEN
+
+
+def test_users(ws_user, ws_user_factory):
+    assert ws_user.id.startswith("override-") is OVERRIDDEN
+    assert ws_user_factory().id.startswith("override-") is FRESH_USERS_OVERRIDDEN
 """
     # The factory's fresh users come from ws_user_factory: an override of ws_user
     # alone does not change them.
@@ -149,8 +159,11 @@ async def test_factory(ws_client_factory):
     ws_pytester.path.joinpath("overridden", "test_in.py").write_text(inside + test)
     outside = "OVERRIDDEN = False\nFRESH_USERS_OVERRIDDEN = False\n"
     ws_pytester.makepyfile(test_out=outside + test)
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
-    result.assert_outcomes(passed=4)
+    order = ["test_out.py", "overridden"] if outside_first else ["overridden", "test_out.py"]
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-v", *order)
+    result.assert_outcomes(passed=6)
+    ran = [line.split("::")[0] for line in result.outlines if " PASSED" in line]
+    assert ran[0].startswith(order[0]) and ran[-1].startswith(order[1]), ran
 
 
 def test_an_overridden_server_is_followed(ws_pytester):
