@@ -65,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.server.app is not None:
             _prepare_app(config, settings)
         loop_scope = options.loop_scope(config)
+        early_close = options.early_close(config)
     except WsConfigError as err:
         # A UsageError ends the run with exit code 4 and one "ERROR: ..." line.
         raise pytest.UsageError(str(err)) from None
@@ -83,7 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, ROLE_PLUGIN_NAMES[role])
     config.pluginmanager.register(fixtures, "ws_resilience.fixtures")
     config.pluginmanager.register(
-        loop_scoped_fixtures(loop_scope, session.current_test), "ws_resilience.loop_fixtures"
+        loop_scoped_fixtures(loop_scope, session.current_test, early_close=early_close),
+        "ws_resilience.loop_fixtures",
     )
 
 

@@ -126,14 +126,22 @@ def _offer_early_close(item: pytest.Item, name: str, factory: TestClientFactory)
     item.stash.setdefault(EARLY_CLOSE_KEY, []).append((name, factory))
 
 
-def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleType:
+def _keep_open_to_teardown(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
+    """ini ``ws_early_close = false``: the clients close at the fixture's teardown only."""
+
+
+def loop_scoped_fixtures(
+    loop_scope: LoopScope, current: CurrentTest, *, early_close: bool = True
+) -> ModuleType:
     """Build the event-loop-bound fixtures for ``loop_scope``, as a plugin module.
 
     pytest-asyncio needs a fixture's loop scope when the fixture is defined; this one is
     configurable (ini ``ws_loop_scope``), so the fixtures are defined here, at configure
     time, and registered as a plugin. ``current`` says which test the client fixtures
-    serve (set by the session's setup hook).
+    serve (set by the session's setup hook). ``early_close`` (ini ``ws_early_close``):
+    whether the client fixtures offer their clients to close once the body passed.
     """
+    offer = _offer_early_close if early_close else _keep_open_to_teardown
 
     def client_factory(
         loop: asyncio.AbstractEventLoop,
@@ -180,7 +188,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         them: `pytest_ws_resilience.plugin.early_close`).
         """
         factory, _, item = client_factory(loop)
-        _offer_early_close(item, "ws_client_factory", factory)
+        offer(item, "ws_client_factory", factory)
         try:
             yield factory
         finally:
@@ -195,7 +203,7 @@ def loop_scoped_fixtures(loop_scope: LoopScope, current: CurrentTest) -> ModuleT
         more on every test)."""
         _check_idle(loop, "ws_client")  # it connects at setup
         factory, inputs, item = client_factory(loop)
-        _offer_early_close(item, "ws_client", factory)
+        offer(item, "ws_client", factory)
         try:
             yield loop.run_until_complete(factory(client_user(item, inputs)))
         finally:

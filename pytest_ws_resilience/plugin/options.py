@@ -22,6 +22,7 @@ __all__ = [
     "APP_SHARE_HELP",
     "APP_SUBPROCESS_HELP",
     "CHAOS_SEED_HELP",
+    "EARLY_CLOSE_HELP",
     "ENV_HELP",
     "LOCUST_MASTER_HELP",
     "LOOP_SCOPES",
@@ -35,6 +36,7 @@ __all__ = [
     "add_options",
     "chaos_seed_option",
     "command_line",
+    "early_close",
     "ini_env",
     "locust_master_option",
     "loop_scope",
@@ -90,6 +92,12 @@ LOOP_SCOPE_HELP = (
     "event-loop scope of the async fixtures (ws_client_factory, ws_client, ws_pool): "
     "function (default) or session (pooled connections then live across tests; run the "
     "tests in the session loop too)."
+)
+EARLY_CLOSE_HELP = (
+    "true (default): when a test's body has passed and nothing set up after ws_client "
+    "(or ws_client_factory) can use it, its clients' close frames go out at once, so "
+    "the server answers while pytest reports the body; false: they close at teardown "
+    "(for conftest hooks that still use a test's clients after its body)."
 )
 
 LOCUST_MASTER_HELP = (
@@ -159,6 +167,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--ws-report", dest="ws_report", metavar="PATH", default=None, help=REPORT_HELP)
     parser.addini("ws_env", help=ENV_HELP, type="string", default="")
     parser.addini("ws_loop_scope", help=LOOP_SCOPE_HELP, type="string", default="function")
+    parser.addini("ws_early_close", help=EARLY_CLOSE_HELP, type="bool", default=True)
 
 
 def command_line(config: pytest.Config) -> CommandLine:
@@ -214,3 +223,21 @@ def loop_scope(config: pytest.Config) -> LoopScope:
     raise WsConfigError(
         f"ini ws_loop_scope = {value!r} is invalid: expected one of {', '.join(LOOP_SCOPES)}"
     )
+
+
+def early_close(config: pytest.Config) -> bool:
+    """The ini key ``ws_early_close``, checked.
+
+    Raises:
+        WsConfigError: not a truth value pytest reads (true/false, yes/no, on/off,
+            1/0); the message is one line.
+    """
+    try:
+        return bool(config.getini("ws_early_close"))
+    # pytest names the value it could not read, in a UsageError (pytest 9), a ValueError
+    # or a TypeError (a TOML value of another type): any of them, for this one key
+    # (pytest itself is not imported here: this module is pure).
+    except Exception as err:
+        raise WsConfigError(
+            f"ini ws_early_close is invalid ({err}): expected true or false"
+        ) from None

@@ -157,3 +157,68 @@ def test_the_rule_looks_at_what_was_set_up_after_the_fixture():
     assert not nothing_uses_after([client], "ws_client", ("ws_client", "request"))
     # A fixture that was never set up offers nothing.
     assert not nothing_uses_after([runner], "ws_client", ())
+
+
+# A conftest hook that sends on the test's client after its body (before its fixtures
+# are torn down): the case the rule cannot see, and what ``ws_early_close = false`` is
+# for.
+HOOK_CONFTEST = """
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    client = item.funcargs["ws_client"]
+    print(f"\\nSTATE {item.name} {client.connection.protocol.state.name}")
+    loop = item.funcargs["_function_scoped_runner"].get_loop()
+    loop.run_until_complete(client.send_json({"type": "ping"}))
+    print(f"\\nHOOK SENT {item.name}")
+"""
+
+HOOK_SUITE = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_plain(ws_client):
+    await ws_client.send_json({"type": "ping"})
+    await ws_client.expect(type="pong")
+"""
+
+
+def _add_ini_line(pytester, line: str) -> None:
+    ini = pytester.path / "tox.ini"  # ws_pytester's (pytester.makeini writes tox.ini)
+    ini.write_text(ini.read_text().rstrip("\n") + "\n" + line + "\n")
+
+
+def test_an_ini_key_keeps_the_clients_open_until_teardown(ws_pytester):
+    ws_pytester.makeconftest(HOOK_CONFTEST)
+    ws_pytester.makepyfile(test_suite=HOOK_SUITE)
+    _add_ini_line(ws_pytester, "ws_early_close = false")
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-s")
+    result.assert_outcomes(passed=1)
+    assert _states(result)["test_plain"] == ["OPEN"]
+    assert "HOOK SENT test_plain" in result.outlines
+
+
+def test_by_default_such_a_hook_finds_the_client_closing(ws_pytester):
+    # The same suite without the ini key: the hook's send fails on a closing client
+    # (so the ini key above is what lets it work).
+    ws_pytester.makeconftest(HOOK_CONFTEST)
+    ws_pytester.makepyfile(test_suite=HOOK_SUITE)
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-s")
+    result.assert_outcomes(passed=1, errors=1)
+    assert _states(result)["test_plain"] == ["CLOSING"]
+    assert "HOOK SENT test_plain" not in result.outlines
+
+
+def test_a_bad_ini_value_is_one_line(ws_pytester):
+    ws_pytester.makepyfile(test_suite=HOOK_SUITE)
+    _add_ini_line(ws_pytester, "ws_early_close = maybe")
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    assert result.ret == 4
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: ini ws_early_close is invalid (invalid truth value 'maybe'): "
+        "expected true or false"
+    ], result.errlines
