@@ -2,11 +2,12 @@
 suite written with raw ``websockets``, as ratios measured in one run.
 
 Usage: ``python benchmarks/suite_overhead.py [--tests N] [--rounds R] [--breakdown]
-[--strict]``
+[--instructions] [--before DIR] [--strict]``
 
 The suite is what most tests of a WebSocket service look like: N tests that each open an
-authenticated client, send an application ping, expect the pong and close. Two
-generated projects run it, each in its own ``pytest`` subprocess:
+authenticated client, send an application ping, expect the pong and close. Generated
+projects (``benchmarks/suite_projects.py``) run it, each in its own ``pytest``
+subprocess:
 
 - plugin: ``async def test(ws_client)``, ``-p ws_resilience --ws-env=bench`` (an env of the
   project's ``pyproject.toml`` naming the server's URL and the variable holding its secret);
@@ -41,7 +42,14 @@ to "waiting" (the loop blocked in select: the server's and the kernel's time) or
 "outside" (pytest, pytest-asyncio, with no frame of ours). The sampler costs a little
 of its own, so read the parts against each other and the measured per-test overhead.
 
-Targets (issue 16): test phase <= 1.15x raw; ``--co`` start-up difference <= 0.1 s.
+``--instructions`` also counts each side's work per test with valgrind's cachegrind
+(`instructions`): the run of all N tests less the run of the first 40, divided by the
+difference, in instructions and in cachegrind's estimate of cycles (its cache model
+charges code that runs cold). Time on a shared machine moves with the load; these
+counts do not.
+
+Targets (issue 16): test phase <= 1.15x raw (and, counted, estimated cycles <= 1.15x raw);
+``--co`` start-up difference <= 0.1 s.
 Prints medians, ratios and PASS/FAIL; exits 0 unless ``--strict`` and a target is missed.
 """
 
@@ -57,296 +65,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from instructions import Counts, count, valgrind
 from reference_process import server_process
+from suite_projects import LIBRARY_PARTS, PARTS, SAMPLER_PLUGIN, SECRET_ENV, write_projects
 
 __all__ = ["main"]
 
 TEST_RATIO_TARGET = 1.15
 STARTUP_TARGET_S = 0.1
 RUN_TIMEOUT_S = 300.0
-SECRET_ENV = "WS_SUITE_BENCH_SECRET"
-
-# The test-phase clock, loaded by both sides (``-p suite_clock``). With
-# ``SUITE_CALLS_FILE`` set (``--breakdown``) it also counts the Python calls of the steady
-# tests with cProfile, in a run of their own: the profiler slows the run it is in.
-CLOCK_PLUGIN = """
-import os, time
-
-import pytest
-
-_first_done = []
-_calls_file = os.environ.get("SUITE_CALLS_FILE")
-if _calls_file:
-    import cProfile, pstats
-
-    _profile = cProfile.Profile()
-
-
-_durations = []
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    started = time.perf_counter()
-    try:
-        return (yield)
-    finally:
-        if not _first_done:  # the first test carries the run's one-off costs
-            _first_done.append((time.perf_counter(), time.process_time()))
-            if _calls_file:
-                _profile.enable()
-        else:
-            _first_done.append(None)
-            _durations.append(time.perf_counter() - started)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    started, cpu = time.perf_counter(), time.process_time()
-    try:
-        return (yield)
-    finally:
-        now, now_cpu = time.perf_counter(), time.process_time()
-        first, first_cpu = _first_done[0] if _first_done else (started, cpu)
-        with open(os.environ["SUITE_CLOCK_FILE"], "w") as out:
-            times = (now - started, now_cpu - cpu, now - first, now_cpu - first_cpu)
-            median = sorted(_durations)[len(_durations) // 2] if _durations else 0.0
-            out.write(" ".join(repr(t) for t in (*times, median)))
-        if _calls_file:
-            _profile.disable()
-            calls = sum(row[1] for row in pstats.Stats(_profile).stats.values())
-            with open(_calls_file, "w") as out:
-                out.write(f"{calls} {max(len(_first_done) - 1, 1)}")
-"""
-
-# The stack sampler of ``--breakdown`` (``-p suite_sampler``): counts per part.
-SAMPLER_PLUGIN = """
-import json, os, sys, threading, time
-
-import pytest
-
-OURS, LIBRARIES = json.loads(os.environ["SUITE_SAMPLER_PARTS"])
-
-
-def part_of(frame, parts):
-    while frame is not None:
-        name = frame.f_code.co_filename
-        for part, fragments in parts:
-            if any(fragment in name for fragment in fragments):
-                return part
-        frame = frame.f_back
-    return None
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    main = threading.main_thread().ident
-    counts = {}
-    stop = threading.Event()
-
-    def sample():
-        while not stop.wait(0.0005):
-            frame = sys._current_frames().get(main)
-            if frame is None:
-                continue
-            code = frame.f_code
-            if code.co_name in ("select", "poll") and "selectors" in code.co_filename:
-                part = "waiting"
-            else:
-                part = part_of(frame, OURS) or part_of(frame, LIBRARIES) or "other"
-            counts[part] = counts.get(part, 0) + 1
-
-    sys.setswitchinterval(0.0002)
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        return (yield)
-    finally:
-        stop.set()
-        thread.join(5)
-        with open(os.environ["SUITE_SAMPLER_FILE"], "w") as out:
-            json.dump(counts, out)
-"""
-
-PLUGIN_TEST = """
-import pytest
-
-
-@pytest.mark.asyncio
-async def test_ping_{n}(ws_client):
-    await ws_client.send_json({{"type": "ping"}})
-    await ws_client.expect(type="pong")
-"""
-
-RAW_CONFTEST = """
-import os
-import time
-import uuid
-
-import jwt
-import pytest
-
-SECRET = os.environ["{secret_env}"]
-URL = os.environ["SUITE_SERVER_URL"]
-
-
-@pytest.fixture
-def raw_token():
-    now = int(time.time())
-    claims = {{"sub": f"user-{{uuid.uuid4().hex[:12]}}", "iat": now, "exp": now + 300}}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-"""
-
-RAW_TEST = """
-import asyncio
-import json
-
-import pytest
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
-
-from conftest import URL
-
-
-@pytest.mark.asyncio
-async def test_ping_{n}(raw_token):
-    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
-    async with connect(URL, subprotocols=offer, proxy=None, open_timeout=10) as ws:
-        await ws.send(json.dumps({{"type": "ping"}}))
-        async with asyncio.timeout(10):
-            while json.loads(await ws.recv()).get("type") != "pong":
-                pass
-"""
-
-# The same raw test with its connection in an async fixture, as many raw suites write it:
-# what pytest-asyncio's fixture costs, apart from the plugin.
-RAW_FIXTURE_CONFTEST = """
-import pytest_asyncio
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
-
-from conftest_token import URL, raw_token  # noqa: F401
-
-
-@pytest_asyncio.fixture
-async def raw_ws(raw_token):
-    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
-    async with connect(URL, subprotocols=offer, proxy=None, open_timeout=10) as ws:
-        yield ws
-"""
-
-# The floor of ws_client's design: a plain synchronous fixture in the test's loop (taken
-# from pytest-asyncio's runner fixture, as ws_client takes it), which connects at setup
-# and closes at teardown, each with run_until_complete.
-RAW_SYNC_CONFTEST = """
-import pytest
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
-
-from conftest_token import URL, raw_token  # noqa: F401
-
-
-@pytest.fixture
-def raw_ws(raw_token, _function_scoped_runner):
-    loop = _function_scoped_runner.get_loop()
-    offer = [Subprotocol("jwt-auth"), Subprotocol("jwt." + raw_token)]
-    ws = loop.run_until_complete(connect(URL, subprotocols=offer, proxy=None, open_timeout=10))
-    try:
-        yield ws
-    finally:
-        loop.run_until_complete(ws.close())
-"""
-
-RAW_FIXTURE_TEST = """
-import asyncio
-import json
-
-import pytest
-
-
-@pytest.mark.asyncio
-async def test_ping_{n}(raw_ws):
-    await raw_ws.send(json.dumps({{"type": "ping"}}))
-    async with asyncio.timeout(10):
-        while json.loads(await raw_ws.recv()).get("type") != "pong":
-            pass
-"""
-
-PYPROJECT = """
-[tool.pytest.ini_options]
-asyncio_mode = "strict"
-asyncio_default_fixture_loop_scope = "function"
-asyncio_default_test_loop_scope = "function"
-{extra}
-"""
-
-PLUGIN_ENV = """
-[tool.ws_resilience.envs.bench]
-url = "{url}"
-jwt_secret_env = "{secret_env}"
-"""
-
-# Where the plugin side's time goes: (part, path fragments of the modules that do it).
-PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("token minting", ("client/tokens.py", "/jwt/")),
-    ("settings", ("pytest_ws_resilience/config/",)),
-    ("observers", ("client/observers.py",)),
-    ("isolation watch", ("plugin/watch.py", "pytest_ws_resilience/isolation/")),
-    ("event log", ("client/eventlog.py",)),
-    ("report records", ("pytest_ws_resilience/report/", "plugin/report.py")),
-    ("metrics", ("client/metrics.py", "pytest_ws_resilience/stats.py")),
-    ("connect", ("client/handshake.py", "client/auth_methods.py", "client/fallback.py")),
-    ("close and teardown", ("client/closing.py", "client/ending.py", "client/close_cause.py")),
-    ("send and expect", ("pytest_ws_resilience/client/",)),
-    ("other plugin glue", ("pytest_ws_resilience/",)),
-]
-# With no frame of ours on the stack: the libraries both sides use.
-LIBRARY_PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("websockets (no frame of ours)", ("/websockets/",)),
-    ("pyjwt (no frame of ours)", ("/jwt/",)),
-    ("pytest-asyncio", ("/pytest_asyncio/",)),
-    ("asyncio loop", ("/asyncio/",)),
-    ("pytest", ("/_pytest/", "/pluggy/")),
-]
-
-
-def write_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
-    """The generated projects by side name (plugin, raw, raw with an async fixture, raw
-    with a sync fixture), N tests each, one file per 20 tests."""
-    projects = {
-        "ws_client": root / "plugin",
-        "raw": root / "raw",
-        "raw, async fixture": root / "raw_fixture",
-        "raw, sync fixture": root / "raw_sync",
-    }
-    for project in projects.values():
-        project.mkdir()
-        (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
-        extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
-        extra = extra if project.name == "plugin" else ""
-        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
-    token = RAW_CONFTEST.format(secret_env=SECRET_ENV)
-    (projects["raw"] / "conftest.py").write_text(token)
-    fixtures = {"raw, async fixture": RAW_FIXTURE_CONFTEST, "raw, sync fixture": RAW_SYNC_CONFTEST}
-    for name, conftest in fixtures.items():
-        (projects[name] / "conftest_token.py").write_text(token)
-        (projects[name] / "conftest.py").write_text(conftest)
-    tests_of = {
-        "ws_client": PLUGIN_TEST,
-        "raw": RAW_TEST,
-        "raw, async fixture": RAW_FIXTURE_TEST,
-        "raw, sync fixture": RAW_FIXTURE_TEST,
-    }
-    for first in range(0, tests, 20):
-        numbers = range(first, min(first + 20, tests))
-        file_name = f"test_ping_{first // 20:03d}.py"
-        for name, template in tests_of.items():
-            text = "".join(template.format(n=n) for n in numbers)
-            (projects[name] / file_name).write_text(text)
-    return projects
+#: The tests of the run ``--instructions`` subtracts (the first two files of 20).
+COUNT_BASE = 40
 
 
 @dataclass(frozen=True)
@@ -359,10 +92,12 @@ class Side:
     #: A checkout of the package to import instead of the installed one (``--before``).
     path: str | None = None
 
-    def command(self, *, collect_only: bool = False) -> list[str]:
+    def command(self, *, collect_only: bool = False, files: Sequence[str] = ()) -> list[str]:
+        """The pytest command line: the whole project, or only ``files`` of it."""
         command = [sys.executable, "-m", "pytest", "-q", "-p", "suite_clock"]
         command += ["-p", "no:cacheprovider", "-p", "no:randomly"]
-        command += ["-c", str(self.project / "pyproject.toml"), str(self.project)]
+        command += ["-c", str(self.project / "pyproject.toml")]
+        command += [str(self.project / f) for f in files] if files else [str(self.project)]
         if self.plugin:
             command += ["-p", "ws_resilience", "--ws-env=bench"]
         else:
@@ -394,13 +129,12 @@ def run_pytest(
     """One pytest run of ``side``; any failure ends the benchmark."""
     clock = side.project / "clock.txt"
     clock.unlink(missing_ok=True)
-    paths = [p for p in (side.path, str(side.project)) if p]
     command = [*side.command(collect_only=collect_only), *extra]
     started = time.perf_counter()
     done = subprocess.run(
         command,
         cwd=side.project,
-        env={**env, "SUITE_CLOCK_FILE": str(clock), "PYTHONPATH": os.pathsep.join(paths)},
+        env=_side_env(side, env, clock),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -415,6 +149,50 @@ def run_pytest(
         return Run(wall, 0.0, 0.0)
     phase, cpu, steady, steady_cpu, median_test = (float(x) for x in clock.read_text().split())
     return Run(wall, phase, cpu, steady, steady_cpu, median_test)
+
+
+def _side_env(side: Side, env: dict[str, str], clock: Path) -> dict[str, str]:
+    """The environment of a run of ``side``: its clock file, and the checkout it imports
+    the package from (``--before``) ahead of the project."""
+    paths = [p for p in (side.path, str(side.project)) if p]
+    return {**env, "SUITE_CLOCK_FILE": str(clock), "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def counted_per_test(side: Side, env: dict[str, str], tests: int) -> Counts:
+    """``side``'s work per test, counted by cachegrind: the run of every test less the
+    run of the first two files (`COUNT_BASE` tests), over the tests between. The one-off
+    costs of a run (start-up, the first tests' imports and caches) are in both and
+    cancel; a long difference also spreads the collector's full passes evenly."""
+    files = sorted(p.name for p in side.project.glob("test_ping_*.py"))
+    clock = side.project / f"clock-counted-{os.getpid()}-{side.name.replace(' ', '_')}.txt"
+    # One hash seed: set and dict orders, and so the paths taken, the same in both runs.
+    run_env = {**_side_env(side, env, clock), "PYTHONHASHSEED": "0"}
+    first = count(side.command(files=files[:2]), cwd=side.project, env=run_env, timeout=3600)
+    every = count(side.command(), cwd=side.project, env=run_env, timeout=3600)
+    return (every - first).per(tests - COUNT_BASE)
+
+
+def print_counted(counted: dict[str, Counts], tests: int) -> bool:
+    """The counted table and the ratio to raw; whether ws_client meets the target."""
+    raw = counted["raw"]
+    print(
+        f"work per test, counted by cachegrind ({tests - COUNT_BASE} tests: all {tests} "
+        f"less the first {COUNT_BASE}; the machine's load does not move it):"
+    )
+    print(f"  {'side':<20} {'instructions':>13} {'est. cycles':>13} {'/ raw':>8} {'/ raw':>8}")
+    for name, c in counted.items():
+        print(
+            f"  {name:<20} {c.instructions:13,.0f} {c.estimated_cycles:13,.0f} "
+            f"{c.instructions / raw.instructions:7.3f}x "
+            f"{c.estimated_cycles / raw.estimated_cycles:7.3f}x"
+        )
+    ours = counted["ws_client"].estimated_cycles / raw.estimated_cycles
+    ok = ours <= TEST_RATIO_TARGET
+    print(
+        f"ws_client / raw, counted: estimated cycles {ours:.3f}x "
+        f"(target <= {TEST_RATIO_TARGET}x) {'PASS' if ok else 'FAIL'}"
+    )
+    return ok
 
 
 def interleaved(
@@ -494,10 +272,19 @@ def main(argv: list[str] | None = None) -> int:
         "earlier commit): before and after in one run",
     )
     parser.add_argument("--breakdown", action="store_true", help="sample where time goes")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each side's work per test with cachegrind (needs valgrind)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.tests < 1 or args.rounds < 1:
         parser.error("--tests and --rounds must be at least 1")
+    if args.instructions and valgrind() is None:
+        parser.error("--instructions needs valgrind on PATH (apt install valgrind)")
+    if args.instructions and args.tests < 2 * COUNT_BASE:
+        parser.error(f"--instructions needs --tests {2 * COUNT_BASE} or more")
     if args.before and not (Path(args.before) / "pytest_ws_resilience").is_dir():
         parser.error(f"--before {args.before}: no pytest_ws_resilience package there")
 
@@ -519,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             (sample_side(sides[0], env), sample_side(sides[1], env)) if args.breakdown else None
         )
         calls = {side.name: calls_per_test(side, env) for side in sides} if args.breakdown else {}
+        counted: dict[str, Counts] = {}
+        if args.instructions:  # two at a time: a count does not move with the load
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                jobs = {s.name: pool.submit(counted_per_test, s, env, args.tests) for s in sides}
+                counted = {name: job.result() for name, job in jobs.items()}
 
     print(f"{args.tests} tests x {args.rounds} rounds per side, interleaved; server {url}")
     header = ("side", "test phase", "CPU", "steady", "steady CPU", "wall", "--co wall")
@@ -543,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, count in calls.items():
             print(f"  {name:<18} {count:8.0f}  {count / raw_calls:.3f}x raw")
     missed = False
+    if counted:
+        missed = not print_counted(counted, args.tests)
     for name in [s.name for s in sides if s.plugin]:
         steady = _ratio(runs, name, "raw", "steady")
         steady_cpu = _ratio(runs, name, "raw", "steady_cpu")
@@ -567,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'PASS' if ok_startup else 'FAIL'}"
         )
         if name == "ws_client":
-            missed = not (ok_test and ok_startup)
+            missed = missed or not (ok_test and ok_startup)
     # What a connection made in a fixture costs by itself, and ours beyond it.
     for fixture in ("raw, async fixture", "raw, sync fixture"):
         fixture_cost = _ratio(runs, fixture, "raw", "steady")
