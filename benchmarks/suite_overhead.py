@@ -179,12 +179,13 @@ def print_counted(counted: dict[str, Counts], tests: int) -> bool:
         f"work per test, counted by cachegrind ({tests - COUNT_BASE} tests: all {tests} "
         f"less the first {COUNT_BASE}; the machine's load does not move it):"
     )
-    print(f"  {'side':<20} {'instructions':>13} {'est. cycles':>13} {'/ raw':>8} {'/ raw':>8}")
+    header = ("side", "instructions", "est. cycles", "instr/raw", "cycles/raw")
+    print("  {:<20} {:>13} {:>13} {:>10} {:>10}".format(*header))
     for name, c in counted.items():
         print(
             f"  {name:<20} {c.instructions:13,.0f} {c.estimated_cycles:13,.0f} "
-            f"{c.instructions / raw.instructions:7.3f}x "
-            f"{c.estimated_cycles / raw.estimated_cycles:7.3f}x"
+            f"{c.instructions / raw.instructions:9.3f}x "
+            f"{c.estimated_cycles / raw.estimated_cycles:9.3f}x"
         )
     ours = counted["ws_client"].estimated_cycles / raw.estimated_cycles
     ok = ours <= TEST_RATIO_TARGET
