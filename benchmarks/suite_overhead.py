@@ -45,8 +45,9 @@ of its own, so read the parts against each other and the measured per-test overh
 ``--instructions`` also counts each side's work per test with valgrind's cachegrind
 (`instructions`): the run of all N tests less the run of the first 40, divided by the
 difference, in instructions and in cachegrind's estimate of cycles (its cache model
-charges code that runs cold). Time on a shared machine moves with the load; these
-counts do not.
+charges code that runs cold), and the same for a suite of plain ``assert True`` tests
+with the plugin loaded and without: what the plugin costs a test that uses none of it.
+Time on a shared machine moves with the load; these counts do not.
 
 Targets (issue 16): test phase <= 1.15x raw (and, counted, estimated cycles <= 1.15x raw);
 ``--co`` start-up difference <= 0.1 s.
@@ -71,7 +72,15 @@ from pathlib import Path
 
 from instructions import Counts, count, valgrind
 from reference_process import server_process
-from suite_projects import LIBRARY_PARTS, PARTS, SAMPLER_PLUGIN, SECRET_ENV, write_projects
+from suite_projects import (
+    LIBRARY_PARTS,
+    PARTS,
+    PLAIN_SIDES,
+    SAMPLER_PLUGIN,
+    SECRET_ENV,
+    write_plain_projects,
+    write_projects,
+)
 
 __all__ = ["main"]
 
@@ -173,7 +182,10 @@ def counted_per_test(side: Side, env: dict[str, str], tests: int) -> Counts:
 
 
 def print_counted(counted: dict[str, Counts], tests: int) -> bool:
-    """The counted table and the ratio to raw; whether ws_client meets the target."""
+    """The counted table and the ratio to raw, and what the plugin costs a plain test;
+    whether ws_client meets the target."""
+    counted = dict(counted)
+    loaded, plain = counted.pop("plain, plugin loaded"), counted.pop("plain")
     raw = counted["raw"]
     print(
         f"work per test, counted by cachegrind ({tests - COUNT_BASE} tests: all {tests} "
@@ -192,6 +204,13 @@ def print_counted(counted: dict[str, Counts], tests: int) -> bool:
     print(
         f"ws_client / raw, counted: estimated cycles {ours:.3f}x "
         f"(target <= {TEST_RATIO_TARGET}x) {'PASS' if ok else 'FAIL'}"
+    )
+    # What loading the plugin costs a test that uses none of it (``assert True``).
+    extra = loaded - plain
+    print(
+        f"the plugin on a test that uses none of it: {extra.instructions:+,.0f} instructions "
+        f"per test ({loaded.estimated_cycles / plain.estimated_cycles:.3f}x estimated "
+        f"cycles of {plain.instructions:,.0f} instructions)"
     )
     return ok
 
@@ -309,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         calls = {side.name: calls_per_test(side, env) for side in sides} if args.breakdown else {}
         counted: dict[str, Counts] = {}
         if args.instructions:  # two at a time: a count does not move with the load
+            plain = write_plain_projects(Path(tmp), url, args.tests)
+            plain_sides = [Side(name, plain[name], PLAIN_SIDES[name]) for name in plain]
             with ThreadPoolExecutor(max_workers=2) as pool:
-                jobs = {s.name: pool.submit(counted_per_test, s, env, args.tests) for s in sides}
+                jobs = {
+                    s.name: pool.submit(counted_per_test, s, env, args.tests)
+                    for s in [*sides, *plain_sides]
+                }
                 counted = {name: job.result() for name, job in jobs.items()}
 
     print(f"{args.tests} tests x {args.rounds} rounds per side, interleaved; server {url}")

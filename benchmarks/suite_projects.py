@@ -11,8 +11,10 @@ from pathlib import Path
 __all__ = [
     "LIBRARY_PARTS",
     "PARTS",
+    "PLAIN_SIDES",
     "SAMPLER_PLUGIN",
     "SECRET_ENV",
+    "write_plain_projects",
     "write_projects",
 ]
 
@@ -261,6 +263,33 @@ LIBRARY_PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("asyncio loop", ("/asyncio/",)),
     ("pytest", ("/_pytest/", "/pluggy/")),
 ]
+
+
+# A test that uses nothing of the plugin, for what loading it costs such a test
+# (``--instructions`` only: "plain" and "plain, plugin loaded").
+PLAIN_TEST = """
+def test_plain_{n}():
+    assert True
+"""
+
+#: The sides of the plain suite, by name: whether the plugin is loaded.
+PLAIN_SIDES = {"plain": False, "plain, plugin loaded": True}
+
+
+def write_plain_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
+    """Two projects of N plain tests (files of 20, named as the others'), one configured
+    for the plugin (its env), one not."""
+    projects = {name: root / name.replace(", ", "_").replace(" ", "_") for name in PLAIN_SIDES}
+    for name, project in projects.items():
+        project.mkdir()
+        (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
+        extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV) if PLAIN_SIDES[name] else ""
+        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
+        for first in range(0, tests, 20):
+            numbers = range(first, min(first + 20, tests))
+            text = "".join(PLAIN_TEST.format(n=n) for n in numbers)
+            (project / f"test_ping_{first // 20:03d}.py").write_text(text)
+    return projects
 
 
 def write_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
