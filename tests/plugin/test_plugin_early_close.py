@@ -219,6 +219,5 @@ def test_a_bad_ini_value_is_one_line(ws_pytester):
     assert result.ret == 4
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert errors == [
-        "ERROR: ini ws_early_close is invalid (invalid truth value 'maybe'): "
-        "expected true or false"
+        "ERROR: ini ws_early_close is invalid (invalid truth value 'maybe'): expected true or false"
     ], result.errlines
