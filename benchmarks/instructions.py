@@ -1,14 +1,15 @@
 """The work a command does, counted by valgrind's cachegrind instead of timed.
 
-On a shared machine, time measures the load as much as the code: in one run of
-``benchmarks/suite_overhead.py`` the same suite took from 5.2 to 7.6 ms a test, and a
-fixture that does fewer instructions than raw ``websockets`` timed 1.01x to 1.32x raw.
-Cachegrind runs the program on a simulated CPU and counts what it executed: the
-instructions, and the misses of its model of the machine's caches (code that runs
-cold costs more than its instruction count says). The same run gives the same counts
-within a fraction of a percent, whatever else the machine does. Its rough estimate of
-cycles, instructions + 10 x level-1 misses + 100 x last-level misses, is the one the
-valgrind manual gives.
+On a shared machine, time measures the load as much as the code: over nine runs of
+``benchmarks/suite_overhead.py`` the same raw suite took from 5.2 to 7.6 ms a test, and
+raw ``websockets`` in a synchronous fixture, which counts 1.08x raw's work, timed 1.01x
+to 1.32x raw. Cachegrind runs the program on a simulated CPU and counts what it
+executed: the instructions, and the misses of its model of the machine's caches (code
+that runs cold costs more than its instruction count says). Two counts of the same
+suite agree within about 1 % (a client that waits on a server turns its loop a varying
+number of times), whatever else the machine does. Its rough estimate of cycles,
+instructions + 10 x level-1 misses + 100 x last-level misses, is the one the valgrind
+manual gives.
 
 What a count does not see: the time spent waiting for another process (a server's
 answer) and the kernel's work in system calls; ``suite_overhead.py`` reports those in
