@@ -210,7 +210,7 @@ def test_by_default_such_a_hook_finds_the_client_closing(ws_pytester):
     result.assert_outcomes(passed=1, errors=1)
     assert _states(result)["test_plain"] == ["CLOSING"]
     assert "HOOK SENT test_plain" not in result.outlines
-    result.stdout.fnmatch_lines(["E * WsConnectionClosedError: cannot send: *we sent 1000 (OK)*"])
+    result.stdout.fnmatch_lines(["E *.WsConnectionClosedError: cannot send: *we sent 1000 (OK)*"])
 
 
 def test_a_bad_ini_value_is_one_line(ws_pytester):
