@@ -73,6 +73,8 @@ __all__ = [
 _ROUND_SLACK_S = 5.0
 # Fixtures that need the services runtime ready before the test's own fixtures.
 _SERVICE_FIXTURES = frozenset({"ws_services", "ws_service_factory"})
+#: The markers a test's plan reads (`plan_test`).
+_PLANNED_MARKERS = frozenset({"websocket_security", "ws_env", "ws_services"})
 
 
 class UserFactory(Protocol):
@@ -347,10 +349,18 @@ def plan_test(item: pytest.Item) -> MarkerPlan:
     every test); at setup for an item no collection hook saw."""
     plan = item.stash.get(_PLAN_KEY, None)
     if plan is None:
-        strict = item.get_closest_marker("websocket_security") is not None
+        # One walk of the item's markers (each walk climbs its parents): the closest
+        # of each of ours.
+        closest: dict[str, pytest.Mark] = {}
+        for mark in item.iter_markers():
+            if mark.name in _PLANNED_MARKERS:
+                closest.setdefault(mark.name, mark)
+        strict = "websocket_security" in closest
         names = getattr(item, "fixturenames", None)
-        needs_start = names is not None and _needs_test_start(item, names, strict)
-        plan = MarkerPlan(strict, needs_start, item.get_closest_marker("ws_env"))
+        needs_start = names is not None and _needs_test_start(
+            item, names, strict, marked_services="ws_services" in closest
+        )
+        plan = MarkerPlan(strict, needs_start, closest.get("ws_env"))
         item.stash[_PLAN_KEY] = plan
     return plan
 
@@ -370,7 +380,9 @@ def add_test_start(item: pytest.Item) -> None:
         item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
 
 
-def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str], strict: bool) -> bool:
+def _needs_test_start(
+    item: pytest.Item, fixturenames: Sequence[str], strict: bool, *, marked_services: bool
+) -> bool:
     if strict:
         return True
     runtime = item.config.stash.get(SERVICES_KEY, None)
@@ -378,6 +390,8 @@ def _needs_test_start(item: pytest.Item, fixturenames: Sequence[str], strict: bo
         return False
     if not _SERVICE_FIXTURES.isdisjoint(fixturenames):
         return True
+    if not marked_services:  # only the env's services (`ServicesRuntime.needed_names`)
+        return bool(runtime.settings.services.needed)
     try:
         return bool(runtime.needed_names(item))
     except ValueError:  # a malformed marker: the fixture fails the test with it

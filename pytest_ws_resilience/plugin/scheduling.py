@@ -63,11 +63,14 @@ def _user_groups(item: pytest.Item) -> tuple[str, ...]:
 def mark_groups(items: Sequence[pytest.Item]) -> None:
     """Place each test, and add the serial group's marker to those it serializes."""
     for item in items:
+        marks = list(item.iter_markers())  # one walk (each climbs the item's parents)
         placement = decide(
             fixturenames=getattr(item, "fixturenames", ()),
-            concurrent_safe=item.get_closest_marker("concurrent_safe") is not None,
-            markers=(mark.name for mark in item.iter_markers()),
-            user_groups=_user_groups(item),
+            concurrent_safe=any(mark.name == "concurrent_safe" for mark in marks),
+            markers=(mark.name for mark in marks),
+            user_groups=user_group_names(
+                (mark.args, mark.kwargs) for mark in marks if mark.name == "xdist_group"
+            ),
         )
         item.stash[_PLACEMENT_KEY] = (item.nodeid, placement)
         if placement.group is not None:

@@ -68,6 +68,8 @@ _MARKER_ARGUMENT_CHECKS: dict[str, Callable[..., tuple[str, ...]]] = {
     "ws_env": ws_env_names,
     "ws_services": lambda args, *, test, known: services_marker_names(args, test=test),
 }
+#: The markers whose arguments collection checks.
+_CHECKED_MARKERS = frozenset({*_MARKER_ARGUMENT_CHECKS, "websocket_security"})
 
 
 def settings_header_lines(settings: WsSettings, run: RunHandoff, *, seed_given: bool) -> list[str]:
@@ -214,18 +216,26 @@ class WsSession:
         into a collection error naming the test."""
         result = yield
         for item in result if isinstance(result, list) else [result]:
-            if isinstance(item, pytest.Item):
-                for marker_name, check in _MARKER_ARGUMENT_CHECKS.items():
-                    for marker in item.iter_markers(marker_name):
-                        try:
-                            check(marker.args, test=item.name, known=self.settings.known_envs)
-                        except ValueError as err:
-                            raise collector.CollectError(str(err)) from None
-                security = [(m.args, m.kwargs) for m in item.iter_markers("websocket_security")]
+            if not isinstance(item, pytest.Item):
+                continue
+            # One walk of the item's markers (each walk climbs its parents), closest
+            # first; most tests carry none of ours and are done here.
+            ours = [m for m in item.iter_markers() if m.name in _CHECKED_MARKERS]
+            if not ours:
+                continue
+            for marker in ours:
+                check = _MARKER_ARGUMENT_CHECKS.get(marker.name)
+                if check is None:
+                    continue
                 try:
-                    security_marker_options(security[::-1], test=item.name)
+                    check(marker.args, test=item.name, known=self.settings.known_envs)
                 except ValueError as err:
                     raise collector.CollectError(str(err)) from None
+            security = [(m.args, m.kwargs) for m in ours if m.name == "websocket_security"]
+            try:
+                security_marker_options(security[::-1], test=item.name)
+            except ValueError as err:
+                raise collector.CollectError(str(err)) from None
         return result
 
     @pytest.hookimpl(wrapper=True)
