@@ -78,6 +78,7 @@ from suite_projects import (
     PLAIN_SIDES,
     SAMPLER_PLUGIN,
     SECRET_ENV,
+    TESTS_PER_FILE,
     write_plain_projects,
     write_projects,
 )
@@ -87,8 +88,8 @@ __all__ = ["main"]
 TEST_RATIO_TARGET = 1.15
 STARTUP_TARGET_S = 0.1
 RUN_TIMEOUT_S = 300.0
-#: The tests of the run ``--instructions`` subtracts (the first two files of 20).
-COUNT_BASE = 40
+#: The tests of the run ``--instructions`` subtracts (the first two files).
+COUNT_BASE = 2 * TESTS_PER_FILE
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def counted_per_test(side: Side, env: dict[str, str], tests: int) -> Counts:
     clock = side.project / f"clock-counted-{os.getpid()}-{side.name.replace(' ', '_')}.txt"
     # One hash seed: set and dict orders, and so the paths taken, the same in both runs.
     run_env = {**_side_env(side, env, clock), "PYTHONHASHSEED": "0"}
-    first = count(side.command(files=files[:2]), cwd=side.project, env=run_env, timeout=3600)
+    base = files[: COUNT_BASE // TESTS_PER_FILE]
+    first = count(side.command(files=base), cwd=side.project, env=run_env, timeout=3600)
     every = count(side.command(), cwd=side.project, env=run_env, timeout=3600)
     return (every - first).per(tests - COUNT_BASE)
 

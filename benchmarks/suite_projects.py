@@ -14,12 +14,15 @@ __all__ = [
     "PLAIN_SIDES",
     "SAMPLER_PLUGIN",
     "SECRET_ENV",
+    "TESTS_PER_FILE",
     "write_plain_projects",
     "write_projects",
 ]
 
 #: The variable the server and both sides read the HS256 secret from.
 SECRET_ENV = "WS_SUITE_BENCH_SECRET"
+#: Tests per generated file (``--instructions`` subtracts whole files).
+TESTS_PER_FILE = 20
 
 # The test-phase clock, loaded by both sides (``-p suite_clock``). With
 # ``SUITE_CALLS_FILE`` set (``--breakdown``) it also counts the Python calls of the steady
@@ -276,37 +279,43 @@ def test_plain_{n}():
 PLAIN_SIDES = {"plain": False, "plain, plugin loaded": True}
 
 
+def _new_project(project: Path, url: str, *, plugin: bool) -> None:
+    """An empty project with the clock plugin, configured for ours when ``plugin``."""
+    project.mkdir()
+    (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
+    extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV) if plugin else ""
+    (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
+
+
+def _write_tests(project: Path, template: str, tests: int) -> None:
+    """``tests`` tests from ``template``, `TESTS_PER_FILE` to a file, the files named in
+    the order they run."""
+    for first in range(0, tests, TESTS_PER_FILE):
+        numbers = range(first, min(first + TESTS_PER_FILE, tests))
+        text = "".join(template.format(n=n) for n in numbers)
+        (project / f"test_ping_{first // TESTS_PER_FILE:03d}.py").write_text(text)
+
+
 def write_plain_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
-    """Two projects of N plain tests (files of 20, named as the others'), one configured
-    for the plugin (its env), one not."""
+    """Two projects of N plain tests, one configured for the plugin (its env), one not."""
     projects = {name: root / name.replace(", ", "_").replace(" ", "_") for name in PLAIN_SIDES}
     for name, project in projects.items():
-        project.mkdir()
-        (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
-        extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV) if PLAIN_SIDES[name] else ""
-        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
-        for first in range(0, tests, 20):
-            numbers = range(first, min(first + 20, tests))
-            text = "".join(PLAIN_TEST.format(n=n) for n in numbers)
-            (project / f"test_ping_{first // 20:03d}.py").write_text(text)
+        _new_project(project, url, plugin=PLAIN_SIDES[name])
+        _write_tests(project, PLAIN_TEST, tests)
     return projects
 
 
 def write_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
     """The generated projects by side name (plugin, raw, raw with an async fixture, raw
-    with a sync fixture), N tests each, one file per 20 tests."""
+    with a sync fixture), N tests each."""
     projects = {
         "ws_client": root / "plugin",
         "raw": root / "raw",
         "raw, async fixture": root / "raw_fixture",
         "raw, sync fixture": root / "raw_sync",
     }
-    for project in projects.values():
-        project.mkdir()
-        (project / "suite_clock.py").write_text(CLOCK_PLUGIN)
-        extra = PLUGIN_ENV.format(url=url, secret_env=SECRET_ENV)
-        extra = extra if project.name == "plugin" else ""
-        (project / "pyproject.toml").write_text(PYPROJECT.format(extra=extra))
+    for name, project in projects.items():
+        _new_project(project, url, plugin=name == "ws_client")
     token = RAW_CONFTEST.format(secret_env=SECRET_ENV)
     (projects["raw"] / "conftest.py").write_text(token)
     fixtures = {"raw, async fixture": RAW_FIXTURE_CONFTEST, "raw, sync fixture": RAW_SYNC_CONFTEST}
@@ -319,10 +328,6 @@ def write_projects(root: Path, url: str, tests: int) -> dict[str, Path]:
         "raw, async fixture": RAW_FIXTURE_TEST,
         "raw, sync fixture": RAW_FIXTURE_TEST,
     }
-    for first in range(0, tests, 20):
-        numbers = range(first, min(first + 20, tests))
-        file_name = f"test_ping_{first // 20:03d}.py"
-        for name, template in tests_of.items():
-            text = "".join(template.format(n=n) for n in numbers)
-            (projects[name] / file_name).write_text(text)
+    for name, template in tests_of.items():
+        _write_tests(projects[name], template, tests)
     return projects

@@ -352,14 +352,15 @@ def plan_test(item: pytest.Item) -> MarkerPlan:
         # One walk of the item's markers (each walk climbs its parents): the closest
         # of each of ours.
         closest: dict[str, pytest.Mark] = {}
+        services: list[pytest.Mark] = []  # every one: their names add up
         for mark in item.iter_markers():
             if mark.name in _PLANNED_MARKERS:
                 closest.setdefault(mark.name, mark)
+                if mark.name == "ws_services":
+                    services.append(mark)
         strict = "websocket_security" in closest
         names = getattr(item, "fixturenames", None)
-        needs_start = names is not None and _needs_test_start(
-            item, names, strict, marked_services="ws_services" in closest
-        )
+        needs_start = names is not None and _needs_test_start(item, names, strict, services)
         plan = MarkerPlan(strict, needs_start, closest.get("ws_env"))
         item.stash[_PLAN_KEY] = plan
     return plan
@@ -381,7 +382,10 @@ def add_test_start(item: pytest.Item) -> None:
 
 
 def _needs_test_start(
-    item: pytest.Item, fixturenames: Sequence[str], strict: bool, *, marked_services: bool
+    item: pytest.Item,
+    fixturenames: Sequence[str],
+    strict: bool,
+    services: Sequence[pytest.Mark],
 ) -> bool:
     if strict:
         return True
@@ -390,10 +394,8 @@ def _needs_test_start(
         return False
     if not _SERVICE_FIXTURES.isdisjoint(fixturenames):
         return True
-    if not marked_services:  # only the env's services (`ServicesRuntime.needed_names`)
-        return bool(runtime.settings.services.needed)
     try:
-        return bool(runtime.needed_names(item))
+        return bool(runtime.needed_names(item, services))
     except ValueError:  # a malformed marker: the fixture fails the test with it
         return True
 

@@ -29,7 +29,7 @@ Without pytest-xdist nothing here runs: every test runs one at a time anyway.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
@@ -56,8 +56,9 @@ __all__ = ["RunScheduling", "collected_tally", "mark_groups", "repair_loadgroup_
 _PLACEMENT_KEY = pytest.StashKey[tuple[str, GroupPlacement]]()
 
 
-def _user_groups(item: pytest.Item) -> tuple[str, ...]:
-    return user_group_names((mark.args, mark.kwargs) for mark in item.iter_markers("xdist_group"))
+def _user_groups(marks: Iterable[pytest.Mark]) -> tuple[str, ...]:
+    """The names of the ``xdist_group`` markers among ``marks``."""
+    return user_group_names((m.args, m.kwargs) for m in marks if m.name == "xdist_group")
 
 
 def mark_groups(items: Sequence[pytest.Item]) -> None:
@@ -68,9 +69,7 @@ def mark_groups(items: Sequence[pytest.Item]) -> None:
             fixturenames=getattr(item, "fixturenames", ()),
             concurrent_safe=any(mark.name == "concurrent_safe" for mark in marks),
             markers=(mark.name for mark in marks),
-            user_groups=user_group_names(
-                (mark.args, mark.kwargs) for mark in marks if mark.name == "xdist_group"
-            ),
+            user_groups=_user_groups(marks),
         )
         item.stash[_PLACEMENT_KEY] = (item.nodeid, placement)
         if placement.group is not None:
@@ -82,7 +81,7 @@ def repair_loadgroup_ids(items: Sequence[pytest.Item]) -> int:
     tests that could not get it."""
     ungrouped = 0
     for item in items:
-        nodeid = loadgroup_node_id(item.nodeid, _user_groups(item))
+        nodeid = loadgroup_node_id(item.nodeid, _user_groups(item.iter_markers("xdist_group")))
         if nodeid is not None and not _set_node_id(item, nodeid):
             ungrouped += 1
     return ungrouped

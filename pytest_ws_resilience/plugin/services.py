@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -176,10 +176,13 @@ class ServicesRuntime:
             raise _UnknownService(rules.unknown_service_reason(name, known))
         return known[name]
 
-    def needed_names(self, item: pytest.Item) -> tuple[str, ...]:
-        """The services a test needs: the env's ``services`` and its ``ws_services`` marks."""
+    def needed_names(
+        self, item: pytest.Item, markers: Iterable[pytest.Mark] | None = None
+    ) -> tuple[str, ...]:
+        """The services a test needs: the env's ``services`` and its ``ws_services`` marks
+        (``markers``, when the caller has already walked the item's markers for them)."""
         names = list(self.settings.services.needed)
-        for marker in item.iter_markers("ws_services"):
+        for marker in item.iter_markers("ws_services") if markers is None else markers:
             for name in rules.services_marker_names(marker.args, test=item.name):
                 if name not in names:
                     names.append(name)
