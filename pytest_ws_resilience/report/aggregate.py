@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_ws_resilience.report.records import OUTCOMES, TestRecord
+from pytest_ws_resilience.report.records import OUTCOMES, IsolationRecord, TestRecord
 from pytest_ws_resilience.stats import Distribution
 
 __all__ = ["RunSummary", "Source", "merge_records", "summarize"]
@@ -179,10 +179,13 @@ def _sorted_counts(counter: Counter[str]) -> dict[str, int]:
 
 
 def summarize(sources: Sequence[Source]) -> RunSummary:
-    """The run's figures over every source (one per process)."""
+    """The run's figures over every source (one per process).
+
+    One pass over the records, each connection counted where it is read: this runs
+    over every test of the run, most of which opened one connection or none.
+    """
     records = merge_records(sources)
-    # As pytest counts: a test whose teardown failed after its body passed is both.
-    outcomes: Counter[str] = Counter(o for r in records for o in r.counted_outcomes)
+    outcomes: Counter[str] = Counter()
     auth: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     closers: Counter[str] = Counter()
@@ -190,38 +193,65 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
     services: Counter[str] = Counter()
     skips: Counter[str] = Counter()
     handshakes: list[float] = []
-    # A test skipped after its detector was on did not check anything: not counted.
-    isolated = [r.isolation for r in records if r.isolation is not None and r.outcome != "skipped"]
+    isolated: list[IsolationRecord] = []
+    still_open = retries = sent = received = bytes_sent = bytes_received = 0
+    proxies = pool_hits = pool_misses = using_plugin = 0
+    storms: list[Mapping[str, Any]] = []
     for record in records:
-        handshakes.extend(c.handshake_ms for c in record.connections)
-        auth.update(record.auth_methods)
-        if record.connections:
-            codes.update(record.close_codes)
-            closers.update(record.closed_by)
-        faults.update(record.chaos_faults)
-        services.update(record.services)
-        if record.outcome == "skipped":
+        outcome = record.outcome
+        # As pytest counts: a test whose teardown failed after its body passed is both.
+        if record.passed_before_error:
+            outcomes["passed"] += 1
+        outcomes[outcome] += 1
+        if outcome == "skipped":
             skips[record.skip_reason or "no reason given"] += 1
+        # A test skipped after its detector was on did not check anything: not counted.
+        elif record.isolation is not None:
+            isolated.append(record.isolation)
+        for c in record.connections:
+            handshakes.append(c.handshake_ms)
+            auth[c.auth_method or "none"] += 1
+            if c.close_code is None:
+                still_open += 1
+            else:
+                codes[str(c.close_code)] += 1
+            if c.closed_by:
+                closers[c.closed_by] += 1
+        if record.chaos_faults:
+            faults.update(record.chaos_faults)
+        if record.services:
+            services.update(record.services)
+        if record.storms:
+            storms.extend(record.storms)
+        retries += record.retries
+        sent += record.messages_sent
+        received += record.messages_received
+        bytes_sent += record.bytes_sent
+        bytes_received += record.bytes_received
+        proxies += record.chaos_proxies
+        pool_hits += record.pool_hits
+        pool_misses += record.pool_misses
+        using_plugin += record.used_plugin
     return RunSummary(
         tests=len(records),
         outcomes={name: outcomes[name] for name in OUTCOMES if outcomes[name]},
         workers=tuple(sorted({s.worker for s in sources if s.records}, key=_worker_order)),
-        connections=sum(len(r.connections) for r in records),
+        connections=len(handshakes),
         handshake_ms=Distribution.of(handshakes),
         auth_methods=_sorted_counts(auth),
         close_codes=_sorted_counts(codes),
         closed_by=_sorted_counts(closers),
-        still_open=sum(1 for r in records for c in r.connections if c.close_code is None),
-        retries=sum(r.retries for r in records),
-        messages_sent=sum(r.messages_sent for r in records),
-        messages_received=sum(r.messages_received for r in records),
-        bytes_sent=sum(r.bytes_sent for r in records),
-        bytes_received=sum(r.bytes_received for r in records),
+        still_open=still_open,
+        retries=retries,
+        messages_sent=sent,
+        messages_received=received,
+        bytes_sent=bytes_sent,
+        bytes_received=bytes_received,
         isolation_tests=len(isolated),
         isolation_checks=sum(i.checks for i in isolated),
         isolation_violations=sum(i.violations for i in isolated),
         isolation_unexpected=sum(i.unexpected_violations for i in isolated),
-        chaos_proxies=sum(r.chaos_proxies for r in records),
+        chaos_proxies=proxies,
         chaos_faults=_sorted_counts(faults),
         # The seeds that drove the tests: a process that ran none used none.
         chaos_seeds={
@@ -229,13 +259,13 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
             for s in sorted(sources, key=lambda s: _worker_order(s.worker))
             if s.records and s.chaos_seed is not None
         },
-        pool_hits=sum(r.pool_hits for r in records),
-        pool_misses=sum(r.pool_misses for r in records),
+        pool_hits=pool_hits,
+        pool_misses=pool_misses,
         services_started=tuple(line for s in sources for line in s.services_started),
         services_used=_sorted_counts(services),
         skips=_sorted_counts(skips),
-        storms=tuple(storm for r in records for storm in r.storms),
-        tests_using_plugin=sum(1 for r in records if r.used_plugin),
+        storms=tuple(storms),
+        tests_using_plugin=using_plugin,
         server_urls=tuple(
             dict.fromkeys(
                 url
