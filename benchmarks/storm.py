@@ -20,7 +20,7 @@ less at the mercy of the server's scheduling than wall time on a shared machine.
 Memory per connection (unless ``--no-memory``): in a fresh process per side (so that
 neither inherits the other's freed heap), after a warm-up of 20 connections, the
 resident memory (RSS) while all N connections are open minus before them, divided by
-N: bytes per connection for `Storm` (every `WsClient`, its reader task, event log and
+N: bytes per connection for `Storm` (every `WsClient`, its connection, event log and
 metrics included) and for raw websockets, side by side, twice each, alternating. The
 server runs in its own process, so its memory is not counted (``--server thread``
 counts it on both sides).

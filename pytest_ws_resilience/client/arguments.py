@@ -46,6 +46,7 @@ _OWN_OPTIONS: Mapping[str, str] = {
     "proxy": "nothing: clients connect directly (loopback only)",
     "logger": "nothing: the client logs through its own redacting logger",
     "user_agent_header": "user_agent=",
+    "create_connection": "nothing: the client receives through its own connection class",
 }
 #: websockets options that are seconds (None switches them off).
 _SECONDS_OPTIONS = ("ping_interval", "ping_timeout")

@@ -6,9 +6,10 @@ where it can be; this one ties them to one connection:
 - connecting: `auth_methods` (what each attempt presents), `fallback` (what each answer
   leads to: next method, retry after a backoff delay, or failure) and `handshake` (the
   asyncio loop that makes the attempts);
-- receiving: one reader task per connection (here) records every frame in the
-  `eventlog`, reads the `greeting`, runs the receive hooks and `observers`, and wakes
-  the waits of `waiting`, which look for what `matching` describes;
+- receiving: `receiving` takes each message where websockets parses it (no task of
+  its own), records it in the `eventlog`, reads the `greeting`, runs the receive hooks
+  and `observers`, and wakes the waits of `waiting`, which look for what `matching`
+  describes;
 - sending: `sending` writes one message (or a ping) bounded by the recv timeout;
 - `bounds` holds the timeouts, `metrics` counts, `logs` redacts, `tokens` mints the
   users, `entitlements` keeps what the client may see (scope rules read it).
@@ -28,14 +29,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from pytest_ws_resilience.client.arguments import check_client_arguments, heartbeat_options
 from pytest_ws_resilience.client.auth_methods import auth_chain, header_secrets
 from pytest_ws_resilience.client.bounds import ClientBounds
 from pytest_ws_resilience.client.closing import close_connection
-from pytest_ws_resilience.client.ending import FailFastConnection, await_close, close_cause
+from pytest_ws_resilience.client.ending import await_close
 from pytest_ws_resilience.client.entitlements import EXPLICIT, EntitlementTimeline
 from pytest_ws_resilience.client.eventlog import EventLog
 from pytest_ws_resilience.client.greeting import read_greeting
@@ -49,6 +49,7 @@ from pytest_ws_resilience.client.matching import (
 )
 from pytest_ws_resilience.client.metrics import ClientMetrics, payload_size
 from pytest_ws_resilience.client.observers import ClientObserver, Observers, ReceiveHook
+from pytest_ws_resilience.client.receiving import Receiver, ReceivingConnection
 from pytest_ws_resilience.client.sending import joined_fragments, ping_bounded, send_bounded
 from pytest_ws_resilience.client.waiting import EventWaiter
 from pytest_ws_resilience.config.backoff import Backoff
@@ -169,7 +170,7 @@ class WsClient:
             close_timeout=bounds.close,
             max_message_size=self._max_message_size,
             # Waits learn of a protocol failure at once, not after the closing handshake.
-            options={"create_connection": FailFastConnection, **keepalive},
+            options={**keepalive, "create_connection": ReceivingConnection},
             label=self._name,
             connection=connection,
         )
@@ -179,8 +180,7 @@ class WsClient:
         self._metrics = ClientMetrics()
         self._watchers = Observers(on_error=self._waiter.hook_failed)
         self._connect_lock = asyncio.Lock()
-        self._conn: ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._conn: ReceivingConnection | None = None
         self._connection_id: Any = None
         self._auth_method: str | None = None
         self._entitlements = EntitlementTimeline()
@@ -363,54 +363,25 @@ class WsClient:
         return self
 
     def _on_open(self, opened: Opened) -> None:
-        conn = self._conn = opened.connection
+        conn = opened.connection
+        assert isinstance(conn, ReceivingConnection)  # create_connection is the client's
+        self._conn = conn
         self._waiter.attach()
         self._auth_method = method = opened.auth_method
         self._entitlements.connected(time.monotonic())
         # Wall clock (not perf_counter): reports line up spans of several xdist workers.
         self._metrics.opened(time.time() - opened.handshake_s, opened.handshake_s, method)
-        if isinstance(conn, FailFastConnection):  # waits raise as soon as websockets fails it
-            conn.on_failure = self._waiter.failed
-            conn.tell_failure()  # it may have failed on a frame that came with the upgrade
-        self._reader = asyncio.get_running_loop().create_task(
-            self._read(conn), name=f"WsClient reader {self._name}"
+        conn.on_failure = self._waiter.failed  # waits raise as soon as websockets fails it
+        conn.tell_failure()  # it may have failed on a frame that came with the upgrade
+        conn.attach(
+            Receiver(
+                self, self._log, self._metrics, self._waiter, self._watchers, self._on_first_frame
+            )
         )
         # The logger's RedactingFilter hides any token in the URL (only if a record is made).
         client_logger.debug("%s: connected to %s with auth %s", self._name, self._url, method)
 
     # -- receiving ---------------------------------------------------------------------
-
-    async def _read(self, conn: ClientConnection) -> None:
-        """Receive every frame of ``conn`` into the log until it closes."""
-        log, metrics, waiter = self._log, self._metrics, self._waiter
-        tell, wake = self._watchers.received, waiter.wake
-        first = True
-        ended: BaseException | None = None
-        try:
-            async for message in conn:
-                record = log.append(message)
-                metrics.received += 1
-                metrics.bytes_received += payload_size(message)
-                if first:
-                    first = False
-                    self._on_first_frame(record.data)
-                tell(self, record)
-                wake()
-        except ConnectionClosed as exc:
-            ended = exc  # its close frames and __cause__ say why (`ending.close_cause`)
-        except Exception as exc:  # a bug here must not vanish into an unretrieved task error
-            ended = exc
-            client_logger.exception(
-                "%s: reader failed; treating the connection as closed", self._name
-            )
-            conn.transport.abort()
-        finally:
-            cause = close_cause(conn, ended)
-            ended = None  # its traceback holds this frame: a cycle the collector would free
-            metrics.closed(time.time(), cause.code, cause.closed_by)
-            self._watchers.closed(self, conn.close_code, conn.close_reason or "")
-            waiter.end(conn.close_code, cause)
-            client_logger.debug("%s: connection closed, code %s", self._name, conn.close_code)
 
     def _on_first_frame(self, data: Any) -> None:
         """Take the connection id and a negotiated recv timeout from the greeting; the
@@ -566,10 +537,10 @@ class WsClient:
     async def close(self) -> None:
         """Close the connection; idempotent, bounded by the close timeout, never raises
         for a connection that is already dead."""
-        conn, reader = self._conn, self._reader
+        conn = self._conn
         if conn is None:
             return
-        await close_connection(conn, reader, bound=self._bounds.close.value, name=self._name)
+        await close_connection(conn, bound=self._bounds.close.value, name=self._name)
         self._metrics.closed(time.time())
         waiter = self._waiter
         waiter.end(conn.close_code if waiter.close_code is None else waiter.close_code)

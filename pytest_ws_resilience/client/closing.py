@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
     from pytest_ws_resilience.client.client import WsClient
+    from pytest_ws_resilience.client.receiving import ReceivingConnection
 
 __all__ = ["close_clients", "close_connection", "start_closing"]
 
@@ -25,11 +26,11 @@ __all__ = ["close_clients", "close_connection", "start_closing"]
 _MAX_CLOSE_PAYLOAD = 125
 
 
-async def close_connection(
-    conn: ClientConnection, reader: asyncio.Task[None] | None, *, bound: float, name: str
-) -> None:
-    """Close ``conn`` within ``bound`` seconds (else abort it), then let its reader task
-    end; never raises for a connection that is already dead."""
+async def close_connection(conn: ReceivingConnection, *, bound: float, name: str) -> None:
+    """Close ``conn`` within ``bound`` seconds (else abort it); never raises for a
+    connection that is already dead. Its receiver is told of the end before this
+    returns: websockets' close returns once the TCP connection is lost, and an aborted
+    transport reports the loss on the loop's next turn, which this waits for."""
     try:
         if _bounded_by_websockets(conn, bound):
             await conn.close()
@@ -42,15 +43,8 @@ async def close_connection(
     except Exception as exc:  # a dead socket must not fail the caller's teardown
         client_logger.debug("%s: error while closing: %s", name, exc)
         conn.transport.abort()
-    if reader is not None and not reader.done():
-        # The reader ends by itself once the socket is closed, usually within one turn
-        # of the loop (no timer needed then); do not wait long for it.
+    if not conn.ended:
         await asyncio.sleep(0)
-    if reader is not None and not reader.done():
-        done, _ = await asyncio.wait({reader}, timeout=1.0)
-        if not done:
-            reader.cancel()
-            await asyncio.wait({reader}, timeout=1.0)
 
 
 def _bounded_by_websockets(conn: ClientConnection, bound: float) -> bool:

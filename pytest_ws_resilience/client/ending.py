@@ -4,8 +4,8 @@ at once when websockets fails the connection, and the `CloseCause` read off webs
 When a server breaks the protocol (a frame over the size limit, invalid UTF-8, a bad
 close frame, a masked frame, a reserved opcode), websockets sends its close frame (1002,
 1007, 1009) and then, as RFC 6455 asks of a client, waits up to the close timeout for
-the server to close TCP. Until then its ``recv()`` blocks, so a client whose waits
-learned of the end only from the reader would time out first, naming what it waited
+the server to close TCP. Until then the connection is not lost, so a client whose
+waits learned of the end only from ``connection_lost`` would time out first, naming what it waited
 for instead of what happened. `FailFastConnection` tells the client as soon as the
 protocol has failed; `close_cause` turns websockets' close frames and error into the
 plain `CloseCause` the errors print. `await_close` waits for the end itself
@@ -34,8 +34,8 @@ __all__ = ["FailFastConnection", "await_close", "close_cause", "failed"]
 
 class FailFastConnection(ClientConnection):
     """websockets' client connection, calling `on_failure` once with the `CloseCause`,
-    as soon as websockets failed the connection (before the closing handshake ends, and
-    before the reader's ``recv()`` returns).
+    as soon as websockets failed the connection (before the closing handshake ends and
+    the TCP connection is lost).
 
     websockets fails a connection in its parser (a frame over the limit, a bad close
     frame, a masked frame, a reserved opcode) or in ``recv()`` (invalid UTF-8, too many
@@ -94,8 +94,8 @@ def close_cause(conn: ClientConnection, error: BaseException | None = None) -> C
 
     Args:
         conn: the connection.
-        error: what ended the reader (websockets' ``ConnectionClosed``, whose
-            ``__cause__`` is the protocol or network error), if known.
+        error: what failed the receiving (a ``ConnectionClosed`` whose ``__cause__``
+            is the protocol or network error, or any other exception), if known.
     """
     protocol = conn.protocol
     failure: BaseException | None = protocol.parser_exc or conn.connection_exc
@@ -135,7 +135,7 @@ async def await_close(
     by either side, is judged at once. The code is the server's, 1006 when none came
     (the connection was lost).
 
-    The wait is the waiter's own (woken by the reader's frames and its end, and by one
+    The wait is the waiter's own (woken by the receiver's messages and the end, and by one
     shared watchdog at the deadline: ``within`` seconds, else ``recv``, the client's
     recv timeout), looking for no frame: the end is what it waits for, and the frames
     it passes stay unconsumed for later ``expect`` calls.

@@ -29,8 +29,9 @@ class ClientObserver(Protocol):
     """Something that watches a client's traffic (e.g. the isolation detector).
 
     Called synchronously on the client's own paths, so implementations must be quick
-    and must not block. ``on_receive`` runs on the reader task, so an exception there
-    cannot reach the test directly: the reader logs it and goes on, and the next
+    and must not block. ``on_receive`` runs in websockets' protocol callback (the client's
+    receiver), so an exception there cannot reach the test directly: it is logged and
+    receiving goes on, and the next
     ``expect`` re-raises the first one. ``on_send`` and ``on_canary`` run in the
     caller's own call and raise there. ``data`` of `on_send` is the object given to
     ``send_json`` (or None for text and bytes sent as such).
@@ -58,7 +59,7 @@ class Observers:
     - an observer is added once, and a late one is told every canary made before it
       (a fixture that attaches after the client was used misses none);
     - `received` tells every hook, then every observer, of one frame; one that raises
-      stops neither the others nor the reader: it is logged and handed to
+      stops neither the others nor the receiving: it is logged and handed to
       ``on_error`` (the client's waits re-raise the first one in the next ``expect``).
 
     Args:

@@ -1,11 +1,11 @@
 """Bounded waits over a client's event log: ``expect`` (and its frame, text and bytes
 forms), ``expect_sequence``, ``expect_contract``.
 
-The asyncio side of waiting. The reader task appends each frame to the `EventLog` and
-calls `EventWaiter.wake`; a waiter scans the records it has not consumed yet and sleeps
-until the next wake. Nothing polls. What a wait looks for is
-`pytest_ws_resilience.client.matching`'s; this module decides when to look and when to
-give up:
+The asyncio side of waiting. The client's receiver appends each message to the
+`EventLog` as websockets parses it and calls `EventWaiter.wake`; a waiter scans the
+records it has not consumed yet and sleeps until the next wake. Nothing polls. What a
+wait looks for is `pytest_ws_resilience.client.matching`'s; this module decides when to
+look and when to give up:
 
 - **A cursor.** ``expect`` consumes what it scanned: the next wait starts after the
   match, so the same frame never satisfies two waits.
@@ -17,8 +17,8 @@ give up:
   records that came before the close were scanned. The end is the close, or earlier,
   the moment websockets failed the connection for a protocol error: a wait does not sit
   out the closing handshake and then time out naming what it waited for.
-- **A failing receive hook** surfaces in the next wait, since the reader task cannot
-  raise into the test.
+- **A failing receive hook** surfaces in the next wait, since the receiver, which
+  runs in websockets' protocol callback, cannot raise into the test.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ __all__ = ["EventWaiter"]
 class EventWaiter:
     """The waiting side of one client's event log, across its connections.
 
-    The client drives it: `attach` when a connection opens; its reader task `wake` after
-    each frame it logged, `end` when the connection is over (so does ``close()``), and
+    The client drives it: `attach` when a connection opens; its receiver `wake` after
+    each message it logged, `end` when the connection is over (so does ``close()``), and
     `hook_failed` when a receive hook raised. The client's ``expect*`` methods wait
     through it.
 
@@ -110,7 +110,7 @@ class EventWaiter:
         # before the disconnect is checked whole).
         self._carried: list[tuple[int, int]] = []
 
-    # -- driven by the reader and the client ---------------------------------------------
+    # -- driven by the receiver and the client -------------------------------------------
 
     def attach(self) -> None:
         """A connection opened: frames may come again."""
@@ -127,7 +127,7 @@ class EventWaiter:
 
     def end(self, close_code: int | None, cause: CloseCause | None = None) -> None:
         """The connection is over (closed by either side, failed by websockets for a
-        protocol error, or its reader failed); ``cause`` says how (kept when None)."""
+        protocol error, or its receiving failed); ``cause`` says how (kept when None)."""
         self.ended = True
         self.close_code = close_code
         if cause is not None:

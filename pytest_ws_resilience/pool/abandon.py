@@ -1,7 +1,7 @@
 """Dropping a client whose event loop is not the running one, without awaiting.
 
-A `WsClient` belongs to the loop it connected in: its reader task and its transport
-live there, and awaiting its close from another loop would hang or fail. So a pool
+A `WsClient` belongs to the loop it connected in: its transport (which hands it every
+message) lives there, and awaiting its close from another loop would hang or fail. So a pool
 that meets such a client (an acquire in a new test loop, a synchronous teardown) ends
 it from the outside: the socket is shut down at once, so the peer sees the end now,
 and the transport is aborted through its own loop when that loop can still run. This

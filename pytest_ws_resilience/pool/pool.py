@@ -59,7 +59,7 @@ __all__ = ["ConnectionPool"]
 _logger = logging.getLogger("pytest_ws_resilience.pool")
 
 #: Added to a client's close timeout to bound closing several at once: covers the
-#: client's own wait for its reader task after the close handshake.
+#: client's own turn of the loop for an aborted transport to report its end.
 _CLOSE_MARGIN_S = 2.5
 
 

@@ -371,9 +371,19 @@ async def test_client_assembles_messages_fragmented_downstream_with_pings_betwee
     assert [e["seq"] for e in client.events] == list(range(1, len(client.events) + 1))
     fragmented = [d for d in proxy.decisions if d.outcome.startswith("fragmented")]
     assert len(fragmented) == len(client.events)
-    answered = [d for d in proxy.decisions if d.outcome == "pong answered"]
-    assert {d.direction for d in answered} == {"upstream"}
-    assert len(answered) == 3 * len(client.events)
+
+    def answered() -> list[Any]:
+        return [d for d in proxy.decisions if d.outcome == "pong answered"]
+
+    # The client answers the pings of the last message as it reads them; the proxy sees
+    # those pongs a moment after the message is whole (bounded wait).
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while len(answered()) < 3 * len(client.events):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.005)
+    assert {d.direction for d in answered()} == {"upstream"}
+    assert len(answered()) == 3 * len(client.events)
 
 
 @pytest.mark.asyncio

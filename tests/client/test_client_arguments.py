@@ -52,6 +52,11 @@ def one_line_error(call: Any) -> str:
         ({"open_timeout": 5}, "WsClient: open_timeout= is set by the client; use connect_timeout="),
         ({"max_size": 5}, "WsClient: max_size= is set by the client; use max_message_size="),
         ({"proxy": "http://x"}, "WsClient: proxy= is set by the client; use nothing: clients"),
+        (
+            {"create_connection": object},
+            "WsClient: create_connection= is set by the client; use nothing: the client "
+            "receives through its own connection class",
+        ),
         ({"user": "alice"}, "WsClient user must be a TestUser (e.g. ws_user_factory()), got"),
         ({"token": 42}, "WsClient token must be a string, got int"),
     ],
