@@ -1,9 +1,11 @@
 """The run report's collector: per-test records, one summary, the ``--ws-report`` file.
 
 Every process that runs tests records them (at each test's teardown report, when its
-clients are closed). A worker hands its records to the controller when it finishes
-(`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller adds each worker's
-as it goes down, then prints one summary for the whole run and writes the report file,
+clients are closed); a test that passed without using the plugin is only counted,
+unless ``--ws-report`` asks for every test. A worker hands its records to the controller
+when it finishes (`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller
+adds each worker's as it goes down, then prints one summary for the whole run and
+writes the report file,
 once. Without xdist the same path runs with one source. No hooks here: the role objects
 (`pytest_ws_resilience.plugin.session`, ``controller``, ``worker``) call these steps.
 The figures and texts come from the pure modules of `pytest_ws_resilience.report`.
@@ -101,6 +103,10 @@ def phase_result(report: pytest.TestReport) -> PhaseResult:
     )
 
 
+def _passed(report: pytest.TestReport) -> bool:
+    return report.passed and not hasattr(report, "wasxfail")
+
+
 def _record_of(item: pytest.Item, phases: list[PhaseResult], worker: str) -> TestRecord:
     """A finished test's record: its phases and what its watch saw (if it had one)."""
     watch = item.stash.get(WATCH_KEY, None)
@@ -181,8 +187,10 @@ class ReportCollector:
         #: What became of the report file: "written to PATH" or the error.
         self.report_status: str | None = None
         self.started_at = time.time()
+        #: Tests that passed without using the plugin, counted but not recorded.
+        self.passed_unrecorded = 0
         # By item, not node id: an item's node id is built anew at every read.
-        self._phases: dict[pytest.Item, list[PhaseResult]] = {}
+        self._reports: dict[pytest.Item, list[pytest.TestReport]] = {}
 
     def header_lines(self) -> list[str]:
         """The report-header line naming the report file (none without one)."""
@@ -196,18 +204,28 @@ class ReportCollector:
         self.started_at = time.time()
 
     def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        """One phase report of ``item``; the test's record is made at its teardown."""
-        phases = self._phases.setdefault(item, [])
-        phases.append(phase_result(report))
-        if report.when == "teardown":
-            # Teardown is last: the test's clients are closed, its watch complete.
-            del self._phases[item]
-            self.records.append(_record_of(item, phases, self.worker or "main"))
-            watch = item.stash.get(WATCH_KEY, None)
-            if watch is not None:
-                # The record holds what the reports need; the item lives on to the end
-                # of the session, its clients and proxies must not.
-                watch.release()
+        """One phase report of ``item``; the test is recorded at its teardown report.
+
+        A test that passed without using the plugin is only counted when no report
+        file asks for every test: the summary needs nothing more of it, and most tests
+        of a suite are such tests (``benchmarks/suite_overhead.py``).
+        """
+        reports = self._reports.setdefault(item, [])
+        reports.append(report)
+        if report.when != "teardown":
+            return
+        # Teardown is last: the test's clients are closed, its watch complete.
+        del self._reports[item]
+        watch = item.stash.get(WATCH_KEY, None)
+        if watch is None and self.path is None and all(map(_passed, reports)):
+            self.passed_unrecorded += 1
+            return
+        phases = [phase_result(r) for r in reports]
+        self.records.append(_record_of(item, phases, self.worker or "main"))
+        if watch is not None:
+            # The record holds what the reports need; the item lives on to the end
+            # of the session, its clients and proxies must not.
+            watch.release()
 
     def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
         """This process's part of the report: its records, what it started, and the URL
@@ -221,6 +239,7 @@ class ReportCollector:
             started_at=self.started_at,
             finished_at=time.time(),
             server_urls=tuple(served),
+            passed_unrecorded=self.passed_unrecorded,
         )
 
     def server(self, urls: Sequence[str]) -> dict[str, Any]:

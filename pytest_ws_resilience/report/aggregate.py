@@ -30,6 +30,8 @@ class Source:
         chaos_seed: its run seed for chaos (``--ws-chaos-seed`` or drawn at random).
         started_at / finished_at: its session's wall-clock span.
         server_urls: the URL(s) its ``ws_server`` served (the server really tested).
+        passed_unrecorded: tests that passed without using the plugin, counted but not
+            recorded: without ``--ws-report`` the summary needs no more of them.
     """
 
     worker: str
@@ -39,6 +41,11 @@ class Source:
     started_at: float | None = None
     finished_at: float | None = None
     server_urls: tuple[str, ...] = ()
+    passed_unrecorded: int = 0
+
+    @property
+    def ran_tests(self) -> bool:
+        return bool(self.records or self.passed_unrecorded)
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for xdist's ``workeroutput`` (execnet carries only builtins)."""
@@ -50,6 +57,7 @@ class Source:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "server_urls": list(self.server_urls),
+            "passed_unrecorded": self.passed_unrecorded,
         }
 
     @classmethod
@@ -62,6 +70,7 @@ class Source:
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             server_urls=tuple(str(u) for u in data.get("server_urls", ())),
+            passed_unrecorded=int(data.get("passed_unrecorded", 0)),
         )
 
 
@@ -185,7 +194,8 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
     over every test of the run, most of which opened one connection or none.
     """
     records = merge_records(sources)
-    outcomes: Counter[str] = Counter()
+    unrecorded = sum(s.passed_unrecorded for s in sources)
+    outcomes: Counter[str] = Counter(passed=unrecorded) if unrecorded else Counter()
     auth: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     closers: Counter[str] = Counter()
@@ -233,9 +243,9 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         pool_misses += record.pool_misses
         using_plugin += record.used_plugin
     return RunSummary(
-        tests=len(records),
+        tests=len(records) + unrecorded,
         outcomes={name: outcomes[name] for name in OUTCOMES if outcomes[name]},
-        workers=tuple(sorted({s.worker for s in sources if s.records}, key=_worker_order)),
+        workers=tuple(sorted({s.worker for s in sources if s.ran_tests}, key=_worker_order)),
         connections=len(handshakes),
         handshake_ms=Distribution.of(handshakes),
         auth_methods=_sorted_counts(auth),
@@ -257,7 +267,7 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         chaos_seeds={
             s.worker: s.chaos_seed
             for s in sorted(sources, key=lambda s: _worker_order(s.worker))
-            if s.records and s.chaos_seed is not None
+            if s.ran_tests and s.chaos_seed is not None
         },
         pool_hits=pool_hits,
         pool_misses=pool_misses,

@@ -286,6 +286,24 @@ def test_two_workers_make_one_summary():
     ]
 
 
+def test_tests_counted_but_not_recorded_add_to_the_summary_and_cross_the_channel():
+    # Without --ws-report, a test that passed without using the plugin is only counted.
+    gw0, gw1 = two_workers()
+    counted_only = Source("gw2", passed_unrecorded=3, chaos_seed=9)
+    sources = [Source.from_payload(s.to_payload()) for s in (gw0, gw1, counted_only)]
+    assert sources[2].passed_unrecorded == 3
+    summary = summarize(sources)
+    before = summarize([gw0, gw1])
+    assert summary.tests == before.tests + 3
+    assert summary.outcomes == {**before.outcomes, "passed": before.outcomes["passed"] + 3}
+    assert summary.workers == ("gw0", "gw1", "gw2")
+    assert summary.chaos_seeds == {**before.chaos_seeds, "gw2": 9}
+    assert summary.tests_using_plugin == before.tests_using_plugin  # counted: used nothing
+    assert merge_records(sources) == merge_records([gw0, gw1])
+    # A run of such tests only is not a run that used the plugin: no section.
+    assert not summarize([Source("main", passed_unrecorded=5)]).used
+
+
 def test_summary_lines_name_every_figure():
     text = "\n".join(summary_lines(summarize(two_workers()), report="written to /tmp/r.json"))
 
