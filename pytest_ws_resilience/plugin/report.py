@@ -5,9 +5,9 @@ clients are closed); a test that passed without using the plugin is only counted
 unless ``--ws-report`` asks for every test. A worker hands its records to the controller
 when it finishes (`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller
 adds each worker's as it goes down, then prints one summary for the whole run and
-writes the report file,
-once. Without xdist the same path runs with one source. No hooks here: the role objects
-(`pytest_ws_resilience.plugin.session`, ``controller``, ``worker``) call these steps.
+writes the report file, once. Without xdist the same path runs with one source. No
+hooks here: the role objects (`pytest_ws_resilience.plugin.session`, ``controller``,
+``worker``) call these steps.
 The figures and texts come from the pure modules of `pytest_ws_resilience.report`.
 """
 
