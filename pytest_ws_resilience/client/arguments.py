@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
+import sys
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -143,10 +144,10 @@ def check_client_arguments(
     if parts is None or parts.scheme not in ("ws", "wss") or not parts.netloc:
         raise ValueError(f"WsClient url must be ws:// or wss://, got {redact(str(url))!r}")
     if user is not None:
-        # Imported here: minting tokens (pyjwt, cryptography) is not a client's business.
-        from pytest_ws_resilience.client.tokens import TestUser
-
-        if not isinstance(user, TestUser):
+        # Not imported: minting tokens (pyjwt, cryptography) is not a client's business,
+        # and a TestUser exists only once its module was imported.
+        tokens = sys.modules.get("pytest_ws_resilience.client.tokens")
+        if tokens is None or not isinstance(user, tokens.TestUser):
             raise ValueError(
                 f"WsClient user must be a TestUser (e.g. ws_user_factory()), got "
                 f"{shown(user)}; to connect with a token of your own, pass token="

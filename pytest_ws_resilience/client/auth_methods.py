@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pytest_ws_resilience.config.settings import AUTH_METHODS, WsSettings
@@ -148,6 +149,13 @@ def normalize_auth(auth: str | Sequence[str] | None, default: Sequence[str]) -> 
         methods = (auth,)
     else:
         methods = auth
+    chain = tuple(methods)
+    if all(type(m) is str for m in chain):
+        return _checked_chain(chain)
+    return _check_chain(chain)  # not hashable, or not names: the error, uncached
+
+
+def _check_chain(methods: tuple[str, ...]) -> tuple[str, ...]:
     unknown = [m for m in methods if m not in AUTH_METHODS]
     if unknown:
         raise ValueError(
@@ -158,6 +166,11 @@ def normalize_auth(auth: str | Sequence[str] | None, default: Sequence[str]) -> 
     if not chain:
         raise ValueError(f"empty auth method chain; valid: {', '.join(AUTH_METHODS)}")
     return chain
+
+
+#: Every client of a run walks one of a few chains: each is checked once (an error is
+#: not cached, so a bad chain fails every time).
+_checked_chain = cache(_check_chain)
 
 
 def auth_chain(

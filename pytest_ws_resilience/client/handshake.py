@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,11 +192,12 @@ class Connector:
                     await asyncio.sleep(verdict.delay)
         raise chain.rejected()
 
-    async def _handshake(self, request: ConnectRequest) -> ClientConnection:
-        """One opening handshake presenting ``request``'s credential."""
+    def _handshake(self, request: ConnectRequest) -> Awaitable[ClientConnection]:
+        """One opening handshake presenting ``request``'s credential (websockets' own
+        awaitable: no coroutine of ours to resume at each of its steps)."""
         kwargs = connect_arguments(request, self.connection, self._options)
         kwargs.setdefault("open_timeout", self.connect_timeout.value)
         kwargs.setdefault("close_timeout", self._close_timeout.value)
         kwargs.setdefault("max_size", self._max_message_size)
         kwargs.setdefault("logger", wire_logger)
-        return await connect(request.url, proxy=None, **kwargs)
+        return connect(request.url, proxy=None, **kwargs)
