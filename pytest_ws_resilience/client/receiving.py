@@ -5,10 +5,12 @@ websockets' asyncio connection parses frames in its protocol callback (sans-I/O:
 protocol turns bytes into events, the connection's ``process_event`` gets each one) and
 queues data frames for ``recv()``. A client that read them with a task of its own paid
 for a second hop on every message (the queue, a future, a task step, a turn of the
-loop): about 120,000 instructions per connection, counted (``benchmarks/
-suite_overhead.py``). `ReceivingConnection` takes each message where websockets parses
-it instead, and hands it to the client's `Receiver` there and then: the event log, the
-counters, the greeting, the observers and the waits see it in the same callback.
+loop): counted with cachegrind, such a relay task adds about 120,000 instructions to a
+raw connection that connects, sends a ping, reads its pong and closes, and taking the
+client's out saved it 91,000. `ReceivingConnection` takes each message where websockets
+parses it instead, and hands it to the client's `Receiver` there and then: the event
+log, the counters, the greeting, the observers and the waits see it in the same
+callback.
 
 What websockets' ``recv()`` did for a message is done here, as it does it: fragments are
 joined (at most ``MAX_FRAGMENTS``, else 1009), text is decoded (invalid UTF-8 fails the
