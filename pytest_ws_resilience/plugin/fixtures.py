@@ -340,6 +340,8 @@ class MarkerPlan(NamedTuple):
 
 
 _PLAN_KEY = pytest.StashKey[MarkerPlan]()
+#: The plan of most tests: none of our markers, nothing to start.
+_NO_PLAN = MarkerPlan(strict=False, needs_start=False, ws_env=None)
 
 
 def plan_test(item: pytest.Item) -> MarkerPlan:
@@ -361,7 +363,12 @@ def plan_test(item: pytest.Item) -> MarkerPlan:
         strict = "websocket_security" in closest
         names = getattr(item, "fixturenames", None)
         needs_start = names is not None and _needs_test_start(item, names, strict, services)
-        plan = MarkerPlan(strict, needs_start, closest.get("ws_env"))
+        ws_env = closest.get("ws_env")
+        plan = (
+            MarkerPlan(strict, needs_start, ws_env)
+            if strict or needs_start or ws_env is not None
+            else _NO_PLAN
+        )
         item.stash[_PLAN_KEY] = plan
     return plan
 

@@ -224,8 +224,9 @@ class ReportCollector:
         self.records.append(_record_of(item, phases, self.worker or "main"))
         if watch is not None:
             # The record holds what the reports need; the item lives on to the end
-            # of the session, its clients and proxies must not.
+            # of the session, its watch, clients and proxies must not.
             watch.release()
+            del item.stash[WATCH_KEY]
 
     def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
         """This process's part of the report: its records, what it started, and the URL

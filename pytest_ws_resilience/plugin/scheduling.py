@@ -37,6 +37,7 @@ import pytest
 from pytest_ws_resilience.errors import WsSchedulingWarning
 from pytest_ws_resilience.plugin.xdist_groups import (
     GroupPlacement,
+    Schedule,
     SchedulingTally,
     decide,
     dist_warning,
@@ -65,12 +66,15 @@ def mark_groups(items: Sequence[pytest.Item]) -> None:
     """Place each test, and add the serial group's marker to those it serializes."""
     for item in items:
         marks = list(item.iter_markers())  # one walk (each climbs the item's parents)
+        names = [mark.name for mark in marks]
         placement = decide(
             fixturenames=getattr(item, "fixturenames", ()),
-            concurrent_safe=any(mark.name == "concurrent_safe" for mark in marks),
-            markers=(mark.name for mark in marks),
-            user_groups=_user_groups(marks),
+            concurrent_safe="concurrent_safe" in names,
+            markers=names,
+            user_groups=_user_groups(marks) if "xdist_group" in names else (),
         )
+        if placement.schedule is Schedule.UNTOUCHED:
+            continue  # most tests: nothing to count, nothing to add
         item.stash[_PLACEMENT_KEY] = (item.nodeid, placement)
         if placement.group is not None:
             item.add_marker(pytest.mark.xdist_group(placement.group))

@@ -181,7 +181,10 @@ class ServicesRuntime:
     ) -> tuple[str, ...]:
         """The services a test needs: the env's ``services`` and its ``ws_services`` marks
         (``markers``, when the caller has already walked the item's markers for them)."""
-        names = list(self.settings.services.needed)
+        needed = self.settings.services.needed
+        if markers is not None and not markers and not needed:
+            return ()  # most tests: no marker, and an env that needs no service
+        names = list(needed)
         for marker in item.iter_markers("ws_services") if markers is None else markers:
             for name in rules.services_marker_names(marker.args, test=item.name):
                 if name not in names:

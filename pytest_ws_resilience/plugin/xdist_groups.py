@@ -121,6 +121,9 @@ class GroupPlacement:
     user_groups: tuple[str, ...] = ()
 
 
+_UNTOUCHED = GroupPlacement(Schedule.UNTOUCHED)
+
+
 def decide(
     *,
     fixturenames: Iterable[str],
@@ -137,15 +140,12 @@ def decide(
             `user_group_names`).
         markers: names of the test's markers (`CONNECTION_MARKERS` count as use).
     """
-    used = tuple(
-        sorted(
-            CONNECTION_FIXTURES.intersection(fixturenames)
-            | CONNECTION_MARKERS.intersection(markers)
-        )
-    )
+    fixtures = CONNECTION_FIXTURES.intersection(fixturenames)
+    marked = CONNECTION_MARKERS.intersection(markers)
     groups = tuple(user_groups)
-    if not used:
-        return GroupPlacement(Schedule.UNTOUCHED, user_groups=groups)
+    if not fixtures and not marked:  # most tests, at every collection
+        return GroupPlacement(Schedule.UNTOUCHED, user_groups=groups) if groups else _UNTOUCHED
+    used = tuple(sorted(fixtures | marked))
     if concurrent_safe:
         return GroupPlacement(Schedule.CONCURRENT, connection_fixtures=used, user_groups=groups)
     if groups:
