@@ -30,6 +30,7 @@ from pytest_ws_resilience.config.services import ServiceSpec
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.errors import WsIsolationWarning
 from pytest_ws_resilience.plugin.fuzz_fixture import ws_fuzz
+from pytest_ws_resilience.plugin.marker_walk import MarkerWalk
 from pytest_ws_resilience.plugin.session_defaults import SessionDefaults, session_defaults
 from pytest_ws_resilience.plugin.stash import REPLAY_TIMER_KEY, SERVICES_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch, test_watch, warning_for
@@ -344,18 +345,19 @@ _PLAN_KEY = pytest.StashKey[MarkerPlan]()
 _NO_PLAN = MarkerPlan(strict=False, needs_start=False, ws_env=None)
 
 
-def plan_test(item: pytest.Item) -> MarkerPlan:
+def plan_test(item: pytest.Item, walk: MarkerWalk | None = None) -> MarkerPlan:
     """What the test's markers ask of the plugin, read at its first call and kept on the
     item: at collection, once per test (after every plugin changed the items), so that
     its setup and teardown walk no markers (each walk climbs the item's parents, on
-    every test); at setup for an item no collection hook saw."""
+    every test); at setup for an item no collection hook saw. ``walk``: the pass's
+    `MarkerWalk`, which reads each parent's markers once for all the items under it."""
     plan = item.stash.get(_PLAN_KEY, None)
     if plan is None:
         # One walk of the item's markers (each walk climbs its parents): the closest
         # of each of ours.
         closest: dict[str, pytest.Mark] = {}
         services: list[pytest.Mark] = []  # every one: their names add up
-        for mark in item.iter_markers():
+        for mark in item.iter_markers() if walk is None else walk.markers(item):
             if mark.name in _PLANNED_MARKERS:
                 closest.setdefault(mark.name, mark)
                 if mark.name == "ws_services":

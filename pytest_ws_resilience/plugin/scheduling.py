@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from pytest_ws_resilience.errors import WsSchedulingWarning
+from pytest_ws_resilience.plugin.marker_walk import MarkerWalk
 from pytest_ws_resilience.plugin.xdist_groups import (
     GroupPlacement,
     Schedule,
@@ -64,8 +65,9 @@ def _user_groups(marks: Iterable[pytest.Mark]) -> tuple[str, ...]:
 
 def mark_groups(items: Sequence[pytest.Item]) -> None:
     """Place each test, and add the serial group's marker to those it serializes."""
+    walk = MarkerWalk()
     for item in items:
-        marks = list(item.iter_markers())  # one walk (each climbs the item's parents)
+        marks = walk.markers(item)  # the parents' read once for every item under them
         names = [mark.name for mark in marks]
         placement = decide(
             fixturenames=getattr(item, "fixturenames", ()),

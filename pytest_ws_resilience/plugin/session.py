@@ -38,6 +38,7 @@ from pytest_ws_resilience.plugin.fixtures import (
     plan_test,
 )
 from pytest_ws_resilience.plugin.handoff import RunHandoff
+from pytest_ws_resilience.plugin.marker_walk import MarkerWalk
 from pytest_ws_resilience.plugin.markers import (
     security_marker_options,
     security_skip_reason,
@@ -155,6 +156,8 @@ class WsSession:
         #: Scheduling groups are added where tests are collected with xdist loaded
         #: (a worker, or ``-n 0``): without xdist every test runs one at a time anyway.
         self.marks_groups = xdist_loaded(config)
+        #: The collector's pass over the items' markers (each parent read once).
+        self._collect_walk = MarkerWalk()
         if self.owns_run:  # once per run: never on a worker
             warn_heartbeat(config, settings)
 
@@ -220,7 +223,7 @@ class WsSession:
                 continue
             # One walk of the item's markers (each walk climbs its parents), closest
             # first; most tests carry none of ours and are done here.
-            ours = [m for m in item.iter_markers() if m.name in _CHECKED_MARKERS]
+            ours = [m for m in self._collect_walk.markers(item) if m.name in _CHECKED_MARKERS]
             if not ours:
                 continue
             for marker in ours:
@@ -245,6 +248,7 @@ class WsSession:
         """Before every other plugin: the scheduling groups, so that xdist's worker,
         which reads them in its own hook, sees them. After every other plugin: the
         skips, and the role's repairs."""
+        self._collect_walk = MarkerWalk()  # collection is over: its parents are read
         if self.marks_groups:
             mark_groups(items)
         yield
@@ -264,8 +268,9 @@ class WsSession:
             auth_configured=self.settings.keys.configured,
             unauthenticated=self.settings.unauthenticated,
         )
+        walk = MarkerWalk()
         for item in items:
-            plan = plan_test(item)
+            plan = plan_test(item, walk)
             if security_reason and plan.strict:
                 item.add_marker(pytest.mark.skip(reason=security_reason))
             marker = plan.ws_env
