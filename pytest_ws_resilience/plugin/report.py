@@ -28,7 +28,7 @@ import pytest
 from pytest_ws_resilience.client.auth_methods import describe_auth
 from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.plugin.stash import SERVER_URLS_KEY
-from pytest_ws_resilience.plugin.watch import WATCH_KEY
+from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
 from pytest_ws_resilience.report.document import build_document, dumps, is_html_path
 from pytest_ws_resilience.report.records import (
@@ -107,9 +107,10 @@ def _passed(report: pytest.TestReport) -> bool:
     return report.passed and not hasattr(report, "wasxfail")
 
 
-def _record_of(item: pytest.Item, phases: list[PhaseResult], worker: str) -> TestRecord:
+def _record_of(
+    item: pytest.Item, phases: list[PhaseResult], worker: str, watch: TestWatch | None
+) -> TestRecord:
     """A finished test's record: its phases and what its watch saw (if it had one)."""
-    watch = item.stash.get(WATCH_KEY, None)
     if watch is None:  # the test never used the plugin's fixtures
         return build_record(item.nodeid, phases, worker=worker)
     guard = watch.guard
@@ -221,7 +222,7 @@ class ReportCollector:
             self.passed_unrecorded += 1
             return
         phases = [phase_result(r) for r in reports]
-        self.records.append(_record_of(item, phases, self.worker or "main"))
+        self.records.append(_record_of(item, phases, self.worker or "main", watch))
         if watch is not None:
             # The record holds what the reports need; the item lives on to the end
             # of the session, its watch, clients and proxies must not.
