@@ -1,9 +1,9 @@
 """Why a connection ended, in words: who closed it, with which code and reason, and
 websockets' own message when a protocol error or a size limit ended it.
 
-Pure: the client's reader (`pytest_ws_resilience.client.client`) reads the close frames
-received and sent and the error that failed the connection off websockets'
-``ConnectionClosed`` and its protocol, and hands them here as plain values; the waits
+Pure: `pytest_ws_resilience.client.ending.close_cause` reads the close frames received
+and sent and the error that failed the connection off websockets' connection and its
+protocol, and hands them here as plain values; the waits
 (`pytest_ws_resilience.client.waiting`) and sends put `CloseCause.describe` in their
 `WsConnectionClosedError`. Without it, a server that breaks the protocol (a frame over
 the size limit, invalid UTF-8, a bad close code, a masked frame) shows only as "code

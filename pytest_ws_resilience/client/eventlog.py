@@ -1,6 +1,6 @@
 """The bounded record of every frame a client received.
 
-Pure data, no I/O: the client's reader appends every frame (JSON or not, text or
+Pure data, no I/O: the client's receiver appends every frame (JSON or not, text or
 binary), waits scan (what they look for is
 `pytest_ws_resilience.client.matching`). The log is a ring buffer so a client that
 receives 10,000+ messages keeps a flat memory footprint; ``total`` and ``dropped`` say

@@ -10,7 +10,6 @@ happened (and pass a storm against a server that answers nothing).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,9 +21,6 @@ from pytest_ws_resilience.client.matching import matches
 from pytest_ws_resilience.errors import WsConnectionClosedError, WsTimeoutError
 
 __all__ = ["Exchange", "send_message"]
-
-# After the connection closed, how long its reader may take to deliver buffered frames.
-_DRAIN_S = 0.25
 
 
 async def send_message(client: WsClient, message: Any) -> None:
@@ -40,7 +36,7 @@ async def send_message(client: WsClient, message: Any) -> None:
 class Exchange:
     """Messages sent on one client and their replies, timed by a receive hook.
 
-    Replies are matched in the reader as frames arrive, in any order, so a server
+    Replies are matched by a receive hook as frames arrive, in any order, so a server
     answering out of order is not mistaken for one losing messages.
 
     Args:
@@ -114,14 +110,9 @@ class Exchange:
             else f"no reply to {self.sent} message(s) (the greeting is not a reply)"
         )
         if closed.done() and not closed.cancelled():
-            if not client.closed:
-                # The reader may still hold frames that came before the close: let it
-                # deliver them (a short, bounded wait, on the failure path only).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_DRAIN_S):
-                        await self._done.wait()
-            if self._done.is_set():
-                return
+            # Every frame that came before the close was handed over as websockets
+            # parsed it (`pytest_ws_resilience.client.receiving`): none is left to wait
+            # for.
             raise WsConnectionClosedError(
                 f"{client.name}: connection closed (code {conn.close_code}), {missing}",
                 code=conn.close_code,

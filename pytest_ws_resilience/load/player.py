@@ -107,7 +107,7 @@ def _length(frame: Any) -> int:
 
 
 def _received_at(client: WsClient, frame: Any) -> float | None:
-    """When the reader received ``frame`` (the very object a wait returned: its parsed
+    """When the client received ``frame`` (the very object a wait returned: its parsed
     JSON, or its raw text or bytes), from the client's log; None once the log dropped it."""
     log = client.log
     recent = log.since(log.last_index - _RECENT + 1)  # a reply is mostly among the last few
@@ -168,7 +168,7 @@ class _Player:
 
     def _since_send(self, frame: Any = _NOT_FOUND) -> float:
         """Milliseconds from the last send to the receipt of ``frame`` (as a storm times
-        a reply: when the reader got it, not when this user's task resumed, which on a
+        a reply: when the client got it, not when this user's task resumed, which on a
         busy loop can be much later), else to now."""
         now = time.monotonic()
         start = self.last_send if self.last_send is not None else now

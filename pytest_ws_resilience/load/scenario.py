@@ -159,8 +159,8 @@ def _rebuild_expect_contract(arguments: dict[str, Any], label: str) -> ExpectCon
 
 @dataclasses.dataclass(frozen=True)
 class Hold:
-    """Keep the connection open ``seconds`` (its reader keeps reading: the frames that
-    arrive are still logged and watched, e.g. by the isolation detector); the server
+    """Keep the connection open ``seconds`` (the client keeps receiving: the frames
+    that arrive are still logged and watched, e.g. by the isolation detector); the server
     closing it meanwhile fails the step."""
 
     seconds: float

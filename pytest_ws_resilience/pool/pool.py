@@ -355,7 +355,7 @@ class ConnectionPool:
         if entry.loop is _running_loop():
             conn = entry.client.connection
             if conn is not None:
-                conn.transport.abort()  # the reader sees the end on the next loop pass
+                conn.transport.abort()  # the client sees the end on the next loop pass
         else:
             abandon(entry.client, entry.loop)
 
