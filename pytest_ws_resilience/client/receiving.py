@@ -107,7 +107,8 @@ class ReceivingConnection(FailFastConnection):
     """websockets' client connection that hands each message to its `Receiver` as it is
     parsed, and its end once, instead of queueing them for ``recv()``.
 
-    ``recv()`` on it gets nothing: the client receives everything (as its reader did).
+    ``recv()`` on it gets nothing: the client receives everything (as its reader task,
+    before it, did).
     Control frames (ping, pong, close) go to websockets as ever.
     """
 
@@ -119,7 +120,7 @@ class ReceivingConnection(FailFastConnection):
         self._parts: list[bytes | bytearray | memoryview] = []
         self._text = False
         self._lost = False
-        #: What failed the receiving (a decode error, or a bug in an observer).
+        #: What failed the receiving (a decode error, or a bug in the receiver).
         self._error: BaseException | None = None
 
     @property

@@ -27,6 +27,7 @@ import pytest
 
 from pytest_ws_resilience.client.auth_methods import describe_auth
 from pytest_ws_resilience.config.settings import WsSettings
+from pytest_ws_resilience.plugin.options import report_option
 from pytest_ws_resilience.plugin.stash import SERVER_URLS_KEY
 from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
@@ -188,6 +189,9 @@ class ReportCollector:
         #: What became of the report file: "written to PATH" or the error.
         self.report_status: str | None = None
         self.started_at = time.time()
+        #: A report file was asked for (``--ws-report``): it lists every test, so every
+        #: test is recorded, on the xdist workers too (which write no file themselves).
+        self.record_every_test = path is not None or report_option(config) is not None
         #: Tests that passed without using the plugin, counted but not recorded.
         self.passed_unrecorded = 0
         # By item, not node id: an item's node id is built anew at every read.
@@ -218,7 +222,7 @@ class ReportCollector:
         # Teardown is last: the test's clients are closed, its watch complete.
         del self._reports[item]
         watch = item.stash.get(WATCH_KEY, None)
-        if watch is None and self.path is None and all(map(_passed, reports)):
+        if watch is None and not self.record_every_test and all(map(_passed, reports)):
             self.passed_unrecorded += 1
             return
         phases = [phase_result(r) for r in reports]

@@ -256,3 +256,43 @@ def test_under_xdist_the_controller_sums_every_worker_and_writes_once(ws_pyteste
     assert report["summary"]["connections_opened"] == 12
     # Written once, by the controller, atomically: no worker copy, no temporary left.
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+MIXED_SUITE = """
+import pytest
+
+
+def test_plain_a():
+    pass
+
+
+def test_plain_b():
+    pass
+
+
+@pytest.mark.asyncio
+async def test_client(ws_client):
+    await ws_client.send_json({"type": "ping"})
+    await ws_client.expect(type="pong")
+"""
+
+
+def test_under_xdist_a_report_lists_the_tests_that_used_nothing_too(ws_pytester, tmp_path):
+    # Without --ws-report a test that used nothing is only counted; with it, every
+    # worker records every test, though only the controller writes the file.
+    pytest.importorskip("xdist")
+    path = tmp_path / "report.json"
+    ws_pytester.makepyfile(test_mixed=MIXED_SUITE)
+    result = ws_pytester.runpytest_subprocess(
+        "-p", "ws_resilience", "-n", "2", f"--ws-report={path}"
+    )
+    result.assert_outcomes(passed=3)
+    names = sorted(t["nodeid"].split("::")[-1] for t in json.loads(path.read_text())["tests"])
+    assert names == ["test_client", "test_plain_a", "test_plain_b"]
+
+    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-n", "2")
+    result.assert_outcomes(passed=3)
+    section = summary_section(result.stdout.str())
+    assert re.search(r"^tests: 3 on [12] workers? \(passed 3\); 1 used WebSocket", section, re.M), (
+        section
+    )
