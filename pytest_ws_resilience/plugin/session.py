@@ -221,8 +221,8 @@ class WsSession:
         for item in result if isinstance(result, list) else [result]:
             if not isinstance(item, pytest.Item):
                 continue
-            # One walk of the item's markers (each walk climbs its parents), closest
-            # first; most tests carry none of ours and are done here.
+            # The item's markers, closest first (its parents' read once for the whole
+            # collection: `MarkerWalk`); most tests carry none of ours and are done here.
             ours = [m for m in self._collect_walk.markers(item) if m.name in _CHECKED_MARKERS]
             if not ours:
                 continue
@@ -248,7 +248,7 @@ class WsSession:
         """Before every other plugin: the scheduling groups, so that xdist's worker,
         which reads them in its own hook, sees them. After every other plugin: the
         skips, and the role's repairs."""
-        self._collect_walk = MarkerWalk()  # collection is over: its parents are read
+        self._collect_walk = MarkerWalk()  # collection is over: a new one reads afresh
         if self.marks_groups:
             mark_groups(items)
         yield
