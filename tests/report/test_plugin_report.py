@@ -236,13 +236,16 @@ async def test_pair(ws_client_factory, n):
 """
 
 
-def test_under_xdist_the_controller_sums_every_worker_and_writes_once(ws_pytester, tmp_path):
+def under_two_workers(ws_pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """The suite with the plugin under pytest-xdist, two workers."""
     pytest.importorskip("xdist")
+    return ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-n", "2", *args)
+
+
+def test_under_xdist_the_controller_sums_every_worker_and_writes_once(ws_pytester, tmp_path):
     path = tmp_path / "report.json"
     ws_pytester.makepyfile(test_pairs=XDIST_SUITE)
-    result = ws_pytester.runpytest_subprocess(
-        "-p", "ws_resilience", "-n", "2", "--dist", "loadgroup", f"--ws-report={path}"
-    )
+    result = under_two_workers(ws_pytester, "--dist", "loadgroup", f"--ws-report={path}")
     result.assert_outcomes(passed=6)
     section = summary_section(result.stdout.str())
     assert "tests: 6 on 2 workers (passed 6)" in section
@@ -280,17 +283,14 @@ async def test_client(ws_client):
 def test_under_xdist_a_report_lists_the_tests_that_used_nothing_too(ws_pytester, tmp_path):
     # Without --ws-report a test that used nothing is only counted; with it, every
     # worker records every test, though only the controller writes the file.
-    pytest.importorskip("xdist")
     path = tmp_path / "report.json"
     ws_pytester.makepyfile(test_mixed=MIXED_SUITE)
-    result = ws_pytester.runpytest_subprocess(
-        "-p", "ws_resilience", "-n", "2", f"--ws-report={path}"
-    )
+    result = under_two_workers(ws_pytester, f"--ws-report={path}")
     result.assert_outcomes(passed=3)
     names = sorted(t["nodeid"].split("::")[-1] for t in json.loads(path.read_text())["tests"])
     assert names == ["test_client", "test_plain_a", "test_plain_b"]
 
-    result = ws_pytester.runpytest_subprocess("-p", "ws_resilience", "-n", "2")
+    result = under_two_workers(ws_pytester)
     result.assert_outcomes(passed=3)
     section = summary_section(result.stdout.str())
     assert re.search(r"^tests: 3 on [12] workers? \(passed 3\); 1 used WebSocket", section, re.M), (
