@@ -73,7 +73,7 @@ def mark_groups(items: Sequence[pytest.Item]) -> None:
             fixturenames=getattr(item, "fixturenames", ()),
             concurrent_safe="concurrent_safe" in names,
             markers=names,
-            user_groups=_user_groups(marks) if "xdist_group" in names else (),
+            user_groups=_user_groups(marks),
         )
         if placement.schedule is Schedule.UNTOUCHED:
             continue  # most tests: nothing to count, nothing to add

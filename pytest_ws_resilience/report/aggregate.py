@@ -13,7 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_ws_resilience.report.records import OUTCOMES, IsolationRecord, TestRecord
+from pytest_ws_resilience.report.records import (
+    OUTCOMES,
+    IsolationRecord,
+    TestRecord,
+    count_connections,
+    most_first,
+)
 from pytest_ws_resilience.stats import Distribution
 
 __all__ = ["RunSummary", "Source", "merge_records", "summarize"]
@@ -182,11 +188,6 @@ def _worker_order(worker: str) -> tuple[int, str]:
     return len(worker), worker
 
 
-def _sorted_counts(counter: Counter[str]) -> dict[str, int]:
-    """Most frequent first, then by name: stable output for reports and tests."""
-    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
 def summarize(sources: Sequence[Source]) -> RunSummary:
     """The run's figures over every source (one per process).
 
@@ -208,25 +209,16 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
     proxies = pool_hits = pool_misses = using_plugin = 0
     storms: list[Mapping[str, Any]] = []
     for record in records:
-        outcome = record.outcome
         # As pytest counts: a test whose teardown failed after its body passed is both.
-        if record.passed_before_error:
-            outcomes["passed"] += 1
-        outcomes[outcome] += 1
-        if outcome == "skipped":
+        outcomes.update(record.counted_outcomes)
+        if record.outcome == "skipped":
             skips[record.skip_reason or "no reason given"] += 1
         # A test skipped after its detector was on did not check anything: not counted.
         elif record.isolation is not None:
             isolated.append(record.isolation)
-        for c in record.connections:
-            handshakes.append(c.handshake_ms)
-            auth[c.auth_method or "none"] += 1
-            if c.close_code is None:
-                still_open += 1
-            else:
-                codes[str(c.close_code)] += 1
-            if c.closed_by:
-                closers[c.closed_by] += 1
+        if record.connections:
+            handshakes.extend(c.handshake_ms for c in record.connections)
+            still_open += count_connections(record.connections, auth, codes, closers)
         if record.chaos_faults:
             faults.update(record.chaos_faults)
         if record.services:
@@ -248,9 +240,9 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         workers=tuple(sorted({s.worker for s in sources if s.ran_tests}, key=_worker_order)),
         connections=len(handshakes),
         handshake_ms=Distribution.of(handshakes),
-        auth_methods=_sorted_counts(auth),
-        close_codes=_sorted_counts(codes),
-        closed_by=_sorted_counts(closers),
+        auth_methods=most_first(auth),
+        close_codes=most_first(codes),
+        closed_by=most_first(closers),
         still_open=still_open,
         retries=retries,
         messages_sent=sent,
@@ -262,7 +254,7 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         isolation_violations=sum(i.violations for i in isolated),
         isolation_unexpected=sum(i.unexpected_violations for i in isolated),
         chaos_proxies=proxies,
-        chaos_faults=_sorted_counts(faults),
+        chaos_faults=most_first(faults),
         # The seeds that drove the tests: a process that ran none used none.
         chaos_seeds={
             s.worker: s.chaos_seed
@@ -272,8 +264,8 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         pool_hits=pool_hits,
         pool_misses=pool_misses,
         services_started=tuple(line for s in sources for line in s.services_started),
-        services_used=_sorted_counts(services),
-        skips=_sorted_counts(skips),
+        services_used=most_first(services),
+        skips=most_first(skips),
         storms=tuple(storms),
         tests_using_plugin=using_plugin,
         server_urls=tuple(

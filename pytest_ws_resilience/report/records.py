@@ -26,7 +26,9 @@ __all__ = [
     "TestRecord",
     "build_record",
     "client_usage",
+    "count_connections",
     "json_ready",
+    "most_first",
     "passed_before_error",
     "test_outcome",
 ]
@@ -245,21 +247,23 @@ class TestRecord:
     @property
     def auth_methods(self) -> dict[str, int]:
         """Connections by the auth method that got them accepted."""
-        return dict(Counter(c.auth_method or "none" for c in self.connections))
+        auth: Counter[str] = Counter()
+        count_connections(self.connections, auth, Counter(), Counter())
+        return dict(auth)
 
     @property
     def close_codes(self) -> dict[str, int]:
         """Closed connections by close code (as text: JSON keys), most frequent first."""
-        if not self.connections:  # most records: no work
-            return {}
-        return _most_first(Counter(str(c.close_code) for c in self.connections if c.close_code))
+        codes: Counter[str] = Counter()
+        count_connections(self.connections, Counter(), codes, Counter())
+        return most_first(codes)
 
     @property
     def closed_by(self) -> dict[str, int]:
         """Closed connections by who closed them: "server", "client", "network"."""
-        if not self.connections:
-            return {}
-        return _most_first(Counter(c.closed_by for c in self.connections if c.closed_by))
+        closers: Counter[str] = Counter()
+        count_connections(self.connections, Counter(), Counter(), closers)
+        return most_first(closers)
 
     @property
     def chaos_applied(self) -> int:
@@ -282,6 +286,10 @@ class TestRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``tests`` entries of the JSON report)."""
+        auth: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
+        closers: Counter[str] = Counter()
+        count_connections(self.connections, auth, codes, closers)
         return {
             "nodeid": self.nodeid,
             "outcome": self.outcome,
@@ -292,9 +300,9 @@ class TestRecord:
             "skip_reason": self.skip_reason,
             "connections_opened": len(self.connections),
             "connections": [c.as_dict() for c in self.connections],
-            "auth_methods": self.auth_methods,
-            "close_codes": self.close_codes,
-            "closed_by": self.closed_by,
+            "auth_methods": dict(auth),
+            "close_codes": most_first(codes),
+            "closed_by": most_first(closers),
             "messages_sent": self.messages_sent,
             "messages_received": self.messages_received,
             "bytes_sent": self.bytes_sent,
@@ -338,9 +346,31 @@ class TestRecord:
         )
 
 
-def _most_first(counts: Counter[str]) -> dict[str, int]:
+def most_first(counts: Counter[str]) -> dict[str, int]:
     """Most frequent first, then by name: stable output for reports and tests."""
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def count_connections(
+    connections: Iterable[ConnectionRecord],
+    auth: Counter[str],
+    codes: Counter[str],
+    closers: Counter[str],
+) -> int:
+    """Add each connection to the counts by the auth method that got it accepted
+    ("none" without one), by close code (as text: JSON keys) and by who closed it;
+    return how many are still open (no close code yet: a pooled connection). One rule
+    for a test's record and for the run's summary."""
+    still_open = 0
+    for c in connections:
+        auth[c.auth_method or "none"] += 1
+        if c.close_code is None:
+            still_open += 1
+        else:
+            codes[str(c.close_code)] += 1
+        if c.closed_by:
+            closers[c.closed_by] += 1
+    return still_open
 
 
 def json_ready(value: Any) -> Any:
