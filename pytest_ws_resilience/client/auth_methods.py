@@ -55,12 +55,15 @@ def header_secrets(headers: Sequence[tuple[str, str]]) -> list[str]:
     return [v for v in found if v]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ConnectRequest:
     """What to open one connection attempt with.
 
     ``url`` holds the token for the "query" method, so the repr hides it (and the
     credential headers and subprotocol) even when the token is not registered.
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
     """
 
     url: str

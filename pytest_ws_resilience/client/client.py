@@ -489,11 +489,6 @@ class WsClient:
             raise waiter.closed_error(f"{self._closed_head(action)} (code {waiter.close_code})")
         return conn
 
-    def _bounded(self, action: str) -> dict[str, Any]:
-        """A send's or ping's bound (the recv timeout), label and closed-connection text."""
-        head = partial(self._closed_head, action)
-        return {"bound": self._bounds.recv, "name": self._name, "closed_head": head}
-
     def _closed_head(self, action: str) -> str:
         return f"cannot {action}: connection {self._name} to {redact(self._url)} is closed"
 
@@ -505,9 +500,17 @@ class WsClient:
             raise WsMessageTooLargeError(size, self._max_message_size)
         conn = self._open_connection("send")
         self._watchers.sending(self, message, data)
-        await send_bounded(conn, message if parts is None else parts, size, **self._bounded("send"))
-        self._metrics.sent += 1
-        self._metrics.bytes_sent += size
+        await send_bounded(
+            conn,
+            message if parts is None else parts,
+            size,
+            bound=self._bounds.recv,
+            name=self._name,
+            closed_head=partial(self._closed_head, "send"),
+        )
+        metrics = self._metrics
+        metrics.sent += 1
+        metrics.bytes_sent += size
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` as a JSON text frame."""
@@ -528,7 +531,12 @@ class WsClient:
 
     async def ping(self) -> float:
         """WebSocket ping round trip in seconds (bounded by the recv timeout)."""
-        rtt = await ping_bounded(self._open_connection("ping"), **self._bounded("ping"))
+        rtt = await ping_bounded(
+            self._open_connection("ping"),
+            bound=self._bounds.recv,
+            name=self._name,
+            closed_head=partial(self._closed_head, "ping"),
+        )
         self._metrics.ping_rtt_s = rtt
         return rtt
 

@@ -28,7 +28,7 @@ ABNORMAL_CLOSURE = 1006
 ClosedBy = Literal["server", "client", "network"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseFrame:
     """One close frame, received or sent.
 
@@ -36,6 +36,9 @@ class CloseFrame:
         code: the close code.
         name: the code and its meaning, as websockets words it ("1009 (message too big)").
         reason: the close reason ("" for none).
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
     """
 
     code: int
@@ -46,7 +49,7 @@ class CloseFrame:
         return f"{self.name}: {self.reason}" if self.reason else self.name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseCause:
     """How one connection ended.
 
@@ -57,6 +60,9 @@ class CloseCause:
         received_first: the server's frame came before ours (ours answered it).
         error: websockets' own message of what failed the connection (its
             ``ProtocolError``, ``PayloadTooBig``, a decoding or network error), if any.
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
     """
 
     received: CloseFrame | None

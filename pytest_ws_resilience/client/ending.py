@@ -47,13 +47,14 @@ class FailFastConnection(ClientConnection):
     on_failure: Callable[[CloseCause], None] | None = None
 
     def send_data(self) -> None:
-        super().send_data()
-        # websockets calls this for every chunk it reads and every frame it writes:
-        # look further only once a close frame went out or the parser failed.
+        # websockets calls this for every chunk it reads and every frame it writes: the
+        # base class named (no super() object), and a look further only once a close
+        # frame went out or the parser failed.
+        ClientConnection.send_data(self)
         protocol = self.protocol
-        if self.on_failure is not None and (
+        if (
             protocol.close_sent is not None or protocol.parser_exc is not None
-        ):
+        ) and self.on_failure is not None:
             self.tell_failure()
 
     def tell_failure(self) -> None:

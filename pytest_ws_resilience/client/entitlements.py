@@ -77,7 +77,7 @@ def scope_value(value: Any, what: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entitlement:
     """One change of a client's entitlements, or one of its connections opening.
 
@@ -87,6 +87,9 @@ class Entitlement:
         scope: the scope's name (``room``); "" for a connect.
         value: the scope value (``lobby``); for a connect, "first" or "reconnect".
         source: where it was learned (`SOURCES`); "connection" for a connect.
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
     """
 
     at: float

@@ -19,9 +19,10 @@ from typing import Any
 __all__ = ["EventLog", "LogRecord"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogRecord:
-    """One received frame.
+    """One received frame: read-only by convention (not frozen: one is made for every
+    frame, and a frozen dataclass pays a call of ``object.__setattr__`` per field).
 
     Attributes:
         index: position in the stream since the log was created; monotonic, never reused

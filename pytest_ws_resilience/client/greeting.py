@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["Greeting", "read_greeting"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Greeting:
     """What the greeting announced.
 
@@ -22,6 +22,9 @@ class Greeting:
         connection_id: the server's name for this connection (None when not given).
         recv_timeout: the recv timeout the server asks for, seconds (None when it asks
             for none, or for something that is not a positive number).
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
     """
 
     connection_id: Any

@@ -68,9 +68,13 @@ def connect_arguments(
     return kwargs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Opened:
-    """A connection `Connector.open` got accepted, and how."""
+    """A connection `Connector.open` got accepted, and how.
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
+    """
 
     connection: ClientConnection
     #: The auth method the server accepted.

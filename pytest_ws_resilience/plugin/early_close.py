@@ -22,83 +22,66 @@ that sends on a client at teardown should request it from a fixture of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.plugin.stash import EARLY_CLOSE_KEY
+from pytest_ws_resilience.plugin.watch import TestWatch
 
-__all__ = ["close_early", "nothing_uses_after", "withdraw_early_close"]
+__all__ = ["close_early", "nothing_uses_after"]
 
 #: The name through which a fixture or test reaches any fixture, and adds finalizers.
 _REQUEST = "request"
 
 
 def nothing_uses_after(
-    setup_order: Sequence[tuple[str, Sequence[str]]], fixture: str, test_args: Sequence[str]
+    latest_first: Iterable[tuple[str, Sequence[str]]], fixture: str, test_args: Sequence[str]
 ) -> bool:
     """Whether nothing of a test can use ``fixture``'s value once the body has ended.
 
     Args:
-        setup_order: the test's fixtures as pytest set them up, each with its argument
-            names.
-        fixture: the client fixture's name (it must be in ``setup_order``).
+        latest_first: the test's fixtures in the reverse of the order pytest set them
+            up, each with its argument names (read only back to ``fixture``: usually
+            the last one set up).
+        fixture: the client fixture's name.
         test_args: the test function's argument names.
     """
     if _REQUEST in test_args:
         return False
-    names = [name for name, _ in setup_order]
-    if fixture not in names:
-        return False
-    for _, args in setup_order[names.index(fixture) + 1 :]:
+    for name, args in latest_first:
+        if name == fixture:
+            return True
         if fixture in args or _REQUEST in args:
             return False
-    return True
+    return False  # never set up
 
 
-def close_early(item: pytest.Item) -> None:
+def close_early(item: pytest.Item, watch: TestWatch) -> None:
     """The body of ``item`` passed: start closing the clients of its client fixtures
-    that nothing can use any more (the others close at teardown)."""
-    offers = item.stash.get(EARLY_CLOSE_KEY, None)
-    if offers is None:
+    (offered in ``watch``) that nothing can use any more; the others close at teardown.
+    The offers are taken either way: the watch, and so the item, holds no factory after
+    (the watch itself is let go of at the test's record, whatever the body did)."""
+    offers, watch.closing_offers = watch.closing_offers, []
+    if not offers:
         return
-    withdraw_early_close(item)
-    setup_order = _setup_order(item)
-    test_args = _test_args(item)
-    if setup_order is None or test_args is None:
+    defs = getattr(getattr(item, "_request", None), "_fixture_defs", None)
+    test_args = getattr(getattr(item, "_fixtureinfo", None), "argnames", None)
+    if not isinstance(defs, dict) or not isinstance(test_args, tuple):
         return  # a pytest that keeps these otherwise: close at teardown, as always
     for name, factory in offers:
-        if nothing_uses_after(setup_order, name, test_args):
+        if nothing_uses_after(_latest_first(defs), name, test_args):
             factory.start_closing()
 
 
-def withdraw_early_close(item: pytest.Item) -> None:
-    """Forget ``item``'s client fixtures (at its teardown, whatever became of the body):
-    the item lives to the end of the session, its clients must not."""
-    if EARLY_CLOSE_KEY in item.stash:
-        del item.stash[EARLY_CLOSE_KEY]
-
-
-def _setup_order(item: pytest.Item) -> list[tuple[str, Sequence[str]]] | None:
-    """The function-scoped fixtures of ``item``, in the order they were set up, with
-    their argument names.
-
-    pytest's request of the test records each fixture when its setup has finished (a
-    fixture set up inside another's comes first), asked for by name or by
-    ``getfixturevalue``. A wider-scoped fixture cannot use a function-scoped one (pytest
-    refuses it), so only function-scoped ones count.
+def _latest_first(defs: dict[str, Any]) -> Iterator[tuple[str, Sequence[str]]]:
+    """The function-scoped fixtures of a test, latest set up first, with their argument
+    names: pytest's request of the test (``defs``) records each fixture when its setup
+    has finished (a fixture set up inside another's comes first), asked for by name or
+    by ``getfixturevalue``. A wider-scoped fixture cannot use a function-scoped one
+    (pytest refuses it), so only function-scoped ones count. The test's own argument
+    names are pytest's, read at collection (``_fixtureinfo.argnames``).
     """
-    defs = getattr(getattr(item, "_request", None), "_fixture_defs", None)
-    if not isinstance(defs, dict):
-        return None
-    return [
-        (name, getattr(d, "argnames", (_REQUEST,)))
-        for name, d in defs.items()
-        if getattr(d, "scope", "function") == "function"
-    ]
-
-
-def _test_args(item: pytest.Item) -> Sequence[str] | None:
-    """The test function's own argument names (pytest's, read at collection)."""
-    args = getattr(getattr(item, "_fixtureinfo", None), "argnames", None)
-    return args if isinstance(args, tuple) else None
+    for name, fixturedef in reversed(defs.items()):
+        if getattr(fixturedef, "scope", "function") == "function":
+            yield name, getattr(fixturedef, "argnames", (_REQUEST,))

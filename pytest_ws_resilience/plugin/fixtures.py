@@ -375,7 +375,7 @@ def plan_test(item: pytest.Item, walk: MarkerWalk | None = None) -> MarkerPlan:
     return plan
 
 
-def add_test_start(item: pytest.Item) -> None:
+def add_test_start(item: pytest.Item, plan: MarkerPlan) -> None:
     """Put `_ws_test_start` first in the fixtures of a test that needs it (services, or
     ``websocket_security``), before pytest fills them (``pytest_runtest_setup``).
 
@@ -383,10 +383,11 @@ def add_test_start(item: pytest.Item) -> None:
     machinery, and most tests need neither (``benchmarks/suite_overhead.py``). A new list,
     not an append: the parametrized items of one function share theirs, as pytest-asyncio's
     runner fixture does. The other half, the "nothing was checked" verdicts, is
-    `check_nothing_unchecked`, after the test's teardown.
+    `check_nothing_unchecked`, after the test's teardown. ``plan``: the test's
+    `plan_test`.
     """
     names: list[str] | None = getattr(item, "fixturenames", None)
-    if names is not None and TEST_START_FIXTURE not in names and plan_test(item).needs_start:
+    if plan.needs_start and names is not None and TEST_START_FIXTURE not in names:
         item.fixturenames = [TEST_START_FIXTURE, *names]  # type: ignore[attr-defined]
 
 

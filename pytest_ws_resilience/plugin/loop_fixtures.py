@@ -36,8 +36,8 @@ from pytest_ws_resilience.plugin.session_defaults import (
     client_user,
     fresh_user,
 )
-from pytest_ws_resilience.plugin.stash import CHAOS_KEY, EARLY_CLOSE_KEY, RUN_KEY, CurrentTest
-from pytest_ws_resilience.plugin.watch import test_watch
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY, CurrentTest
+from pytest_ws_resilience.plugin.watch import TestWatch, test_watch
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
@@ -120,13 +120,13 @@ def _check_idle(loop: asyncio.AbstractEventLoop, name: str) -> None:
         )
 
 
-def _offer_early_close(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
+def _offer_early_close(watch: TestWatch, name: str, factory: TestClientFactory) -> None:
     """The clients of fixture ``name`` may start closing once the body passed, if nothing
     set up after it can still use them (`pytest_ws_resilience.plugin.early_close`)."""
-    item.stash.setdefault(EARLY_CLOSE_KEY, []).append((name, factory))
+    watch.closing_offers.append((name, factory))
 
 
-def _keep_open_to_teardown(item: pytest.Item, name: str, factory: TestClientFactory) -> None:
+def _keep_open_to_teardown(watch: TestWatch, name: str, factory: TestClientFactory) -> None:
     """ini ``ws_early_close = false``: the clients close at the fixture's teardown only."""
 
 
@@ -144,26 +144,23 @@ def loop_scoped_fixtures(
     offer = _offer_early_close if early_close else _keep_open_to_teardown
 
     def client_factory(
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop, name: str
     ) -> tuple[TestClientFactory, ClientInputs, pytest.Item]:
-        """A factory of clients watched by the current test, what they connect with
-        (`client_inputs`), and the test."""
+        """A factory of clients watched by the current test (offered to close early as
+        fixture ``name``'s), what they connect with (`client_inputs`), and the test."""
         from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
 
         item = current.require("the client fixtures")
         inputs = client_inputs(item)
+        watch = test_watch(item)
 
         def new_user() -> TestUser:
             return fresh_user(item, inputs)
 
         factory = TestClientFactory(
-            inputs.server.url,
-            inputs.settings,
-            new_user,
-            test_watch(item),
-            loop=loop,
-            loop_scope=loop_scope,
+            inputs.server.url, inputs.settings, new_user, watch, loop=loop, loop_scope=loop_scope
         )
+        offer(watch, name, factory)
         return factory, inputs, item
 
     # ws_client_factory and ws_client, which nearly every test uses, are synchronous
@@ -187,8 +184,7 @@ def loop_scoped_fixtures(
         soon as a passing body returns, when nothing set up after this fixture can use
         them: `pytest_ws_resilience.plugin.early_close`).
         """
-        factory, _, item = client_factory(loop)
-        offer(item, "ws_client_factory", factory)
+        factory, _, _ = client_factory(loop, "ws_client_factory")
         try:
             yield factory
         finally:
@@ -202,8 +198,7 @@ def loop_scoped_fixtures(
         own factory, not the ``ws_client_factory`` fixture, which would be a fixture
         more on every test)."""
         _check_idle(loop, "ws_client")  # it connects at setup
-        factory, inputs, item = client_factory(loop)
-        offer(item, "ws_client", factory)
+        factory, inputs, item = client_factory(loop, "ws_client")
         try:
             yield loop.run_until_complete(factory(client_user(item, inputs)))
         finally:

@@ -27,13 +27,16 @@ from pytest_ws_resilience.errors import WsResilienceError
 from pytest_ws_resilience.load.results import StormResult
 from pytest_ws_resilience.load.storm import Storm
 from pytest_ws_resilience.plugin.watch import TestWatch
-from pytest_ws_resilience.pool.pool import ConnectionPool
-from pytest_ws_resilience.pool.stats import PoolStats
 
 if TYPE_CHECKING:
     from pytest_ws_resilience.chaos.proxy import ChaosProxy
     from pytest_ws_resilience.load.scenario import Scenario
     from pytest_ws_resilience.plugin.options import LoopScope
+
+    # Types only: a suite that never pools connections loads no pool (nor its logger,
+    # which pytest's log capture visits at every phase of every test).
+    from pytest_ws_resilience.pool.pool import ConnectionPool
+    from pytest_ws_resilience.pool.stats import PoolStats
 
 __all__ = [
     "ChaosFactory",

@@ -1,11 +1,12 @@
 """The run report's collector: per-test records, one summary, the ``--ws-report`` file.
 
 Every process that runs tests records them (at each test's teardown report, when its
-clients are closed); a test that passed without using the plugin is only counted,
-unless ``--ws-report`` asks for every test. A worker hands its records to the controller
-when it finishes (`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller
-adds each worker's as it goes down, then prints one summary for the whole run and
-writes the report file, once. Without xdist the same path runs with one source. No
+clients are closed); a test that passed using no more than clients is only added to the
+tally (`pytest_ws_resilience.report.tally`), unless ``--ws-report`` asks for every
+test. A worker hands its records and tally to the controller when it finishes
+(`pytest_ws_resilience.plugin.handoff.WorkerResults`); the controller adds each worker's
+as it goes down, then prints one summary for the whole run and writes the report file,
+once. Without xdist the same path runs with one source. No
 hooks here: the role objects (`pytest_ws_resilience.plugin.session`, ``controller``,
 ``worker``) call these steps.
 The figures and texts come from the pure modules of `pytest_ws_resilience.report`.
@@ -33,6 +34,7 @@ from pytest_ws_resilience.plugin.watch import WATCH_KEY, TestWatch
 from pytest_ws_resilience.report.aggregate import RunSummary, Source, summarize
 from pytest_ws_resilience.report.document import build_document, dumps, is_html_path
 from pytest_ws_resilience.report.records import (
+    ClientUsage,
     IsolationRecord,
     PhaseResult,
     TestRecord,
@@ -41,6 +43,7 @@ from pytest_ws_resilience.report.records import (
 )
 from pytest_ws_resilience.report.server_info import server_line, server_record
 from pytest_ws_resilience.report.summary import summary_lines
+from pytest_ws_resilience.report.tally import Tally
 
 __all__ = ["ReportCollector", "check_report_path", "phase_result"]
 
@@ -108,6 +111,14 @@ def _passed(report: pytest.TestReport) -> bool:
     return report.passed and not hasattr(report, "wasxfail")
 
 
+def _usages(watch: TestWatch) -> list[ClientUsage]:
+    """What each client of the test did in it."""
+    return [
+        client_usage(c.name, c.metrics, baseline=watch.baselines.get(id(c)), since=watch.started_at)
+        for c in watch.seen_clients
+    ]
+
+
 def _record_of(
     item: pytest.Item, phases: list[PhaseResult], worker: str, watch: TestWatch | None
 ) -> TestRecord:
@@ -119,12 +130,7 @@ def _record_of(
         item.nodeid,
         phases,
         worker=worker,
-        clients=[
-            client_usage(
-                c.name, c.metrics, baseline=watch.baselines.get(id(c)), since=watch.started_at
-            )
-            for c in watch.seen_clients
-        ],
+        clients=_usages(watch),
         isolation=(
             IsolationRecord(
                 guard.checks,
@@ -141,6 +147,13 @@ def _record_of(
         pool_misses=watch.pool_misses,
         storms=watch.storms,
     )
+
+
+def _release(item: pytest.Item, watch: TestWatch) -> None:
+    """The test is counted: the item lives on to the end of the session, its watch,
+    clients and proxies must not."""
+    watch.release()
+    del item.stash[WATCH_KEY]
 
 
 def _versions() -> dict[str, str]:
@@ -192,8 +205,8 @@ class ReportCollector:
         #: A report file was asked for (``--ws-report``): it lists every test, so every
         #: test is recorded, on the xdist workers too (which write no file themselves).
         self.record_every_test = path is not None or report_option(config) is not None
-        #: Tests that passed without using the plugin, counted but not recorded.
-        self.passed_unrecorded = 0
+        #: Tests added up but not recorded (`record`).
+        self.tally = Tally()
         # By item, not node id: an item's node id is built anew at every read.
         self._reports: dict[pytest.Item, list[pytest.TestReport]] = {}
 
@@ -211,9 +224,10 @@ class ReportCollector:
     def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
         """One phase report of ``item``; the test is recorded at its teardown report.
 
-        A test that passed without using the plugin is only counted when no report
-        file asks for every test: the summary needs nothing more of it, and most tests
-        of a suite are such tests (``benchmarks/suite_overhead.py``).
+        A test that passed using no more of the plugin than clients is only added to
+        the tally when no report file asks for every test: the summary needs no more
+        of it, and most tests of a suite are such tests
+        (``benchmarks/suite_overhead.py``).
         """
         reports = self._reports.setdefault(item, [])
         reports.append(report)
@@ -222,16 +236,18 @@ class ReportCollector:
         # Teardown is last: the test's clients are closed, its watch complete.
         del self._reports[item]
         watch = item.stash.get(WATCH_KEY, None)
-        if watch is None and not self.record_every_test and all(map(_passed, reports)):
-            self.passed_unrecorded += 1
-            return
+        if not self.record_every_test and all(map(_passed, reports)):
+            if watch is None:
+                self.tally.passed += 1
+                return
+            if watch.only_clients:
+                self.tally.add_usage(_usages(watch))
+                _release(item, watch)
+                return
         phases = [phase_result(r) for r in reports]
         self.records.append(_record_of(item, phases, self.worker or "main", watch))
         if watch is not None:
-            # The record holds what the reports need; the item lives on to the end
-            # of the session, its watch, clients and proxies must not.
-            watch.release()
-            del item.stash[WATCH_KEY]
+            _release(item, watch)
 
     def own_source(self, *, chaos_seed: int | None, services_started: Sequence[str]) -> Source:
         """This process's part of the report: its records, what it started, and the URL
@@ -245,7 +261,7 @@ class ReportCollector:
             started_at=self.started_at,
             finished_at=time.time(),
             server_urls=tuple(served),
-            passed_unrecorded=self.passed_unrecorded,
+            tally=self.tally,
         )
 
     def server(self, urls: Sequence[str]) -> dict[str, Any]:

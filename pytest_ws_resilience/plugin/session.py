@@ -30,7 +30,7 @@ from pytest_ws_resilience.config.settings import WsSettings
 from pytest_ws_resilience.config.timeouts import shown
 from pytest_ws_resilience.errors import WsHeartbeatWarning
 from pytest_ws_resilience.plugin import options
-from pytest_ws_resilience.plugin.early_close import close_early, withdraw_early_close
+from pytest_ws_resilience.plugin.early_close import close_early
 from pytest_ws_resilience.plugin.fixtures import (
     add_test_start,
     arm_replay_timer,
@@ -290,9 +290,10 @@ class WsSession:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.current_test.item = item  # before pytest fills the test's fixtures
         arm_replay_timer(item)  # before pytest-benchmark builds the benchmark fixture
-        add_test_start(item)  # before pytest fills the test's fixtures
+        plan = plan_test(item)
+        add_test_start(item, plan)  # before pytest fills the test's fixtures
         # A malformed ws_env marker on an item the Python collector did not check.
-        marker = plan_test(item).ws_env
+        marker = plan.ws_env
         if marker is not None:
             try:
                 ws_env_names(marker.args, test=item.name, known=self.settings.known_envs)
@@ -317,11 +318,12 @@ class WsSession:
                 if report is not None:
                     item.stash[ISOLATION_REPORT_KEY] = report
             raise
-        if watch is not None and watch.guard is not None:
-            report = watch.guard.verdict()
-            if report is not None:
-                pytest.fail(report, pytrace=False)
-        close_early(item)  # the server answers while pytest reports the body
+        if watch is not None:
+            if watch.guard is not None:
+                report = watch.guard.verdict()
+                if report is not None:
+                    pytest.fail(report, pytrace=False)
+            close_early(item, watch)  # the server answers while pytest reports the body
         return result
 
     @pytest.hookimpl(wrapper=True)
@@ -330,7 +332,6 @@ class WsSession:
             result = yield
         finally:
             self.current_test.item = None
-            withdraw_early_close(item)  # the item lives on to the end of the session
         check_nothing_unchecked(item)  # every fixture of the test has finished
         return result
 

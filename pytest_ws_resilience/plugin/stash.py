@@ -16,14 +16,12 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.config.settings import WsSettings
     from pytest_ws_resilience.load.bench import ReplayTimer
     from pytest_ws_resilience.plugin.handoff import RunHandoff
-    from pytest_ws_resilience.plugin.loop_objects import TestClientFactory
     from pytest_ws_resilience.plugin.services import ServicesRuntime
     from pytest_ws_resilience.plugin.session_defaults import SessionDefaults
 
 __all__ = [
     "CHAOS_KEY",
     "DEFAULTS_KEY",
-    "EARLY_CLOSE_KEY",
     "ISOLATION_REPORT_KEY",
     "REPLAY_TIMER_KEY",
     "RUN_KEY",
@@ -85,7 +83,3 @@ ISOLATION_REPORT_KEY: pytest.StashKey[str] = pytest.StashKey()
 
 #: The clock a test's ``benchmark`` fixture reads when the test uses ``ws_benchmark``.
 REPLAY_TIMER_KEY: pytest.StashKey[ReplayTimer] = pytest.StashKey()
-
-#: The client fixtures a test set up, by name, with their factories: their clients may
-#: start closing when the body has passed (`pytest_ws_resilience.plugin.early_close`).
-EARLY_CLOSE_KEY: pytest.StashKey[list[tuple[str, TestClientFactory]]] = pytest.StashKey()

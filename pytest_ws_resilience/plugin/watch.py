@@ -17,7 +17,7 @@ Only the plain aggregates (storm results, service names, pool counts) stay.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
@@ -35,12 +35,18 @@ if TYPE_CHECKING:
     from pytest_ws_resilience.isolation.guard import IsolationGuard
     from pytest_ws_resilience.isolation.rules import FrameRule
 
-__all__ = ["WATCH_KEY", "TestWatch", "test_watch", "warning_for"]
+__all__ = ["WATCH_KEY", "Closable", "TestWatch", "test_watch", "warning_for"]
 
 _WARNINGS: dict[str, type[WsNothingCheckedWarning]] = {
     "isolation": WsIsolationWarning,
     "chaos": WsChaosWarning,
 }
+
+
+class Closable(Protocol):
+    """What a client fixture offers to close early: its clients' closing handshakes."""
+
+    def start_closing(self) -> None: ...
 
 
 def warning_for(finding: NothingChecked) -> type[WsNothingCheckedWarning]:
@@ -69,13 +75,31 @@ class TestWatch:
         #: Load results the test produced (``ws_storm``), JSON-ready dicts for reports.
         self.storms: list[dict[str, object]] = []
         #: Message counters of each seen client when this test first used it, so a
-        #: pooled client's earlier traffic is not counted again (keyed by ``id``).
+        #: pooled client's earlier traffic is not counted again (keyed by ``id``; none
+        #: for a client that had counted nothing yet).
         self.baselines: dict[int, Counters] = {}
+        #: The client fixtures whose clients may start closing once the body passed,
+        #: by fixture name (`pytest_ws_resilience.plugin.early_close`).
+        self.closing_offers: list[tuple[str, Closable]] = []
         #: Pool acquires served by an idle connection / that opened one (``ws_pool``).
         self.pool_hits = 0
         self.pool_misses = 0
         #: The test's record was made and the references above dropped (`release`).
         self.released = False
+
+    @property
+    def only_clients(self) -> bool:
+        """The test used clients and nothing else of the plugin's watched features (no
+        detector, proxy, service, pool or storm): its clients' figures are all the
+        summary needs of it."""
+        return not (
+            self.guard is not None
+            or self.proxies
+            or self.services
+            or self.storms
+            or self.pool_hits
+            or self.pool_misses
+        )
 
     def release(self) -> None:
         """The test's record is made: drop the references to its clients, proxies and
@@ -84,6 +108,7 @@ class TestWatch:
         self.clients.clear()
         self.seen_clients.clear()
         self.baselines.clear()
+        self.closing_offers.clear()
         self.proxies.clear()
         self.guard = None
         self.released = True
@@ -95,7 +120,11 @@ class TestWatch:
         self.clients.append(client)
         if client not in self.seen_clients:
             self.seen_clients.append(client)
-            self.baselines[id(client)] = client.metrics.counters()
+            metrics = client.metrics
+            # Only a client that connected or retried before (a pooled one) has counts
+            # that are not this test's: a new one needs no baseline.
+            if metrics.connects or metrics.retries:
+                self.baselines[id(client)] = metrics.counters()
         if self.guard is not None:
             self.guard.detector.attach(client)
             for rule in self.guard.rules:

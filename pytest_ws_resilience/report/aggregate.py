@@ -17,9 +17,9 @@ from pytest_ws_resilience.report.records import (
     OUTCOMES,
     IsolationRecord,
     TestRecord,
-    count_connections,
     most_first,
 )
+from pytest_ws_resilience.report.tally import Tally
 from pytest_ws_resilience.stats import Distribution
 
 __all__ = ["RunSummary", "Source", "merge_records", "summarize"]
@@ -36,8 +36,8 @@ class Source:
         chaos_seed: its run seed for chaos (``--ws-chaos-seed`` or drawn at random).
         started_at / finished_at: its session's wall-clock span.
         server_urls: the URL(s) its ``ws_server`` served (the server really tested).
-        passed_unrecorded: tests that passed without using the plugin, counted but not
-            recorded: without ``--ws-report`` the summary needs no more of them.
+        tally: tests added up, not recorded (`pytest_ws_resilience.report.tally`):
+            without ``--ws-report``, those that passed using no more than clients.
     """
 
     worker: str
@@ -47,11 +47,11 @@ class Source:
     started_at: float | None = None
     finished_at: float | None = None
     server_urls: tuple[str, ...] = ()
-    passed_unrecorded: int = 0
+    tally: Tally = field(default_factory=Tally)
 
     @property
     def ran_tests(self) -> bool:
-        return bool(self.records or self.passed_unrecorded)
+        return bool(self.records or self.tally.passed)
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data for xdist's ``workeroutput`` (execnet carries only builtins)."""
@@ -63,7 +63,7 @@ class Source:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "server_urls": list(self.server_urls),
-            "passed_unrecorded": self.passed_unrecorded,
+            "tally": self.tally.as_dict(),
         }
 
     @classmethod
@@ -76,7 +76,7 @@ class Source:
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             server_urls=tuple(str(u) for u in data.get("server_urls", ())),
-            passed_unrecorded=int(data.get("passed_unrecorded", 0)),
+            tally=Tally.from_dict(data.get("tally") or {}),
         )
 
 
@@ -189,24 +189,22 @@ def _worker_order(worker: str) -> tuple[int, str]:
 
 
 def summarize(sources: Sequence[Source]) -> RunSummary:
-    """The run's figures over every source (one per process).
+    """The run's figures over every source (one per process): their tallies, and their
+    records added to them.
 
     One pass over the records, each connection counted where it is read: this runs
-    over every test of the run, most of which opened one connection or none.
+    over every recorded test of the run.
     """
     records = merge_records(sources)
-    unrecorded = sum(s.passed_unrecorded for s in sources)
-    outcomes: Counter[str] = Counter(passed=unrecorded) if unrecorded else Counter()
-    auth: Counter[str] = Counter()
-    codes: Counter[str] = Counter()
-    closers: Counter[str] = Counter()
+    tally = Tally()
+    for source in sources:
+        tally.add(source.tally)
+    outcomes: Counter[str] = Counter(passed=tally.passed) if tally.passed else Counter()
     faults: Counter[str] = Counter()
     services: Counter[str] = Counter()
     skips: Counter[str] = Counter()
-    handshakes: list[float] = []
     isolated: list[IsolationRecord] = []
-    still_open = retries = sent = received = bytes_sent = bytes_received = 0
-    proxies = pool_hits = pool_misses = using_plugin = 0
+    proxies = pool_hits = pool_misses = 0
     storms: list[Mapping[str, Any]] = []
     for record in records:
         # As pytest counts: a test whose teardown failed after its body passed is both.
@@ -216,39 +214,39 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         # A test skipped after its detector was on did not check anything: not counted.
         elif record.isolation is not None:
             isolated.append(record.isolation)
-        if record.connections:
-            handshakes.extend(c.handshake_ms for c in record.connections)
-            still_open += count_connections(record.connections, auth, codes, closers)
+        tally.add_connections(record.connections)
+        tally.add_counters(
+            record.messages_sent,
+            record.messages_received,
+            record.bytes_sent,
+            record.bytes_received,
+            record.retries,
+        )
         if record.chaos_faults:
             faults.update(record.chaos_faults)
         if record.services:
             services.update(record.services)
         if record.storms:
             storms.extend(record.storms)
-        retries += record.retries
-        sent += record.messages_sent
-        received += record.messages_received
-        bytes_sent += record.bytes_sent
-        bytes_received += record.bytes_received
         proxies += record.chaos_proxies
         pool_hits += record.pool_hits
         pool_misses += record.pool_misses
-        using_plugin += record.used_plugin
+        tally.using_plugin += record.used_plugin
     return RunSummary(
-        tests=len(records) + unrecorded,
+        tests=len(records) + tally.passed,
         outcomes={name: outcomes[name] for name in OUTCOMES if outcomes[name]},
         workers=tuple(sorted({s.worker for s in sources if s.ran_tests}, key=_worker_order)),
-        connections=len(handshakes),
-        handshake_ms=Distribution.of(handshakes),
-        auth_methods=most_first(auth),
-        close_codes=most_first(codes),
-        closed_by=most_first(closers),
-        still_open=still_open,
-        retries=retries,
-        messages_sent=sent,
-        messages_received=received,
-        bytes_sent=bytes_sent,
-        bytes_received=bytes_received,
+        connections=len(tally.handshake_ms),
+        handshake_ms=Distribution.of(tally.handshake_ms),
+        auth_methods=most_first(tally.auth_methods),
+        close_codes=most_first(tally.close_codes),
+        closed_by=most_first(tally.closed_by),
+        still_open=tally.still_open,
+        retries=tally.retries,
+        messages_sent=tally.messages_sent,
+        messages_received=tally.messages_received,
+        bytes_sent=tally.bytes_sent,
+        bytes_received=tally.bytes_received,
         isolation_tests=len(isolated),
         isolation_checks=sum(i.checks for i in isolated),
         isolation_violations=sum(i.violations for i in isolated),
@@ -267,7 +265,7 @@ def summarize(sources: Sequence[Source]) -> RunSummary:
         services_used=most_first(services),
         skips=most_first(skips),
         storms=tuple(storms),
-        tests_using_plugin=using_plugin,
+        tests_using_plugin=tally.using_plugin,
         server_urls=tuple(
             dict.fromkeys(
                 url

@@ -31,6 +31,7 @@ __all__ = [
     "most_first",
     "passed_before_error",
     "test_outcome",
+    "uses_connections",
 ]
 
 #: Every outcome a record can have, in the order reports list them.
@@ -135,10 +136,14 @@ class ConnectionRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ClientUsage:
     """What one client did during one test: the connections it opened in the test and
-    the messages it added (a pooled client's earlier traffic is not counted)."""
+    the messages it added (a pooled client's earlier traffic is not counted).
+
+    Not frozen (read-only by convention): one is made for every connection, and a
+    frozen dataclass pays a call of ``object.__setattr__`` for each field it sets.
+    """
 
     connections: tuple[ConnectionRecord, ...]
     counters: Counters
@@ -273,9 +278,7 @@ class TestRecord:
     def used_plugin(self) -> bool:
         """True when the test used the plugin's connections, proxies, pool or load."""
         return bool(
-            self.connections
-            or self.messages_sent
-            or self.messages_received
+            uses_connections(self.connections, self.messages_sent, self.messages_received)
             or (self.isolation is not None and self.isolation.checks)
             or self.chaos_proxies
             or self.services
@@ -344,6 +347,12 @@ class TestRecord:
             storms=tuple(data.get("storms", ())),
             passed_before_error=bool(data.get("passed_before_error", False)),
         )
+
+
+def uses_connections(connections: tuple[ConnectionRecord, ...], sent: int, received: int) -> bool:
+    """Whether a test's clients count as using the plugin: one connected, or carried a
+    message (a client made and never connected does not)."""
+    return bool(connections or sent or received)
 
 
 def most_first(counts: Counter[str]) -> dict[str, int]:

@@ -143,20 +143,23 @@ def test_clients_start_closing_only_when_nothing_can_use_them(ws_pytester):
 
 
 def test_the_rule_looks_at_what_was_set_up_after_the_fixture():
+    def uses_after(setup_order, test_args=()):
+        return not nothing_uses_after(reversed(setup_order), "ws_client", test_args)
+
     runner = ("_function_scoped_runner", ("event_loop_policy", "request"))
     client = ("ws_client", ("_function_scoped_runner",))
-    assert nothing_uses_after([runner, client], "ws_client", ("ws_client",))
+    assert not uses_after([runner, client], ("ws_client",))
     # Set up before the client (it cannot hold it): not counted, even with request.
-    assert nothing_uses_after([("early", ("request",)), client], "ws_client", ())
+    assert not uses_after([("early", ("request",)), client])
     # Set up after it, without it or request: cannot reach it.
-    assert nothing_uses_after([client, ("other", ("tmp_path",))], "ws_client", ())
+    assert not uses_after([client, ("other", ("tmp_path",))])
     # Set up after it and takes it, or takes request (getfixturevalue, finalizers).
-    assert not nothing_uses_after([client, ("dep", ("ws_client",))], "ws_client", ())
-    assert not nothing_uses_after([client, ("any", ("request",))], "ws_client", ())
+    assert uses_after([client, ("dep", ("ws_client",))])
+    assert uses_after([client, ("any", ("request",))])
     # The test takes request: its finalizers run before fixtures are torn down.
-    assert not nothing_uses_after([client], "ws_client", ("ws_client", "request"))
+    assert uses_after([client], ("ws_client", "request"))
     # A fixture that was never set up offers nothing.
-    assert not nothing_uses_after([runner], "ws_client", ())
+    assert uses_after([runner])
 
 
 # A conftest hook that sends on the test's client after its body (before its fixtures

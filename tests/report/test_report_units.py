@@ -21,6 +21,7 @@ from pytest_ws_resilience.report.document import (
 )
 from pytest_ws_resilience.report.html import DATA_ELEMENT_ID, embedded_json, render_html
 from pytest_ws_resilience.report.records import (
+    ClientUsage,
     ConnectionRecord,
     IsolationRecord,
     PhaseResult,
@@ -44,6 +45,7 @@ from pytest_ws_resilience.report.svg import (
     stack_rows,
     timeline,
 )
+from pytest_ws_resilience.report.tally import Tally
 from pytest_ws_resilience.stats import Distribution
 
 pytestmark = pytest.mark.websocket_unit
@@ -289,9 +291,9 @@ def test_two_workers_make_one_summary():
 def test_tests_counted_but_not_recorded_add_to_the_summary_and_cross_the_channel():
     # Without --ws-report, a test that passed without using the plugin is only counted.
     gw0, gw1 = two_workers()
-    counted_only = Source("gw2", passed_unrecorded=3, chaos_seed=9)
+    counted_only = Source("gw2", tally=Tally(passed=3), chaos_seed=9)
     sources = [Source.from_payload(s.to_payload()) for s in (gw0, gw1, counted_only)]
-    assert sources[2].passed_unrecorded == 3
+    assert sources[2].tally == Tally(passed=3)
     summary = summarize(sources)
     before = summarize([gw0, gw1])
     assert summary.tests == before.tests + 3
@@ -301,7 +303,61 @@ def test_tests_counted_but_not_recorded_add_to_the_summary_and_cross_the_channel
     assert summary.tests_using_plugin == before.tests_using_plugin  # counted: used nothing
     assert merge_records(sources) == merge_records([gw0, gw1])
     # A run of such tests only is not a run that used the plugin: no section.
-    assert not summarize([Source("main", passed_unrecorded=5)]).used
+    assert not summarize([Source("main", tally=Tally(passed=5))]).used
+
+
+def _client_tests() -> list[list[ClientUsage]]:
+    """The clients of four passed tests: two clients (one pooled from an earlier test,
+    one closed by the server), one, one made and never connected, and none."""
+    pooled, fresh, idle = ClientMetrics(), ClientMetrics(), ClientMetrics()
+    pooled.opened(T0 - 10, 0.004, "query")
+    pooled.sent, pooled.received, pooled.bytes_received = 5, 7, 90
+    baseline = pooled.counters()
+    pooled.sent, pooled.retries = 6, 1
+    fresh.opened(T0 + 0.1, 0.002, "subprotocol")
+    fresh.closed(T0 + 0.2, 4001, "server")
+    fresh.sent, fresh.bytes_sent = 2, 30
+    one = ClientMetrics()
+    one.opened(T0 + 1, 0.003, None)
+    one.closed(T0 + 1.1, 1000, "client")
+    return [
+        [
+            client_usage("a#1", pooled, baseline=baseline, since=T0),
+            client_usage("a#2", fresh, baseline=None, since=T0),
+        ],
+        [client_usage("b#3", one, baseline=None, since=T0 + 1)],
+        [client_usage("c#4", idle, baseline=None, since=T0 + 2)],
+        [],
+    ]
+
+
+def test_a_tallied_test_adds_to_the_summary_what_its_record_would():
+    # Without --ws-report a passed test that used only clients is tallied, not
+    # recorded: the summary must not tell the two apart.
+    tests = _client_tests()
+    recorded = Source(
+        "main",
+        records=tuple(
+            build_record(
+                f"t.py::test_{n}",
+                phases("passed", "passed", "passed"),
+                worker="main",
+                clients=usages,
+            )
+            for n, usages in enumerate(tests)
+        ),
+    )
+    tally = Tally()
+    for usages in tests:
+        tally.add_usage(usages)
+    tallied = Source.from_payload(Source("main", tally=tally).to_payload())
+
+    assert summarize([tallied]) == summarize([recorded])
+    assert summarize([tallied]).tests_using_plugin == 2  # the idle client's test: no
+    # And beside records of other tests, in one process or across workers.
+    gw0, gw1 = two_workers()
+    mixed = summarize([gw0, gw1, Source("gw2", tally=tally)])
+    assert mixed == summarize([gw0, gw1, Source("gw2", records=recorded.records)])
 
 
 def test_summary_lines_name_every_figure():
