@@ -159,4 +159,5 @@ def check_client_arguments(
     if connect_retries is not None:
         check_count("connect_retries", connect_retries, maximum=MAX_RETRIES)
     check_count("log_size", log_size, minimum=1, maximum=_LOG_SIZE_MAX)
-    _check_connect_options(connect_options)
+    if connect_options:
+        _check_connect_options(connect_options)

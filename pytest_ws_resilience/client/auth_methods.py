@@ -153,9 +153,10 @@ def normalize_auth(auth: str | Sequence[str] | None, default: Sequence[str]) -> 
     else:
         methods = auth
     chain = tuple(methods)
-    if all(type(m) is str for m in chain):
-        return _checked_chain(chain)
-    return _check_chain(chain)  # not hashable, or not names: the error, uncached
+    try:
+        return _checked_chain(chain)  # only a valid chain is kept: an error is not cached
+    except TypeError:  # a method that cannot be hashed (a list...): the error, uncached
+        return _check_chain(chain)
 
 
 def _check_chain(methods: tuple[str, ...]) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from pytest_ws_resilience.redaction import RedactingFilter, redact
 __all__ = [
     "add_failure_sections",
     "chaos_replay_hint",
+    "quiet_pass",
     "redact_debug_log",
     "redact_logs",
     "redact_report",
@@ -35,6 +36,18 @@ __all__ = [
 # How deep `_redact_fields` walks: pytest's reprs are 4 or 5 levels deep.
 _MAX_REPR_DEPTH = 12
 _LOG_HANDLERS = ("caplog_handler", "report_handler", "log_cli_handler", "log_file_handler")
+
+
+def quiet_pass(report: pytest.TestReport) -> bool:
+    """A report that passed and carries no text: no failure, no captured output, no
+    user property. Nothing to redact or add to it (nor to annotate): most reports of a
+    run, which the report hook then leaves as they are."""
+    return (
+        report.outcome == "passed"
+        and report.longrepr is None
+        and not report.sections
+        and not report.user_properties
+    )
 
 
 def redact_report(report: pytest.TestReport) -> None:

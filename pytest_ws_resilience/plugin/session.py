@@ -47,6 +47,7 @@ from pytest_ws_resilience.plugin.markers import (
 )
 from pytest_ws_resilience.plugin.redacting import (
     add_failure_sections,
+    quiet_pass,
     redact_logs,
     redact_report,
     redact_warning,
@@ -300,49 +301,51 @@ class WsSession:
             except ValueError as err:
                 pytest.fail(str(err), pytrace=False)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        """Fail a test whose users saw each other's data; report it once.
+    # Plain hooks where a hook must only act after pytest's own (a wrapper costs every
+    # test the making and the resuming of a generator in pluggy, three times a test for
+    # the report's): a plain implementation marked trylast runs after pytest's, and only
+    # when pytest's did not raise.
 
-        A test whose body passed fails here with the isolation report. A test that
-        failed on its own keeps its failure, with the report added to it (not as a
-        second error). A test that passed starts closing the clients nothing can use
-        any more (`pytest_ws_resilience.plugin.early_close`).
-        """
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """The test body passed: fail it if its users saw each other's data (the report
+        once), else start closing the clients nothing can use any more
+        (`pytest_ws_resilience.plugin.early_close`). A body that failed on its own gets
+        the report added to its failure instead (`pytest_runtest_makereport`)."""
         watch = item.stash.get(WATCH_KEY, None)
-        try:
-            result = yield
-        except BaseException:
-            if watch is not None and watch.guard is not None:
-                report = watch.guard.verdict()
-                if report is not None:
-                    item.stash[ISOLATION_REPORT_KEY] = report
-            raise
-        if watch is not None:
-            if watch.guard is not None:
-                report = watch.guard.verdict()
-                if report is not None:
-                    pytest.fail(report, pytrace=False)
-            close_early(item, watch)  # the server answers while pytest reports the body
-        return result
+        if watch is None:
+            return
+        if watch.guard is not None:
+            report = watch.guard.verdict()
+            if report is not None:
+                pytest.fail(report, pytrace=False)
+        close_early(item, watch)  # the server answers while pytest reports the body
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
-        try:
-            result = yield
-        finally:
-            self.current_test.item = None
-        check_nothing_unchecked(item)  # every fixture of the test has finished
-        return result
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """Every fixture of the test has finished: what it armed and never exercised."""
+        check_nothing_unchecked(item)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        self.services.annotate_report(item, report)
-        redact_report(report)  # everything above included
-        add_failure_sections(item, report)
+        when = report.when
+        if when == "call" and call.excinfo is not None:
+            # The body raised (a failure, a skip, an xfail): the isolation report joins
+            # its failure, not a second error.
+            watch = item.stash.get(WATCH_KEY, None)
+            if watch is not None and watch.guard is not None:
+                verdict = watch.guard.verdict()
+                if verdict is not None:
+                    item.stash[ISOLATION_REPORT_KEY] = verdict
+        elif when == "teardown":
+            self.current_test.item = None  # the test's last fixture has finished
+        if not quiet_pass(report):
+            self.services.annotate_report(item, report)
+            redact_report(report)  # everything above included
+            add_failure_sections(item, report)
         self.report.record(item, report)
         return report
 

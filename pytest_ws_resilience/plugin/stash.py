@@ -38,7 +38,7 @@ class CurrentTest:
     services and the client fixtures.
 
     The session's setup hook sets it before pytest fills the test's fixtures; its
-    teardown hook clears it once the last fixture has finished.
+    report hook clears it at the teardown's report, once the last fixture has finished.
     """
 
     __slots__ = ("item",)
