@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pytest_ws_resilience.report.records import (
@@ -107,38 +107,27 @@ class Tally:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for xdist's ``workeroutput``."""
-        return {
-            "passed": self.passed,
-            "using_plugin": self.using_plugin,
-            "handshake_ms": list(self.handshake_ms),
-            "auth_methods": dict(self.auth_methods),
-            "close_codes": dict(self.close_codes),
-            "closed_by": dict(self.closed_by),
-            "still_open": self.still_open,
-            "retries": self.retries,
-            "messages_sent": self.messages_sent,
-            "messages_received": self.messages_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-        }
+        """Plain data for xdist's ``workeroutput`` (which carries builtins only: each
+        counter as a dict, the times as a list)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tally:
-        def counts(key: str) -> Counter[str]:
-            return Counter({str(k): int(v) for k, v in (data.get(key) or {}).items()})
+        """The tally `as_dict` made (a missing figure is zero, or empty)."""
+        return cls(**{f.name: _parsed(str(f.type), data.get(f.name)) for f in fields(cls)})
 
-        return cls(
-            passed=int(data.get("passed", 0)),
-            using_plugin=int(data.get("using_plugin", 0)),
-            handshake_ms=[float(ms) for ms in data.get("handshake_ms", ())],
-            auth_methods=counts("auth_methods"),
-            close_codes=counts("close_codes"),
-            closed_by=counts("closed_by"),
-            still_open=int(data.get("still_open", 0)),
-            retries=int(data.get("retries", 0)),
-            messages_sent=int(data.get("messages_sent", 0)),
-            messages_received=int(data.get("messages_received", 0)),
-            bytes_sent=int(data.get("bytes_sent", 0)),
-            bytes_received=int(data.get("bytes_received", 0)),
-        )
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Counter):
+        return dict(value)
+    return list(value) if isinstance(value, list) else value
+
+
+def _parsed(annotation: str, value: Any) -> Any:
+    """One figure of `Tally.as_dict`, typed as its field is annotated (the annotations
+    are text here: ``from __future__ import annotations``)."""
+    if annotation == "list[float]":
+        return [float(ms) for ms in value or ()]
+    if annotation == "Counter[str]":
+        return Counter({str(k): int(v) for k, v in (value or {}).items()})
+    return int(value or 0)
