@@ -66,6 +66,7 @@ def close_early(item: pytest.Item, watch: TestWatch) -> None:
     if not offers:
         return
     defs = getattr(getattr(item, "_request", None), "_fixture_defs", None)
+    # The test function's own argument names, as pytest read them at collection.
     test_args = getattr(getattr(item, "_fixtureinfo", None), "argnames", None)
     if not isinstance(defs, dict) or not isinstance(test_args, tuple):
         return  # a pytest that keeps these otherwise: close at teardown, as always
@@ -79,8 +80,7 @@ def _latest_first(defs: dict[str, Any]) -> Iterator[tuple[str, Sequence[str]]]:
     names: pytest's request of the test (``defs``) records each fixture when its setup
     has finished (a fixture set up inside another's comes first), asked for by name or
     by ``getfixturevalue``. A wider-scoped fixture cannot use a function-scoped one
-    (pytest refuses it), so only function-scoped ones count. The test's own argument
-    names are pytest's, read at collection (``_fixtureinfo.argnames``).
+    (pytest refuses it), so only function-scoped ones count.
     """
     for name, fixturedef in reversed(defs.items()):
         if getattr(fixturedef, "scope", "function") == "function":
