@@ -52,6 +52,11 @@ check: lint test
 wheel-check: $(BIN)/.installed
 	VENV=$(VENV) bash .ci/wheel-check
 
+# The client's tests against the oldest websockets pyproject.toml allows (.ci/floor-check).
+.PHONY: floor-check
+floor-check: $(BIN)/.installed
+	VENV=$(VENV) WORKERS=$(WORKERS) bash .ci/floor-check
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/suite_overhead.py
 	$(BIN)/python benchmarks/client_overhead.py

@@ -26,6 +26,7 @@ from pytest_ws_resilience.client.close_codes import expected_close
 from pytest_ws_resilience.client.eventlog import EventLog, LogRecord
 from pytest_ws_resilience.client.matching import recent_events
 from pytest_ws_resilience.client.waiting import EventWaiter
+from pytest_ws_resilience.client.websockets_versions import connection_failure
 from pytest_ws_resilience.config.timeouts import TimeoutValue, resolve_timeout
 from pytest_ws_resilience.errors import WsConnectionClosedError
 
@@ -99,7 +100,7 @@ def close_cause(conn: ClientConnection, error: BaseException | None = None) -> C
             is the protocol or network error, or any other exception), if known.
     """
     protocol = conn.protocol
-    failure: BaseException | None = protocol.parser_exc or conn.connection_exc
+    failure: BaseException | None = protocol.parser_exc or connection_failure(conn)
     if failure is None and error is not None:
         failure = error.__cause__ or (None if _is_closed(error) else error)
     return CloseCause(

@@ -30,6 +30,7 @@ from websockets.frames import CloseCode, Frame, Opcode
 from pytest_ws_resilience.client.ending import FailFastConnection, close_cause
 from pytest_ws_resilience.client.logs import client_logger
 from pytest_ws_resilience.client.metrics import payload_size
+from pytest_ws_resilience.client.websockets_versions import set_connection_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -194,7 +195,7 @@ class ReceivingConnection(FailFastConnection):
         return: the close frame now, and the TCP connection aborted if the server has
         not closed it within the close timeout."""
         if exc is not None:
-            self.set_connection_exc(exc)
+            set_connection_failure(self, exc)
         self.protocol.fail(code, reason)
         self.send_data()
         if self.close_timeout is not None:
