@@ -37,6 +37,7 @@ from websockets.exceptions import (
 )
 
 from pytest_ws_resilience.client.client import WsClient
+from pytest_ws_resilience.config.bounds import MIN_SECONDS
 from pytest_ws_resilience.config.settings import ConnectionOptions, WsSettings
 from pytest_ws_resilience.errors import WsConnectError, WsResilienceError, WsTimeoutError
 from pytest_ws_resilience.redaction import redact
@@ -369,7 +370,7 @@ async def wait_ready(
             result.ended = ended
             return await _give_up(result, target)
         remaining = deadline - alive_at
-        if remaining <= 0:
+        if remaining < MIN_SECONDS:  # no attempt fits: one would only fail on its bound
             return await _give_up(result, target)
         url = await asyncio.to_thread(target.probe_url)
         if url is None:
