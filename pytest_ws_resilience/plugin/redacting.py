@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_ws_resilience.plugin.stash import CHAOS_KEY, ISOLATION_REPORT_KEY, RUN_KEY
+from pytest_ws_resilience.plugin.stash import CHAOS_KEY, RUN_KEY
 from pytest_ws_resilience.redaction import RedactingFilter, redact
 
 __all__ = [
@@ -132,12 +132,14 @@ def redact_warning(warning_message: warnings.WarningMessage) -> None:
     warning_message.message = replacement
 
 
-def add_failure_sections(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Add to a failed test's report its isolation report and how to replay its chaos."""
+def add_failure_sections(
+    item: pytest.Item, report: pytest.TestReport, isolation: str | None = None
+) -> None:
+    """Add to a failed test's report its isolation report (``isolation``: the guard's
+    verdict on a body that failed on its own) and how to replay its chaos."""
     if not report.failed:
         return
-    isolation = item.stash.get(ISOLATION_REPORT_KEY, None)
-    if report.when == "call" and isolation is not None:
+    if isolation is not None:
         report.sections.append(("ws-isolation", redact(isolation)))
     if item.stash.get(CHAOS_KEY, None):
         report.sections.append(("ws-chaos", chaos_replay_hint(item)))

@@ -58,7 +58,7 @@ from pytest_ws_resilience.plugin.scheduling import mark_groups
 from pytest_ws_resilience.plugin.service_rules import services_marker_names
 from pytest_ws_resilience.plugin.services import ServicesRuntime
 from pytest_ws_resilience.plugin.session_defaults import close_session_defaults
-from pytest_ws_resilience.plugin.stash import ISOLATION_REPORT_KEY, CurrentTest
+from pytest_ws_resilience.plugin.stash import CurrentTest
 from pytest_ws_resilience.plugin.watch import WATCH_KEY
 from pytest_ws_resilience.redaction import redact
 
@@ -332,20 +332,19 @@ class WsSession:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         when = report.when
+        isolation = None
         if when == "call" and call.excinfo is not None:
             # The body raised (a failure, a skip, an xfail): the isolation report joins
             # its failure, not a second error.
             watch = item.stash.get(WATCH_KEY, None)
             if watch is not None and watch.guard is not None:
-                verdict = watch.guard.verdict()
-                if verdict is not None:
-                    item.stash[ISOLATION_REPORT_KEY] = verdict
+                isolation = watch.guard.verdict()
         elif when == "teardown":
             self.current_test.item = None  # the test's last fixture has finished
         if not quiet_pass(report):
             self.services.annotate_report(item, report)
             redact_report(report)  # everything above included
-            add_failure_sections(item, report)
+            add_failure_sections(item, report, isolation)
         self.report.record(item, report)
         return report
 

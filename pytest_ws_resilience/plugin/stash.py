@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAOS_KEY",
     "DEFAULTS_KEY",
-    "ISOLATION_REPORT_KEY",
     "REPLAY_TIMER_KEY",
     "RUN_KEY",
     "SERVER_URLS_KEY",
@@ -78,8 +77,6 @@ SERVER_URLS_KEY: pytest.StashKey[list[str]] = pytest.StashKey()
 #: Seeds of the chaos proxies a test made (printed when it fails, for replay).
 CHAOS_KEY: pytest.StashKey[list[int]] = pytest.StashKey()
 
-#: The isolation report of a test that failed on its own (added to its failure report).
-ISOLATION_REPORT_KEY: pytest.StashKey[str] = pytest.StashKey()
 
 #: The clock a test's ``benchmark`` fixture reads when the test uses ``ws_benchmark``.
 REPLAY_TIMER_KEY: pytest.StashKey[ReplayTimer] = pytest.StashKey()

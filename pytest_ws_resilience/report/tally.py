@@ -90,21 +90,15 @@ class Tally:
         self.retries += retries
 
     def add(self, other: Tally) -> None:
-        """Another process's tally (an xdist worker's)."""
-        self.passed += other.passed
-        self.using_plugin += other.using_plugin
-        self.handshake_ms.extend(other.handshake_ms)
-        self.auth_methods.update(other.auth_methods)
-        self.close_codes.update(other.close_codes)
-        self.closed_by.update(other.closed_by)
-        self.still_open += other.still_open
-        self.add_counters(
-            other.messages_sent,
-            other.messages_received,
-            other.bytes_sent,
-            other.bytes_received,
-            other.retries,
-        )
+        """Another process's tally (an xdist worker's): every figure is a sum."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, list):  # the handshake times
+                mine.extend(theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for xdist's ``workeroutput`` (which carries builtins only: each
