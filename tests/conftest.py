@@ -14,6 +14,16 @@ asyncio_default_test_loop_scope = function
 
 
 @pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's ``pytester``, its inner runs in file order even where pytest-randomly is
+    installed (its plugin loads itself into every run): many inner suites check, in a
+    later test, what an earlier one left (a stopped proxy, a failed app's one report).
+    Pytester has just removed the outer run's ``PYTEST_ADDOPTS``; this is the inner's."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester
+
+
+@pytest.fixture
 def ws_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A pytester project configured like a user's strict-mode suite.
 

@@ -532,7 +532,7 @@ def test_frame_faults_in_a_users_suite_and_one_that_never_fired(
     ws_pytester: pytest.Pytester,
 ) -> None:
     ws_pytester.makepyfile(test_user_frames=USER_SUITE)
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(
         [

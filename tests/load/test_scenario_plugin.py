@@ -40,7 +40,7 @@ def test_the_same_scenario_fails_on_a_leak_with_the_isolation_report(ws_pytester
     record = tmp_path / "storms.jsonl"
     record_storms(ws_pytester, record)
     ws_pytester.makepyfile(VERDICT_SUITE)
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str()
     result.stdout.fnmatch_lines(["*test_leaky*", "*received*"])

@@ -40,7 +40,7 @@ def collected(pytester: pytest.Pytester) -> list[pytest.Item]:
         "asyncio_default_test_loop_scope = function\n"
     )
     pytester.makepyfile(test_suite=SUITE)
-    items, _ = pytester.inline_genitems("-p", "no:ws_resilience", "-p", "no:randomly")
+    items, _ = pytester.inline_genitems("-p", "no:ws_resilience")
     return items
 
 

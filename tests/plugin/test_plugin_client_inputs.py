@@ -80,7 +80,7 @@ async def test_factory_users_are_fresh(ws_client_factory, ws_user):
 def test_without_overrides_the_inputs_are_the_sessions_own(ws_pytester):
     ws_pytester.makeconftest(CLOSURES_CONFTEST)
     ws_pytester.makepyfile(test_plain=PLAIN)
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-v")
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-v")
     result.assert_outcomes(passed=4)
     # One server for the whole session, whether a test asked for ws_server or not.
     servers = [line for line in result.outlines if line.startswith("server: ")]
@@ -160,7 +160,7 @@ def test_users(ws_user, ws_user_factory):
     outside = "OVERRIDDEN = False\nFRESH_USERS_OVERRIDDEN = False\n"
     ws_pytester.makepyfile(test_out=outside + test)
     order = ["test_out.py", "overridden"] if outside_first else ["overridden", "test_out.py"]
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-v", *order)
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-v", *order)
     result.assert_outcomes(passed=6)
     ran = [line.split("::")[0] for line in result.outlines if " PASSED" in line]
     assert ran[0].startswith(order[0]) and ran[-1].startswith(order[1]), ran
@@ -197,7 +197,7 @@ def test_an_overridden_server_is_followed(ws_pytester):
             assert client.url == request.getfixturevalue("ws_server").url
         """
     )
-    ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly").assert_outcomes(passed=2)
+    ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=2)
 
 
 def test_overridden_settings_are_followed(ws_pytester):
@@ -225,7 +225,7 @@ def test_overridden_settings_are_followed(ws_pytester):
             await ws_client.expect(type="pong")
         """
     )
-    ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly").assert_outcomes(passed=1)
+    ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=1)
 
 
 def _dedent(text: str) -> str:
@@ -276,7 +276,7 @@ def test_in_the_session_loop_the_client_fixtures_take_its_runner(ws_pytester):
             assert ARGUMENTS["ws_client_factory"] == ("_session_scoped_runner",)
         """
     )
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=3)
 
 
@@ -324,7 +324,7 @@ def test_asking_for_ws_client_inside_the_running_loop_is_one_clear_error(ws_pyte
             await fetched_sync.expect(type="pong")
         """
     )
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=2, errors=1, failed=1)
     line = (
         "*ws_client was asked for from inside the running event loop (request."

@@ -116,9 +116,7 @@ def test_clients_start_closing_only_when_nothing_can_use_them(ws_pytester):
     ws_pytester.makeconftest(PROBE_CONFTEST)
     ws_pytester.makepyfile(test_suite=SUITE)
     report = ws_pytester.path / "report.json"
-    result = ws_pytester.runpytest(
-        "-p", "ws_resilience", "-p", "no:randomly", "-s", f"--ws-report={report}"
-    )
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-s", f"--ws-report={report}")
     result.assert_outcomes(passed=6, failed=1)
     states = _states(result)
     # The close frame went out before pytest reported the body (CLOSING, or CLOSED
@@ -198,7 +196,7 @@ def test_an_ini_key_keeps_the_clients_open_until_teardown(ws_pytester):
     ws_pytester.makeconftest(HOOK_CONFTEST)
     ws_pytester.makepyfile(test_suite=HOOK_SUITE)
     _add_ini_line(ws_pytester, "ws_early_close = false")
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-s")
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-s")
     result.assert_outcomes(passed=1)
     assert _states(result)["test_plain"] == ["OPEN"]
     assert "HOOK SENT test_plain" in result.outlines
@@ -209,7 +207,7 @@ def test_by_default_such_a_hook_finds_the_client_closing(ws_pytester):
     # (so the ini key above is what lets it work).
     ws_pytester.makeconftest(HOOK_CONFTEST)
     ws_pytester.makepyfile(test_suite=HOOK_SUITE)
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly", "-s")
+    result = ws_pytester.runpytest("-p", "ws_resilience", "-s")
     result.assert_outcomes(passed=1, errors=1)
     assert _states(result)["test_plain"] == ["CLOSING"]
     assert "HOOK SENT test_plain" not in result.outlines
@@ -219,7 +217,7 @@ def test_by_default_such_a_hook_finds_the_client_closing(ws_pytester):
 def test_a_bad_ini_value_is_one_line(ws_pytester):
     ws_pytester.makepyfile(test_suite=HOOK_SUITE)
     _add_ini_line(ws_pytester, "ws_early_close = maybe")
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     assert result.ret == 4
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert errors == [

@@ -213,7 +213,7 @@ async def test_storm_slow_rate(ws_storm):
 
 def test_bad_fixture_arguments_fail_their_test_with_one_line(pytester: pytest.Pytester) -> None:
     make_project(pytester, tests=FIXTURE_ARGUMENT_TESTS)
-    result = pytester.runpytest("-p", "ws_resilience", "--tb=line", "-p", "no:randomly")
+    result = pytester.runpytest("-p", "ws_resilience", "--tb=line")
     result.assert_outcomes(failed=6)
     result.stdout.fnmatch_lines(
         [

@@ -47,7 +47,7 @@ def test_a_worker_killed_in_a_grouped_test_stops_the_run_with_one_line(
     ws_pytester.makepyfile(test_crash=SUITE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "WS_"))}
     command = [sys.executable, "-m", "pytest", "-p", "ws_resilience", "-n", "2"]
-    command += ["--dist", "loadgroup", "-p", "no:randomly", "test_crash.py"]
+    command += ["--dist", "loadgroup", "test_crash.py"]
     began = time.monotonic()
     try:
         completed = subprocess.run(

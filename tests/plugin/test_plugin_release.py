@@ -71,7 +71,7 @@ def test_zz_no_earlier_client_is_alive():
 @pytest.mark.parametrize("report", [False, True], ids=["tallied", "recorded"])
 def test_no_finished_test_keeps_its_clients(ws_pytester, report):
     ws_pytester.makepyfile(test_suite=SUITE)
-    args = ["-p", "ws_resilience", "-p", "no:randomly"]
+    args = ["-p", "ws_resilience"]
     if report:
         args.append(f"--ws-report={ws_pytester.path / 'report.json'}")
     result = ws_pytester.runpytest_subprocess(*args)

@@ -32,7 +32,7 @@ def test_only_the_tests_that_need_it_get_the_start_fixture(ws_pytester):
     # Before: an autouse fixture, in the closure of every test. The parametrized items
     # share one list of fixture names: the secure one's must not leak to the other.
     ws_pytester.makepyfile(PARAMETRIZED)
-    ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly").assert_outcomes(passed=3)
+    ws_pytester.runpytest("-p", "ws_resilience").assert_outcomes(passed=3)
 
 
 def test_a_services_marker_starts_its_service_before_the_tests_fixtures(ws_pytester):
@@ -50,7 +50,7 @@ def test_a_services_marker_starts_its_service_before_the_tests_fixtures(ws_pytes
             assert not [name for name in request.fixturenames if name.startswith("_ws_")]
         """
     )
-    result = ws_pytester.runpytest("-p", "ws_resilience", "-p", "no:randomly")
+    result = ws_pytester.runpytest("-p", "ws_resilience")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*nowhere*"])
 
