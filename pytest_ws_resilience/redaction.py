@@ -30,6 +30,7 @@ __all__ = [
     "RedactingFilter",
     "redact",
     "register_secret",
+    "register_token",
     "registered_secret_count",
     "secret_repr",
 ]
@@ -52,7 +53,6 @@ _MIN_SEGMENT_LEN = 16
 # The shortest head or tail of a segment that is hidden: 7 characters of a signature
 # tell nothing, and shorter runs would hide ordinary words.
 _MIN_PIECE_LEN = 8
-_SEGMENT_RE = re.compile(rf"[A-Za-z0-9_-]{{{_MIN_SEGMENT_LEN},}}")
 # A run of base64url text that could be a piece; an escape such as the ``\n`` of a repr
 # is matched first and kept, so the line after it is a run of its own.
 _RUN_RE = re.compile(rf"\\[nrt]|[A-Za-z0-9_-]{{{_MIN_PIECE_LEN},}}")
@@ -61,6 +61,13 @@ _RUN_RE = re.compile(rf"\\[nrt]|[A-Za-z0-9_-]{{{_MIN_PIECE_LEN},}}")
 _RUN_BYTES = bytes(
     b if chr(b) in string.ascii_letters + string.digits + "_-" else 32 for b in range(256)
 )
+
+
+def _runs(text: str) -> list[bytes]:
+    """``text``'s runs of base64url characters (``[A-Za-z0-9_-]``), as ASCII bytes, cut
+    at C speed: the one cut for a secret's segments and for a text's pieces."""
+    return text.encode("utf-8", "replace").translate(_RUN_BYTES).split()
+
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -81,18 +88,31 @@ _views_dirty = False
 # Values registered before, as given: registering one again (every client registers its
 # user's token, minted and registered already) is a set lookup.
 _registered: set[str] = set()
-# Values registered and not yet split into the sets above (`_take_pending`).
+# Values registered and not yet split into the sets above (`_take_pending`): the next
+# `redact` splits them.
 _pending: list[str] = []
+# Tokens this package minted (`register_token`), not yet split: only a text that could
+# hold a piece of one has them split first (`_may_hold_a_token_piece`). A whole token is
+# hidden by its shape without them, and most minted tokens are never printed.
+_pending_tokens: list[str] = []
 # The first and the last 8 characters of every segment: the fast test's keys.
 _head_keys: set[bytes] = set()
 _tail_keys: set[bytes] = set()
 
 
-def _secret_segments(text: str) -> set[str]:
+def _is_jwt(text: str) -> bool:
+    """``text`` is shaped like a JWT as a whole (`redact` hides it by its shape)."""
+    return text.startswith("eyJ") and _JWT_RE.fullmatch(text) is not None
+
+
+def _secret_segments(text: str, is_jwt: bool) -> set[str]:
     """The segments of a secret to remember: its base64url runs of 16 characters or
-    more, except a JWT's header (public: the algorithm and the type)."""
-    runs = _SEGMENT_RE.findall(text)
-    if runs and _JWT_RE.fullmatch(text) and text.startswith(runs[0] + "."):
+    more, except a JWT's header (public: the algorithm and the type).
+
+    The runs are cut by `_runs` (bytes methods), not by a regex's passes over the text:
+    every minted token that may be needed is split once."""
+    runs = [run.decode("ascii") for run in _runs(text) if len(run) >= _MIN_SEGMENT_LEN]
+    if runs and is_jwt and text.startswith(runs[0] + "."):
         runs = runs[1:]
     return set(runs)
 
@@ -102,9 +122,9 @@ def register_secret(value: str | bytes | None) -> None:
 
     A JWT needs no registration to be hidden whole (`redact` recognises its shape);
     registering it also hides its payload and signature, and the pieces of them left
-    when a long text was cut. Registering is a set lookup and an append: every minted
-    token is registered, and most are never printed. The next `redact` splits what was
-    registered since into the lookups it uses (`_take_pending`).
+    when a long text was cut. Registering is a set lookup and an append. The next
+    `redact` splits what was registered since into the lookups it uses
+    (`_take_pending`). The tokens this package mints take `register_token` instead.
     """
     if value is None:
         return
@@ -116,13 +136,59 @@ def register_secret(value: str | bytes | None) -> None:
         _pending.append(text)
 
 
-def _take_pending() -> None:
-    """Split every value registered since the last call into the literal secrets and the
-    segments `redact` looks up; called by `redact` before it reads them."""
+def register_token(token: str) -> None:
+    """Remember a JWT this package minted, as `register_secret` does, but split it into
+    its pieces only when a text to redact could hold one (`_may_hold_a_token_piece`).
+
+    A split costs tens of thousands of instructions a token, and a suite that prints
+    none of its tokens paid it for every test at the summary's first `redact` (about
+    90,000 instructions a test, counted by ``benchmarks/suite_overhead.py``'s method).
+    A whole token needs no split (`redact` hides the shape of a JWT), and a piece of one
+    is a run of base64url characters that a text without such a run cannot hold.
+    """
+    if token in _registered:
+        return
+    with _lock:
+        _registered.add(token)
+        _pending_tokens.append(token)
+
+
+def _may_hold_a_token_piece(text: str) -> bool:
+    """``text`` has a run that a registered token's piece could be or stand in: a run of
+    at least `_MIN_SEGMENT_LEN` (a whole segment), or a random-looking run of at least
+    `_MIN_PIECE_LEN` (a head or a tail: `_is_piece` hides no other). A run that follows an
+    escape such as ``\\n`` is longer here by its letter, never shorter or less random."""
+    for run in _runs(text):
+        size = len(run)
+        if size >= _MIN_SEGMENT_LEN or (size >= _MIN_PIECE_LEN and _looks_random(run)):
+            return True
+    return False
+
+
+def _looks_random(run: bytes) -> bool:
+    """True when the ASCII ``run`` mixes at least two of lower case, upper case and
+    digits.
+
+    Only such runs count as the cut piece of a secret: a word ("registered") that a
+    human-readable secret happens to begin or end with stays readable. A random piece of
+    8 base64url characters falls in one class with a chance of about 0.15 %.
+    """
+    classes = (
+        (run.upper() != run)  # a lower-case letter
+        + (run.lower() != run)  # an upper-case letter
+        + (len(run.translate(None, b"0123456789")) != len(run))  # a digit
+    )
+    return classes >= 2
+
+
+def _take_pending(queue: list[str]) -> None:
+    """Split every value of ``queue`` (`_pending` or `_pending_tokens`) into the literal
+    secrets and the segments `redact` looks up; called by `redact` before it reads
+    them."""
     global _dirty, _views_dirty
     with _lock:
-        while _pending:
-            text = _pending.pop()
+        while queue:
+            text = queue.pop()
             variants = {text}
             # PEM keys are multi-line: hide every substantial line of them as well.
             if "\n" in text:
@@ -131,9 +197,12 @@ def _take_pending() -> None:
                 v for v in variants if len(v) >= _MIN_SECRET_LEN and not v.startswith("-----")
             }
             segments: set[str] = set()
+            literals: set[str] = set()
             for variant in variants:
-                segments |= _secret_segments(variant)
-            literals = {v for v in variants if not _JWT_RE.fullmatch(v)}
+                is_jwt = _is_jwt(variant)
+                segments |= _secret_segments(variant, is_jwt)
+                if not is_jwt:
+                    literals.add(variant)
             if not literals <= _secrets:
                 _secrets.update(literals)
                 _dirty = True
@@ -146,8 +215,8 @@ def _take_pending() -> None:
 
 
 def registered_secret_count() -> int:
-    if _pending:
-        _take_pending()
+    _take_pending(_pending)
+    _take_pending(_pending_tokens)
     return len(_secrets)
 
 
@@ -180,27 +249,12 @@ def _begins_one_of(piece: str, ordered: list[str]) -> bool:
     return at < len(ordered) and ordered[at].startswith(piece)
 
 
-def _looks_random(run: str) -> bool:
-    """True when ``run`` mixes at least two of lower case, upper case and digits.
-
-    Only such runs count as the cut piece of a secret: a word ("registered") that a
-    human-readable secret happens to begin or end with stays readable. A random piece of
-    8 base64url characters falls in one class with a chance of about 0.15 %.
-    """
-    classes = (
-        any(c.islower() for c in run)
-        + any(c.isupper() for c in run)
-        + any(c.isdigit() for c in run)
-    )
-    return classes >= 2
-
-
 def _is_piece(run: str) -> bool:
     """True when ``run`` is a registered segment, or a random-looking head or tail of
     one."""
     if run in _segments:
         return True
-    if not _looks_random(run):
+    if not _looks_random(run.encode("ascii")):
         return False
     heads, tails = _sorted_views()
     return _begins_one_of(run, heads) or _begins_one_of(run[::-1], tails)
@@ -219,7 +273,7 @@ def _holds_a_piece(text: str) -> bool:
     run after an escape such as ``\\n`` is also tried without its first letter. Most
     texts hold no piece, and then no regex and no bisection runs at all.
     """
-    for run in text.encode("utf-8", "replace").translate(_RUN_BYTES).split():
+    for run in _runs(text):
         if len(run) < _MIN_PIECE_LEN:
             continue
         if run[:_MIN_PIECE_LEN] in _head_keys or run[-_MIN_PIECE_LEN:] in _tail_keys:
@@ -235,7 +289,9 @@ def redact(text: str) -> str:
     if not text:
         return text
     if _pending:
-        _take_pending()
+        _take_pending(_pending)
+    if _pending_tokens and _may_hold_a_token_piece(text):
+        _take_pending(_pending_tokens)
     if "://" in text:
         text = _USERINFO_RE.sub(rf"\g<1>{REDACTED}@", text)
     pattern = _current_pattern()

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import pytest
 from _pytest._io.saferepr import saferepr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pytest_ws_resilience import redaction
 from pytest_ws_resilience.client.tokens import TokenFactory
 from pytest_ws_resilience.redaction import REDACTED, redact, register_secret
+
+FACTORY = TokenFactory(secret="unit-test-secret-of-32-bytes-x!!")
 
 
 @pytest.fixture
 def token() -> str:
     """A fresh token, registered (as every token the package mints is)."""
-    minted = TokenFactory(secret="unit-test-secret-of-32-bytes-x!!").user().token
+    minted = FACTORY.user().token
     assert minted is not None
     return minted
 
@@ -124,3 +129,58 @@ def test_a_word_a_readable_secret_begins_with_stays_readable():
     shown = redact("a frame holding the user's registered marker 'alice private'")
     assert shown == "a frame holding the user's registered marker 'alice private'"
     assert redact("registered-but-readable-secret-value") == REDACTED
+
+
+def test_a_minted_token_is_split_only_once_a_text_could_hold_a_piece_of_it():
+    token = FACTORY.user().token
+    _, payload, _ = _pieces(token)
+    # Nothing in this text is a run a piece could be: no run of 16, no random 8.
+    plain = "server: embedded reference server at ws://127.0.0.1:8000/ (passed 3)"
+    assert redact(plain) == plain
+    assert token in redaction._pending_tokens
+    # The first text with such a run has every pending token split, and hides the piece.
+    assert redact(f"seen: {payload[-10:]}") == f"seen: {REDACTED}"
+    assert not redaction._pending_tokens
+
+
+@pytest.mark.parametrize("size", [8, 16])
+@pytest.mark.parametrize("where", ["head", "tail"])
+@pytest.mark.parametrize("segment", [1, 2], ids=["payload", "signature"])
+def test_the_shortest_piece_of_a_token_not_split_yet_is_hidden(segment, where, size):
+    token = FACTORY.user().token  # registered, not split yet
+    whole = token.split(".")[segment]
+    piece = whole[:size] if where == "head" else whole[-size:]
+    assert token in redaction._pending_tokens
+    assert redact(f"({piece})") == f"({REDACTED})"
+
+
+_FRAGMENTS = st.sampled_from(
+    ["reference", "server", "abcdefgh", "ABCDEFGH1", " ", ".", "...", "\\n", "'", "=", "é"]
+)
+
+
+@settings(
+    max_examples=300, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(st.data())
+def test_a_token_split_late_is_hidden_as_one_split_at_once_would_be(data):
+    token = FACTORY.user().token  # registered, not split yet
+    segments = token.split(".")[1:]
+    # Heads and tails (what a cut leaves) around the sizes that decide, and middles.
+    piece = st.builds(
+        lambda segment, size, where: (
+            segment[:size]
+            if where == "head"
+            else segment[-size:]
+            if where == "tail"
+            else segment[size : size * 2]
+        ),
+        st.sampled_from(segments),
+        st.integers(6, 20),
+        st.sampled_from(["head", "tail", "middle"]),
+    )
+    text = "".join(data.draw(st.lists(st.one_of(piece, _FRAGMENTS), max_size=6)))
+    late = redact(text)
+    redaction.registered_secret_count()  # splits every token still pending
+    assert not redaction._pending_tokens
+    assert redact(text) == late

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pytest_ws_resilience.config.bounds import check_seconds
-from pytest_ws_resilience.redaction import register_secret, secret_repr
+from pytest_ws_resilience.redaction import register_secret, register_token, secret_repr
 
 __all__ = ["RsaKeyPair", "TestUser", "TokenFactory", "check_ttl", "ttl_claims"]
 
@@ -230,7 +230,7 @@ class TokenFactory:
         signing_key = key or self._secret or self._private_key
         assert signing_key is not None
         token = jwt.encode(payload, signing_key, algorithm=self.algorithm)
-        register_secret(token)
+        register_token(token)
         return token
 
     def user(
