@@ -346,7 +346,7 @@ async def _run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--megabytes", type=int, default=32, help="MB per throughput round")
-    parser.add_argument("--raw-rounds", type=int, default=10, help="raw byte rounds per side")
+    parser.add_argument("--raw-rounds", type=int, default=20, help="raw byte rounds per side")
     parser.add_argument("--rounds", type=int, default=100, help="latency round trips per side")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
