@@ -129,11 +129,7 @@ def register_secret(value: str | bytes | None) -> None:
     if value is None:
         return
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    if text in _registered:
-        return
-    with _lock:
-        _registered.add(text)
-        _pending.append(text)
+    _remember(text, _pending)
 
 
 def register_token(token: str) -> None:
@@ -146,11 +142,17 @@ def register_token(token: str) -> None:
     A whole token needs no split (`redact` hides the shape of a JWT), and a piece of one
     is a run of base64url characters that a text without such a run cannot hold.
     """
-    if token in _registered:
+    _remember(token, _pending_tokens)
+
+
+def _remember(text: str, queue: list[str]) -> None:
+    """Queue ``text`` for its split, unless it was registered before (every client
+    registers its user's token, minted and registered already: a set lookup)."""
+    if text in _registered:
         return
     with _lock:
-        _registered.add(token)
-        _pending_tokens.append(token)
+        _registered.add(text)
+        queue.append(text)
 
 
 def _may_hold_a_token_piece(text: str) -> bool:
