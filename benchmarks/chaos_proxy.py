@@ -19,7 +19,10 @@ hits every side alike; the run ends with the table issue 16 asks for:
    ceiling any TCP proxy meets on this machine: a splice forwarder in its own process
    (`splice_forwarder.py`; Linux). Every proxy doubles the kernel's socket work, so
    where that work is the bottleneck (a 2-core VM) the ceiling itself falls below 0.8x;
-   the fast path's share of the ceiling is what the proxy's own design costs;
+   the fast path's share of the ceiling is what the proxy's own design costs. Where
+   ``/proc/stat`` exists, the machine's busy CPU per round (every process, and the
+   kernel's network work) is shown too, and from it the fast path's best possible ratio
+   on this machine: that CPU spread over every core without a moment idle;
 3. the round trip the proxy adds with no toxics (a 32-byte echo), p50 in microseconds;
 4. a 50 ms ``latency`` toxic (downstream): its added round trip, p50 and p99, against a
    toxic-free proxy; target: p50 within 1 ms of 50 ms.
