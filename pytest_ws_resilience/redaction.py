@@ -140,9 +140,11 @@ def register_token(token: str) -> None:
     none of its tokens paid it for every test at the summary's first `redact` (about
     90,000 instructions a test, counted by ``benchmarks/suite_overhead.py``'s method).
     A whole token needs no split (`redact` hides the shape of a JWT), and a piece of one
-    is a run of base64url characters that a text without such a run cannot hold.
+    is a run of base64url characters that a text without such a run cannot hold. A value
+    that is not shaped like a whole JWT is hidden as a literal, so it is queued as
+    `register_secret` queues it: the next `redact` splits it, whatever its text.
     """
-    _remember(token, _pending_tokens)
+    _remember(token, _pending_tokens if _is_jwt(token) else _pending)
 
 
 def _remember(text: str, queue: list[str]) -> None:

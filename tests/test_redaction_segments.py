@@ -184,3 +184,10 @@ def test_a_token_split_late_is_hidden_as_one_split_at_once_would_be(data):
     redaction.registered_secret_count()  # splits every token still pending
     assert not redaction._pending_tokens
     assert redact(text) == late
+
+
+def test_a_value_registered_as_a_token_that_is_no_jwt_is_hidden_at_once():
+    # Not a whole JWT, so `redact` cannot hide it by its shape: it must not wait for a
+    # text with a random-looking run, as a minted token's split does.
+    redaction.register_token("p@ss w0rd!")
+    assert redact("the password is p@ss w0rd! today") == f"the password is {REDACTED} today"
