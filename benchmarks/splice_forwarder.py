@@ -8,10 +8,11 @@ direct connection. Any TCP proxy doubles the kernel's socket work (client -> pro
 server and back, against client -> server and back), so on a machine where that work is
 the bottleneck no proxy design reaches a fixed ratio. This forwarder is the design with
 nothing left to remove: its own process (no GIL or event loop shared with the client),
-one blocking thread per direction, and splice(2) through a 1 MiB pipe, so the bytes never
-enter user space. `benchmarks/chaos_proxy.py` measures it beside the proxy's fast path;
-the gap between the two is what the proxy's design still costs. (A C version of the same
-loop measured within noise of this one: the time is the kernel's.)
+one blocking thread per direction, and splice(2) through a pipe of the fast path's size
+(`pytest_ws_resilience.chaos.splice.PIPE_SIZE`), so the bytes never enter user space.
+`benchmarks/chaos_proxy.py` measures it beside the proxy's fast path; the gap between
+the two is what the proxy's design still costs. (A C version of the same loop measured
+within noise of this one: the time is the kernel's.)
 
 Linux only (``os.splice``). Not part of the package: it has no toxics, no control API
 and no bounded teardown, and is killed by the benchmark that starts it.
@@ -25,8 +26,9 @@ import socket
 import sys
 import threading
 
+from pytest_ws_resilience.chaos.splice import PIPE_SIZE  # the fast path's own pipe
+
 HOST = "127.0.0.1"
-PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 

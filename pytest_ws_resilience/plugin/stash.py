@@ -77,6 +77,5 @@ SERVER_URLS_KEY: pytest.StashKey[list[str]] = pytest.StashKey()
 #: Seeds of the chaos proxies a test made (printed when it fails, for replay).
 CHAOS_KEY: pytest.StashKey[list[int]] = pytest.StashKey()
 
-
 #: The clock a test's ``benchmark`` fixture reads when the test uses ``ws_benchmark``.
 REPLAY_TIMER_KEY: pytest.StashKey[ReplayTimer] = pytest.StashKey()
