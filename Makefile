@@ -52,7 +52,7 @@ check: lint test
 wheel-check: $(BIN)/.installed
 	VENV=$(VENV) bash .ci/wheel-check
 
-# The client's tests against the oldest websockets pyproject.toml allows (.ci/floor-check).
+# The whole suite at the oldest release of every dependency pyproject.toml allows (.ci/floor-check).
 .PHONY: floor-check
 floor-check: $(BIN)/.installed
 	VENV=$(VENV) WORKERS=$(WORKERS) bash .ci/floor-check

@@ -67,6 +67,7 @@ class Link:
         strip_compression: bool = True,
         compression: bool = True,
         chunker: Chunker = one_piece,
+        max_size: int | None = 2**20,
     ) -> None:
         self.faults: list[MessageFault] = [_named(f, i) for i, f in enumerate(faults)]
         self.decisions: list[FaultDecision] = []
@@ -90,7 +91,8 @@ class Link:
         extensions = [ClientPerMessageDeflateFactory()] if compression else None
         self.client = ClientProtocol(parse_uri("ws://127.0.0.1:9/chat"), extensions=extensions)
         self.server = ServerProtocol(
-            extensions=[ServerPerMessageDeflateFactory()] if compression else None
+            extensions=[ServerPerMessageDeflateFactory()] if compression else None,
+            max_size=max_size,  # the server's message limit (1 MiB, websockets' default)
         )
         self.items: dict[str, list[Emit | Abort]] = {"upstream": [], "downstream": []}
         self.inputs = {"upstream": b"", "downstream": b""}

@@ -58,7 +58,7 @@ def pytest_sessionstart(session):
     hooks = {{
         hook: sorted(
             impl.plugin_name
-            for impl in getattr(config.hook, hook).get_hookimpls()
+            for impl in getattr(config.pluginmanager.hook, hook).get_hookimpls()
             if impl.plugin_name.startswith("ws_resilience")
         )
         for hook in HOOKS
