@@ -320,7 +320,10 @@ class AsgiAppServer:
 
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:
                 await super().startup(sockets=sockets)
-                on_started(self)
+                # A failed lifespan startup: uvicorn before 0.50 returns here with no
+                # listening socket (0.50 and later raise SystemExit instead).
+                if not self.lifespan.should_exit:
+                    on_started(self)
 
         server = _Server(config)
         self._server = server

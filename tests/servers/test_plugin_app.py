@@ -31,9 +31,13 @@ for _module in (
     "uvicorn.lifespan.on",
     "uvicorn.protocols.http.httptools_impl",
     "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.websockets.websockets_sansio_impl",
 ):
     importlib.import_module(_module)
+# The websockets protocol ws="auto" picks: the sans-I/O one where uvicorn has it.
+try:
+    importlib.import_module("uvicorn.protocols.websockets.websockets_sansio_impl")
+except ModuleNotFoundError:  # an older uvicorn (the floor of the asgi extra)
+    importlib.import_module("uvicorn.protocols.websockets.websockets_impl")
 
 # Both apps speak the same small protocol: the token comes in ``?token=``; a valid one
 # gets {"type": "connection_established", "user_id"}, and {"type": "say", "text"} is
