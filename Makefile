@@ -57,6 +57,12 @@ wheel-check: $(BIN)/.installed
 floor-check: $(BIN)/.installed
 	VENV=$(VENV) WORKERS=$(WORKERS) bash .ci/floor-check
 
+# The whole suite on every other CPython the classifiers declare (.ci/python-matrix):
+# pyenv's or PATH's, else Debian unstable's in a chroot (needs root).
+.PHONY: python-matrix
+python-matrix: $(BIN)/.installed
+	VENV=$(VENV) WORKERS=$(WORKERS) bash .ci/python-matrix
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/suite_overhead.py
 	$(BIN)/python benchmarks/client_overhead.py
@@ -76,4 +82,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/distributed_load.py
 
 clean:
-	rm -rf $(VENV) .tox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* .tox .pytest_cache .mypy_cache .ruff_cache

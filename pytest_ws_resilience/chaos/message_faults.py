@@ -112,8 +112,12 @@ class Message:
         return self.payload.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The payload parsed as JSON (raises `ValueError` when it is not JSON)."""
-        return json.loads(self.payload)
+        """The payload parsed as JSON (raises `ValueError` when Python cannot decode it,
+        nesting past the decoder's depth included: `pytest_ws_resilience.peer_json`)."""
+        try:
+            return json.loads(self.payload)
+        except RecursionError as exc:
+            raise ValueError(f"{self.describe()}: JSON nested too deep to decode ({exc})") from exc
 
     def describe(self) -> str:
         """A short label for decisions: ``message 3 (text, 112 bytes)``."""

@@ -9,12 +9,13 @@ how much went through and how much was evicted.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
+
+from pytest_ws_resilience.peer_json import decode_or
 
 __all__ = ["EventLog", "LogRecord"]
 
@@ -52,13 +53,6 @@ class LogRecord:
         return isinstance(self.raw, str)
 
 
-def _parse(raw: str | bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both subclass it
-        return None
-
-
 class EventLog:
     """A ring buffer of `LogRecord`, oldest first.
 
@@ -86,7 +80,7 @@ class EventLog:
             received_at=time.monotonic() if received_at is None else received_at,
             wall_time=time.time(),
             raw=raw,
-            data=_parse(raw),
+            data=decode_or(raw, None),
         )
         self._records.append(record)
         self._total += 1

@@ -43,6 +43,11 @@ class RawJson:
     def __repr__(self) -> str:
         return f"<{self.label}>"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints a dataclass field by field (the whole text: 130 kB for a
+        # nesting past Python 3.14's decoder, and a warning) unless told otherwise.
+        printer.text(repr(self))
+
 
 def encode(value: Any) -> str:
     """``value`` as JSON text, `RawJson` nodes written as they are.
@@ -93,6 +98,10 @@ class FuzzFrame:
     def __repr__(self) -> str:
         # Short: a frame may be a megabyte, and reprs end up in reports and tracebacks.
         return f"FuzzFrame({shown(self, 200)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis' printer: this repr too (short, redacted), not the fields.
+        printer.text(repr(self))
 
 
 def shown(frame: FuzzFrame, limit: int = _SHOWN_CHARS) -> str:

@@ -25,6 +25,7 @@ from pytest_ws_resilience.fuzz.frames import RawJson, encode
 __all__ = [
     "LONG_STRING_CHARS",
     "MAX_NESTING",
+    "MAX_OBJECT_NESTING",
     "MAX_STRING",
     "MAX_STRING_BYTES",
     "UNICODE_SAMPLES",
@@ -37,20 +38,26 @@ __all__ = [
     "long_strings",
     "longest_repeat",
     "nested",
+    "nested_within",
     "raw_texts",
     "unicode_strings",
     "wrong_types",
 ]
 
-#: Deepest nesting generated: past CPython's recursion limit (1000), where recursive
-#: decoders and walkers fail, and well below any frame size limit (12 KB of brackets).
-MAX_NESTING = 3000
 #: Longest string generated, in characters, and in bytes once written: strings go out
 #: JSON-escaped (``ensure_ascii``: "\u00e9" is 6 bytes, an astral character 12), and
 #: three such mutations in one message stay under 1 MiB, websockets' default frame
 #: limit (a server closing with 1009 above its limit is doing its job, not failing).
 MAX_STRING = 65_536
 MAX_STRING_BYTES = 262_144
+#: Deepest nesting generated, in lists and in objects: as deep as `MAX_STRING_BYTES`
+#: allows (a list level is 2 bytes, ``{"a":`` and ``}`` are 6). Python's JSON decoder
+#: stops at a depth that depends on the version: about 1,000 levels on 3.11, 10,000 on
+#: 3.13, and from 3.14 on, where the C stack sets it, about 65,000. Lists reach past
+#: all of these; objects reach past 3.13's. With 3,000 levels, nesting could not
+#: trip the decoder of Python 3.13 or later.
+MAX_NESTING = (MAX_STRING_BYTES - 1) // 2
+MAX_OBJECT_NESTING = (MAX_STRING_BYTES - 1) // 6
 #: The characters `long_strings` repeats: ASCII, Latin-1, astral, space, backslash.
 LONG_STRING_CHARS = ("a", "\u00e9", "\U0001f4a9", " ", "\\")
 #: Most digits of a generated integer literal: past Python's 4,300-digit int/str limit.
@@ -85,6 +92,11 @@ _RAW_TEXTS: tuple[str, ...] = (
     '{"a":1,"a":2}',
     "1e999999",
 )
+
+
+def nested_within(depth: int, container: str) -> RawJson:
+    """`nested`, objects held to `MAX_OBJECT_NESTING` (a level of them takes 6 bytes)."""
+    return nested(min(depth, MAX_OBJECT_NESTING) if container == "object" else depth, container)
 
 
 def nested(depth: int, container: str) -> RawJson:
@@ -156,7 +168,11 @@ def lone_surrogate_strings() -> st.SearchStrategy[str]:
 
 @functools.cache
 def deep_nesting() -> st.SearchStrategy[RawJson]:
-    return st.builds(nested, st.integers(2, MAX_NESTING), st.sampled_from(["list", "object"]))
+    # One depth and one container: the shrinker lowers a single integer towards the
+    # first depth that fails, whichever container failed.
+    return st.builds(
+        nested_within, st.integers(2, MAX_NESTING), st.sampled_from(["list", "object"])
+    )
 
 
 @functools.cache

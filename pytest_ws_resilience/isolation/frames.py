@@ -9,8 +9,9 @@ stack, exact type checks) rather than elegance.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from pytest_ws_resilience.peer_json import decode_or
 
 __all__ = ["SEPARATOR", "frame_strings", "frame_text", "sent_payload", "sent_strings"]
 
@@ -96,7 +97,4 @@ def sent_payload(raw: str | bytes, data: Any) -> Any:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+    return decode_or(raw, raw)

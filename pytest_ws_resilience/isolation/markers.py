@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from pytest_ws_resilience.peer_json import decode_or
 
 __all__ = [
     "CANARY",
@@ -104,10 +105,7 @@ def _segment_object(segment: str) -> dict[str, Any] | None:
     decoded = _segment_bytes(segment)
     if decoded is None:
         return None
-    try:
-        value = json.loads(decoded)
-    except (ValueError, RecursionError):
-        return None
+    value = decode_or(decoded, None)
     return value if isinstance(value, dict) else None
 
 

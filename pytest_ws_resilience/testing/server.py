@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from pytest_ws_resilience.peer_json import UNDECODABLE
 from pytest_ws_resilience.redaction import RedactingFilter
 from pytest_ws_resilience.testing.agent import AgentRun, PlannedEvent, plan_run
 from pytest_ws_resilience.testing.faults import (
@@ -428,8 +429,8 @@ class ReferenceServer:
         except json.JSONDecodeError as exc:
             self._send(client, error_frame(INVALID_JSON, f"invalid JSON: {exc.msg}"))
             return
-        except (RecursionError, ValueError) as exc:
-            # Valid JSON that Python cannot decode: nested past the recursion limit, or
+        except UNDECODABLE as exc:
+            # Valid JSON that Python cannot decode: nested past the decoder's depth, or
             # an integer past the int/str digit limit (found by ws_fuzz; it was a 1011).
             self._send(client, error_frame(INVALID_JSON, f"undecodable JSON: {exc}"))
             return
@@ -448,10 +449,23 @@ class ReferenceServer:
             # post right after a join finds the sender a member.
             await self._rooms.handle(client, kind, data)
         elif kind == PING:
-            echoed = {k: v for k, v in data.items() if k not in ("type", "seq")}
-            self._send(client, {"type": PONG, **echoed})
+            self._on_ping(client, data)
         else:
             self._send(client, error_frame(UNKNOWN_TYPE, f"unknown message type {kind!r}"))
+
+    def _on_ping(self, client: _Client, data: dict[str, Any]) -> None:
+        echoed = {k: v for k, v in data.items() if k not in ("type", "seq")}
+        try:
+            pong = _encoded_prefix({"type": PONG, **echoed})
+        except RecursionError as exc:
+            # Decoded, yet too deep to encode again: the encoder recurses from deeper in
+            # the stack than the decoder did, so a nesting at the decoder's very limit
+            # can pass one and fail the other (it was a 1011).
+            message = f"undecodable JSON: too deep to echo ({exc})"
+            self._send(client, error_frame(INVALID_JSON, message))
+            return
+        client.seq += 1
+        self._write(client, _with_seq(pong, client.seq))
 
     def _on_user_message(self, client: _Client, data: dict[str, Any]) -> None:
         text = data.get("text")

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
+from json_depth import decoder_depth_limit, nested_lists
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -218,3 +219,17 @@ async def test_a_bad_match_is_a_type_error_before_any_wait() -> None:
             await client.expect_text(42)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="use expect_text for text frames"):
             await client.expect_bytes("abc")  # type: ignore[arg-type]
+
+
+async def test_json_nested_past_the_decoder_is_kept_as_text_and_the_connection_stays() -> None:
+    # Valid JSON deeper than this Python's json.loads goes: the receiver raised
+    # RecursionError, and the test saw a lost connection (1006) the server never caused.
+    deep = nested_lists(2 * decoder_depth_limit())
+    async with connected() as client:
+        await client.send_text(deep)
+        assert await client.expect_text(deep) == deep
+        await client.send_text("hello")
+        assert await client.expect_text("answer") == "answer"
+        assert not client.closed
+        [record] = [r for r in client.log.records if r.raw == deep]
+        assert record.data is None

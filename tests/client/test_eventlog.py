@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+from json_depth import decoder_depth_limit, nested_lists
 
 from pytest_ws_resilience.client.eventlog import EventLog
 
@@ -27,6 +29,22 @@ def test_non_json_frames_are_recorded_with_no_data() -> None:
     assert text.data is None and binary.data is None
     assert len(log) == 2
     assert log.events == []
+
+
+@pytest.mark.parametrize("kind", ["nesting", "digits"])
+def test_json_python_cannot_decode_is_recorded_as_text_not_raised(kind: str) -> None:
+    # Valid JSON past the decoder's depth (RecursionError) or past the int/str digit
+    # limit (ValueError): the receiver used to raise, and the connection was lost.
+    if kind == "nesting":
+        raw = nested_lists(2 * decoder_depth_limit())
+    else:
+        digits = sys.get_int_max_str_digits()
+        assert digits, "int/str digits are unlimited here (PYTHONINTMAXSTRDIGITS=0)"
+        raw = "1" * (digits + 1)
+    log = EventLog()
+    record = log.append(raw)
+    assert record.data is None and record.raw == raw and record.frame == raw
+    assert log.append('{"type": "after"}').data == {"type": "after"}
 
 
 def test_json_in_binary_frames_is_parsed() -> None:

@@ -9,7 +9,10 @@ and has one bug a user never thought to test:
   handler: websockets closes the connection with 1011;
 - `nesting_server`: checks every message with a recursive walk that fails past
   `NESTING_LIMIT` levels of containers: 1011 as well;
-- `clean_server`: the same protocol with neither bug.
+- `naive_decoder_server`: catches what ``json.loads`` raises for bad JSON
+  (`ValueError`) but not the `RecursionError` of JSON nested past the decoder's depth,
+  the bug fuzzing found in our reference server: 1011 too;
+- `clean_server`: the same protocol with none of these bugs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "FuzzServer",
     "clean_server",
     "container_depth",
+    "naive_decoder_server",
     "nesting_server",
     "serving",
     "surrogate_server",
@@ -82,7 +86,9 @@ def _answer(data: Any, *, store: Callable[[str], object]) -> dict[str, Any]:
     return {"type": "error", "error": "unknown type"}
 
 
-def _handler(*, surrogate_bug: bool, nesting_bug: bool) -> Callable[[ServerConnection], Any]:
+def _handler(
+    *, surrogate_bug: bool, nesting_bug: bool, decoder_bug: bool = False
+) -> Callable[[ServerConnection], Any]:
     def store(text: str) -> object:
         if surrogate_bug:
             return text.encode("utf-8")  # UnicodeEncodeError on a lone surrogate
@@ -93,9 +99,11 @@ def _handler(*, surrogate_bug: bool, nesting_bug: bool) -> Callable[[ServerConne
             if isinstance(message, bytes):
                 await connection.send(json.dumps({"type": "error", "error": "binary"}))
                 continue
+            # The decoder bug: RecursionError is not caught, so the handler raises.
+            caught = ValueError if decoder_bug else (ValueError, RecursionError)
             try:
                 data = json.loads(message)
-            except (ValueError, RecursionError) as exc:
+            except caught as exc:
                 await connection.send(json.dumps({"type": "error", "error": type(exc).__name__}))
                 continue
             if nesting_bug:
@@ -112,10 +120,12 @@ class FuzzServer:
 
 @contextlib.asynccontextmanager
 async def serving(
-    *, surrogate_bug: bool = False, nesting_bug: bool = False
+    *, surrogate_bug: bool = False, nesting_bug: bool = False, decoder_bug: bool = False
 ) -> AsyncIterator[FuzzServer]:
     """A server on a free loopback port, stopped (bounded) on exit."""
-    handler = _handler(surrogate_bug=surrogate_bug, nesting_bug=nesting_bug)
+    handler = _handler(
+        surrogate_bug=surrogate_bug, nesting_bug=nesting_bug, decoder_bug=decoder_bug
+    )
     server = await serve(handler, HOST, 0, logger=logging.getLogger("fuzz_servers"))
     port = next(iter(server.sockets)).getsockname()[1]
     try:
@@ -132,6 +142,10 @@ def surrogate_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:
 
 def nesting_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:
     return serving(nesting_bug=True)
+
+
+def naive_decoder_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:
+    return serving(decoder_bug=True)
 
 
 def clean_server() -> contextlib.AbstractAsyncContextManager[FuzzServer]:

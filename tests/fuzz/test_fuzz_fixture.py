@@ -10,6 +10,8 @@ import pytest
 from fuzz_servers import NESTING_LIMIT
 
 SERVERS = Path(__file__).with_name("fuzz_servers.py")
+#: A run seed whose search finds the surrogate bug within the local budget.
+FOUND_SEED = 1234
 
 SUITE = """
 import pytest
@@ -70,12 +72,14 @@ def test_a_failing_server_prints_the_minimal_message_and_the_replay(
     ws_pytester: pytest.Pytester,
 ) -> None:
     project = _project(ws_pytester, test_fuzz=SUITE)
-    result = project.runpytest_subprocess("-p", "ws_resilience", _server("surrogate"))
+    # A fixed seed: with a random one, 500 examples miss this bug about once in 40 runs
+    # (195 of 200 seeds found it, benchmarks/fuzz_find.py). From some seeds the shrink
+    # keeps a second mutation it cannot undo alone (an extra key such as
+    # "'extra': None"), so the line is matched up to the surrogate.
+    result = project.runpytest_subprocess(
+        "-p", "ws_resilience", _server("surrogate"), f"--ws-chaos-seed={FOUND_SEED}"
+    )
     result.assert_outcomes(failed=1)
-    # The search's seed is the run's (random): the shrink ends at the lone surrogate in
-    # "text", and, from some seeds, with a second mutation it could not undo alone (an
-    # extra key such as "'extra': None", seen once in CI), so the line is matched up to
-    # the surrogate.
     result.stdout.fnmatch_lines(
         [
             "*WsFuzzError: ws_fuzz: * examples, * failing*",

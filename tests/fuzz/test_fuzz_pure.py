@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis.vendor.pretty import pretty
 
 from pytest_ws_resilience.errors import WsConfigError, WsFuzzError
 from pytest_ws_resilience.fuzz.frames import FuzzFrame, RawJson, encode
@@ -48,6 +49,18 @@ def test_a_frame_is_shown_short_and_redacted() -> None:
     shown = str(frame)
     assert secret not in shown and secret not in repr(frame)
     assert shown.endswith("bytes in all)") and len(shown) < 700
+
+
+def test_hypothesis_prints_a_frame_as_its_short_redacted_repr() -> None:
+    # Hypothesis prints each example as it draws it; a dataclass goes field by field,
+    # which wrote a 130 kB nesting whole (and warned) and bypassed the redaction.
+    secret = "fuzz-secret-" + "p" * 30
+    register_secret(secret)
+    deep = nested(50_000, "list")
+    frame = FuzzFrame("json", {"token": secret, "nonce": deep})
+    printed = pretty(frame)
+    assert printed == repr(frame) and pretty(deep) == repr(deep) == "<50000 nested lists>"
+    assert secret not in printed and len(printed) < 300
 
 
 # -- properties -----------------------------------------------------------------------

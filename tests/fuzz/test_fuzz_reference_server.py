@@ -1,11 +1,15 @@
 """What fuzzing found in the reference server stays fixed: valid JSON that Python
-cannot decode (nested past the recursion limit, an integer past the int/str digit
+cannot decode (nested past the decoder's depth, an integer past the int/str digit
 limit) gets an ``invalid_json`` error frame, and the connection stays up (it was a
 dropped connection: the handler raised)."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 import pytest
+from json_depth import decoder_depth_limit
 
 from pytest_ws_resilience import FuzzFrame
 from pytest_ws_resilience.fuzz.frames import RawJson
@@ -13,18 +17,27 @@ from pytest_ws_resilience.fuzz.fuzzer import WsFuzz
 from pytest_ws_resilience.fuzz.mutations import nested
 
 
+def _digits() -> RawJson:
+    digits = sys.get_int_max_str_digits()
+    assert digits, "int/str digits are unlimited here (PYTHONINTMAXSTRDIGITS=0)"
+    return RawJson("1" * (digits + 700), f"an integer of {digits + 700} digits")
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    "value",
+    "make",
     [
-        nested(3000, "list"),
-        nested(3000, "object"),
-        RawJson("1" * 5000, "an integer of 5000 digits"),
+        # Twice the depth this Python decodes: the limit moves with the version.
+        lambda: nested(2 * decoder_depth_limit(), "list"),
+        lambda: nested(2 * decoder_depth_limit(), "object"),
+        _digits,
     ],
     ids=["lists", "objects", "digits"],
 )
-async def test_undecodable_json_gets_an_error_frame(ws_fuzz: WsFuzz, value: RawJson) -> None:
-    frame = FuzzFrame("json", {"type": "ping", "nonce": value})
+async def test_undecodable_json_gets_an_error_frame(
+    ws_fuzz: WsFuzz, make: Callable[[], RawJson]
+) -> None:
+    frame = FuzzFrame("json", {"type": "ping", "nonce": make()})
 
     assert await ws_fuzz.replay(frame) is None
     client = ws_fuzz.client

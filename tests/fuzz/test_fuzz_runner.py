@@ -15,9 +15,11 @@ from fuzz_servers import (
     NESTING_LIMIT,
     clean_server,
     container_depth,
+    naive_decoder_server,
     nesting_server,
     surrogate_server,
 )
+from json_depth import decoder_depth_limit
 
 from pytest_ws_resilience.client.client import WsClient
 from pytest_ws_resilience.config.settings import WsSettings
@@ -30,6 +32,8 @@ from pytest_ws_resilience.fuzz.strategies import frame_strategy
 
 EXAMPLES = [{"type": "ping"}, {"type": "user_message", "text": "hello"}]
 LOCAL = FUZZ_PROFILES["local"]
+#: Frames Hypothesis adds to the recursion limit while it runs (`ensure_free_stackframes`).
+HYPOTHESIS_FRAMES = 2000
 SETTINGS = WsSettings(greeting=None)
 
 
@@ -94,6 +98,28 @@ async def test_deep_nesting_is_found_and_shrunk_to_the_first_failing_depth(
     assert container_depth(json.loads(wire)) == NESTING_LIMIT + 1
     assert "1011" in result.minimal.problem
     assert f"{NESTING_LIMIT}" in str(result.minimal.frame) or "nested" in str(result.minimal.frame)
+
+
+@pytest.mark.asyncio
+async def test_a_decoders_recursion_error_nobody_catches_is_found_on_this_python(
+    closing: list[WsClient],
+) -> None:
+    # How deep json.loads goes moves with the version (about 1,000 levels on 3.11,
+    # 10,000 on 3.13, 65,000 from 3.14): the nesting family must reach past it here.
+    # Up to 3,000 levels, it found this bug on 3.11 and 3.12 only.
+    async with naive_decoder_server() as server:
+        result, runner = await _fuzz(server.url, seed=1)
+        closing.append(runner.client)  # type: ignore[arg-type]
+
+    assert result.minimal is not None, result.summary()
+    assert "1011" in result.minimal.problem
+    wire = result.minimal.frame.wire
+    assert isinstance(wire, str)
+    # Too deep for json.loads, so counted: shrunk to the decoder's edge. On 3.11 the
+    # decoder counts Python's frames, and Hypothesis raises the recursion limit by
+    # `HYPOTHESIS_FRAMES` while it runs, for every thread: the server then decodes deeper.
+    depth, limit = max(wire.count("["), wire.count("{")), decoder_depth_limit()
+    assert 0.9 * limit < depth < 1.1 * limit + HYPOTHESIS_FRAMES, (depth, limit)
 
 
 @pytest.mark.asyncio

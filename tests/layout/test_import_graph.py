@@ -27,6 +27,7 @@ PURE_MODULES = (
     "redaction",
     "stats",
     "vacuous",
+    "peer_json",
     "lazy",
     "config.app_path",
     "config.backoff",

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from json_depth import decoder_depth_limit, nested_lists
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
@@ -507,6 +508,35 @@ async def test_application_ping_is_answered_with_pong_echoing_fields(
         await send_json(ws, {"type": "ping", "id": 7, "sent_at": 123.5, "tags": ["a"]})
         pong = await recv_json(ws)
     assert pong == {"type": "pong", "id": 7, "sent_at": 123.5, "tags": ["a"], "seq": 2}
+
+
+#: Nestings tried on each side of the depth this Python decodes here: the server's own
+#: edge lies a few levels off it (its call stack is not the test's).
+EDGE_LEVELS = 64
+
+
+@pytest.mark.asyncio
+async def test_a_ping_nested_at_the_decoders_edge_gets_a_pong_or_an_error_never_a_drop(
+    server: ReferenceServer, alice: TestUser
+) -> None:
+    # At the edge, a nonce can decode and yet be too deep to encode back into the pong
+    # (on Python 3.11, two levels below the limit; on 3.15, the top 7,000 levels or so):
+    # the handler raised and the connection closed with 1011.
+    limit = decoder_depth_limit()
+    answers: list[str] = []
+    async with open_client(server.url, alice.token, max_size=None) as ws:
+        await established(ws)
+        depths = [limit // 2, *range(max(1, limit - EDGE_LEVELS), limit + EDGE_LEVELS + 1)]
+        for depth in depths:
+            await ws.send('{"type":"ping","nonce":' + nested_lists(depth) + "}")
+            async with asyncio.timeout(RECV_S):
+                raw = await ws.recv()
+            assert isinstance(raw, str)
+            # A pong this deep may be more than json.loads takes here: read its head.
+            answers.append("pong" if raw.startswith('{"type":"pong",') else json.loads(raw)["code"])
+    assert set(answers) <= {"pong", "invalid_json"}, answers
+    # Half the limit echoes; well past it cannot decode: the sweep crossed the edge.
+    assert (answers[0], answers[-1]) == ("pong", "invalid_json"), answers
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,42 @@
+"""How deep this interpreter's JSON decoder goes, for tests that need JSON it cannot
+decode. The depth depends on the Python version (about 1,000 lists on 3.11, 10,000 on
+3.13, about 65,000 from 3.14 on, where the C stack sets it), so no test hard-codes it."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+__all__ = ["decoder_depth_limit", "nested_lists"]
+
+#: Searched up to this depth: past every CPython's decoder with a default stack.
+_CEILING = 1_000_000
+
+
+def nested_lists(depth: int) -> str:
+    """``depth`` nested empty lists, as JSON text."""
+    return "[" * depth + "]" * depth
+
+
+@functools.cache
+def decoder_depth_limit() -> int:
+    """The deepest nesting of lists ``json.loads`` decodes here (a binary search).
+
+    Here: from this call's stack. Code called from another stack (a server's handler)
+    may decode a few levels more or fewer, so tests keep a margin around it.
+
+    Raises:
+        AssertionError: the decoder took `_CEILING` levels; no test can then make
+            JSON it cannot decode, and must say so rather than pass having shown nothing.
+    """
+    low, high = 1, _CEILING
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            json.loads(nested_lists(middle))
+        except RecursionError:
+            high = middle - 1
+        else:
+            low = middle
+    assert low < _CEILING, f"json.loads decoded {_CEILING:,} nested lists: no depth is undecodable"
+    return low
