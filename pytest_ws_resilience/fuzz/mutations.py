@@ -29,6 +29,7 @@ __all__ = [
     "MAX_STRING",
     "MAX_STRING_BYTES",
     "UNICODE_SAMPLES",
+    "WALKER_NESTING",
     "binary_payloads",
     "deep_nesting",
     "empty_values",
@@ -40,6 +41,7 @@ __all__ = [
     "nested",
     "nested_within",
     "raw_texts",
+    "stretched_depth",
     "unicode_strings",
     "wrong_types",
 ]
@@ -58,6 +60,13 @@ MAX_STRING_BYTES = 262_144
 #: trip the decoder of Python 3.13 or later.
 MAX_NESTING = (MAX_STRING_BYTES - 1) // 2
 MAX_OBJECT_NESTING = (MAX_STRING_BYTES - 1) // 6
+#: Drawn depths up to here are used as they are: past CPython's recursion limit (1,000
+#: frames), where recursive walkers fail. Draws from here to 3,000 (the range before
+#: Python 3.13 moved the decoder's limit) stretch linearly up to `MAX_NESTING`, 129
+#: levels a step. So every seed draws the same choices as before, and a walker's
+#: failure under 2,000 levels is found and shrunk exactly as it was.
+WALKER_NESTING = 2000
+_DRAWN_MAX = 3000
 #: The characters `long_strings` repeats: ASCII, Latin-1, astral, space, backslash.
 LONG_STRING_CHARS = ("a", "\u00e9", "\U0001f4a9", " ", "\\")
 #: Most digits of a generated integer literal: past Python's 4,300-digit int/str limit.
@@ -168,11 +177,19 @@ def lone_surrogate_strings() -> st.SearchStrategy[str]:
 
 @functools.cache
 def deep_nesting() -> st.SearchStrategy[RawJson]:
-    # One depth and one container: the shrinker lowers a single integer towards the
-    # first depth that fails, whichever container failed.
-    return st.builds(
-        nested_within, st.integers(2, MAX_NESTING), st.sampled_from(["list", "object"])
-    )
+    # One drawn integer and one container: the shrinker lowers the integer towards
+    # the first depth that fails, whichever container failed.
+    depth = st.integers(2, _DRAWN_MAX).map(stretched_depth)
+    return st.builds(nested_within, depth, st.sampled_from(["list", "object"]))
+
+
+def stretched_depth(drawn: int) -> int:
+    """The nesting depth a drawn integer stands for: itself up to `WALKER_NESTING`,
+    then stretched linearly so that the last draw reaches `MAX_NESTING`."""
+    if drawn <= WALKER_NESTING:
+        return drawn
+    step = (MAX_NESTING - WALKER_NESTING) / (_DRAWN_MAX - WALKER_NESTING)
+    return WALKER_NESTING + round((drawn - WALKER_NESTING) * step)
 
 
 @functools.cache
