@@ -1,16 +1,25 @@
-"""How deep this interpreter's JSON decoder goes, for tests that need JSON it cannot
-decode. The depth depends on the Python version (about 1,000 lists on 3.11, 10,000 on
-3.13, about 65,000 from 3.14 on, where the C stack sets it), so no test hard-codes it."""
+"""JSON this interpreter cannot decode, for tests that need it: an integer past its
+digit limit, and nesting past its decoder's depth. The depth depends on the Python
+version (about 1,000 lists on 3.11, 10,000 on 3.13, about 65,000 from 3.14 on, where
+the C stack sets it), so no test hard-codes it."""
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 
-__all__ = ["decoder_depth_limit", "nested_lists"]
+__all__ = ["decoder_depth_limit", "nested_lists", "undecodable_integer"]
 
 #: Searched up to this depth: past every CPython's decoder with a default stack.
 _CEILING = 1_000_000
+
+
+def undecodable_integer(past: int = 1) -> str:
+    """An integer literal ``past`` digits longer than the int/str digit limit allows."""
+    digits = sys.get_int_max_str_digits()
+    assert digits, "int/str digits are unlimited here (PYTHONINTMAXSTRDIGITS=0)"
+    return "1" * (digits + past)
 
 
 def nested_lists(depth: int) -> str:

@@ -464,8 +464,7 @@ class ReferenceServer:
             message = f"undecodable JSON: too deep to echo ({exc})"
             self._send(client, error_frame(INVALID_JSON, message))
             return
-        client.seq += 1
-        self._write(client, _with_seq(pong, client.seq))
+        self._send_encoded(client, pong)
 
     def _on_user_message(self, client: _Client, data: dict[str, Any]) -> None:
         text = data.get("text")
@@ -539,8 +538,12 @@ class ReferenceServer:
     # -- sending -------------------------------------------------------------------
 
     def _send(self, client: _Client, payload: dict[str, Any]) -> None:
+        self._send_encoded(client, _encoded_prefix(payload))
+
+    def _send_encoded(self, client: _Client, prefix: str) -> None:
+        """Send a payload already encoded by `_encoded_prefix`, with the next seq."""
         client.seq += 1
-        self._write(client, _with_seq(_encoded_prefix(payload), client.seq))
+        self._write(client, _with_seq(prefix, client.seq))
 
     def _send_all(self, clients: Iterable[_Client], payload: dict[str, Any]) -> None:
         """Send ``payload`` to each of ``clients``, encoded once, each with its own seq."""

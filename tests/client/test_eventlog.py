@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from json_depth import decoder_depth_limit, nested_lists
+from json_depth import decoder_depth_limit, nested_lists, undecodable_integer
 
 from pytest_ws_resilience.client.eventlog import EventLog
 
@@ -38,9 +37,7 @@ def test_json_python_cannot_decode_is_recorded_as_text_not_raised(kind: str) -> 
     if kind == "nesting":
         raw = nested_lists(2 * decoder_depth_limit())
     else:
-        digits = sys.get_int_max_str_digits()
-        assert digits, "int/str digits are unlimited here (PYTHONINTMAXSTRDIGITS=0)"
-        raw = "1" * (digits + 1)
+        raw = undecodable_integer()
     log = EventLog()
     record = log.append(raw)
     assert record.data is None and record.raw == raw and record.frame == raw

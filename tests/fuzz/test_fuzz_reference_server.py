@@ -5,11 +5,10 @@ dropped connection: the handler raised)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import pytest
-from json_depth import decoder_depth_limit
+from json_depth import decoder_depth_limit, undecodable_integer
 
 from pytest_ws_resilience import FuzzFrame
 from pytest_ws_resilience.fuzz.frames import RawJson
@@ -18,9 +17,8 @@ from pytest_ws_resilience.fuzz.mutations import nested
 
 
 def _digits() -> RawJson:
-    digits = sys.get_int_max_str_digits()
-    assert digits, "int/str digits are unlimited here (PYTHONINTMAXSTRDIGITS=0)"
-    return RawJson("1" * (digits + 700), f"an integer of {digits + 700} digits")
+    text = undecodable_integer(700)
+    return RawJson(text, f"an integer of {len(text)} digits")
 
 
 @pytest.mark.asyncio
