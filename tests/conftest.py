@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+
 import pytest
 
 #: ini lines every pytester project gets, so inner runs behave like a user's strict setup.
@@ -11,6 +14,22 @@ asyncio_mode = strict
 asyncio_default_fixture_loop_scope = function
 asyncio_default_test_loop_scope = function
 """
+
+
+@pytest.fixture(autouse=True)
+def _recursion_limit_kept() -> Iterator[None]:
+    """Fail a test that leaves the interpreter's recursion limit changed.
+
+    The limit is the worker's, not the test's: on Python 3.11 it sets how deep JSON
+    decodes, so a test that raised it and never put it back changed what every later
+    test in its worker saw (it failed CI once, far from the test that leaked it).
+    """
+    before = sys.getrecursionlimit()
+    yield
+    after = sys.getrecursionlimit()
+    if after != before:
+        sys.setrecursionlimit(before)
+        pytest.fail(f"the test left the recursion limit at {after:,} (it was {before:,})")
 
 
 @pytest.fixture

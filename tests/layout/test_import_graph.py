@@ -9,6 +9,7 @@ interpreter and listing what it pulled in.
 from __future__ import annotations
 
 import ast
+import graphlib
 import json
 import subprocess
 import sys
@@ -197,44 +198,22 @@ def _graph() -> dict[str, set[str]]:
     }
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle (its first module repeated at its end), or [] if there is none.
 
-    def connect(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in index:
-                connect(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for node in sorted(graph):
-        if node not in index:
-            connect(node)
-    return found
+    The stdlib's topological sorter finds it, without recursion: a recursive search
+    here once raised the interpreter's recursion limit for the rest of the worker's
+    tests, and that changed how deep JSON decodes in every test after it.
+    """
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        return list(error.args[1])
+    return []
 
 
 def test_the_import_graph_has_no_cycle() -> None:
-    assert _cycles(_graph()) == []
+    assert _cycle(_graph()) == []
 
 
 def test_subpackages_form_no_cycle_either() -> None:
@@ -251,7 +230,7 @@ def test_subpackages_form_no_cycle_either() -> None:
     folders.pop(PACKAGE, None)
     for links in folders.values():
         links.discard(PACKAGE)
-    assert _cycles(folders) == []
+    assert _cycle(folders) == []
 
 
 def test_the_pure_module_list_names_real_modules() -> None:
