@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,20 +19,32 @@ asyncio_default_test_loop_scope = function
 """
 
 
-@pytest.fixture(autouse=True)
-def _recursion_limit_kept() -> Iterator[None]:
-    """Fail a test that leaves the interpreter's recursion limit changed.
+#: Settings of the whole worker process that some test's outcome depends on, each with
+#: the call that puts it back. A test that changes one changes every later test in its
+#: worker, so which test fails depends on pytest-randomly's order.
+_PROCESS_SETTINGS: dict[str, tuple[Callable[[], object], Callable[[Any], object]]] = {
+    # On Python 3.11 it sets how deep JSON decodes. The import-graph test once raised it
+    # for good, and CI saw the ping-edge test fail, far from the leak.
+    "recursion limit": (sys.getrecursionlimit, sys.setrecursionlimit),
+    # It sets which integers JSON decodes (`tests/json_depth.py:undecodable_integer`).
+    "int/str digit limit": (sys.get_int_max_str_digits, sys.set_int_max_str_digits),
+    "default socket timeout": (socket.getdefaulttimeout, socket.setdefaulttimeout),
+    "working directory": (os.getcwd, os.chdir),
+}
 
-    The limit is the worker's, not the test's: on Python 3.11 it sets how deep JSON
-    decodes, so a test that raised it and never put it back changed what every later
-    test in its worker saw (it failed CI once, far from the test that leaked it).
-    """
-    before = sys.getrecursionlimit()
+
+@pytest.fixture(autouse=True)
+def _process_settings_kept() -> Iterator[None]:
+    """Fail a test that leaves a process-wide setting changed, and put it back."""
+    before = {name: get() for name, (get, _) in _PROCESS_SETTINGS.items()}
     yield
-    after = sys.getrecursionlimit()
-    if after != before:
-        sys.setrecursionlimit(before)
-        pytest.fail(f"the test left the recursion limit at {after:,} (it was {before:,})")
+    changed = []
+    for name, (get, put) in _PROCESS_SETTINGS.items():
+        if (now := get()) != before[name]:
+            put(before[name])
+            changed.append(f"{name} {before[name]!r} -> {now!r}")
+    if changed:
+        pytest.fail("the test left process-wide settings changed: " + "; ".join(changed))
 
 
 @pytest.fixture
