@@ -19,7 +19,10 @@ hits every side alike; the run ends with the table issue 16 asks for:
    ceiling any TCP proxy meets on this machine: a splice forwarder in its own process
    (`splice_forwarder.py`; Linux). Every proxy doubles the kernel's socket work, so
    where that work is the bottleneck (a 2-core VM) the ceiling itself falls below 0.8x;
-   the fast path's share of the ceiling is what the proxy's own design costs. Where
+   the fast path's share of the ceiling is what the proxy's own design costs. A fifth
+   side takes user space out altogether: a forwarder whose bytes the kernel moves from
+   socket to socket itself (`kernel_forwarder.py`, an eBPF sockmap; Linux, root); where
+   the kernel refuses it, the run says so and leaves that side out. Where
    ``/proc/stat`` exists, the machine's busy CPU per round (every process, and the
    kernel's network work) is shown too, and from it the fast path's best possible ratio
    on this machine: that CPU spread over every core without a moment idle;
@@ -142,24 +145,37 @@ class _Echo:
         self.writer.transport.abort()
 
 
+#: The ceilings: forwarders in processes of their own, as (label, script, needs).
+CEILINGS = (
+    ("ceiling: splice forwarder", "splice_forwarder.py", "os.splice (Linux)"),
+    ("ceiling: kernel forwarder", "kernel_forwarder.py", "an eBPF sockmap (Linux, root)"),
+)
+
+
 @contextlib.contextmanager
-def _ceiling_forwarder(upstream: int) -> Iterator[int | None]:
-    """`splice_forwarder.py` to ``upstream`` in its own process; yields its port (None
-    where splice(2) is missing, and then says so)."""
+def _forwarder(script: str, needs: str, upstream: int) -> Iterator[int | None]:
+    """``script`` forwarding to ``upstream`` in its own process; yields its port, or None
+    where it cannot run here (and then says why: that side is left out, loudly)."""
     if not hasattr(os, "splice"):
-        print("ceiling forwarder: no os.splice here (Linux only); that side is left out")
+        print(f"{script}: needs {needs}; that side is left out")
         yield None
         return
-    script = Path(__file__).with_name("splice_forwarder.py")
     process = subprocess.Popen(
-        [sys.executable, str(script), str(upstream)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(Path(__file__).with_name(script)), str(upstream)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         ready, _, _ = select.select([process.stdout], [], [], 10)
         line = process.stdout.readline() if ready else ""
         if not line.strip().isdigit():
-            raise RuntimeError(f"splice_forwarder.py gave no port within 10 s: {line!r}")
+            if process.poll() == 3:  # the kernel refused: say so, and measure the rest
+                print(f"{process.stderr.read().strip()}; that side is left out")
+                yield None
+                return
+            raise RuntimeError(f"{script} gave no port within 10 s: {line!r}")
         yield int(line)
     finally:
         process.kill()
@@ -178,7 +194,7 @@ async def _run(
     megabytes: int,
     raw_rounds: int,
     rounds: int,
-    ceiling_port: int | None,
+    ceiling_ports: list[int | None],
 ) -> bool:
     total = megabytes * 1024 * 1024 // CHUNK * CHUNK
     rows: list[tuple[str, str, str, str]] = []
@@ -219,12 +235,15 @@ async def _run(
             )
         )
 
-        # 2. pipelined raw bytes: direct, fast path, transport path (and the ceiling)
+        # 2. pipelined raw bytes: direct, fast path, transport path (and the ceilings)
         labels = ["direct", "proxy, fast path", "proxy, transport path"]
         ports = [port, plain.port, transport_path.port]
-        if ceiling_port is not None:
-            labels.append("ceiling forwarder")
-            ports.append(ceiling_port)
+        ceilings: list[tuple[str, int]] = []  # (label, its index among the sides)
+        for (label, _, _), ceiling_port in zip(CEILINGS, ceiling_ports, strict=True):
+            if ceiling_port is not None:
+                ceilings.append((label, len(ports)))
+                labels.append(label.removeprefix("ceiling: "))
+                ports.append(ceiling_port)
         await _rotated([functools.partial(pipelined_echo_s, p, total // 4) for p in ports], 2)
         cpu: list[list[float]] = [[] for _ in ports]
         busy: list[list[float]] = [[] for _ in ports]
@@ -256,11 +275,11 @@ async def _run(
              "PASS" if ok_throughput else "FAIL")
         )  # fmt: skip
         rows.append(("proxy raw bytes (transport path)", f"{ratio_off:.3f}x", "informational", ""))
-        if ceiling_port is not None:
-            ceiling = walls[0] / walls[3]
+        for label, index in ceilings:
+            ceiling = walls[0] / walls[index]
             rows.append(
                 (
-                    "ceiling: splice forwarder in its own process",
+                    f"{label} in its own process",
                     f"{ceiling:.3f}x of direct; the fast path is {ratio / ceiling:.3f} of it",
                     "informational (any proxy's limit here)",
                     "",
@@ -358,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     with (
         echo_server_thread() as port,
         EmbeddedServer(config) as server,
-        _ceiling_forwarder(port) as ceiling_port,
+        _forwarder(CEILINGS[0][1], CEILINGS[0][2], port) as splice_port,
+        _forwarder(CEILINGS[1][1], CEILINGS[1][2], port) as kernel_port,
     ):
         print(
             f"echo server 127.0.0.1:{port}, reference server {server.url}; "
@@ -373,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.megabytes,
                 args.raw_rounds,
                 args.rounds,
-                ceiling_port,
+                [splice_port, kernel_port],
             )
         )
     return 1 if args.strict and not ok else 0
