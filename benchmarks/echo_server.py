@@ -14,6 +14,8 @@ __all__ = ["CHUNK", "HOST", "echo_server_thread", "pipelined_echo_s"]
 
 HOST = "127.0.0.1"
 CHUNK = 64 * 1024
+#: The most one pipelined round may take: a forwarder that stalls fails the run, loudly.
+ROUND_TIMEOUT_S = 60.0
 
 
 @contextlib.contextmanager
@@ -56,7 +58,16 @@ def echo_server_thread() -> Iterator[int]:
 
 async def pipelined_echo_s(port: int, total: int) -> float:
     """Seconds to push ``total`` bytes through an echo at ``port`` and read them all back,
-    writing and reading at once (pipelined, in 64 KiB writes)."""
+    writing and reading at once (pipelined, in 64 KiB writes).
+
+    Raises:
+        TimeoutError: the round took more than `ROUND_TIMEOUT_S` (a stalled forwarder).
+    """
+    async with asyncio.timeout(ROUND_TIMEOUT_S):
+        return await _pipelined_echo_s(port, total)
+
+
+async def _pipelined_echo_s(port: int, total: int) -> float:
     reader, writer = await asyncio.open_connection(HOST, port)
     payload = bytes(CHUNK)
     try:
