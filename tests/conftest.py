@@ -21,7 +21,7 @@ asyncio_default_test_loop_scope = function
 
 #: Settings of the whole worker process that some test's outcome depends on, each with
 #: the call that puts it back. A test that changes one changes every later test in its
-#: worker, so which test fails depends on pytest-randomly's order.
+#: worker, so which test fails depends on which tests xdist gave that worker, and when.
 _PROCESS_SETTINGS: dict[str, tuple[Callable[[], object], Callable[[Any], object]]] = {
     # On Python 3.11 it sets how deep JSON decodes. The import-graph test once raised it
     # for good, and CI saw the ping-edge test fail, far from the leak.

@@ -513,7 +513,8 @@ async def test_application_ping_is_answered_with_pong_echoing_fields(
 #: Nestings tried on each side of the server's edge, once found.
 EDGE_LEVELS = 64
 #: The edge is searched for up to here: past every CPython's decoder (about 65,000
-#: levels at most), and a ping this deep (400 kB) is within the server's frame limit.
+#: levels at most). The deepest ping sent, under twice this, is under 800 kB: within
+#: the server's frame limit (`DEFAULT_MAX_MESSAGE_SIZE`, 5 MiB).
 EDGE_SEARCH_CEILING = 200_000
 
 
