@@ -162,17 +162,16 @@ def _forwarder(script: str, needs: str, upstream: int) -> Iterator[int | None]:
         return
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name(script)), str(upstream)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # its port; its stderr is this run's, never left unread
         text=True,
     )
     try:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 10)
         line = process.stdout.readline() if ready else ""
         if not line.strip().isdigit():
-            if process.poll() == 3:  # the kernel refused: say so, and measure the rest
-                print(f"{process.stderr.read().strip()}; that side is left out")
+            if process.wait(5) == 3:  # it said why on stderr; the rest is still measured
+                print(f"{script}: refused here (above); that side is left out")
                 yield None
                 return
             raise RuntimeError(f"{script} gave no port within 10 s: {line!r}")

@@ -144,18 +144,22 @@ class Sockhash:
     def pair(self, a: socket.socket, b: socket.socket) -> list[bytes]:
         """From now on, what arrives on ``a`` leaves by ``b``, and the other way round."""
         keys = [_key(a), _key(b)]
-        self._call(_MAP_UPDATE_ELEM, keys[0], b.fileno())
-        self._call(_MAP_UPDATE_ELEM, keys[1], a.fileno())
-        for sock in (a, b):
-            # Bytes that arrived before the pairing wait in the receive queue until the
-            # next segment. A non-blocking read hands them to the program (seen: it
-            # fails, and they go out by the peer, in order).
-            try:
-                early = sock.recv(65536, socket.MSG_DONTWAIT)
-            except OSError:
-                continue  # EAGAIN, or (seen on a socket with nothing queued) EPIPE
-            if early:
-                raise RuntimeError(f"{len(early)} bytes came up to user space: not forwarded")
+        try:
+            self._call(_MAP_UPDATE_ELEM, keys[0], b.fileno())
+            self._call(_MAP_UPDATE_ELEM, keys[1], a.fileno())
+            for sock in (a, b):
+                # Bytes that arrived before the pairing wait in the receive queue until
+                # the next segment. A non-blocking read hands them to the program (seen:
+                # it fails, and they go out by the peer, in order).
+                try:
+                    early = sock.recv(65536, socket.MSG_DONTWAIT)
+                except OSError:
+                    continue  # EAGAIN, or (seen on a socket with nothing queued) EPIPE
+                if early:
+                    raise RuntimeError(f"{len(early)} bytes came up to user space")
+        except BaseException:
+            self.unpair(keys)
+            raise
         return keys
 
     def unpair(self, keys: list[bytes]) -> None:
@@ -168,13 +172,15 @@ class Sockhash:
 
 def _serve(sockhash: Sockhash, client: socket.socket, upstream: int) -> None:
     """Pair the two sockets; wait only for FIN or an error, and pass it on as a half-close."""
-    server = socket.create_connection((HOST, upstream), timeout=10)
-    keys = sockhash.pair(client, server)
     poller = select.epoll()
-    peers = {client.fileno(): server, server.fileno(): client}
-    for fd in peers:  # no EPOLLIN: the bytes never come up
-        poller.register(fd, select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR)
+    server: socket.socket | None = None
+    keys: list[bytes] = []
     try:
+        server = socket.create_connection((HOST, upstream), timeout=10)
+        keys = sockhash.pair(client, server)
+        peers = {client.fileno(): server, server.fileno(): client}
+        for fd in peers:  # no EPOLLIN: the bytes never come up
+            poller.register(fd, select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR)
         while peers:
             for fd, _ in poller.poll():
                 poller.unregister(fd)
@@ -182,11 +188,12 @@ def _serve(sockhash: Sockhash, client: socket.socket, upstream: int) -> None:
                     peers.pop(fd).shutdown(socket.SHUT_WR)
                 except OSError:
                     pass  # the peer is gone already
-    finally:
+    finally:  # a failure closes both: the client sees its connection end, not a hang
         sockhash.unpair(keys)
         poller.close()
         client.close()
-        server.close()
+        if server is not None:
+            server.close()
 
 
 def main(argv: list[str]) -> int:
