@@ -10,9 +10,10 @@ the chaos proxy's raw bytes sit at its level. What is left is the kernel's own w
 the extra hop: two more TCP sockets per direction. This forwarder removes even the
 splice calls: the kernel hands each segment arriving on one socket of a pair straight
 to the other socket's send path, with no wake-up of this process at all (an
-``SK_SKB`` verdict program calling ``bpf_sk_redirect_hash``, the way sidecar proxies
-accelerate loopback traffic). If it measures where the splice forwarder does, no proxy
-design can do better on the machine.
+``SK_SKB`` verdict program calling ``bpf_sk_redirect_hash``, the mechanism some
+service meshes use for loopback traffic). Where it measures no better than the splice
+forwarder, no proxy design can do better on the machine. On the 2-core VM of issue 16
+it measured below it in every run (docs/chaos.md, Performance).
 
 The program is 14 instructions, assembled here and loaded with the ``bpf(2)`` system
 call through ctypes (no compiler, no libbpf). Its map is a sockhash keyed by the
