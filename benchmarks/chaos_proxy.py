@@ -376,9 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     with (
         echo_server_thread() as port,
         EmbeddedServer(config) as server,
-        _forwarder(CEILINGS[0][1], CEILINGS[0][2], port) as splice_port,
-        _forwarder(CEILINGS[1][1], CEILINGS[1][2], port) as kernel_port,
+        contextlib.ExitStack() as forwarders,
     ):
+        ceiling_ports = [
+            forwarders.enter_context(_forwarder(script, needs, port))
+            for _, script, needs in CEILINGS
+        ]
         print(
             f"echo server 127.0.0.1:{port}, reference server {server.url}; "
             f"{args.megabytes} MB per raw round, {args.raw_rounds} raw rounds, "
@@ -392,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.megabytes,
                 args.raw_rounds,
                 args.rounds,
-                [splice_port, kernel_port],
+                ceiling_ports,
             )
         )
     return 1 if args.strict and not ok else 0

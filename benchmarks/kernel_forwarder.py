@@ -13,7 +13,7 @@ to the other socket's send path, with no wake-up of this process at all (an
 ``SK_SKB`` verdict program calling ``bpf_sk_redirect_hash``, the mechanism some
 service meshes use for loopback traffic). Where it measures no better than the splice
 forwarder, no proxy design can do better on the machine. On the 2-core VM of issue 16
-it measured below it in every run (docs/chaos.md, Performance).
+it measured below it in each of four full runs (docs/chaos.md, Performance).
 
 The program is 14 instructions, assembled here and loaded with the ``bpf(2)`` system
 call through ctypes (no compiler, no libbpf). Its map is a sockhash keyed by the
