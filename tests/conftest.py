@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from leftovers import register as register_leftover_check
 
 #: ini lines every pytester project gets, so inner runs behave like a user's strict setup.
 PYTESTER_INI = """
@@ -31,6 +32,10 @@ _PROCESS_SETTINGS: dict[str, tuple[Callable[[], object], Callable[[Any], object]
     "default socket timeout": (socket.getdefaulttimeout, socket.setdefaulttimeout),
     "working directory": (os.getcwd, os.chdir),
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register_leftover_check(config)  # after the last test, nothing the tests made is left
 
 
 @pytest.fixture(autouse=True)

@@ -68,6 +68,7 @@ def server_url(secret_env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+        proc.stdout.close()
 
 
 @pytest.fixture
@@ -108,13 +109,16 @@ def test_one_command_leads_a_run_with_local_workers(server_url, project):
 
 def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
     port = _free_port()
-    worker = subprocess.Popen(
-        _cli("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # The worker writes to a file: a pipe nobody reads would block it once full.
+    worker_log = project / "worker.log"
+    with worker_log.open("w") as log:
+        worker = subprocess.Popen(
+            _cli("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
+            cwd=project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
         done = run_cli(
             project,
@@ -143,7 +147,7 @@ def test_a_master_and_a_worker_started_apart_play_the_run(server_url, project):
         if worker.poll() is None:
             worker.kill()
             worker.wait(timeout=5)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr + worker_log.read_text()
     assert "users: 20/20 finished, 20 passed every step" in done.stdout
     assert "20 connects (100% of 20)" in done.stdout
     assert left_behind() == []

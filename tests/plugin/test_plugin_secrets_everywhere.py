@@ -38,10 +38,11 @@ def test_a_token_passed_to_warnings_warn_is_redacted_in_the_warnings_summary(ws_
     seen = tmp_path / "seen.txt"
     ws_pytester.makepyfile(
         f"""
+        import pathlib
         import warnings
 
         def test_warns(ws_user):
-            open({str(seen)!r}, "w").write(ws_user.token)
+            pathlib.Path({str(seen)!r}).write_text(ws_user.token)
             warnings.warn(f"the token is {{ws_user.token}}")
             warnings.warn(UserWarning("a bare one", ws_user.token))
         """
@@ -58,8 +59,10 @@ def test_a_token_in_record_property_is_redacted_in_junit_xml(ws_pytester, tmp_pa
     seen = tmp_path / "seen.txt"
     ws_pytester.makepyfile(
         f"""
+        import pathlib
+
         def test_records(ws_user, record_property):
-            open({str(seen)!r}, "w").write(ws_user.token)
+            pathlib.Path({str(seen)!r}).write_text(ws_user.token)
             record_property("tok", ws_user.token)
             record_property("count", 3)
         """
@@ -83,15 +86,18 @@ def test_cut_reprs_show_no_piece_of_a_token(ws_pytester, tmp_path, monkeypatch):
     seen = tmp_path / "seen.txt"
     ws_pytester.makepyfile(
         f"""
+        import pathlib
+
         def test_long_values(ws_user):
             token = ws_user.token
-            open({str(seen)!r}, "w").write(token)
+            pathlib.Path({str(seen)!r}).write_text(token)
             padded = {{"token": token, "pad": "z" * 400}}
             assert token == "nope" * 80, token
 
         def test_two_tokens(ws_user_factory):
             first, second = ws_user_factory(), ws_user_factory()
-            open({str(seen)!r}, "a").write("\\n" + first.token + "\\n" + second.token)
+            with open({str(seen)!r}, "a") as out:
+                out.write("\\n" + first.token + "\\n" + second.token)
             assert first.token == second.token
         """
     )
@@ -155,8 +161,10 @@ def test_the_debug_trace_holds_no_secret(ws_pytester, tmp_path, monkeypatch, how
     seen = tmp_path / "seen.txt"
     ws_pytester.makepyfile(
         f"""
+        import pathlib
+
         def test_uses_a_token(ws_user, ws_tokens):
-            open({str(seen)!r}, "w").write(ws_user.token + "\\n" + ws_tokens.secret)
+            pathlib.Path({str(seen)!r}).write_text(ws_user.token + "\\n" + ws_tokens.secret)
             assert ws_user.token == "x" * 300
         """
     )

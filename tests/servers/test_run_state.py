@@ -66,6 +66,8 @@ def test_a_child_dies_when_its_parent_is_killed() -> None:
     finally:
         parent.kill()
         parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()
     wait_until(lambda: not running_as(child_pid, identity), "the orphan died")
 
 

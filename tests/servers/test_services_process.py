@@ -202,15 +202,23 @@ def test_a_recorded_service_that_died_is_started_again(tmp_path: Path) -> None:
         startup_timeout=30,
     )
     first = SharedServices(tmp_path, "run-again")
+    started: list[ServiceHandle] = []
     try:
         handle = first.acquire(spec, lambda: ServiceHandle(spec).start())
+        started.append(handle)
         assert handle.pid is not None
         os.kill(handle.pid, 9)
         assert handle._process_backend is not None
         handle._process_backend.process.wait(5)  # type: ignore[union-attr]
         second = SharedServices(tmp_path, "run-again")
         again = second.acquire(spec, lambda: ServiceHandle(spec).start())
+        started.append(again)
         assert again.pid != handle.pid and again.pid is not None and process_alive(again.pid)
         assert len(second.all_records()) == 2
     finally:
         first.remove_all(timeout=STOP_S)
+        # remove_all reaps by pid, as the controller does; the Popen objects this test
+        # holds learn it only when asked (else each warns "still running" when freed).
+        for started_handle in started:
+            if (backend := started_handle._process_backend) and backend.process is not None:
+                backend.process.wait(STOP_S)
