@@ -18,6 +18,7 @@ import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from websockets.frames import Frame, Opcode
@@ -131,9 +132,13 @@ class MisbehavingServer:
     hang: bool
     url: str = ""
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    #: The handlers, cancelled at the end: one that hangs would outlive the test's loop.
+    handlers: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
+        if (task := asyncio.current_task()) is not None:
+            self.handlers.append(task)
         try:
             request = await reader.readuntil(b"\r\n\r\n")
             key = next(
@@ -172,6 +177,10 @@ async def misbehaving(case: Case, *, hang: bool) -> AsyncIterator[MisbehavingSer
         for writer in server.writers:
             writer.transport.abort()
         listener.close()
+        for task in server.handlers:
+            task.cancel()
+        if server.handlers:
+            await asyncio.wait(server.handlers, timeout=LONG_S)
 
 
 def client_for(url: str) -> WsClient:
