@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -192,6 +193,8 @@ class RawServer:
     handshakes: int = 0
     bytes_after_handshake: int = 0
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    #: The handlers, cancelled at the end: one that hangs would outlive the test's loop.
+    handlers: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
@@ -203,6 +206,8 @@ async def _raw_server(
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raw.connections += 1
         raw.writers.append(writer)
+        if (task := asyncio.current_task()) is not None:
+            raw.handlers.append(task)
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             await handle(raw, reader, writer)
 
@@ -214,6 +219,10 @@ async def _raw_server(
         server.close()
         for writer in raw.writers:
             writer.transport.abort()
+        for task in raw.handlers:
+            task.cancel()
+        if raw.handlers:
+            await asyncio.wait(raw.handlers, timeout=STOP_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await server.wait_closed()
