@@ -147,9 +147,15 @@ def test_a_minted_token_is_split_only_once_a_text_could_hold_a_piece_of_it():
 @pytest.mark.parametrize("where", ["head", "tail"])
 @pytest.mark.parametrize("segment", [1, 2], ids=["payload", "signature"])
 def test_the_shortest_piece_of_a_token_not_split_yet_is_hidden(segment, where, size):
-    token = FACTORY.user().token  # registered, not split yet
-    whole = token.split(".")[segment]
-    piece = whole[:size] if where == "head" else whole[-size:]
+    # About 0.15 % of 8-character pieces fall in one character class ("qy-ngus-") and
+    # stay readable by design (`_looks_random`); the test takes a token whose piece
+    # does not, instead of failing at random (seen once in CI).
+    for _ in range(20):
+        token = FACTORY.user().token  # registered, not split yet
+        whole = token.split(".")[segment]
+        piece = whole[:size] if where == "head" else whole[-size:]
+        if size > 8 or redaction._looks_random(piece.encode("ascii")):
+            break
     assert token in redaction._pending_tokens
     assert redact(f"({piece})") == f"({REDACTED})"
 
