@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -46,6 +47,7 @@ _LEAKY_BELOW = {
 }
 
 
+@functools.cache  # read once per process: configure and the header both ask
 def _leaky_here() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
